@@ -1,0 +1,74 @@
+"""Projected gradient descent (Madry et al. 2018); FGSM (Goodfellow et al. 2015) is its one-step
+case. Each step ascends the loss, δ ← Π_{B(ε) ∩ box}(δ + α·dir(∇_δ L(f(x+δ), y)))."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.activations import gradient_phase
+from core.attacks.threat import into_box
+from core.modes import eval_mode
+
+
+class PGD:
+    """`attack(model, x, y) -> x_adv`, the per-sample worst case over `restarts` runs.
+
+    Args:
+        threat: a constraint object (`LinfBall`, `L2Ball`).
+        steps: iterations per run (1 with `step_size = ε` is FGSM).
+        step_size: α.
+        random_start: start each run from a random point of the ball (else from x).
+        restarts: independent runs; a sample keeps the run that fools the model, else the one
+            with the highest loss.
+    """
+
+    def __init__(
+        self, threat, *, steps: int, step_size: float, random_start: bool, restarts: int = 1
+    ):
+        if steps < 1 or restarts < 1 or step_size <= 0:
+            raise ValueError("steps and restarts must be >= 1 and step_size > 0")
+        self.threat, self.steps, self.step_size = threat, steps, step_size
+        self.random_start, self.restarts = random_start, restarts
+
+    @property
+    def eps(self) -> float:
+        return self.threat.eps
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.threat.eps == 0:
+            return x.detach().clone()
+        with eval_mode(model), gradient_phase(model, "attack"):
+            best = self._run(model, x, y)
+            if self.restarts == 1:
+                return best
+            best_score = self._score(model, best, y)
+            for _ in range(self.restarts - 1):
+                x_adv = self._run(model, x, y)
+                score = self._score(model, x_adv, y)
+                better = score > best_score
+                best[better], best_score[better] = x_adv[better], score[better]
+            return best
+
+    def _run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x = x.detach()
+        delta = self.threat.random_start(x) if self.random_start else torch.zeros_like(x)
+        delta = into_box(x, delta)
+        for _ in range(self.steps):
+            delta.requires_grad_(True)
+            loss = F.cross_entropy(model(x + delta), y, reduction="sum")
+            (grad,) = torch.autograd.grad(loss, delta)
+            with torch.no_grad():
+                delta = into_box(
+                    x, self.threat.project(self.threat.step(delta, grad, self.step_size))
+                )
+        return (x + delta).detach()
+
+    @staticmethod
+    @torch.no_grad()
+    def _score(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-sample badness: any misclassification beats any loss."""
+        logits = model(x_adv)
+        loss = F.cross_entropy(logits, y, reduction="none").float()
+        return loss + 1e6 * (logits.argmax(1) != y).float()

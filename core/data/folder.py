@@ -1,0 +1,51 @@
+"""Class-per-subfolder image datasets (`root/<split>/<class>/*.png|jpg`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+
+
+def read_folder(
+    folder: Path, *, channels: int | None = None, size: int | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read every image under `folder/<class>/` into (N, C, H, W) uint8, labels and class names.
+
+    Args:
+        folder: folder with one sub-folder per class (sorted names give the label order).
+        channels: 1 or 3; `None` takes the mode of the first image (L → 1, else 3).
+        size: square side to resize to; `None` requires every image to share the first's size.
+
+    Raises:
+        ValueError: no class folders, no images, or mixed sizes without `size`.
+    """
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    if not classes:
+        raise ValueError(f"{folder}: no class sub-folders")
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        for path in sorted((folder / name).iterdir()):
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            with Image.open(path) as img:
+                if channels is None:
+                    channels = 1 if img.mode in ("L", "1", "I", "I;16") else 3
+                img = img.convert("L" if channels == 1 else "RGB")
+                if size is not None:
+                    img = img.resize((size, size), Image.Resampling.BILINEAR)
+                arr = np.asarray(img, dtype=np.uint8)
+            if images and arr.shape != images[0].shape:
+                raise ValueError(
+                    f"{path}: size {arr.shape} differs from {images[0].shape}; set size"
+                )
+            images.append(arr)
+            labels.append(label)
+    if not images:
+        raise ValueError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    x = np.stack(images)
+    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+    return x, np.asarray(labels, dtype=np.int64), classes

@@ -1,0 +1,85 @@
+"""Classifiers by name, built from a `ModelSpec` and restored from a checkpoint folder alone.
+
+A checkpoint folder holds `model.safetensors` (weights) and `checkpoint.json`, whose
+`spec.model` is the `ModelSpec` that rebuilds the architecture.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from core.activations import build_activation
+from core.models.cnn import SmallCNN
+from core.models.preact_resnet import PreActResNet18
+from core.specs import ModelSpec
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "small_cnn": SmallCNN,
+    "preact_resnet18": PreActResNet18,
+}
+# Channel statistics of the datasets robustlab knows; anything else gets mean 0.5, std 0.5.
+DATASET_STATS = {
+    "fashion-mnist": ([0.2860], [0.3530]),
+    "mnist": ([0.1307], [0.3081]),
+    "cifar10": ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]),
+    "digits": ([0.3], [0.4]),
+}
+
+
+class Normalize(nn.Module):
+    """(x − mean) / std per channel, so the model takes images in [0, 1]."""
+
+    def __init__(self, mean: list[float], std: list[float]):
+        super().__init__()
+        if len(mean) != len(std) or any(s <= 0 for s in std):
+            raise ValueError("mean and std need one value per channel, std > 0")
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+class Classifier(nn.Module):
+    """Normalisation followed by the network; `spec` rides along for checkpointing."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        self.spec = spec
+        c = spec.in_channels
+        self.normalize = Normalize(spec.mean or [0.5] * c, spec.std or [0.5] * c)
+        arch = ARCHITECTURES[spec.arch]
+        self.net = arch(c, spec.image_size, spec.num_classes, spec.width,
+                        lambda: build_activation(spec.activation))  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalize(x))
+
+
+def build_model(spec: ModelSpec) -> Classifier:
+    """A freshly initialised classifier for `spec` (seed torch first for reproducibility)."""
+    if spec.arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {spec.arch!r}; known: {sorted(ARCHITECTURES)}")
+    return Classifier(spec)
+
+
+def load_model(folder: str | Path, *, device: str | torch.device = "cpu") -> Classifier:
+    """Rebuild a classifier from a checkpoint folder (its JSON spec and safetensors weights).
+
+    Raises:
+        FileNotFoundError: the folder lacks `checkpoint.json` or `model.safetensors`.
+    """
+    folder = Path(folder)
+    meta_path, weights_path = folder / "checkpoint.json", folder / "model.safetensors"
+    for p in (meta_path, weights_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p} not found: not a robustlab checkpoint folder")
+    meta = json.loads(meta_path.read_text())
+    model = build_model(ModelSpec.model_validate(meta["spec"]["model"]))
+    model.load_state_dict(load_file(weights_path, device="cpu"))
+    return model.to(device).eval()

@@ -1,0 +1,178 @@
+"""Job specs: the one typed description of each kind of work, shared by the CLI, API and worker.
+
+Torch-free on purpose (the API imports this module). Every spec forbids unknown fields and
+bounds its numbers, so a typo or an absurd value is a clear validation error, not a silent run.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DatasetName = Literal["fashion-mnist", "mnist", "cifar10", "digits", "folder"]
+ActivationName = Literal["relu", "softplus", "silu", "gelu", "elu", "smooth_relu"]
+Probe = Literal["none", "attack", "update", "both"]
+Architecture = Literal["small_cnn", "preact_resnet18"]
+Norm = Literal["linf", "l2"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class Spec(BaseModel):
+    """Base for every spec: unknown fields are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSpec(Spec):
+    """Which dataset, and which fixed-seed subsets of it.
+
+    Args:
+        name: dataset name (`fashion-mnist`, `mnist`, `cifar10`, `digits`, `folder`).
+        root: folder holding the files; `None` uses the default search path.
+        train_subset: number of training images to keep (random, fixed by `seed`); `None` = all.
+        test_subset: number of test images to keep; `None` = all.
+        seed: seed of the subset draw.
+    """
+
+    name: DatasetName = "fashion-mnist"
+    root: str | None = None
+    train_subset: int | None = Field(default=None, ge=1, le=10_000_000)
+    test_subset: int | None = Field(default=None, ge=1, le=10_000_000)
+    seed: int = Field(default=0, ge=0)
+
+
+class ActivationSpec(Spec):
+    """An activation by name, with its parameter and the ReLU-forward / smooth-backward probe.
+
+    Args:
+        name: activation name.
+        alpha: α of `elu` and `smooth_relu`, and of the probe's backward 1/(1+exp(−αx)). Default 10
+            for smooth_relu and the probe, 1 for elu (`None` picks these).
+        beta: β of `softplus` (default 1).
+        probe: only with `relu`: use the parametric-softplus derivative in the backward pass for the
+            attack's gradient (`attack`), the weight update (`update`), `both`, or `none`.
+    """
+
+    name: ActivationName = "relu"
+    alpha: float | None = Field(default=None, gt=0, le=1e4)
+    beta: float = Field(default=1.0, gt=0, le=1e4)
+    probe: Probe = "none"
+
+    @model_validator(mode="after")
+    def _probe_needs_relu(self) -> ActivationSpec:
+        if self.probe != "none" and self.name != "relu":
+            raise ValueError("probe is defined for relu only (ReLU forward, smooth backward)")
+        return self
+
+    @property
+    def label(self) -> str:
+        """Short human name, e.g. `relu`, `softplus`, `relu+smooth(attack)`."""
+        return self.name if self.probe == "none" else f"relu+smooth({self.probe})"
+
+
+class ModelSpec(Spec):
+    """A classifier architecture; inputs are images in [0, 1], normalisation lives inside."""
+
+    arch: Architecture = "small_cnn"
+    activation: ActivationSpec = Field(default_factory=ActivationSpec)
+    in_channels: int = Field(default=1, ge=1, le=4)
+    image_size: int = Field(default=28, ge=8, le=256)
+    num_classes: int = Field(default=10, ge=2, le=1000)
+    width: int = Field(default=32, ge=4, le=512)
+    mean: list[float] | None = None
+    std: list[float] | None = None
+
+
+class AttackSpec(Spec):
+    """An attack: `attack(model, x, y) -> x_adv` inside the `norm` ball of radius `eps`.
+
+    Args:
+        name: `pgd` or `fgsm` (FGSM is one full step of size ε, optionally from a random start).
+        norm: `linf` or `l2`.
+        eps: radius ε of the threat model (default 0.1, the Fashion-MNIST L∞ convention).
+        steps: PGD iterations (ignored by FGSM).
+        step_size: step α; `None` gives 2.5·ε/steps for PGD (Madry et al.) and ε for FGSM
+            (1.25·ε with a random start, Wong et al. 2020).
+        random_start: start from a uniform point of the ball.
+        restarts: independent runs; the per-sample worst case is kept.
+    """
+
+    name: Literal["pgd", "fgsm"] = "pgd"
+    norm: Norm = "linf"
+    eps: float = Field(default=0.1, ge=0, le=100)
+    steps: int = Field(default=10, ge=1, le=10_000)
+    step_size: float | None = Field(default=None, gt=0, le=100)
+    random_start: bool = True
+    restarts: int = Field(default=1, ge=1, le=100)
+
+    @property
+    def label(self) -> str:
+        if self.name == "fgsm":
+            return f"fgsm-{self.norm}"
+        return f"pgd{self.steps}-{self.norm}" + (f"x{self.restarts}" if self.restarts > 1 else "")
+
+
+class OptimSpec(Spec):
+    """Optimizer and learning-rate schedule (stepped every batch)."""
+
+    name: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(default=0.05, gt=0, le=10)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=5e-4, ge=0, le=1)
+    schedule: Literal["constant", "cosine", "piecewise", "cyclic"] = "cosine"
+
+
+class TrainSpec(Spec):
+    """One training run: standard, PGD adversarial training (Madry) or Fast-AT (Wong et al.).
+
+    `attack` builds the training examples (ignored by `standard`); `eval_attack` measures the
+    per-epoch robust accuracy on `eval_subset` held-out images.
+    """
+
+    data: DataSpec = Field(default_factory=DataSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    method: Literal["standard", "pgd", "fast"] = "pgd"
+    attack: AttackSpec = Field(default_factory=lambda: AttackSpec(steps=7))
+    eval_attack: AttackSpec = Field(default_factory=lambda: AttackSpec(steps=20))
+    eval_subset: int = Field(default=500, ge=1, le=100_000)
+    epochs: int = Field(default=5, ge=1, le=1000)
+    batch_size: int = Field(default=128, ge=1, le=8192)
+    optim: OptimSpec = Field(default_factory=OptimSpec)
+    seed: int = Field(default=0, ge=0)
+    device: Device = "auto"
+    amp: bool = False
+    channels_last: bool = False
+
+
+class EvalSpec(Spec):
+    """Clean accuracy and a robustness curve for one checkpoint.
+
+    Args:
+        checkpoint: folder of a training run (holds `model.safetensors` and `checkpoint.json`).
+        data: the held-out data; `test_subset` bounds the work.
+        attacks: attacks run at every ε of `eps_grid` (their own `eps` is replaced); a point is
+            robust only if it survives all of them (per-sample worst case).
+        eps_grid: radii of the curve; 0 is always added (it must equal clean accuracy).
+        large_eps: the sanity check's radius at which accuracy should fall to about chance.
+    """
+
+    checkpoint: str
+    data: DataSpec = Field(default_factory=lambda: DataSpec(test_subset=1000))
+    attacks: list[AttackSpec] = Field(
+        default_factory=lambda: [AttackSpec(name="fgsm", random_start=False), AttackSpec(steps=20)],
+        min_length=1,
+        max_length=8,
+    )
+    eps_grid: list[float] = Field(
+        default_factory=lambda: [0.0, 0.05, 0.1, 0.15, 0.2, 0.3], min_length=1, max_length=32
+    )
+    large_eps: float | None = Field(default=None, gt=0, le=100)
+    batch_size: int = Field(default=256, ge=1, le=8192)
+    device: Device = "auto"
+
+    @model_validator(mode="after")
+    def _eps_non_negative(self) -> EvalSpec:
+        if any(e < 0 for e in self.eps_grid):
+            raise ValueError("eps_grid values must be >= 0")
+        return self

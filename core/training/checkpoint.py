@@ -1,0 +1,100 @@
+"""Checkpoints: `model.safetensors` (weights), `train_state.safetensors` (optimizer tensors) and
+`checkpoint.json` (spec, epoch, metrics, optimizer scalars, RNG state). No pickle.
+
+Files are written to temporary names and renamed; the JSON goes last and records the SHA-256 of
+both tensor files, so a torn write is detected instead of resumed from.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+MODEL_FILE, STATE_FILE, META_FILE = (
+    "model.safetensors",
+    "train_state.safetensors",
+    "checkpoint.json",
+)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _optimizer_split(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Optimizer state as (tensors for safetensors, everything else for JSON)."""
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for idx, state in sd["state"].items():
+        for name, value in state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{idx}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(idx), {})[name] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _optimizer_join(meta: dict, tensors: dict[str, torch.Tensor]) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
+    for idx, scalars in meta["scalars"].items():
+        state.setdefault(int(idx), {}).update(scalars)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def rng_state() -> dict[str, str]:
+    state = {"cpu": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()}
+    if torch.cuda.is_available():
+        state["cuda"] = base64.b64encode(torch.cuda.get_rng_state().numpy().tobytes()).decode()
+    return state
+
+
+def set_rng_state(state: dict[str, str]) -> None:
+    decode = lambda s: torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)  # noqa: E731
+    torch.set_rng_state(decode(state["cpu"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(decode(state["cuda"]))
+
+
+def save_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, meta: dict) -> None:
+    """Write the three checkpoint files into `folder`, replacing the previous epoch's."""
+    folder.mkdir(parents=True, exist_ok=True)
+    opt_tensors, opt_meta = _optimizer_split(opt)
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for name, tensors in ((MODEL_FILE, weights), (STATE_FILE, opt_tensors)):
+        save_file(tensors, folder / f".{name}.tmp")
+    meta = {**meta, "optimizer": opt_meta, "rng": rng_state(),
+            "sha256": {n: _sha256(folder / f".{n}.tmp") for n in (MODEL_FILE, STATE_FILE)}}  # fmt: skip
+    (folder / f".{META_FILE}.tmp").write_text(json.dumps(meta, indent=1))
+    for name in (MODEL_FILE, STATE_FILE, META_FILE):
+        os.replace(folder / f".{name}.tmp", folder / name)
+
+
+def load_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer) -> dict:
+    """Restore weights, optimizer and RNG state from `folder`; returns the JSON metadata.
+
+    Raises:
+        ValueError: the tensor files do not match the hashes the JSON recorded.
+    """
+    meta = json.loads((folder / META_FILE).read_text())
+    for name, digest in meta["sha256"].items():
+        if _sha256(folder / name) != digest:
+            raise ValueError(f"{folder / name} does not match {META_FILE}: torn checkpoint")
+    model.load_state_dict(load_file(folder / MODEL_FILE))
+    opt.load_state_dict(_optimizer_join(meta["optimizer"], load_file(folder / STATE_FILE)))
+    set_rng_state(meta["rng"])
+    return meta
+
+
+def has_checkpoint(folder: Path) -> bool:
+    return (folder / META_FILE).is_file()

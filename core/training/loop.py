@@ -1,0 +1,179 @@
+"""Training: standard, PGD adversarial training (Madry et al. 2018) and Fast-AT (Wong et al. 2020).
+
+Adversarial training solves min_θ E[max_{δ∈S} L(θ, x+δ, y)]: each batch, the attack makes the
+inner maximiser x_adv (in the `attack` gradient phase), then one optimizer step on L(θ, x_adv, y)
+(in the `update` phase). A checkpoint is written after every epoch; `train` resumes from the one
+in `out_dir`, and a resumed CPU run ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from core.activations import gradient_phase
+from core.attacks import build_attack
+from core.data import Dataset, load_dataset
+from core.device import autocast, prepare, resolve_device, to_input
+from core.evaluation import predict, robust_mask
+from core.models import DATASET_STATS, Classifier, build_model
+from core.progress import Progress, ProgressFn, StopFn, never_stop, no_progress
+from core.specs import AttackSpec, ModelSpec, TrainSpec
+from core.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from core.training.schedules import lr_at
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a training run leaves: its status, the per-epoch metrics and the checkpoint folder."""
+
+    status: str  # "succeeded" or "stopped"
+    out_dir: Path
+    epochs_done: int
+    history: list[dict] = field(default_factory=list)
+    spec: TrainSpec | None = None
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+
+def resolve_spec(spec: TrainSpec, ds: Dataset) -> TrainSpec:
+    """`spec` with the model's shape checked against the data and its normalisation filled in.
+
+    Raises:
+        ValueError: the model's channels, image size or classes do not match the dataset.
+    """
+    m = spec.model
+    got = (ds.in_channels, ds.image_size, ds.num_classes)
+    if (m.in_channels, m.image_size, m.num_classes) != got:
+        raise ValueError(f"model expects (channels, size, classes) = {(m.in_channels, m.image_size, m.num_classes)} "
+                         f"but dataset {ds.name!r} has {got}")  # fmt: skip
+    if m.mean is None or m.std is None:
+        mean, std = DATASET_STATS.get(ds.name, ([0.5] * ds.in_channels, [0.5] * ds.in_channels))
+        m = m.model_copy(update={"mean": mean, "std": std})
+    return spec.model_copy(update={"model": ModelSpec.model_validate(m.model_dump())})
+
+
+def training_attack(spec: TrainSpec):
+    """The attack that makes training examples: PGD for `pgd`, FGSM from a random start for
+    `fast` (α = 1.25ε unless set), none for `standard`."""
+    if spec.method == "standard":
+        return None
+    if spec.method == "fast":
+        return build_attack(spec.attack.model_copy(update={"name": "fgsm", "random_start": True}))
+    return build_attack(spec.attack)
+
+
+def make_optimizer(spec: TrainSpec, model: Classifier) -> torch.optim.Optimizer:
+    o = spec.optim
+    if o.name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay
+    )
+
+
+def train(spec: TrainSpec, out_dir: str | Path, *, dataset: Dataset | None = None,
+          progress: ProgressFn = no_progress, should_stop: StopFn = never_stop,
+          resume: bool = True) -> TrainResult:  # fmt: skip
+    """Train the model `spec` describes, checkpointing into `out_dir` every epoch.
+
+    Args:
+        spec: the run.
+        out_dir: checkpoint folder; if it holds a checkpoint and `resume` is True, training
+            continues from it.
+        dataset: the data, if already loaded (else `spec.data` is loaded).
+        progress: called every few batches and with each epoch's metrics.
+        should_stop: checked every batch; when True the run returns with status "stopped",
+            keeping the last epoch's checkpoint.
+        resume: continue from a checkpoint in `out_dir` (default True).
+    """
+    out_dir = Path(out_dir)
+    device = resolve_device(spec.device)
+    ds = dataset or load_dataset(spec.data)
+    spec = resolve_spec(spec, ds)
+    torch.manual_seed(spec.seed)
+    model = prepare(build_model(spec.model), device, spec.channels_last)
+    opt = make_optimizer(spec, model)
+    history: list[dict] = []
+    start_epoch = 0
+    if resume and has_checkpoint(out_dir):
+        meta = load_checkpoint(out_dir, model, opt)
+        if meta["spec"] != spec.model_dump(mode="json"):
+            raise ValueError(
+                f"{out_dir} holds a checkpoint of a different spec; use another folder"
+            )
+        start_epoch, history = meta["epoch"], meta["history"]
+        log.info("resuming %s from epoch %d", out_dir, start_epoch)
+
+    attack = training_attack(spec)
+    n = len(ds.x_train)
+    batches_per_epoch = math.ceil(n / spec.batch_size)
+    total_steps = batches_per_epoch * spec.epochs
+    x_eval, y_eval = ds.x_test[: spec.eval_subset], ds.y_test[: spec.eval_subset]
+    report_every = max(1, batches_per_epoch // 20)
+
+    for epoch in range(start_epoch, spec.epochs):
+        t0 = time.perf_counter()
+        order = torch.randperm(
+            n, generator=torch.Generator().manual_seed(spec.seed * 100_003 + epoch)
+        )
+        model.train()
+        loss_sum, correct = 0.0, 0
+        for b in range(batches_per_epoch):
+            if should_stop():
+                return TrainResult("stopped", out_dir, epoch, history, spec)
+            step = epoch * batches_per_epoch + b
+            for group in opt.param_groups:
+                group["lr"] = lr_at(spec.optim, step / total_steps)
+            idx = order[b * spec.batch_size : (b + 1) * spec.batch_size]
+            x = to_input(ds.x_train[idx], device, spec.channels_last)
+            y = ds.y_train[idx].to(device)
+            with autocast(device, spec.amp):
+                x_in = attack(model, x, y) if attack else x
+                with gradient_phase(model, "update"):
+                    logits = model(x_in)
+                    loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            if b % report_every == 0:
+                progress(Progress(fraction=step / total_steps,
+                                  message=f"epoch {epoch + 1}/{spec.epochs} batch {b + 1}/{batches_per_epoch}"))  # fmt: skip
+        metrics = {
+            "train_loss": loss_sum / n,
+            "train_acc": correct / n,
+            "lr": opt.param_groups[0]["lr"],
+        }
+        metrics.update(held_out_metrics(model, x_eval, y_eval, spec.eval_attack))
+        metrics["epoch_seconds"] = time.perf_counter() - t0
+        history.append({"epoch": epoch + 1, **metrics})
+        save_checkpoint(out_dir, model, opt, {"spec": spec.model_dump(mode="json"), "epoch": epoch + 1,
+                                              "history": history})  # fmt: skip
+        log.info("epoch %d/%d %s", epoch + 1, spec.epochs, _fmt(metrics))
+        progress(Progress(fraction=(epoch + 1) / spec.epochs, message=f"epoch {epoch + 1}/{spec.epochs} done",
+                          metrics=metrics, step=epoch + 1))  # fmt: skip
+    return TrainResult("succeeded", out_dir, spec.epochs, history, spec)
+
+
+def held_out_metrics(model: Classifier, x: torch.Tensor, y: torch.Tensor,
+                     attack: AttackSpec) -> dict[str, float]:  # fmt: skip
+    """Clean accuracy and robust accuracy under `attack` on held-out images."""
+    correct = predict(model, x) == y
+    robust = robust_mask(model, x, y, attack, attack.eps, correct)
+    return {"clean_acc": correct.float().mean().item(), "robust_acc": robust.float().mean().item()}
+
+
+def _fmt(metrics: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.4g}" for k, v in metrics.items())

@@ -1,0 +1,86 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core.attacks import build_attack
+from core.evaluation import accuracy
+from core.specs import AttackSpec
+
+ATTACKS = [
+    AttackSpec(name="pgd", norm="linf", eps=0.1, steps=5),
+    AttackSpec(name="pgd", norm="l2", eps=1.0, steps=5),
+    AttackSpec(name="fgsm", norm="linf", eps=0.1, random_start=False),
+    AttackSpec(name="fgsm", norm="l2", eps=1.0, random_start=True),
+    AttackSpec(name="pgd", norm="linf", eps=0.2, steps=3, restarts=3),
+    AttackSpec(name="pgd", norm="l2", eps=0.5, steps=3, restarts=2, step_size=0.5),
+]
+
+
+@pytest.mark.parametrize("spec", ATTACKS, ids=lambda s: f"{s.label}-eps{s.eps}")
+def test_result_stays_in_eps_ball_and_box(trained_digits, spec):
+    model, _, ds = trained_digits
+    x, y = ds.x_test[:64], ds.y_test[:64]
+    x_adv = build_attack(spec)(model, x, y)
+    delta = (x_adv - x).flatten(1)
+    norms = delta.abs().amax(1) if spec.norm == "linf" else delta.norm(dim=1)
+    assert (norms <= spec.eps + 1e-5).all()
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    assert norms.max() > 0.5 * spec.eps  # it moved
+
+
+@pytest.mark.parametrize("was_training", [True, False])
+def test_attack_runs_in_eval_mode_and_restores_mode(trained_digits, was_training):
+    model, _, ds = trained_digits
+    seen = []
+    hook = model.register_forward_pre_hook(lambda m, i: seen.append(m.training))
+    model.train(was_training)
+    try:
+        build_attack(AttackSpec(steps=2))(model, ds.x_test[:8], ds.y_test[:8])
+    finally:
+        hook.remove()
+        model.eval()
+    assert seen and not any(seen)
+    assert model.training is False  # restored by the finally above; check the attack restored it:
+    model.train(was_training)
+    build_attack(AttackSpec(steps=1))(model, ds.x_test[:8], ds.y_test[:8])
+    assert model.training is was_training
+    model.eval()
+
+
+def test_pgd_at_least_as_strong_as_fgsm(trained_digits):
+    model, _, ds = trained_digits
+    x, y = ds.x_test, ds.y_test
+    fgsm = build_attack(AttackSpec(name="fgsm", eps=0.1, random_start=False))(model, x, y)
+    pgd = build_attack(AttackSpec(eps=0.1, steps=20))(model, x, y)
+    acc_fgsm, acc_pgd = accuracy(model, fgsm, y), accuracy(model, pgd, y)
+    assert acc_pgd <= acc_fgsm
+    assert acc_pgd < accuracy(model, x, y) - 0.2  # the attack works on a standard model
+
+
+def test_eps_zero_returns_clean_input(trained_digits):
+    model, _, ds = trained_digits
+    x, y = ds.x_test[:16], ds.y_test[:16]
+    assert torch.equal(build_attack(AttackSpec(eps=0.0))(model, x, y), x)
+
+
+def test_restarts_keep_the_per_sample_worst_case(trained_digits):
+    model, _, ds = trained_digits
+    x, y = ds.x_test[:128], ds.y_test[:128]
+    torch.manual_seed(1)
+    single = build_attack(AttackSpec(eps=0.05, steps=2))(model, x, y)
+    torch.manual_seed(1)
+    multi = build_attack(AttackSpec(eps=0.05, steps=2, restarts=4))(model, x, y)
+    with torch.no_grad():
+        loss_single = F.cross_entropy(model(single), y, reduction="none")
+        fooled_multi = model(multi).argmax(1) != y
+        loss_multi = F.cross_entropy(model(multi), y, reduction="none")
+    # same first run (same seed), so every sample is at least as bad after the restarts
+    assert (fooled_multi | (loss_multi >= loss_single - 1e-5)).all()
+    assert fooled_multi.sum() >= (model(single).argmax(1) != y).sum()
+
+
+def test_attack_leaves_no_parameter_gradients(trained_digits):
+    model, _, ds = trained_digits
+    model.zero_grad(set_to_none=True)
+    build_attack(AttackSpec(steps=2))(model, ds.x_test[:8], ds.y_test[:8])
+    assert all(p.grad is None for p in model.parameters())

@@ -1,0 +1,82 @@
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from core.specs import OptimSpec
+from core.training import train
+from core.training.schedules import lr_at
+from tests.conftest import tiny_spec
+
+
+@pytest.mark.parametrize("method", ["standard", "pgd", "fast"])
+def test_each_method_trains_with_finite_loss_and_metrics(tmp_path, method):
+    result = train(tiny_spec(method=method), tmp_path)
+    assert result.status == "succeeded" and result.epochs_done == 2
+    for row in result.history:
+        assert math.isfinite(row["train_loss"])
+        assert 0 <= row["robust_acc"] <= row["clean_acc"] <= 1
+    assert {"train_loss", "train_acc", "clean_acc", "robust_acc", "lr"} <= set(result.final)
+    assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "checkpoint.json").is_file()
+
+
+@pytest.mark.parametrize("optim", ["sgd", "adam"])
+def test_resume_after_interruption_gives_identical_weights(tmp_path, optim):
+    spec = tiny_spec(epochs=3, optim=OptimSpec(name=optim, lr=0.01, schedule="cosine"))
+    full = train(spec, tmp_path / "full")
+    calls = {"n": 0}
+
+    def stop_in_epoch_two():  # 256 images / 64 = 4 batches per epoch: stop inside epoch 2
+        calls["n"] += 1
+        return calls["n"] == 6
+
+    first = train(spec, tmp_path / "resumed", should_stop=stop_in_epoch_two)
+    assert first.status == "stopped" and first.epochs_done == 1
+    second = train(spec, tmp_path / "resumed")
+    assert second.status == "succeeded"
+    a, b = (
+        load_file(tmp_path / "full" / "model.safetensors"),
+        load_file(tmp_path / "resumed" / "model.safetensors"),
+    )
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["train_loss"] for r in full.history] == [r["train_loss"] for r in second.history]
+
+
+def test_progress_reports_fraction_and_epoch_metrics(tmp_path):
+    reports = []
+    train(tiny_spec(), tmp_path, progress=reports.append)
+    fractions = [r.fraction for r in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert [r.step for r in reports if r.metrics] == [1, 2]
+
+
+def test_resume_refuses_a_different_spec(tmp_path):
+    train(tiny_spec(epochs=1), tmp_path)
+    with pytest.raises(ValueError, match="different spec"):
+        train(tiny_spec(epochs=1, seed=5), tmp_path)
+
+
+def test_model_must_match_data(tmp_path):
+    spec = tiny_spec()
+    spec = spec.model_copy(update={"model": spec.model.model_copy(update={"image_size": 28})})
+    with pytest.raises(ValueError, match="dataset 'digits'"):
+        train(spec, tmp_path)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "piecewise", "cyclic"])
+def test_schedules(schedule):
+    spec = OptimSpec(lr=1.0, schedule=schedule)
+    values = [lr_at(spec, p / 100) for p in range(101)]
+    assert all(0 <= v <= 1.0 for v in values)
+    if schedule == "constant":
+        assert set(values) == {1.0}
+    elif schedule == "cyclic":
+        assert (
+            values[0] == 0
+            and values[40] == pytest.approx(1.0)
+            and values[100] == pytest.approx(0, abs=1e-9)
+        )
+    else:
+        assert values[0] == 1.0 and values[-1] < 0.02 and values == sorted(values, reverse=True)
