@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_PIN := torch==2.13.0
 
-.PHONY: install test lint bench clean
+.PHONY: install test lint bench clean up
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,3 +30,6 @@ bench: install
 
 clean:
 	rm -rf $(VENV) var runs .pytest_cache .ruff_cache
+
+up: install
+	$(PY) scripts/stack.py

@@ -36,12 +36,15 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 def robust_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: AttackSpec,
                 eps: float, candidates: torch.Tensor, batch_size: int = 256) -> torch.Tensor:  # fmt: skip
-    """Which of the `candidates` (a boolean mask) `attack` at radius `eps` fails to break."""
+    """Which of the `candidates` (a boolean mask) `attack` at radius `eps` fails to break.
+
+    The attack runs with early stopping: a point counts as broken once any iterate fools the model.
+    """
     robust = candidates.clone()
     if eps == 0:
         return robust
     device = next(model.parameters()).device
-    run = build_attack(attack.model_copy(update={"eps": eps}))
+    run = build_attack(attack.model_copy(update={"eps": eps, "early_stop": True}))
     idx = robust.nonzero().flatten()
     for start in range(0, len(idx), batch_size):
         b = idx[start : start + batch_size]

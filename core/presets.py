@@ -51,9 +51,10 @@ def train_preset(
     raise ValueError(f"unknown preset {name!r}; choose from {PRESETS}")
 
 
-def eval_preset(name: PresetName, checkpoint: str) -> EvalSpec:
+def eval_preset(name: PresetName) -> EvalSpec:
     """The evaluation that goes with a preset: FGSM and PGD-20 (L∞) over the ε curve 0–0.3."""
     subset = {"smoke": 200, "cpu": 1_000, "gpu": 10_000}[name]
     dataset = "digits" if name == "smoke" else "fashion-mnist"
-    return EvalSpec(checkpoint=checkpoint, data=DataSpec(name=dataset, test_subset=subset),
-                    eps_grid=[0.0, 0.05, 0.1, 0.15, 0.2, 0.3])  # fmt: skip
+    return EvalSpec(
+        data=DataSpec(name=dataset, test_subset=subset), eps_grid=[0.0, 0.05, 0.1, 0.15, 0.2, 0.3]
+    )

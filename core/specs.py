@@ -96,6 +96,8 @@ class AttackSpec(Spec):
             (1.25·ε with a random start, Wong et al. 2020).
         random_start: start from a uniform point of the ball.
         restarts: independent runs; the per-sample worst case is kept.
+        early_stop: stop moving a sample once it is misclassified (for measuring robust accuracy;
+            evaluation turns it on). Training wants the highest-loss point: leave it off there.
     """
 
     name: Literal["pgd", "fgsm"] = "pgd"
@@ -105,6 +107,7 @@ class AttackSpec(Spec):
     step_size: float | None = Field(default=None, gt=0, le=100)
     random_start: bool = True
     restarts: int = Field(default=1, ge=1, le=100)
+    early_stop: bool = False
 
     @property
     def label(self) -> str:
@@ -146,10 +149,11 @@ class TrainSpec(Spec):
 
 
 class EvalSpec(Spec):
-    """Clean accuracy and a robustness curve for one checkpoint.
+    """Clean accuracy and a robustness curve for one classifier.
 
     Args:
-        checkpoint: folder of a training run (holds `model.safetensors` and `checkpoint.json`).
+        model_id: the registered model to evaluate (the service); the command line passes a
+            checkpoint folder instead and leaves this empty.
         data: the held-out data; `test_subset` bounds the work.
         attacks: attacks run at every ε of `eps_grid` (their own `eps` is replaced); a point is
             robust only if it survives all of them (per-sample worst case).
@@ -157,7 +161,7 @@ class EvalSpec(Spec):
         large_eps: the sanity check's radius at which accuracy should fall to about chance.
     """
 
-    checkpoint: str
+    model_id: str | None = Field(default=None, max_length=64)
     data: DataSpec = Field(default_factory=lambda: DataSpec(test_subset=1000))
     attacks: list[AttackSpec] = Field(
         default_factory=lambda: [AttackSpec(name="fgsm", random_start=False), AttackSpec(steps=20)],
@@ -170,9 +174,26 @@ class EvalSpec(Spec):
     large_eps: float | None = Field(default=None, gt=0, le=100)
     batch_size: int = Field(default=256, ge=1, le=8192)
     device: Device = "auto"
+    channels_last: bool = True
 
     @model_validator(mode="after")
     def _eps_non_negative(self) -> EvalSpec:
         if any(e < 0 for e in self.eps_grid):
             raise ValueError("eps_grid values must be >= 0")
         return self
+
+
+class ImageAttackSpec(Spec):
+    """Attack one uploaded image (the interactive queue's job).
+
+    Args:
+        model_id: registered classifier.
+        input_artifact_id: the upload, already converted to the model's input size and channels.
+        label: the true class, if known; else the model's clean prediction is attacked.
+        attack: the attack (PGD-20, L∞ ε = 0.1 by default).
+    """
+
+    model_id: str = Field(max_length=64)
+    input_artifact_id: str = Field(max_length=64)
+    label: int | None = Field(default=None, ge=0, le=999)
+    attack: AttackSpec = Field(default_factory=lambda: AttackSpec(steps=20))

@@ -86,9 +86,8 @@ def run_sat_study(base: TrainSpec, seeds: list[int], out_root: Path, variants: l
             progress reporter for that run (or None).
         should_stop: stop check passed to each run.
     """
-    import torch
-
     from core.data import load_dataset
+    from core.device import resolve_device
     from core.evaluation import robustness_curve
     from core.models import load_model
     from core.progress import never_stop, no_progress
@@ -112,7 +111,7 @@ def run_sat_study(base: TrainSpec, seeds: list[int], out_root: Path, variants: l
             result = train(spec, folder, dataset=ds, progress=report, should_stop=should_stop)
             if result.status != "succeeded":
                 break
-            model = load_model(folder, device="cuda" if torch.cuda.is_available() else "cpu")
+            model = load_model(folder, device=resolve_device(spec.device), channels_last=True)
             ev = robustness_curve(
                 model, ds.x_test, ds.y_test, attacks, [eps], num_classes=ds.num_classes
             )

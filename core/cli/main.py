@@ -93,17 +93,20 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from core.data import load_dataset
+    from core.device import resolve_device
     from core.evaluation import robustness_curve
     from core.models import load_model
 
-    base = eval_preset(args.preset, args.checkpoint)
+    base = eval_preset(args.preset)
     attacks = [AttackSpec(name=a, steps=args.steps, random_start=(a == "pgd"), restarts=args.restarts)
                for a in args.attacks]  # fmt: skip
     data = base.data.model_copy(update={k: v for k, v in (("test_subset", args.test_subset), ("root", args.data_root),
                                                           ("name", args.dataset)) if v})  # fmt: skip
-    spec = EvalSpec(checkpoint=args.checkpoint, data=data, attacks=attacks,
+    spec = EvalSpec(data=data, attacks=attacks,
                     eps_grid=args.eps or base.eps_grid, large_eps=args.large_eps)  # fmt: skip
-    model = load_model(spec.checkpoint)
+    model = load_model(
+        args.checkpoint, device=resolve_device(spec.device), channels_last=spec.channels_last
+    )
     ds = load_dataset(spec.data, download=args.download)
     result = robustness_curve(model, ds.x_test, ds.y_test, spec.attacks, spec.eps_grid, num_classes=ds.num_classes,
                               large_eps=spec.large_eps, batch_size=spec.batch_size,

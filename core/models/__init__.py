@@ -68,8 +68,10 @@ def build_model(spec: ModelSpec) -> Classifier:
     return Classifier(spec)
 
 
-def load_model(folder: str | Path, *, device: str | torch.device = "cpu") -> Classifier:
-    """Rebuild a classifier from a checkpoint folder (its JSON spec and safetensors weights).
+def load_model(folder: str | Path, *, device: str | torch.device = "cpu",
+               channels_last: bool = False) -> Classifier:  # fmt: skip
+    """Rebuild a classifier from a checkpoint folder (its JSON spec and safetensors weights), in
+    eval mode on `device`, its weights in channels_last memory format if asked.
 
     Raises:
         FileNotFoundError: the folder lacks `checkpoint.json` or `model.safetensors`.
@@ -82,4 +84,5 @@ def load_model(folder: str | Path, *, device: str | torch.device = "cpu") -> Cla
     meta = json.loads(meta_path.read_text())
     model = build_model(ModelSpec.model_validate(meta["spec"]["model"]))
     model.load_state_dict(load_file(weights_path, device="cpu"))
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -108,7 +108,7 @@ def train(spec: TrainSpec, out_dir: str | Path, *, dataset: Dataset | None = Non
     start_epoch = 0
     if resume and has_checkpoint(out_dir):
         meta = load_checkpoint(out_dir, model, opt)
-        if meta["spec"] != spec.model_dump(mode="json"):
+        if TrainSpec.model_validate(meta["spec"]) != spec:
             raise ValueError(
                 f"{out_dir} holds a checkpoint of a different spec; use another folder"
             )

@@ -13,6 +13,8 @@ ATTACKS = [
     AttackSpec(name="fgsm", norm="l2", eps=1.0, random_start=True),
     AttackSpec(name="pgd", norm="linf", eps=0.2, steps=3, restarts=3),
     AttackSpec(name="pgd", norm="l2", eps=0.5, steps=3, restarts=2, step_size=0.5),
+    AttackSpec(name="pgd", norm="linf", eps=0.1, steps=5, early_stop=True),
+    AttackSpec(name="pgd", norm="l2", eps=1.0, steps=5, early_stop=True),
 ]
 
 
@@ -84,3 +86,15 @@ def test_attack_leaves_no_parameter_gradients(trained_digits):
     model.zero_grad(set_to_none=True)
     build_attack(AttackSpec(steps=2))(model, ds.x_test[:8], ds.y_test[:8])
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_early_stop_is_at_least_as_strong_and_keeps_fooled_points(trained_digits):
+    model, _, ds = trained_digits
+    x, y = ds.x_test, ds.y_test
+    spec = AttackSpec(eps=0.05, steps=10)
+    torch.manual_seed(2)
+    full = build_attack(spec)(model, x, y)
+    torch.manual_seed(2)
+    early = build_attack(spec.model_copy(update={"early_stop": True}))(model, x, y)
+    assert accuracy(model, early, y) <= accuracy(model, full, y) + 1 / len(y)
+    assert accuracy(model, early, y) < accuracy(model, x, y)

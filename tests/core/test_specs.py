@@ -15,7 +15,7 @@ def test_out_of_bounds_value_is_rejected():
     with pytest.raises(ValidationError, match="eps"):
         AttackSpec(eps=-0.1)
     with pytest.raises(ValidationError, match="eps_grid"):
-        EvalSpec(checkpoint="x", eps_grid=[0.1, -1])
+        EvalSpec(eps_grid=[0.1, -1])
 
 
 def test_json_round_trip():

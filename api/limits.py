@@ -1,0 +1,37 @@
+"""Bounds on what one request may ask for, beyond the specs' own validation (configurable)."""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, status
+from pydantic import BaseModel
+
+from core.settings import Settings
+from core.specs import AttackSpec, EvalSpec, ImageAttackSpec, TrainSpec
+
+
+def _too_big(field: str, value, limit) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                         f"spec.{field} = {value} exceeds this server's limit of {limit}")  # fmt: skip
+
+
+def _check_attack(prefix: str, attack: AttackSpec, settings: Settings) -> None:
+    if attack.steps * attack.restarts > settings.max_attack_steps:
+        raise _too_big(f"{prefix}.steps", attack.steps * attack.restarts, settings.max_attack_steps)
+
+
+def check_limits(spec: BaseModel, settings: Settings) -> None:
+    """Raise 422 naming the field when `spec` asks for more than the server allows."""
+    if isinstance(spec, TrainSpec):
+        if spec.epochs > settings.max_epochs:
+            raise _too_big("epochs", spec.epochs, settings.max_epochs)
+        _check_attack("attack", spec.attack, settings)
+        _check_attack("eval_attack", spec.eval_attack, settings)
+        if spec.eval_subset > settings.max_eval_images:
+            raise _too_big("eval_subset", spec.eval_subset, settings.max_eval_images)
+    elif isinstance(spec, EvalSpec):
+        for i, attack in enumerate(spec.attacks):
+            _check_attack(f"attacks[{i}]", attack, settings)
+        if (spec.data.test_subset or 10**9) > settings.max_eval_images:
+            raise _too_big("data.test_subset", spec.data.test_subset, settings.max_eval_images)
+    elif isinstance(spec, ImageAttackSpec):
+        _check_attack("attack", spec.attack, settings)

@@ -1,0 +1,18 @@
+"""The API app factory: `uvicorn --factory api.main:create_app`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.metrics import MetricsMiddleware
+from api.routes import artifacts, attacks, health, jobs, keys, models, studies
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="robustlab", version="0.1.0",
+                  description="Adversarial training, attack evaluation and DDPM as a service. "
+                  "Every /v1 endpoint needs `Authorization: Bearer <API key>`.")  # fmt: skip
+    app.add_middleware(MetricsMiddleware)
+    for module in (jobs, studies, models, attacks, artifacts, keys, health):
+        app.include_router(module.router)
+    return app

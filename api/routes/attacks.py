@@ -1,0 +1,89 @@
+"""Attack one uploaded image on the interactive queue, answering within the request when it can."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
+from pydantic import ValidationError
+
+from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
+from api.routes.jobs import submit
+from api.schemas import JobOut
+from api.uploads import read_bounded, to_model_input
+from core.specs import AttackSpec, ImageAttackSpec
+from core.store import jobs as store_jobs
+from core.store.artifacts import ArtifactStore, record_artifact
+from core.store.db import session_scope
+from core.store.orm import FINISHED
+from core.store.registry import get_model
+
+router = APIRouter(prefix="/v1/attacks", tags=["attacks"])
+POLL_SECONDS = 0.005
+
+
+def wait_for(database_url: str, job_id: str, seconds: float):
+    """The job once finished, or None after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with session_scope(database_url) as s:
+            job = store_jobs.get_job(s, job_id=job_id)
+            if job.status in FINISHED:
+                return job
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(POLL_SECONDS)
+
+
+def with_urls(job) -> dict:
+    body = JobOut.model_validate(job).model_dump(mode="json")
+    result = body.get("result") or {}
+    for name in ("input", "adversarial", "perturbation"):
+        if f"{name}_artifact_id" in result:
+            result[f"{name}_url"] = f"/v1/artifacts/{result[f'{name}_artifact_id']}"
+    return body
+
+
+@router.post(
+    "",
+    responses={
+        200: {"description": "finished within the wait"},
+        202: {"description": "still running"},
+    },
+)
+def attack_upload(
+    session: SessionDep, queue: QueueDep, settings: SettingsDep, key: KeyDep, response: Response,
+    image: Annotated[UploadFile, File(description="PNG, JPEG, WebP or BMP")],
+    model_id: Annotated[str, Form(max_length=64)],
+    attack: Annotated[str | None, Form(description="an AttackSpec as JSON; default PGD-20, L∞ ε=0.1")] = None,
+    label: Annotated[int | None, Form(ge=0, le=999)] = None,
+    wait: Annotated[float | None, Form(ge=0, le=60)] = None,
+) -> dict:  # fmt: skip
+    """Convert the image to the model's input, attack it, and answer with the predictions before and
+    after, the perturbation's L∞ and L2 size, and the URLs of the images (or 202 with the job)."""
+    model = get_model(session, model_id=model_id)
+    if model is None or model.kind != "classifier":
+        raise not_found("classifier", model_id)
+    try:
+        attack_spec = AttackSpec.model_validate_json(attack) if attack else AttackSpec(steps=20)
+    except ValidationError as e:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"attack: {e.errors(include_url=False)}"
+        ) from e
+    data = read_bounded(image, settings.max_upload_bytes)
+    channels, size = model.recipe["model"]["in_channels"], model.recipe["model"]["image_size"]
+    png = to_model_input(data, channels=channels, size=size, max_pixels=settings.max_image_pixels)
+    upload = record_artifact(session, ArtifactStore(settings.artifact_url), type="upload",
+                             key=f"uploads/{key.id}/{time.time_ns()}.png", data=png)  # fmt: skip
+    spec = ImageAttackSpec(
+        model_id=model_id, input_artifact_id=upload.id, label=label, attack=attack_spec
+    )
+    job = submit(session, queue, settings, kind="image_attack", spec=spec, owner=key.name)
+    done = wait_for(
+        settings.database_url, job.id, settings.interactive_wait_seconds if wait is None else wait
+    )
+    if done is None:
+        response.status_code = status.HTTP_202_ACCEPTED
+        return with_urls(store_jobs.get_job(session, job_id=job.id))
+    return with_urls(done)

@@ -1,0 +1,65 @@
+"""Studies: the SAT activation comparison as a group of training jobs, and its live table."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from sqlalchemy import select
+
+from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
+from api.routes.jobs import submit
+from api.schemas import StudyIn, StudyOut
+from core.presets import train_preset
+from core.specs import ActivationSpec
+from core.store.orm import Job, Study
+from core.study import sat_variants, summarise
+
+router = APIRouter(prefix="/v1/studies", tags=["studies"])
+
+
+def _out(session, study: Study) -> dict:
+    jobs = session.scalars(select(Job).where(Job.study_id == study.id)).all()
+    counts: dict[str, int] = {}
+    for j in jobs:
+        counts[j.status] = counts.get(j.status, 0) + 1
+    done = [
+        j for j in sorted(jobs, key=lambda j: j.created_at) if j.status == "succeeded" and j.result
+    ]
+    rows = [{"variant": ActivationSpec.model_validate(j.spec["model"]["activation"]).label, "seed": j.spec["seed"],
+             "clean_acc": j.result["clean_acc"], "robust_acc": j.result["robust_acc"]} for j in done]  # fmt: skip
+    return {"id": study.id, "name": study.name, "preset": study.preset, "spec": study.spec,
+            "created_at": study.created_at, "jobs": counts, "table": summarise(rows)}  # fmt: skip
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=StudyOut)
+def create_study(
+    body: StudyIn, session: SessionDep, queue: QueueDep, settings: SettingsDep, key: KeyDep
+) -> dict:
+    """Queue one PGD-AT job per (activation or probe, seed), all with the same recipe."""
+    study = Study(
+        name=body.name, preset=body.preset, spec=body.model_dump(mode="json"), owner=key.name
+    )
+    session.add(study)
+    session.flush()
+    for seed in range(body.seeds):
+        for variant in sat_variants(body.activations, body.probes):
+            spec = train_preset(body.train_preset, variant.activation, seed=seed)
+            if body.epochs:
+                spec = spec.model_copy(update={"epochs": body.epochs})
+            submit(
+                session,
+                queue,
+                settings,
+                kind="adversarial_training",
+                spec=spec,
+                owner=key.name,
+                study_id=study.id,
+            )
+    return _out(session, study)
+
+
+@router.get("/{study_id}", response_model=StudyOut)
+def read_study(study_id: str, session: SessionDep, _: KeyDep) -> dict:
+    study = session.get(Study, study_id)
+    if study is None:
+        raise not_found("study", study_id)
+    return _out(session, study)

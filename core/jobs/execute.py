@@ -1,0 +1,74 @@
+"""`execute_job(job_id)`: the whole life of one delivery of a job, for the worker task to call.
+
+Claim the lease (a job never runs twice at once), keep it alive from a heartbeat thread, run the
+kind's runner, store the result. A crash leaves the lease to expire; the job is then delivered
+again and resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import partial
+
+from core.device import resolve_device
+from core.jobs.context import JobContext, JobStopped
+from core.jobs.kinds import JOB_SPECS
+from core.jobs.model_cache import ModelCache
+from core.jobs.runners import RUNNERS
+from core.settings import Settings
+from core.store import jobs as store_jobs
+from core.store.artifacts import ArtifactStore
+from core.store.db import session_scope
+
+log = logging.getLogger(__name__)
+
+
+def _heartbeat(ctx: JobContext, settings: Settings, worker: str, done: threading.Event) -> None:
+    while not done.wait(settings.lease_seconds / 3):
+        try:
+            with ctx.session() as s:
+                if not store_jobs.heartbeat(
+                    s, job_id=ctx.job_id, worker=worker, lease_seconds=settings.lease_seconds
+                ):
+                    log.warning("job %s: lease lost, stopping", ctx.job_id)
+                    ctx.lease_lost.set()
+                    return
+        except Exception:  # a database hiccup must not kill the job; the next beat retries
+            log.exception("job %s: heartbeat failed", ctx.job_id)
+
+
+def execute_job(job_id: str, *, settings: Settings, worker: str, models: ModelCache) -> str:
+    """Run job `job_id` if this worker can claim it; returns the job's status afterwards."""
+    session = partial(session_scope, settings.database_url)
+    with session() as s:
+        job = store_jobs.claim_job(
+            s, job_id=job_id, worker=worker, lease_seconds=settings.lease_seconds
+        )
+        if job is None:
+            current = store_jobs.get_job(s, job_id=job_id)
+            status = current.status if current else "missing"
+            log.info("job %s not claimed (status %s)", job_id, status)
+            return status
+        kind, raw_spec = job.kind, job.spec
+    ctx = JobContext(job_id=job_id, session=session, store=ArtifactStore(settings.artifact_url),
+                     work_dir=settings.work_dir, models=models, device=str(resolve_device("auto")))  # fmt: skip
+    done = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(ctx, settings, worker, done), daemon=True)
+    beat.start()
+    try:
+        spec = JOB_SPECS[kind].model_validate(raw_spec)
+        result = RUNNERS[kind](spec, ctx)
+        status, error = "succeeded", None
+    except JobStopped:
+        if ctx.lease_lost.is_set():
+            return "running"  # another worker holds the job now
+        status, result, error = "cancelled", None, None
+    except Exception as e:  # the job fails, the worker lives on
+        log.exception("job %s failed", job_id)
+        status, result, error = "failed", None, f"{type(e).__name__}: {e}"
+    finally:
+        done.set()
+    with session() as s:
+        store_jobs.finish_job(s, job_id=job_id, status=status, result=result, error=error)
+    return status

@@ -1,0 +1,137 @@
+"""One runner per job kind: `runner(spec, ctx) -> result`. They call core and record what a user
+will look for: metrics, artifacts, registered models."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from core.attacks import build_attack
+from core.data import load_dataset
+from core.evaluation import robustness_curve
+from core.jobs.context import JobContext, JobStopped
+from core.jobs.images import perturbation_png, png_bytes, tensor_from_png
+from core.specs import AttackSpec, EvalSpec, ImageAttackSpec, TrainSpec
+from core.store.artifacts import record_artifact
+from core.store.orm import Artifact
+from core.store.registry import get_model, register_model
+from core.training import train
+from core.training.checkpoint import MODEL_FILE, has_checkpoint
+
+
+def curve_grid(eps: float) -> list[float]:
+    """The robustness curve stored with every trained model: 0 to 3ε."""
+    return [0.0, eps / 2, eps, 1.5 * eps, 2 * eps, 3 * eps]
+
+
+def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
+    folder = ctx.work_dir / ctx.job_id
+    prefix = f"jobs/{ctx.job_id}/checkpoint"
+    if not has_checkpoint(folder):
+        ctx.store.download_folder(prefix, folder)  # resume on another node after a crash
+    train_report = ctx.scaled(0.0, 0.9)
+
+    def report(p):
+        if p.metrics:  # an epoch ended: its checkpoint is on disk; keep a copy in the store
+            ctx.store.upload_folder(folder, prefix)
+        train_report(p)
+
+    ds = load_dataset(spec.data)
+    result = train(spec, folder, dataset=ds, progress=report, should_stop=ctx.should_stop)
+    if result.status != "succeeded":
+        raise JobStopped
+    from core.models import load_model
+
+    model = load_model(folder, device=ctx.device)
+    eps = spec.eval_attack.eps
+    attacks = [
+        AttackSpec(name="fgsm", norm=spec.eval_attack.norm, eps=eps, random_start=False),
+        spec.eval_attack,
+    ]
+    n = spec.eval_subset
+    evaluation = robustness_curve(model, ds.x_test[:n], ds.y_test[:n], attacks, curve_grid(eps),
+                                  num_classes=ds.num_classes, progress=ctx.scaled(0.9, 1.0),
+                                  should_stop=ctx.should_stop)  # fmt: skip
+    if evaluation["stopped"]:
+        raise JobStopped
+    at_eps = next(p for p in evaluation["curve"] if p["eps"] == eps)
+    summary = {"clean_acc": evaluation["clean_acc"], "robust_acc": at_eps["robust_acc"], "eps": eps,
+               "norm": spec.eval_attack.norm, "curve": evaluation["curve"], "sanity": evaluation["sanity"],
+               "warnings": evaluation["warnings"], "eval_images": n, "history": result.history}  # fmt: skip
+    with ctx.session() as s:
+        weights = record_artifact(s, ctx.store, key=f"{prefix}/{MODEL_FILE}", type="checkpoint", job_id=ctx.job_id,
+                                  data=(folder / MODEL_FILE).read_bytes())  # fmt: skip
+        registered = register_model(
+            s, kind="classifier", job_id=ctx.job_id, dataset=spec.data.name, architecture=spec.model.arch,
+            activation=spec.model.activation.label, checkpoint_uri=prefix, summary=summary,
+            name=f"{spec.data.name}-{spec.method}-{spec.model.activation.label}-seed{spec.seed}",
+            recipe={"method": spec.method, "attack": spec.attack.model_dump(), "epochs": spec.epochs,
+                    "optim": spec.optim.model_dump(), "seed": spec.seed, "model": spec.model.model_dump()},
+        )  # fmt: skip
+        return {"model_id": registered.id, "checkpoint_artifact_id": weights.id, "final": result.final,
+                "clean_acc": summary["clean_acc"], "robust_acc": summary["robust_acc"], "eps": eps}  # fmt: skip
+
+
+def _registered_classifier(ctx: JobContext, model_id: str):
+    with ctx.session() as s:
+        row = get_model(s, model_id=model_id)
+        if row is None or row.kind != "classifier":
+            raise ValueError(f"no classifier with id {model_id}")
+        uri = row.checkpoint_uri
+    return ctx.models.get(model_id, uri, ctx.store, ctx.device)
+
+
+def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> dict:
+    if spec.model_id is None:
+        raise ValueError("attack_evaluation needs model_id")
+    model = _registered_classifier(ctx, spec.model_id)
+    ds = load_dataset(spec.data)
+    result = robustness_curve(model, ds.x_test, ds.y_test, spec.attacks, spec.eps_grid, num_classes=ds.num_classes,
+                              large_eps=spec.large_eps, batch_size=spec.batch_size, progress=ctx.progress,
+                              should_stop=ctx.should_stop)  # fmt: skip
+    if result["stopped"]:
+        raise JobStopped
+    with ctx.session() as s:
+        report = record_artifact(s, ctx.store, key=f"jobs/{ctx.job_id}/evaluation.json", type="report",
+                                 job_id=ctx.job_id, data=json.dumps(result, indent=1).encode())  # fmt: skip
+        return {**result, "model_id": spec.model_id, "report_artifact_id": report.id}
+
+
+def run_image_attack(spec: ImageAttackSpec, ctx: JobContext) -> dict:
+    model = _registered_classifier(ctx, spec.model_id)
+    with ctx.session() as s:
+        upload = s.get(Artifact, spec.input_artifact_id)
+        if upload is None:
+            raise ValueError(f"no artifact with id {spec.input_artifact_id}")
+        key = upload.uri
+    x = tensor_from_png(ctx.store.get_bytes(key), model.spec.in_channels)[None].to(ctx.device)
+    with torch.no_grad():
+        p_clean = torch.softmax(model(x), 1)[0]
+    label = spec.label if spec.label is not None else int(p_clean.argmax())
+    if label >= model.spec.num_classes:
+        raise ValueError(f"label {label} out of range for a {model.spec.num_classes}-class model")
+    x_adv = build_attack(spec.attack)(model, x, torch.tensor([label], device=ctx.device))
+    with torch.no_grad():
+        p_adv = torch.softmax(model(x_adv), 1)[0]
+    delta = (x_adv - x)[0]
+    with ctx.session() as s:
+        adv = record_artifact(s, ctx.store, key=f"jobs/{ctx.job_id}/adversarial.png", type="image",
+                              job_id=ctx.job_id, data=png_bytes(x_adv[0]))  # fmt: skip
+        pert = record_artifact(s, ctx.store, key=f"jobs/{ctx.job_id}/perturbation.png", type="image",
+                               job_id=ctx.job_id, data=perturbation_png(delta))  # fmt: skip
+        ids = {"adversarial_artifact_id": adv.id, "perturbation_artifact_id": pert.id}
+    return {
+        "model_id": spec.model_id, "label": label, "attack": spec.attack.model_dump(),
+        "clean": {"prediction": int(p_clean.argmax()), "probabilities": p_clean.tolist()},
+        "adversarial": {"prediction": int(p_adv.argmax()), "probabilities": p_adv.tolist()},
+        "linf": float(delta.abs().max()), "l2": float(delta.norm()), "input_artifact_id": spec.input_artifact_id,
+        **ids,
+    }  # fmt: skip
+
+
+RUNNERS = {
+    "adversarial_training": run_adversarial_training,
+    "attack_evaluation": run_attack_evaluation,
+    "image_attack": run_image_attack,
+}

@@ -1,0 +1,69 @@
+"""Settings from the environment, read once per process through `get_settings()` (never at import).
+
+Every variable is listed in `.env.example`; the compose file and `make up` set them.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class Settings(BaseModel):
+    """What the service parts read from the environment, with local defaults under ./var."""
+
+    var_dir: Path = Path("var")
+    database_url: str = "sqlite:///var/robustlab.db"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    artifact_url: str = "var/artifacts"
+    work_dir: Path = Path("var/work")
+    public_url: str = "http://127.0.0.1:8000"
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(default=4096 * 4096, ge=1)
+    max_epochs: int = Field(default=200, ge=1)
+    max_attack_steps: int = Field(default=1000, ge=1)
+    max_samples_per_request: int = Field(default=64, ge=1)
+    max_eval_images: int = Field(default=20_000, ge=1)
+    interactive_wait_seconds: float = Field(default=10.0, ge=0)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    visibility_timeout: int = Field(default=3600, ge=1)
+    model_cache_size: int = Field(default=4, ge=1)
+
+
+ENV = {
+    "var_dir": "ROBUSTLAB_VAR_DIR",
+    "database_url": "DATABASE_URL",
+    "redis_url": "REDIS_URL",
+    "artifact_url": "ARTIFACT_URL",
+    "work_dir": "ROBUSTLAB_WORK_DIR",
+    "public_url": "ROBUSTLAB_PUBLIC_URL",
+    "max_upload_bytes": "ROBUSTLAB_MAX_UPLOAD_BYTES",
+    "max_image_pixels": "ROBUSTLAB_MAX_IMAGE_PIXELS",
+    "max_epochs": "ROBUSTLAB_MAX_EPOCHS",
+    "max_attack_steps": "ROBUSTLAB_MAX_ATTACK_STEPS",
+    "max_samples_per_request": "ROBUSTLAB_MAX_SAMPLES_PER_REQUEST",
+    "max_eval_images": "ROBUSTLAB_MAX_EVAL_IMAGES",
+    "interactive_wait_seconds": "ROBUSTLAB_INTERACTIVE_WAIT_SECONDS",
+    "lease_seconds": "ROBUSTLAB_LEASE_SECONDS",
+    "visibility_timeout": "ROBUSTLAB_VISIBILITY_TIMEOUT",
+    "model_cache_size": "ROBUSTLAB_MODEL_CACHE_SIZE",
+}
+
+
+def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
+    """Settings from `environ` (default `os.environ`); unset variables keep their defaults."""
+    environ = os.environ if environ is None else environ
+    values = {field: environ[var] for field, var in ENV.items() if environ.get(var)}
+    var_dir = Path(values.get("var_dir", "var"))
+    values.setdefault("database_url", f"sqlite:///{var_dir / 'robustlab.db'}")
+    values.setdefault("artifact_url", str(var_dir / "artifacts"))
+    values.setdefault("work_dir", str(var_dir / "work"))
+    return Settings.model_validate(values)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return settings_from_env()

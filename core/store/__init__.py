@@ -1,0 +1,1 @@
+"""The torch-free job store: tables, sessions, migrations, artifacts and keyword-only functions."""

@@ -1,0 +1,82 @@
+"""Artifacts (checkpoints, images, reports) in an fsspec file system at ARTIFACT_URL — a local
+folder by default, any fsspec URL (s3://bucket/prefix) for a multi-node deployment — each
+recorded in the store with its size and SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import fsspec
+from sqlalchemy.orm import Session
+
+from core.store.orm import Artifact
+
+CONTENT_TYPES = {
+    ".png": "image/png",
+    ".json": "application/json",
+    ".safetensors": "application/octet-stream",
+}
+
+
+class ArtifactStore:
+    """Bytes under a root URL; keys are relative paths like `jobs/<id>/adv.png`."""
+
+    def __init__(self, root_url: str):
+        self.fs, root = fsspec.core.url_to_fs(root_url)
+        self.root = root.rstrip("/")
+        self.fs.makedirs(self.root, exist_ok=True)
+        self.protocol = (
+            self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        )
+
+    def _path(self, key: str) -> str:
+        if key.startswith("/") or ".." in Path(key).parts:
+            raise ValueError(f"artifact key must be a relative path inside the store, got {key!r}")
+        return f"{self.root}/{key}"
+
+    def uri(self, key: str) -> str:
+        path = self._path(key)
+        return path if self.protocol == "file" else f"{self.protocol}://{path}"
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        path = self._path(key)
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with self.fs.open(path, "wb") as f:
+            f.write(data)
+        return self.uri(key)
+
+    def get_bytes(self, key: str) -> bytes:
+        with self.fs.open(self._path(key), "rb") as f:
+            return f.read()
+
+    def exists(self, key: str) -> bool:
+        return self.fs.exists(self._path(key))
+
+    def upload_folder(self, folder: Path, prefix: str) -> None:
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and not path.name.startswith("."):
+                self.put_bytes(f"{prefix}/{path.name}", path.read_bytes())
+
+    def download_folder(self, prefix: str, folder: Path) -> bool:
+        """Copy every file under `prefix` into `folder`; False if there is none."""
+        base = self._path(prefix)
+        if not self.fs.exists(base):
+            return False
+        folder.mkdir(parents=True, exist_ok=True)
+        for remote in self.fs.ls(base, detail=False):
+            name = remote.rstrip("/").rsplit("/", 1)[-1]
+            with self.fs.open(remote, "rb") as f:
+                (folder / name).write_bytes(f.read())
+        return True
+
+
+def record_artifact(session: Session, store: ArtifactStore, *, key: str, data: bytes, type: str,
+                    job_id: str | None = None) -> Artifact:  # fmt: skip
+    """Write `data` at `key` and record it (`uri` holds the key inside the store)."""
+    store.put_bytes(key, data)
+    row = Artifact(job_id=job_id, uri=key, type=type, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                   content_type=CONTENT_TYPES.get(Path(key).suffix, "application/octet-stream"))  # fmt: skip
+    session.add(row)
+    session.flush()
+    return row

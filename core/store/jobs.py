@@ -1,0 +1,140 @@
+"""Job store functions (keyword-only). Each takes a session; the caller owns the transaction."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from core.store.orm import FINISHED, Job, MetricPoint, utcnow
+
+QUEUE_OF_KIND = {
+    "adversarial_training": "train",
+    "attack_evaluation": "train",
+    "ddpm_training": "train",
+    "ddpm_sampling": "interactive",
+    "image_attack": "interactive",
+}
+
+
+def create_job(session: Session, *, kind: str, spec: dict, owner: str | None = None,
+               study_id: str | None = None) -> Job:  # fmt: skip
+    job = Job(kind=kind, spec=spec, owner=owner, study_id=study_id, queue=QUEUE_OF_KIND[kind],
+              status="queued", enqueued_at=utcnow())  # fmt: skip
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, *, job_id: str) -> Job | None:
+    return session.get(Job, job_id)
+
+
+def list_jobs(session: Session, *, status: str | None = None, kind: str | None = None,
+              study_id: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[Job], int]:  # fmt: skip
+    """A page of jobs, newest first, and the total count matching the filters."""
+    query = select(Job)
+    for column, value in ((Job.status, status), (Job.kind, kind), (Job.study_id, study_id)):
+        if value is not None:
+            query = query.where(column == value)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(
+        query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
+    ).all()
+    return list(rows), int(total or 0)
+
+
+def claim_job(session: Session, *, job_id: str, worker: str, lease_seconds: float) -> Job | None:
+    """Take the job's lease if it is queued, or running under an expired lease; else None.
+
+    The conditional UPDATE is the lock: of two workers delivered the same job, one wins.
+    """
+    now = utcnow()
+    claimable = (Job.status == "queued") | (
+        (Job.status == "running") & (Job.lease_expires_at < now)
+    )
+    result = session.execute(
+        update(Job).where(Job.id == job_id, claimable, Job.cancel_requested.is_(False))
+        .values(status="running", lease_owner=worker, lease_expires_at=now + timedelta(seconds=lease_seconds),
+                started_at=func.coalesce(Job.started_at, now), attempts=Job.attempts + 1, updated_at=now)
+    )  # fmt: skip
+    if result.rowcount != 1:
+        return None
+    session.flush()
+    job = session.get(Job, job_id)
+    session.refresh(job)
+    return job
+
+
+def heartbeat(session: Session, *, job_id: str, worker: str, lease_seconds: float) -> bool:
+    """Extend the lease; False if this worker no longer holds it."""
+    now = utcnow()
+    result = session.execute(
+        update(Job).where(Job.id == job_id, Job.lease_owner == worker, Job.status == "running")
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+    )  # fmt: skip
+    return result.rowcount == 1
+
+
+def report_progress(session: Session, *, job_id: str, fraction: float, message: str) -> None:
+    session.execute(
+        update(Job).where(Job.id == job_id).values(progress=fraction, message=message[:500])
+    )
+
+
+def add_metrics(session: Session, *, job_id: str, step: int, metrics: dict[str, float]) -> None:
+    session.add_all(
+        MetricPoint(job_id=job_id, step=step, name=k, value=float(v)) for k, v in metrics.items()
+    )
+
+
+def get_metrics(session: Session, *, job_id: str) -> list[MetricPoint]:
+    query = (
+        select(MetricPoint)
+        .where(MetricPoint.job_id == job_id)
+        .order_by(MetricPoint.step, MetricPoint.id)
+    )
+    return list(session.scalars(query).all())
+
+
+def finish_job(session: Session, *, job_id: str, status: str, result: dict | None = None,
+               error: str | None = None) -> None:  # fmt: skip
+    if status not in FINISHED:
+        raise ValueError(f"finish_job needs a final status {FINISHED}, got {status!r}")
+    values = {"status": status, "result": result, "error": error, "finished_at": utcnow(), "lease_owner": None,
+              "lease_expires_at": None}  # fmt: skip
+    if status == "succeeded":
+        values["progress"] = 1.0
+    session.execute(update(Job).where(Job.id == job_id).values(**values))
+
+
+def request_cancel(session: Session, *, job_id: str) -> Job | None:
+    """Cancel a queued job at once; ask a running one to stop (its worker sees the flag)."""
+    job = session.get(Job, job_id)
+    if job is None or job.status in FINISHED:
+        return job
+    job.cancel_requested = True
+    if job.status == "queued":
+        job.status, job.finished_at = "cancelled", utcnow()
+    session.flush()
+    return job
+
+
+def cancel_requested(session: Session, *, job_id: str) -> bool:
+    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def jobs_to_reenqueue(session: Session, *, queued_before_seconds: float) -> list[Job]:
+    """Queued jobs older than the grace period, and running jobs whose lease has expired."""
+    now = utcnow()
+    not_sent_lately = Job.enqueued_at < now - timedelta(seconds=queued_before_seconds)
+    stale = (Job.status == "queued") & not_sent_lately
+    orphaned = (Job.status == "running") & (Job.lease_expires_at < now) & not_sent_lately
+    return list(
+        session.scalars(select(Job).where(stale | orphaned, Job.cancel_requested.is_(False))).all()
+    )
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    return dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())

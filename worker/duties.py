@@ -1,0 +1,85 @@
+"""What each worker does beside its task: announce itself (for /healthz) and re-enqueue jobs
+that Redis lost or whose worker died (one worker at a time, under a Redis lock)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+import redis
+
+from core.jobs.kinds import TASK_NAME
+from core.settings import get_settings
+from core.store import jobs as store_jobs
+from core.store.db import session_scope
+from core.store.orm import utcnow
+
+log = logging.getLogger(__name__)
+WORKER_KEY = "robustlab:worker:"
+RECONCILE_LOCK = "robustlab:reconcile-lock"
+ANNOUNCE_EVERY = 10.0
+_stop = threading.Event()
+
+
+def start_duties(app, queues: list[str]) -> None:
+    from worker.tasks import worker_name
+
+    _stop.clear()
+    threading.Thread(
+        target=_loop, args=(app, queues, worker_name()), daemon=True, name="robustlab-duties"
+    ).start()
+
+
+def stop_duties() -> None:
+    _stop.set()
+
+
+def _loop(app, queues: list[str], name: str) -> None:
+    settings = get_settings()
+    client = redis.Redis.from_url(settings.redis_url)
+    while True:
+        try:
+            client.set(
+                WORKER_KEY + name, json.dumps({"queues": queues}), ex=int(3 * ANNOUNCE_EVERY)
+            )
+            if client.set(RECONCILE_LOCK, name, nx=True, ex=int(ANNOUNCE_EVERY)):
+                reenqueue_lost_jobs(app, client, settings)
+        except Exception:  # Redis or the database away for a moment: try again next round
+            log.exception("worker duties failed; retrying")
+        if _stop.wait(ANNOUNCE_EVERY):
+            client.delete(WORKER_KEY + name)
+            return
+
+
+def messages_in_broker(client: redis.Redis, queues: list[str]) -> str:
+    """Every waiting or unacknowledged message of `queues`, as one searchable string."""
+    parts = [m.decode(errors="replace") for q in queues for m in client.lrange(q, 0, -1)]
+    parts += [m.decode(errors="replace") for m in client.hvals("unacked")]
+    return "\n".join(parts)
+
+
+def reenqueue_lost_jobs(
+    app, client: redis.Redis, settings, grace_seconds: float = 30.0
+) -> list[str]:
+    """Send again: queued jobs the broker no longer holds, and running jobs whose lease expired.
+
+    A duplicate delivery is harmless: `claim_job` lets only one run.
+    """
+    sent = []
+    with session_scope(settings.database_url) as s:
+        candidates = store_jobs.jobs_to_reenqueue(s, queued_before_seconds=grace_seconds)
+        if not candidates:
+            return sent
+        held = messages_in_broker(client, sorted({j.queue for j in candidates}))
+        for job in candidates:
+            if job.status == "queued" and job.id in held:
+                continue
+            app.send_task(TASK_NAME, args=[job.id], queue=job.queue, task_id=job.id)
+            job.enqueued_at = utcnow()
+            sent.append(job.id)
+    if sent:
+        log.warning(
+            "re-enqueued %d job(s) the broker had lost or whose worker died: %s", len(sent), sent
+        )
+    return sent
