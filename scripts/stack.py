@@ -52,7 +52,7 @@ class Stack:
 
     def __init__(self, var_dir: Path, *, api_port: int = 8000, dashboard_port: int = 8501,
                  with_dashboard: bool = True, embedded_redis: bool | None = None,
-                 extra_env: dict[str, str] | None = None):  # fmt: skip
+                 extra_env: dict[str, str | None] | None = None):  # fmt: skip
         self.var = Path(var_dir).resolve()
         self.api_port, self.dashboard_port = api_port, dashboard_port
         self.with_dashboard = with_dashboard
@@ -60,12 +60,15 @@ class Stack:
             not os.environ.get("REDIS_URL") if embedded_redis is None else embedded_redis
         )
         self.procs: dict[str, subprocess.Popen] = {}
-        self.env = {
+        env = {
             **os.environ,
             **(extra_env or {}),
             "ROBUSTLAB_VAR_DIR": str(self.var),
             "PYTHONUNBUFFERED": "1",
         }
+        self.env = {
+            k: v for k, v in env.items() if v is not None
+        }  # None in extra_env removes a variable
         self.env.setdefault("ROBUSTLAB_PUBLIC_URL", f"http://127.0.0.1:{api_port}")
         self.key = ""
 
@@ -134,6 +137,12 @@ class Stack:
                 "--concurrency", "1", "-n", f"{name}@%h", "--loglevel", "INFO", "--without-mingle",
                 "--without-gossip"]  # fmt: skip
         return self._spawn(f"worker-{name}", args, env)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process (and its children), as a crash would."""
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
 
     def wait_for_workers(self, n: int, timeout: float = 60) -> None:
         def seen():

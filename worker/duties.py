@@ -18,7 +18,7 @@ from core.store.orm import utcnow
 log = logging.getLogger(__name__)
 WORKER_KEY = "robustlab:worker:"
 RECONCILE_LOCK = "robustlab:reconcile-lock"
-ANNOUNCE_EVERY = 10.0
+ANNOUNCE_EVERY = 10.0  # seconds; shorter when leases are shorter (see _loop)
 _stop = threading.Event()
 
 
@@ -37,17 +37,16 @@ def stop_duties() -> None:
 
 def _loop(app, queues: list[str], name: str) -> None:
     settings = get_settings()
+    every = min(ANNOUNCE_EVERY, settings.lease_seconds)
     client = redis.Redis.from_url(settings.redis_url)
     while True:
         try:
-            client.set(
-                WORKER_KEY + name, json.dumps({"queues": queues}), ex=int(3 * ANNOUNCE_EVERY)
-            )
-            if client.set(RECONCILE_LOCK, name, nx=True, ex=int(ANNOUNCE_EVERY)):
-                reenqueue_lost_jobs(app, client, settings)
+            client.set(WORKER_KEY + name, json.dumps({"queues": queues}), ex=max(1, int(3 * every)))
+            if client.set(RECONCILE_LOCK, name, nx=True, ex=max(1, int(every))):
+                reenqueue_lost_jobs(app, client, settings, grace_seconds=2 * settings.lease_seconds)
         except Exception:  # Redis or the database away for a moment: try again next round
             log.exception("worker duties failed; retrying")
-        if _stop.wait(ANNOUNCE_EVERY):
+        if _stop.wait(every):
             client.delete(WORKER_KEY + name)
             return
 

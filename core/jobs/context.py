@@ -51,13 +51,13 @@ class JobContext:
             if p.metrics and p.step is not None:
                 store_jobs.add_metrics(s, job_id=self.job_id, step=p.step, metrics=p.metrics)
 
-    def scaled(self, start: float, end: float) -> Callable[[Progress], None]:
-        """A reporter for a stage spanning [start, end] of the whole job."""
+    def scaled(self, start: float, end: float, metrics: bool = True) -> Callable[[Progress], None]:
+        """A reporter for a stage spanning [start, end] of the whole job; its metrics are dropped
+        when `metrics` is False."""
 
         def report(p: Progress) -> None:
-            self.progress(
-                Progress(start + (end - start) * p.fraction, p.message, p.metrics, p.step)
-            )
+            kept = p.metrics if metrics else {}
+            self.progress(Progress(start + (end - start) * p.fraction, p.message, kept, p.step))
 
         return report
 

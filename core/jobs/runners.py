@@ -51,7 +51,7 @@ def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
     ]
     n = spec.eval_subset
     evaluation = robustness_curve(model, ds.x_test[:n], ds.y_test[:n], attacks, curve_grid(eps),
-                                  num_classes=ds.num_classes, progress=ctx.scaled(0.9, 1.0),
+                                  num_classes=ds.num_classes, progress=ctx.scaled(0.9, 1.0, metrics=False),
                                   should_stop=ctx.should_stop)  # fmt: skip
     if evaluation["stopped"]:
         raise JobStopped

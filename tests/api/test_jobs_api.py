@@ -1,0 +1,118 @@
+import pytest
+
+from api.main import create_app
+
+SMOKE = {"data": {"name": "digits"}, "model": {"image_size": 8}, "epochs": 2}
+
+
+def test_submit_returns_202_and_enqueues_by_name(api):
+    r = api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": SMOKE})
+    assert r.status_code == 202
+    job = r.json()
+    assert job["status"] == "queued" and job["spec"]["epochs"] == 2 and job["owner"] == "tester"
+    assert api.queue.sent == [(job["id"], "train")]
+    assert api.get(f"/v1/jobs/{job['id']}").json()["id"] == job["id"]
+
+
+def test_unknown_field_is_422_naming_the_field(api):
+    r = api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": {"epochz": 3}})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "spec", "epochz"]
+
+
+def test_out_of_bounds_value_is_422(api):
+    r = api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": {"attack": {"eps": -1}}})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == [
+        "body",
+        "spec",
+        "attack",
+        "eps",
+    ]
+
+
+def test_server_limits_are_422_with_message(api):
+    r = api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": {**SMOKE, "epochs": 51}})
+    assert r.status_code == 422 and "spec.epochs = 51 exceeds" in r.json()["detail"]
+    r = api.post(
+        "/v1/jobs",
+        json={"kind": "adversarial_training", "spec": {**SMOKE, "attack": {"steps": 5000}}},
+    )
+    assert r.status_code == 422 and "spec.attack.steps" in r.json()["detail"]
+
+
+def test_unknown_kind_is_422(api):
+    assert api.post("/v1/jobs", json={"kind": "mine_bitcoin", "spec": {}}).status_code == 422
+
+
+def test_evaluation_of_a_missing_model_is_404(api):
+    r = api.post("/v1/jobs", json={"kind": "attack_evaluation", "spec": {"model_id": "nope"}})
+    assert r.status_code == 404 and "nope" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs/nope", "/v1/jobs/nope/metrics", "/v1/models/nope",
+                                  "/v1/artifacts/nope", "/v1/studies/nope"])  # fmt: skip
+def test_unknown_ids_are_404(api, path):
+    r = api.get(path)
+    assert r.status_code == 404 and "nope" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("header", [None, "Bearer rl_wrong", "Basic abc", "Bearer "])
+def test_missing_or_wrong_key_is_401(api, header):
+    headers = {"Authorization": header} if header is not None else {}
+    api.headers.pop("Authorization")
+    body = {"kind": "adversarial_training", "spec": {}}
+    for method, path in (("GET", "/v1/jobs"), ("GET", "/v1/models"), ("POST", "/v1/jobs")):
+        r = api.request(method, path, headers=headers, json=body if method == "POST" else None)
+        assert r.status_code == 401, (method, path)
+
+
+def test_every_v1_route_needs_a_key():
+    paths = {p: ops for p, ops in create_app().openapi()["paths"].items() if p.startswith("/v1")}
+    assert len(paths) >= 10
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            assert op.get("security") == [{"HTTPBearer": []}], (method, path)
+
+
+def test_list_filters_and_paginates(api):
+    ids = [
+        api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": SMOKE}).json()["id"]
+        for _ in range(3)
+    ]
+    page = api.get("/v1/jobs", params={"limit": 2}).json()
+    assert page["total"] == 3 and len(page["items"]) == 2
+    rest = api.get("/v1/jobs", params={"limit": 2, "offset": 2}).json()["items"]
+    assert {j["id"] for j in page["items"] + rest} == set(ids)
+    assert api.get("/v1/jobs", params={"status": "running"}).json()["total"] == 0
+    assert api.get("/v1/jobs", params={"kind": "adversarial_training"}).json()["total"] == 3
+
+
+def test_cancel_a_queued_job(api):
+    job = api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": SMOKE}).json()
+    r = api.post(f"/v1/jobs/{job['id']}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+
+def test_study_creates_one_job_per_variant_and_seed(api):
+    r = api.post(
+        "/v1/studies",
+        json={"seeds": 2, "activations": ["relu", "silu"], "probes": ["both"], "epochs": 1},
+    )
+    assert r.status_code == 202
+    study = r.json()
+    assert study["jobs"] == {"queued": 6} and study["table"] == []
+    assert api.get("/v1/jobs", params={"study": study["id"]}).json()["total"] == 6
+
+
+def test_new_key_works(api):
+    r = api.post("/v1/keys", json={"name": "colleague"})
+    assert r.status_code == 201
+    key = r.json()["key"]
+    assert api.get("/v1/jobs", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+
+def test_health_and_metrics_need_no_key(api):
+    api.headers.pop("Authorization")
+    assert api.get("/healthz").json()["database"] == "ok"  # Redis is not running for these tests
+    text = api.get("/metrics").text
+    assert 'robustlab_jobs{status="queued"}' in text

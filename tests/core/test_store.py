@@ -1,0 +1,100 @@
+"""The job store against real databases: SQLite, and PostgreSQL when reachable (DATABASE_URL path)."""
+
+import time
+
+import pytest
+
+from core.store import jobs as store_jobs
+from core.store.artifacts import ArtifactStore, record_artifact
+from core.store.db import session_scope
+from core.store.keys import create_key, verify_key
+from core.store.migrate import upgrade
+from tests.dbs import database_url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request, tmp_path):
+    url, cleanup = database_url(request.param, tmp_path)
+    upgrade(url)
+    upgrade(url)  # idempotent: running the migrations again changes nothing
+    yield url
+    cleanup()
+
+
+def test_a_job_is_claimed_once(db):
+    with session_scope(db) as s:
+        job_id = store_jobs.create_job(s, kind="adversarial_training", spec={"epochs": 1}).id
+    with session_scope(db) as s:
+        first = store_jobs.claim_job(s, job_id=job_id, worker="a", lease_seconds=30)
+    with session_scope(db) as s:
+        second = store_jobs.claim_job(s, job_id=job_id, worker="b", lease_seconds=30)
+    assert first is not None and first.status == "running" and first.attempts == 1
+    assert second is None
+
+
+def test_an_expired_lease_can_be_taken_over(db):
+    with session_scope(db) as s:
+        job_id = store_jobs.create_job(s, kind="adversarial_training", spec={}).id
+        store_jobs.claim_job(s, job_id=job_id, worker="a", lease_seconds=0.01)
+    time.sleep(0.05)
+    with session_scope(db) as s:
+        assert store_jobs.heartbeat(
+            s, job_id=job_id, worker="a", lease_seconds=30
+        )  # still its owner
+    with session_scope(db) as s:
+        assert store_jobs.claim_job(s, job_id=job_id, worker="b", lease_seconds=30) is None
+    with session_scope(db) as s:
+        s.execute(store_jobs.update(store_jobs.Job).values(lease_expires_at=store_jobs.utcnow()))
+    with session_scope(db) as s:
+        taken = store_jobs.claim_job(s, job_id=job_id, worker="b", lease_seconds=30)
+        assert taken.lease_owner == "b" and taken.attempts == 2
+        assert not store_jobs.heartbeat(s, job_id=job_id, worker="a", lease_seconds=30)
+
+
+def test_progress_metrics_and_finish(db):
+    with session_scope(db) as s:
+        job_id = store_jobs.create_job(s, kind="adversarial_training", spec={}).id
+        store_jobs.report_progress(s, job_id=job_id, fraction=0.5, message="half")
+        store_jobs.add_metrics(
+            s, job_id=job_id, step=1, metrics={"clean_acc": 0.9, "robust_acc": 0.7}
+        )
+        store_jobs.finish_job(s, job_id=job_id, status="succeeded", result={"ok": True})
+    with session_scope(db) as s:
+        job = store_jobs.get_job(s, job_id=job_id)
+        assert (job.status, job.progress, job.result) == ("succeeded", 1.0, {"ok": True})
+        points = store_jobs.get_metrics(s, job_id=job_id)
+        assert {(p.step, p.name, p.value) for p in points} == {
+            (1, "clean_acc", 0.9),
+            (1, "robust_acc", 0.7),
+        }
+        with pytest.raises(ValueError):
+            store_jobs.finish_job(s, job_id=job_id, status="running")
+
+
+def test_cancel_queued_and_running(db):
+    with session_scope(db) as s:
+        queued = store_jobs.create_job(s, kind="adversarial_training", spec={}).id
+        running = store_jobs.create_job(s, kind="adversarial_training", spec={}).id
+        store_jobs.claim_job(s, job_id=running, worker="a", lease_seconds=30)
+    with session_scope(db) as s:
+        assert store_jobs.request_cancel(s, job_id=queued).status == "cancelled"
+        assert store_jobs.request_cancel(s, job_id=running).status == "running"
+        assert store_jobs.cancel_requested(s, job_id=running)
+
+
+def test_keys_are_stored_hashed(db):
+    with session_scope(db) as s:
+        row, key = create_key(s, name="k")
+        assert key not in row.key_hash and row.key_hash != key
+        assert verify_key(s, key=key).id == row.id
+        assert verify_key(s, key=key + "x") is None
+
+
+def test_artifacts_round_trip_with_checksum(db, tmp_path):
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    with session_scope(db) as s:
+        row = record_artifact(s, store, key="jobs/j/a.png", data=b"png-bytes", type="image")
+        assert row.size == 9 and len(row.sha256) == 64 and row.content_type == "image/png"
+    assert store.get_bytes("jobs/j/a.png") == b"png-bytes"
+    with pytest.raises(ValueError):
+        store.put_bytes("../escape", b"")

@@ -1,0 +1,58 @@
+"""A real stack for the end-to-end tests: embedded Redis, real Celery worker processes, a real
+uvicorn, SQLite in a temporary folder. Leases are short so that crash recovery is quick."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from scripts.stack import Stack, free_port
+
+SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "ARTIFACT_URL", "ROBUSTLAB_WORK_DIR")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    extra = {v: None for v in SERVICE_VARS} | {
+        "ROBUSTLAB_LEASE_SECONDS": "3",
+        "ROBUSTLAB_MAX_EPOCHS": "500",
+    }
+    s = Stack(tmp_path_factory.mktemp("stack"), api_port=free_port(), with_dashboard=False, embedded_redis=True,
+              extra_env=extra)  # fmt: skip
+    try:
+        s.start(train_workers=1)
+        s.wait_for_workers(2)
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def client(stack):
+    with httpx.Client(
+        base_url=stack.api_url, headers={"Authorization": f"Bearer {stack.key}"}, timeout=30
+    ) as c:
+        yield c
+
+
+def wait_job(
+    client, job_id: str, until=("succeeded", "failed", "cancelled"), timeout: float = 180, seen=None
+):
+    """Poll a job until its status is in `until`; `seen` collects (status, progress, n_metrics)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if seen is not None:
+            seen.append(
+                (
+                    job["status"],
+                    job["progress"],
+                    len(client.get(f"/v1/jobs/{job_id}/metrics").json()),
+                )
+            )
+        if job["status"] in until:
+            return job
+        time.sleep(0.2)
+    raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s: {job}")

@@ -1,0 +1,139 @@
+"""Submit, watch, evaluate, attack, cancel and crash, against the real stack."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import redis
+from PIL import Image
+from safetensors.torch import load
+from sklearn.datasets import load_digits
+
+from core.presets import train_preset
+from core.training import train
+from tests.integration.conftest import wait_job
+
+pytestmark = pytest.mark.integration
+
+
+def smoke_spec(epochs: int = 3, seed: int = 0) -> dict:
+    return (
+        train_preset("smoke", seed=seed)
+        .model_copy(update={"epochs": epochs})
+        .model_dump(mode="json")
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(client):
+    r = client.post("/v1/jobs", json={"kind": "adversarial_training", "spec": smoke_spec()})
+    assert r.status_code == 202
+    seen = []
+    job = wait_job(client, r.json()["id"], seen=seen)
+    return job, seen
+
+
+def test_training_reports_progress_and_metrics_then_registers_the_model(client, trained):
+    job, seen = trained
+    assert job["status"] == "succeeded", job["error"]
+    running = [s for s in seen if s[0] == "running"]
+    assert running, "never saw the job running"
+    progress = [p for _, p, _ in seen]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    assert any(n > 0 for status, _, n in running), "no metrics arrived while the job ran"
+    metrics = client.get(f"/v1/jobs/{job['id']}/metrics").json()
+    assert {m["step"] for m in metrics if m["name"] == "robust_acc"} == {1, 2, 3}
+    model = client.get(f"/v1/models/{job['result']['model_id']}").json()
+    assert (
+        model["dataset"] == "digits"
+        and model["activation"] == "relu"
+        and model["job_id"] == job["id"]
+    )
+    curve = model["summary"]["curve"]
+    assert [round(p["eps"], 3) for p in curve] == [0.0, 0.05, 0.1, 0.15, 0.2, 0.3]
+    assert curve[0]["robust_acc"] == model["summary"]["clean_acc"] > 0.3
+    assert model["summary"]["sanity"]["eps0_equals_clean"]
+    assert client.get("/v1/models", params={"dataset": "digits"}).json()["total"] >= 1
+
+
+def test_evaluation_job(client, trained):
+    model_id = trained[0]["result"]["model_id"]
+    spec = {"model_id": model_id, "data": {"name": "digits", "test_subset": 100}, "attacks": [{"steps": 5}],
+            "eps_grid": [0.0, 0.1]}  # fmt: skip
+    r = client.post("/v1/jobs", json={"kind": "attack_evaluation", "spec": spec})
+    job = wait_job(client, r.json()["id"])
+    assert job["status"] == "succeeded", job["error"]
+    result = job["result"]
+    assert [p["eps"] for p in result["curve"]] == [0.0, 0.1]
+    assert result["curve"][1]["robust_acc"] <= result["clean_acc"]
+    report = client.get(result and f"/v1/artifacts/{result['report_artifact_id']}")
+    assert report.status_code == 200 and report.json()["clean_acc"] == result["clean_acc"]
+
+
+def test_attack_an_uploaded_png(client, trained):
+    model_id = trained[0]["result"]["model_id"]
+    digit = (load_digits().images[0] / 16 * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(digit).resize((32, 32)).convert("RGB").save(buf, format="PNG")
+    r = client.post("/v1/attacks", files={"image": ("zero.png", buf.getvalue(), "image/png")},
+                    data={"model_id": model_id, "label": "0", "wait": "60"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    result = r.json()["result"]
+    assert result["label"] == 0 and len(result["clean"]["probabilities"]) == 10
+    assert abs(sum(result["adversarial"]["probabilities"]) - 1) < 1e-4
+    assert 0 < result["linf"] <= 0.1 + 1e-6 and result["l2"] > 0
+    for name in ("adversarial_url", "perturbation_url", "input_url"):
+        img = Image.open(io.BytesIO(client.get(result[name]).content))
+        assert img.format == "PNG"
+    assert Image.open(io.BytesIO(client.get(result["adversarial_url"]).content)).size == (8, 8)
+
+
+def test_cancel_a_running_job(client):
+    r = client.post(
+        "/v1/jobs", json={"kind": "adversarial_training", "spec": smoke_spec(epochs=400)}
+    )
+    job_id = r.json()["id"]
+    wait_job(client, job_id, until=("running",))
+    assert client.post(f"/v1/jobs/{job_id}/cancel").json()["cancel_requested"]
+    job = wait_job(client, job_id, timeout=30)
+    assert job["status"] == "cancelled" and job["progress"] < 0.5
+
+
+def test_sigkill_mid_training_resumes_from_checkpoint(stack, client, tmp_path):
+    spec = smoke_spec(epochs=6, seed=1)
+    job_id = client.post("/v1/jobs", json={"kind": "adversarial_training", "spec": spec}).json()[
+        "id"
+    ]
+    wait_job(client, job_id, until=("running",))
+    while not any(m["step"] >= 2 for m in client.get(f"/v1/jobs/{job_id}/metrics").json()):
+        assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "running"
+    stack.kill("worker-train0")
+    assert (
+        client.get(f"/v1/jobs/{job_id}").json()["status"] == "running"
+    )  # the store does not know yet
+    stack.start_worker("train1", "train")
+    job = wait_job(client, job_id, timeout=240)
+    assert job["status"] == "succeeded", job["error"]
+    assert job["attempts"] == 2
+    # the same spec, uninterrupted, in this process: the same weights
+    from core.specs import TrainSpec
+
+    train(TrainSpec.model_validate(spec), tmp_path / "reference")
+    served = load(client.get(f"/v1/artifacts/{job['result']['checkpoint_artifact_id']}").content)
+    reference = load((tmp_path / "reference" / "model.safetensors").read_bytes())
+    assert served.keys() == reference.keys()
+    assert all((served[k] == reference[k]).all() for k in served)
+
+
+def test_jobs_redis_lost_are_enqueued_again(stack, client):
+    stack.kill("worker-train1")
+    job_id = client.post(
+        "/v1/jobs", json={"kind": "adversarial_training", "spec": smoke_spec(epochs=1)}
+    ).json()["id"]
+    redis.Redis.from_url(stack.env["REDIS_URL"]).flushall()  # Redis restarted empty
+    assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
+    stack.start_worker("train2", "train")
+    job = wait_job(client, job_id, timeout=120)
+    assert job["status"] == "succeeded", job["error"]
