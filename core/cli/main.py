@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from core.cli.client import ApiError, add_commands
 from core.presets import PRESETS, eval_preset, train_preset
 from core.specs import ActivationSpec, AttackSpec, EvalSpec, TrainSpec
 
@@ -193,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     sat.add_argument("--probes", type=_names, default=None)
     sat.add_argument("--out")
     sat.set_defaults(func=cmd_study_sat)
+    add_commands(sub)
     return p
 
 
@@ -207,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         args.probes = SAT_PROBES if args.probes is None else args.probes
     try:
         return args.func(args)
-    except (ValueError, ValidationError, FileNotFoundError) as e:
+    except (ValueError, ValidationError, FileNotFoundError, ApiError) as e:
         print(f"robustlab: error: {e}", file=sys.stderr)
         return 2
 

@@ -25,9 +25,9 @@ class RecordingQueue:
         self.sent.append((job_id, queue))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def api(request, tmp_path):
-    url, cleanup = database_url(request.param, tmp_path)
+def make_app(url: str, tmp_path):
+    """An app on the database at `url` (migrated), with a key, a registered model and a recording
+    queue; returns (app, key, queue, model_id, settings)."""
     upgrade(url)
     settings = Settings(database_url=url, artifact_url=str(tmp_path / "artifacts"), work_dir=tmp_path / "work",
                         interactive_wait_seconds=0, max_upload_bytes=200_000, max_image_pixels=1_000_000,
@@ -42,6 +42,13 @@ def api(request, tmp_path):
     app = create_app()
     app.dependency_overrides[get_settings] = lambda: settings
     app.dependency_overrides[get_queue] = lambda: queue
+    return app, key, queue, model_id, settings
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def api(request, tmp_path):
+    url, cleanup = database_url(request.param, tmp_path)
+    app, key, queue, model_id, settings = make_app(url, tmp_path)
     client = TestClient(app)
     client.headers["Authorization"] = f"Bearer {key}"
     client.queue, client.model_id, client.settings = queue, model_id, settings

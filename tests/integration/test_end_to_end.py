@@ -137,3 +137,36 @@ def test_jobs_redis_lost_are_enqueued_again(stack, client):
     stack.start_worker("train2", "train")
     job = wait_job(client, job_id, timeout=120)
     assert job["status"] == "succeeded", job["error"]
+
+
+def test_command_line_client(stack, capsys):
+    from core.cli.main import main
+
+    args = ["--api", stack.api_url, "--key", stack.key]
+    assert main(["keys", "create", "ci", *args]) == 0
+    new_key = capsys.readouterr().out.strip()
+    assert new_key.startswith("rl_")
+    assert (
+        main(
+            [
+                "submit",
+                "adversarial_training",
+                "--preset",
+                "smoke",
+                "--api",
+                stack.api_url,
+                "--key",
+                new_key,
+            ]
+        )
+        == 0
+    )
+    job_id = capsys.readouterr().out.strip()
+    assert main(["cancel", job_id, *args]) == 0
+    assert "cancel requested: True" in capsys.readouterr().out
+    assert main(["jobs", "--limit", "50", *args]) == 0
+    assert job_id in capsys.readouterr().out
+    assert main(["watch", job_id, "--interval", "0.2", *args]) == 1  # it was cancelled
+    assert '"status": "cancelled"' in capsys.readouterr().out
+    assert main(["jobs", "--api", stack.api_url, "--key", "rl_wrong"]) == 2
+    assert "401" in capsys.readouterr().err

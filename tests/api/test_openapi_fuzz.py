@@ -1,0 +1,35 @@
+"""Property-based test of the whole API from its OpenAPI schema: whatever comes in, no 5xx."""
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from tests.api.conftest import make_app
+
+
+@pytest.fixture(scope="module")
+def app_and_key(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fuzz")
+    app, key, *_ = make_app(f"sqlite:///{tmp / 'store.db'}", tmp)
+    return app, key
+
+
+@pytest.fixture(scope="module")
+def api_schema(app_and_key):
+    return schemathesis.openapi.from_asgi("/openapi.json", app_and_key[0])
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_server_errors(case, app_and_key):
+    for headers in ({"Authorization": f"Bearer {app_and_key[1]}"}, {}):  # with a key and without
+        response = case.call(headers=headers)
+        assert response.status_code < 500, (
+            case.method,
+            case.path,
+            response.status_code,
+            response.text[:300],
+        )
