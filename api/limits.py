@@ -6,7 +6,14 @@ from fastapi import HTTPException, status
 from pydantic import BaseModel
 
 from core.settings import Settings
-from core.specs import AttackSpec, EvalSpec, ImageAttackSpec, TrainSpec
+from core.specs import (
+    AttackSpec,
+    DDPMSampleSpec,
+    DDPMTrainSpec,
+    EvalSpec,
+    ImageAttackSpec,
+    TrainSpec,
+)
 
 
 def _too_big(field: str, value, limit) -> HTTPException:
@@ -35,3 +42,13 @@ def check_limits(spec: BaseModel, settings: Settings) -> None:
             raise _too_big("data.test_subset", spec.data.test_subset, settings.max_eval_images)
     elif isinstance(spec, ImageAttackSpec):
         _check_attack("attack", spec.attack, settings)
+    elif isinstance(spec, DDPMTrainSpec):
+        if spec.epochs > settings.max_epochs:
+            raise _too_big("epochs", spec.epochs, settings.max_epochs)
+        if spec.image_size > 64:
+            raise _too_big("image_size", spec.image_size, 64)
+    elif isinstance(spec, DDPMSampleSpec):
+        if spec.n > settings.max_samples_per_request:
+            raise _too_big("n", spec.n, settings.max_samples_per_request)
+        if spec.num_steps > settings.max_sample_steps:
+            raise _too_big("steps", spec.num_steps, settings.max_sample_steps)

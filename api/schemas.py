@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.specs import ActivationName
 
-JobKind = Literal["adversarial_training", "attack_evaluation", "image_attack"]
+JobKind = Literal[
+    "adversarial_training", "attack_evaluation", "image_attack", "ddpm_training", "ddpm_sampling"
+]
 
 
 class JobIn(BaseModel):

@@ -26,6 +26,7 @@ class Settings(BaseModel):
     max_epochs: int = Field(default=200, ge=1)
     max_attack_steps: int = Field(default=1000, ge=1)
     max_samples_per_request: int = Field(default=64, ge=1)
+    max_sample_steps: int = Field(default=1000, ge=1)
     max_eval_images: int = Field(default=20_000, ge=1)
     interactive_wait_seconds: float = Field(default=10.0, ge=0)
     lease_seconds: float = Field(default=30.0, gt=0)
@@ -45,6 +46,7 @@ ENV = {
     "max_epochs": "ROBUSTLAB_MAX_EPOCHS",
     "max_attack_steps": "ROBUSTLAB_MAX_ATTACK_STEPS",
     "max_samples_per_request": "ROBUSTLAB_MAX_SAMPLES_PER_REQUEST",
+    "max_sample_steps": "ROBUSTLAB_MAX_SAMPLE_STEPS",
     "max_eval_images": "ROBUSTLAB_MAX_EVAL_IMAGES",
     "interactive_wait_seconds": "ROBUSTLAB_INTERACTIVE_WAIT_SECONDS",
     "lease_seconds": "ROBUSTLAB_LEASE_SECONDS",

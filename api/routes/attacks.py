@@ -10,39 +10,14 @@ from pydantic import ValidationError
 
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
 from api.routes.jobs import submit
-from api.schemas import JobOut
 from api.uploads import read_bounded, to_model_input
+from api.waiting import wait_for, with_urls
 from core.specs import AttackSpec, ImageAttackSpec
 from core.store import jobs as store_jobs
 from core.store.artifacts import ArtifactStore, record_artifact
-from core.store.db import session_scope
-from core.store.orm import FINISHED
 from core.store.registry import get_model
 
 router = APIRouter(prefix="/v1/attacks", tags=["attacks"])
-POLL_SECONDS = 0.005
-
-
-def wait_for(database_url: str, job_id: str, seconds: float):
-    """The job once finished, or None after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        with session_scope(database_url) as s:
-            job = store_jobs.get_job(s, job_id=job_id)
-            if job.status in FINISHED:
-                return job
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(POLL_SECONDS)
-
-
-def with_urls(job) -> dict:
-    body = JobOut.model_validate(job).model_dump(mode="json")
-    result = body.get("result") or {}
-    for name in ("input", "adversarial", "perturbation"):
-        if f"{name}_artifact_id" in result:
-            result[f"{name}_url"] = f"/v1/artifacts/{result[f'{name}_artifact_id']}"
-    return body
 
 
 @router.post(

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from core.cli.client import ApiError, add_commands
+from core.cli.ddpm import add_commands as add_ddpm_commands
 from core.presets import PRESETS, eval_preset, train_preset
 from core.specs import ActivationSpec, AttackSpec, EvalSpec, TrainSpec
 
@@ -195,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     sat.add_argument("--out")
     sat.set_defaults(func=cmd_study_sat)
     add_commands(sub)
+    add_ddpm_commands(sub)
     return p
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from core.specs import EvalSpec, ImageAttackSpec, TrainSpec
+from core.specs import DDPMSampleSpec, DDPMTrainSpec, EvalSpec, ImageAttackSpec, TrainSpec
 
 JOB_SPECS: dict[str, type[BaseModel]] = {
     "adversarial_training": TrainSpec,
     "attack_evaluation": EvalSpec,
     "image_attack": ImageAttackSpec,
+    "ddpm_training": DDPMTrainSpec,
+    "ddpm_sampling": DDPMSampleSpec,
 }
 TASK_NAME = "robustlab.execute_job"  # the one Celery task; the job's kind picks the runner

@@ -1,23 +1,26 @@
-"""Recently used classifiers, kept loaded in the worker process (LRU)."""
+"""Recently used models (classifiers and diffusion models), kept loaded in the worker (LRU)."""
 
 from __future__ import annotations
 
 import tempfile
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
-from core.models import Classifier, load_model
+from torch import nn
+
+from core.models import load_model
 from core.store.artifacts import ArtifactStore
 
 
 class ModelCache:
     def __init__(self, size: int):
         self.size = size
-        self._models: OrderedDict[str, Classifier] = OrderedDict()
+        self._models: OrderedDict[str, nn.Module] = OrderedDict()
 
-    def get(
-        self, model_id: str, checkpoint_uri: str, store: ArtifactStore, device: str
-    ) -> Classifier:
+    def get(self, model_id: str, checkpoint_uri: str, store: ArtifactStore, device: str,
+            loader: Callable[..., nn.Module] = load_model) -> nn.Module:  # fmt: skip
+        """The model `model_id`, loaded from the artifact store on first use with `loader`."""
         if model_id in self._models:
             self._models.move_to_end(model_id)
             return self._models[model_id]
@@ -26,7 +29,7 @@ class ModelCache:
                 raise ValueError(
                     f"checkpoint of model {model_id} is missing from the artifact store"
                 )
-            model = load_model(tmp, device=device)
+            model = loader(tmp, device=device)
         self._models[model_id] = model
         while len(self._models) > self.size:
             self._models.popitem(last=False)

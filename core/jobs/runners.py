@@ -10,8 +10,8 @@ import torch
 from core.attacks import build_attack
 from core.data import load_dataset
 from core.evaluation import robustness_curve
+from core.images import perturbation_png, png_bytes, tensor_from_png
 from core.jobs.context import JobContext, JobStopped
-from core.jobs.images import perturbation_png, png_bytes, tensor_from_png
 from core.specs import AttackSpec, EvalSpec, ImageAttackSpec, TrainSpec
 from core.store.artifacts import record_artifact
 from core.store.orm import Artifact
@@ -130,8 +130,19 @@ def run_image_attack(spec: ImageAttackSpec, ctx: JobContext) -> dict:
     }  # fmt: skip
 
 
+def _diffusion(name: str):
+    def run(spec, ctx):  # imported on first use: diffusers is heavy
+        from core.jobs import diffusion_runners
+
+        return getattr(diffusion_runners, name)(spec, ctx)
+
+    return run
+
+
 RUNNERS = {
     "adversarial_training": run_adversarial_training,
     "attack_evaluation": run_attack_evaluation,
     "image_attack": run_image_attack,
+    "ddpm_training": _diffusion("run_ddpm_training"),
+    "ddpm_sampling": _diffusion("run_ddpm_sampling"),
 }

@@ -82,6 +82,8 @@ def load_model(folder: str | Path, *, device: str | torch.device = "cpu",
         if not p.is_file():
             raise FileNotFoundError(f"{p} not found: not a robustlab checkpoint folder")
     meta = json.loads(meta_path.read_text())
+    if "model" not in meta.get("spec", {}):
+        raise ValueError(f"{folder} holds no classifier (a diffusion model? use load_diffusion)")
     model = build_model(ModelSpec.model_validate(meta["spec"]["model"]))
     model.load_state_dict(load_file(weights_path, device="cpu"))
     model = model.to(device).eval()

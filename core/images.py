@@ -37,3 +37,19 @@ def perturbation_png(delta: torch.Tensor, scale: int = 8) -> bytes:
     shown = 0.5 + 0.5 * delta / peak
     big = torch.nn.functional.interpolate(shown[None], scale_factor=scale, mode="nearest")[0]
     return png_bytes(big)
+
+
+def grid_png(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> bytes:
+    """(N, C, H, W) images in [0, 1] tiled into one PNG, `nrow` per row (default ≈ √N)."""
+    n, c, h, w = images.shape
+    nrow = nrow or max(1, int(round(n**0.5)))
+    rows = (n + nrow - 1) // nrow
+    canvas = torch.ones(c, rows * (h + pad) + pad, nrow * (w + pad) + pad)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        canvas[
+            :,
+            pad + r * (h + pad) : pad + r * (h + pad) + h,
+            pad + col * (w + pad) : pad + col * (w + pad) + w,
+        ] = images[i]
+    return png_bytes(canvas)

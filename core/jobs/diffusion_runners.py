@@ -1,0 +1,100 @@
+"""Runners for the diffusion job kinds: training (with sample quality at the end) and sampling."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from core.data import load_dataset
+from core.diffusion.ddpm import load_diffusion, train_ddpm
+from core.diffusion.quality import sample_quality
+from core.diffusion.sampling import sample
+from core.images import grid_png, png_bytes
+from core.jobs.context import JobContext, JobStopped
+from core.specs import DDPMSampleSpec, DDPMTrainSpec
+from core.store.artifacts import record_artifact
+from core.store.orm import RegisteredModel
+from core.store.registry import get_model, register_model
+from core.training.checkpoint import MODEL_FILE, has_checkpoint
+
+QUALITY_SAMPLES = 500  # generated images for the Fréchet distance (DDIM-50)
+
+
+def _quality_classifier(ctx: JobContext, dataset: str):
+    """The registered classifier of the same dataset with the best clean accuracy, if any."""
+    with ctx.session() as s:
+        rows = s.scalars(select(RegisteredModel).where(RegisteredModel.kind == "classifier",
+                                                       RegisteredModel.dataset == dataset)).all()  # fmt: skip
+        best = max(rows, key=lambda r: r.summary.get("clean_acc", 0), default=None)
+        if best is None:
+            return None, None
+        ident, uri = best.id, best.checkpoint_uri
+    return ident, ctx.models.get(ident, uri, ctx.store, ctx.device)
+
+
+def run_ddpm_training(spec: DDPMTrainSpec, ctx: JobContext) -> dict:
+    folder = ctx.work_dir / ctx.job_id
+    prefix = f"jobs/{ctx.job_id}/checkpoint"
+    if not has_checkpoint(folder):
+        ctx.store.download_folder(prefix, folder)
+    stage = ctx.scaled(0.0, 0.85)
+
+    def report(p):
+        if p.metrics:
+            ctx.store.upload_folder(folder, prefix)
+        stage(p)
+
+    ds = load_dataset(spec.data)
+    t0 = time.perf_counter()
+    result = train_ddpm(spec, folder, dataset=ds, progress=report, should_stop=ctx.should_stop)
+    if result["status"] != "succeeded":
+        raise JobStopped
+    train_seconds = time.perf_counter() - t0
+    model = load_diffusion(folder, device=ctx.device)
+    classifier_id, classifier = _quality_classifier(ctx, spec.data.name)
+    summary = {"history": result["history"], "train_seconds": train_seconds, "quality": None}
+    if classifier is not None and classifier.spec.image_size == model.data_size:
+        n = min(QUALITY_SAMPLES, len(ds.x_test))
+        gen = sample(model, DDPMSampleSpec(n=n, sampler="ddim", steps=50), progress=ctx.scaled(0.85, 1.0),
+                     should_stop=ctx.should_stop)  # fmt: skip
+        if gen["stopped"]:
+            raise JobStopped
+        summary["quality"] = {**sample_quality(classifier, gen["images"], ds.x_test[:n], ds.classes),
+                              "classifier_id": classifier_id, "sampler": "ddim-50"}  # fmt: skip
+    with ctx.session() as s:
+        weights = record_artifact(s, ctx.store, key=f"{prefix}/{MODEL_FILE}", type="checkpoint", job_id=ctx.job_id,
+                                  data=(folder / MODEL_FILE).read_bytes())  # fmt: skip
+        row = register_model(s, kind="diffusion", job_id=ctx.job_id, dataset=spec.data.name, architecture="unet2d",
+                             activation="silu", checkpoint_uri=prefix, summary=summary,
+                             name=f"{spec.data.name}-ddpm-seed{spec.seed}",
+                             recipe={**spec.model_dump(mode="json"), "facts": model.facts()})  # fmt: skip
+        return {"model_id": row.id, "checkpoint_artifact_id": weights.id, "train_seconds": train_seconds,
+                "final": result["history"][-1], "quality": summary["quality"]}  # fmt: skip
+
+
+def run_ddpm_sampling(spec: DDPMSampleSpec, ctx: JobContext) -> dict:
+    if spec.model_id is None:
+        raise ValueError("ddpm_sampling needs model_id")
+    with ctx.session() as s:
+        row = get_model(s, model_id=spec.model_id)
+        if row is None or row.kind != "diffusion":
+            raise ValueError(f"no diffusion model with id {spec.model_id}")
+        uri = row.checkpoint_uri
+    model = ctx.models.get(spec.model_id, uri, ctx.store, ctx.device, loader=load_diffusion)
+    t0 = time.perf_counter()
+    out = sample(model, spec, progress=ctx.progress, should_stop=ctx.should_stop)
+    if out["stopped"]:
+        raise JobStopped
+    seconds = time.perf_counter() - t0
+    with ctx.session() as s:
+        key = f"jobs/{ctx.job_id}"
+        grid = record_artifact(s, ctx.store, key=f"{key}/grid.png", type="image", job_id=ctx.job_id,
+                               data=grid_png(out["images"]))  # fmt: skip
+        singles = [record_artifact(s, ctx.store, key=f"{key}/sample_{i:03d}.png", type="image", job_id=ctx.job_id,
+                                   data=png_bytes(img)).id for i, img in enumerate(out["images"])]  # fmt: skip
+        frames = [record_artifact(s, ctx.store, key=f"{key}/trajectory_{i:02d}.png", type="image", job_id=ctx.job_id,
+                                  data=grid_png(frame)).id for i, frame in enumerate(out["trajectory"])]  # fmt: skip
+    return {"model_id": spec.model_id, "sampler": spec.sampler, "steps": spec.num_steps, "n": spec.n,
+            "seconds": seconds, "grid_artifact_id": grid.id, "sample_artifact_ids": singles,
+            "trajectory_artifact_ids": frames}  # fmt: skip
