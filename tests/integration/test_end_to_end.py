@@ -90,6 +90,32 @@ def test_attack_an_uploaded_png(client, trained):
     assert Image.open(io.BytesIO(client.get(result["adversarial_url"]).content)).size == (8, 8)
 
 
+def test_ddpm_training_then_samples_on_demand(client, trained):
+    from core.diffusion.presets import ddpm_preset
+
+    spec = ddpm_preset("smoke").model_copy(update={"epochs": 2}).model_dump(mode="json")
+    job = wait_job(client, client.post("/v1/jobs", json={"kind": "ddpm_training", "spec": spec}).json()["id"])
+    assert job["status"] == "succeeded", job["error"]
+    model = client.get(f"/v1/models/{job['result']['model_id']}").json()
+    assert model["kind"] == "diffusion" and len(model["summary"]["history"]) == 2
+    quality = model["summary"]["quality"]  # the digits classifier trained above serves as the feature space
+    assert quality["classifier_id"] == trained[0]["result"]["model_id"] and quality["frechet_distance"] >= 0
+    assert sum(quality["class_histogram"].values()) == quality["samples"]
+    body = {"model_id": model["id"], "n": 16, "sampler": "ddim", "steps": 10, "seed": 3, "trajectory": True,
+            "trajectory_frames": 4}  # fmt: skip
+    r = client.post("/v1/samples", json=body, params={"wait": 60})
+    assert r.status_code == 200, r.text
+    result = r.json()["result"]
+    assert len(result["sample_urls"]) == 16 and len(result["trajectory_urls"]) == 4
+    grid = Image.open(io.BytesIO(client.get(result["grid_url"]).content))
+    assert grid.format == "PNG" and grid.size[0] > 8 * 4
+    again = client.post("/v1/samples", json=body, params={"wait": 60}).json()["result"]
+    first = client.get(result["sample_urls"][0]).content
+    assert client.get(again["sample_urls"][0]).content == first  # same seed, same images
+    assert client.post("/v1/samples", json={**body, "model_id": trained[0]["result"]["model_id"]}).status_code == 404
+    assert client.post("/v1/samples", json={**body, "n": 10_000}).status_code == 422
+
+
 def test_cancel_a_running_job(client):
     r = client.post(
         "/v1/jobs", json={"kind": "adversarial_training", "spec": smoke_spec(epochs=400)}
