@@ -119,14 +119,18 @@ def test_health_and_metrics_need_no_key(api):
 
 
 def test_samples_need_a_diffusion_model_and_bounded_requests(api):
-    r = api.post("/v1/samples", json={"model_id": api.model_id, "n": 4})  # a classifier, not a diffusion model
+    r = api.post(
+        "/v1/samples", json={"model_id": api.model_id, "n": 4}
+    )  # a classifier, not a diffusion model
     assert r.status_code == 404 and "diffusion model" in r.json()["detail"]
     assert api.post("/v1/samples", json={"model_id": "x", "n": 0}).status_code == 422
     assert api.post("/v1/samples", json={"model_id": "x", "sampler": "euler"}).status_code == 422
 
 
 def test_ddpm_training_spec_is_validated_and_bounded(api):
-    r = api.post("/v1/jobs", json={"kind": "ddpm_training", "spec": {"unet": {"block_out_channels": [30]}}})
+    r = api.post(
+        "/v1/jobs", json={"kind": "ddpm_training", "spec": {"unet": {"block_out_channels": [30]}}}
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][:3] == ["body", "spec", "unet"]
     r = api.post("/v1/jobs", json={"kind": "ddpm_training", "spec": {"epochs": 51}})
     assert r.status_code == 422 and "spec.epochs" in r.json()["detail"]

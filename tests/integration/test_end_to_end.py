@@ -94,12 +94,19 @@ def test_ddpm_training_then_samples_on_demand(client, trained):
     from core.diffusion.presets import ddpm_preset
 
     spec = ddpm_preset("smoke").model_copy(update={"epochs": 2}).model_dump(mode="json")
-    job = wait_job(client, client.post("/v1/jobs", json={"kind": "ddpm_training", "spec": spec}).json()["id"])
+    job = wait_job(
+        client, client.post("/v1/jobs", json={"kind": "ddpm_training", "spec": spec}).json()["id"]
+    )
     assert job["status"] == "succeeded", job["error"]
     model = client.get(f"/v1/models/{job['result']['model_id']}").json()
     assert model["kind"] == "diffusion" and len(model["summary"]["history"]) == 2
-    quality = model["summary"]["quality"]  # the digits classifier trained above serves as the feature space
-    assert quality["classifier_id"] == trained[0]["result"]["model_id"] and quality["frechet_distance"] >= 0
+    quality = model["summary"][
+        "quality"
+    ]  # the digits classifier trained above serves as the feature space
+    assert (
+        quality["classifier_id"] == trained[0]["result"]["model_id"]
+        and quality["frechet_distance"] >= 0
+    )
     assert sum(quality["class_histogram"].values()) == quality["samples"]
     body = {"model_id": model["id"], "n": 16, "sampler": "ddim", "steps": 10, "seed": 3, "trajectory": True,
             "trajectory_frames": 4}  # fmt: skip
@@ -112,7 +119,12 @@ def test_ddpm_training_then_samples_on_demand(client, trained):
     again = client.post("/v1/samples", json=body, params={"wait": 60}).json()["result"]
     first = client.get(result["sample_urls"][0]).content
     assert client.get(again["sample_urls"][0]).content == first  # same seed, same images
-    assert client.post("/v1/samples", json={**body, "model_id": trained[0]["result"]["model_id"]}).status_code == 404
+    assert (
+        client.post(
+            "/v1/samples", json={**body, "model_id": trained[0]["result"]["model_id"]}
+        ).status_code
+        == 404
+    )
     assert client.post("/v1/samples", json={**body, "n": 10_000}).status_code == 422
 
 
