@@ -43,12 +43,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--api-workers", type=int, default=2)
+    parser.add_argument("--database-url", help="default: SQLite in a temporary folder")
     args = parser.parse_args()
     body = json.dumps({"kind": "adversarial_training",
                        "spec": {"data": {"name": "digits"}, "model": {"image_size": 8}, "epochs": 1}})  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(Path(tmp), api_port=free_port(), with_dashboard=False, embedded_redis=True,
-                      extra_env={"DATABASE_URL": None, "REDIS_URL": None, "ARTIFACT_URL": None,
+                      extra_env={"DATABASE_URL": args.database_url, "REDIS_URL": None, "ARTIFACT_URL": None,
                                  "ROBUSTLAB_API_WORKERS": str(args.api_workers)})  # fmt: skip
         try:
             stack.start(train_workers=0)
@@ -63,7 +64,7 @@ def main() -> None:
             stack.stop()
     print(f"Machine: {machine()}\n")
     print(f"### POST /v1/jobs, {args.connections} concurrent clients, {args.seconds} s, "
-          f"{args.api_workers} uvicorn worker(s), SQLite + embedded Redis\n")  # fmt: skip
+          f"{args.api_workers} uvicorn worker(s), {'PostgreSQL' if args.database_url else 'SQLite'} + embedded Redis\n")  # fmt: skip
     print(
         "| submissions/s | p50 ms | p90 ms | p99 ms | requests | non-2xx |\n|---|---|---|---|---|---|"
     )

@@ -119,7 +119,7 @@ class Stack:
         py = sys.executable
         self._spawn("api", [py, "-m", "uvicorn", "--factory", "api.main:create_app", "--host", "127.0.0.1",
                             "--port", str(self.api_port), "--log-level", "warning",
-                            "--workers", self.env.get("ROBUSTLAB_API_WORKERS", "1")])  # fmt: skip
+                            "--workers", self.env.get("ROBUSTLAB_API_WORKERS", "2")])  # fmt: skip
         gpus = gpu_count() if train_workers is None else 0
         n = max(gpus, 1) if train_workers is None else train_workers
         for i in range(n):  # one process per GPU, each seeing only its own
