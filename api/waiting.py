@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+from fastapi import Response, status
+from sqlalchemy.orm import Session
+
 from api.schemas import JobOut
 from core.store import jobs as store_jobs
 from core.store.db import session_scope
@@ -37,3 +40,15 @@ def with_urls(job: Job) -> dict:
                 f"/v1/artifacts/{v}" for v in value
             ]
     return body
+
+
+def answer(
+    session: Session, response: Response, database_url: str, job: Job, seconds: float
+) -> dict:
+    """The finished job (200) if it finishes within `seconds`, else the job as it is (202)."""
+    done = wait_for(database_url, job.id, seconds)
+    if done is None:
+        response.status_code = status.HTTP_202_ACCEPTED
+        session.refresh(job)
+        return with_urls(job)
+    return with_urls(done)

@@ -11,9 +11,8 @@ from pydantic import ValidationError
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
 from api.routes.jobs import submit
 from api.uploads import read_bounded, to_model_input
-from api.waiting import wait_for, with_urls
+from api.waiting import answer
 from core.specs import AttackSpec, ImageAttackSpec
-from core.store import jobs as store_jobs
 from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.registry import get_model
 
@@ -55,10 +54,5 @@ def attack_upload(
         model_id=model_id, input_artifact_id=upload.id, label=label, attack=attack_spec
     )
     job = submit(session, queue, settings, kind="image_attack", spec=spec, owner=key.name)
-    done = wait_for(
-        settings.database_url, job.id, settings.interactive_wait_seconds if wait is None else wait
-    )
-    if done is None:
-        response.status_code = status.HTTP_202_ACCEPTED
-        return with_urls(store_jobs.get_job(session, job_id=job.id))
-    return with_urls(done)
+    wait = settings.interactive_wait_seconds if wait is None else wait
+    return answer(session, response, settings.database_url, job, wait)

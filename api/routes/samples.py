@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Response
 
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
 from api.routes.jobs import submit
-from api.waiting import wait_for, with_urls
+from api.waiting import answer
 from core.specs import DDPMSampleSpec
-from core.store import jobs as store_jobs
 from core.store.registry import get_model
 
 router = APIRouter(prefix="/v1/samples", tags=["samples"])
@@ -31,10 +30,5 @@ def create_samples(spec: DDPMSampleSpec, session: SessionDep, queue: QueueDep, s
     if model is None or model.kind != "diffusion":
         raise not_found("diffusion model", str(spec.model_id))
     job = submit(session, queue, settings, kind="ddpm_sampling", spec=spec, owner=key.name)
-    done = wait_for(
-        settings.database_url, job.id, settings.interactive_wait_seconds if wait is None else wait
-    )
-    if done is None:
-        response.status_code = status.HTTP_202_ACCEPTED
-        return with_urls(store_jobs.get_job(session, job_id=job.id))
-    return with_urls(done)
+    wait = settings.interactive_wait_seconds if wait is None else wait
+    return answer(session, response, settings.database_url, job, wait)

@@ -28,8 +28,7 @@ from core.specs import DDPMTrainSpec
 from core.training.checkpoint import (
     META_FILE,
     MODEL_FILE,
-    has_checkpoint,
-    load_checkpoint,
+    resume_from,
     save_checkpoint,
 )
 
@@ -145,14 +144,7 @@ def train_ddpm(spec: DDPMTrainSpec, out_dir: str | Path, *, dataset: Dataset | N
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.unet.parameters(), lr=spec.lr)
     alphas_cumprod = make_scheduler(spec).alphas_cumprod
-    start_epoch, history = 0, []
-    if resume and has_checkpoint(out_dir):
-        meta = load_checkpoint(out_dir, model, opt)
-        if DDPMTrainSpec.model_validate(meta["spec"]) != spec:
-            raise ValueError(
-                f"{out_dir} holds a checkpoint of a different spec; use another folder"
-            )
-        start_epoch, history = meta["epoch"], meta["history"]
+    start_epoch, history = resume_from(out_dir, model, opt, spec) if resume else (0, [])
     n = len(ds.x_train)
     batches = math.ceil(n / spec.batch_size)
     for epoch in range(start_epoch, spec.epochs):

@@ -98,3 +98,20 @@ def load_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer) 
 
 def has_checkpoint(folder: Path) -> bool:
     return (folder / META_FILE).is_file()
+
+
+def resume_from(
+    folder: Path, model: nn.Module, opt: torch.optim.Optimizer, spec
+) -> tuple[int, list[dict]]:
+    """(epochs done, metrics history) of the checkpoint in `folder`, restored into `model` and
+    `opt`; (0, []) when there is none.
+
+    Raises:
+        ValueError: the checkpoint was made with a different spec (its folder belongs to another run).
+    """
+    if not has_checkpoint(folder):
+        return 0, []
+    meta = load_checkpoint(folder, model, opt)
+    if type(spec).model_validate(meta["spec"]) != spec:
+        raise ValueError(f"{folder} holds a checkpoint of a different spec; use another folder")
+    return meta["epoch"], meta["history"]

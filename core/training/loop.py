@@ -25,7 +25,7 @@ from core.evaluation import predict, robust_mask
 from core.models import DATASET_STATS, Classifier, build_model
 from core.progress import Progress, ProgressFn, StopFn, never_stop, no_progress
 from core.specs import AttackSpec, ModelSpec, TrainSpec
-from core.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from core.training.checkpoint import resume_from, save_checkpoint
 from core.training.schedules import lr_at
 
 log = logging.getLogger(__name__)
@@ -104,15 +104,8 @@ def train(spec: TrainSpec, out_dir: str | Path, *, dataset: Dataset | None = Non
     torch.manual_seed(spec.seed)
     model = prepare(build_model(spec.model), device, spec.channels_last)
     opt = make_optimizer(spec, model)
-    history: list[dict] = []
-    start_epoch = 0
-    if resume and has_checkpoint(out_dir):
-        meta = load_checkpoint(out_dir, model, opt)
-        if TrainSpec.model_validate(meta["spec"]) != spec:
-            raise ValueError(
-                f"{out_dir} holds a checkpoint of a different spec; use another folder"
-            )
-        start_epoch, history = meta["epoch"], meta["history"]
+    start_epoch, history = resume_from(out_dir, model, opt, spec) if resume else (0, [])
+    if start_epoch:
         log.info("resuming %s from epoch %d", out_dir, start_epoch)
 
     attack = training_attack(spec)
