@@ -13,6 +13,10 @@ from core.store.db import session_scope
 from core.store.orm import FINISHED, Job
 
 POLL_SECONDS = 0.005
+INTERACTIVE_RESPONSES = {
+    200: {"description": "finished within the wait"},
+    202: {"description": "still running"},
+}
 
 
 def wait_for(database_url: str, job_id: str, seconds: float) -> Job | None:

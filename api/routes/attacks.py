@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
 from api.routes.jobs import submit
 from api.uploads import read_bounded, to_model_input
-from api.waiting import answer
+from api.waiting import INTERACTIVE_RESPONSES, answer
 from core.specs import AttackSpec, ImageAttackSpec
 from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.registry import get_model
@@ -19,13 +19,7 @@ from core.store.registry import get_model
 router = APIRouter(prefix="/v1/attacks", tags=["attacks"])
 
 
-@router.post(
-    "",
-    responses={
-        200: {"description": "finished within the wait"},
-        202: {"description": "still running"},
-    },
-)
+@router.post("", responses=INTERACTIVE_RESPONSES)
 def attack_upload(
     session: SessionDep, queue: QueueDep, settings: SettingsDep, key: KeyDep, response: Response,
     image: Annotated[UploadFile, File(description="PNG, JPEG, WebP or BMP")],

@@ -8,20 +8,14 @@ from fastapi import APIRouter, Query, Response
 
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
 from api.routes.jobs import submit
-from api.waiting import answer
+from api.waiting import INTERACTIVE_RESPONSES, answer
 from core.specs import DDPMSampleSpec
 from core.store.registry import get_model
 
 router = APIRouter(prefix="/v1/samples", tags=["samples"])
 
 
-@router.post(
-    "",
-    responses={
-        200: {"description": "finished within the wait"},
-        202: {"description": "still running"},
-    },
-)
+@router.post("", responses=INTERACTIVE_RESPONSES)
 def create_samples(spec: DDPMSampleSpec, session: SessionDep, queue: QueueDep, settings: SettingsDep, key: KeyDep,
                    response: Response, wait: Annotated[float | None, Query(ge=0, le=60)] = None) -> dict:  # fmt: skip
     """Sample `n` images (sampler, steps, seed, η, guidance) on the interactive queue; the answer
