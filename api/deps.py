@@ -18,6 +18,7 @@ from core.store.keys import hash_key, verify_key
 from core.store.orm import ApiKey
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+MAX_OFFSET = 1_000_000_000  # list offsets beyond any real table (and inside a 64-bit SQL integer)
 
 
 def get_session(settings: SettingsDep) -> Iterator[Session]:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
+from api.deps import MAX_OFFSET, KeyDep, QueueDep, SessionDep, SettingsDep, not_found
 from api.limits import check_limits
 from api.schemas import JobIn, JobList, JobOut, MetricOut
 from core.jobs.kinds import JOB_SPECS
@@ -84,7 +84,7 @@ def list_jobs(session: SessionDep, _: KeyDep,
               status_: Annotated[str | None, Query(alias="status")] = None,
               kind: str | None = None, study: str | None = None,
               limit: Annotated[int, Query(ge=1, le=200)] = 50,
-              offset: Annotated[int, Query(ge=0)] = 0) -> dict:  # fmt: skip
+              offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict:  # fmt: skip
     items, total = store_jobs.list_jobs(session, status=status_, kind=kind, study_id=study, limit=limit,
                                         offset=offset)  # fmt: skip
     return {"items": items, "total": total, "limit": limit, "offset": offset}

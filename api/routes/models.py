@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import KeyDep, SessionDep, not_found
+from api.deps import MAX_OFFSET, KeyDep, SessionDep, not_found
 from api.schemas import ModelList, ModelOut
 from core.store.orm import RegisteredModel
 from core.store.registry import get_model, list_models
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 @router.get("", response_model=ModelList)
 def list_registered(session: SessionDep, _: KeyDep, kind: str | None = None, dataset: str | None = None,
                     activation: str | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                    offset: Annotated[int, Query(ge=0)] = 0) -> dict:  # fmt: skip
+                    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict:  # fmt: skip
     items, total = list_models(
         session, kind=kind, dataset=dataset, activation=activation, limit=limit, offset=offset
     )
