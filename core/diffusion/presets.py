@@ -12,7 +12,7 @@ def ddpm_preset(name: str, seed: int = 0) -> DDPMTrainSpec:
             return DDPMTrainSpec(data=DataSpec(name="digits", seed=seed), image_size=8, seed=seed, epochs=2,
                                  batch_size=64, unet=UNetSpec(block_out_channels=[16, 32], norm_num_groups=8))  # fmt: skip
         case "cpu":
-            # [16, 32, 32] trains at ~98 images/s on two idle cores (bench-free measurement of
+            # [16, 32, 32] trains at ~98 images/s on two idle cores (measured here on
             # 2026-11-25; [32, 64, 64] managed 33/s): three epochs of 60,000 ≈ 31 minutes.
             return DDPMTrainSpec(data=DataSpec(name="fashion-mnist", seed=seed), image_size=32, seed=seed, epochs=3,
                                  batch_size=128, lr=2e-3, ema_decay=0.995,
