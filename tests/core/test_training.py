@@ -80,3 +80,19 @@ def test_schedules(schedule):
         )
     else:
         assert values[0] == 1.0 and values[-1] < 0.02 and values == sorted(values, reverse=True)
+
+
+def test_gpu_preset_recipe_runs_with_bf16_autocast_and_channels_last(tmp_path):
+    """The gpu preset's code path (PreAct ResNet-18, bf16 autocast, channels_last), shrunk to run
+    on the CPU in seconds; on CUDA the same flags select the fast kernels."""
+    from core.presets import train_preset
+
+    spec = train_preset("gpu")
+    assert spec.model.arch == "preact_resnet18" and spec.amp and spec.channels_last
+    small = spec.model_copy(update={
+        "data": spec.data.model_copy(update={"train_subset": 64, "test_subset": 16}), "epochs": 1, "batch_size": 32,
+        "model": spec.model.model_copy(update={"width": 8}), "eval_subset": 16, "device": "cpu",
+        "attack": spec.attack.model_copy(update={"steps": 2}), "eval_attack": spec.eval_attack.model_copy(update={"steps": 2}),
+    })  # fmt: skip
+    result = train(small, tmp_path)
+    assert result.status == "succeeded" and math.isfinite(result.final["train_loss"])
