@@ -9,7 +9,7 @@ from core.specs import DDPMSampleSpec, DDPMTrainSpec
 
 
 def cmd_train(args) -> int:
-    from core.cli.main import _bar
+    from core.cli.main import progress_bar
     from core.data import load_dataset
     from core.diffusion.ddpm import load_diffusion, train_ddpm
     from core.diffusion.presets import ddpm_preset
@@ -23,7 +23,7 @@ def cmd_train(args) -> int:
         spec = spec.model_copy(update={"epochs": args.epochs})
     out = Path(args.out or f"runs/ddpm-{spec.data.name}-seed{spec.seed}")
     ds = load_dataset(spec.data)
-    result = train_ddpm(spec, out, dataset=ds, progress=_bar(f"ddpm {out.name}"))
+    result = train_ddpm(spec, out, dataset=ds, progress=progress_bar(f"ddpm {out.name}"))
     report = {"status": result["status"], "checkpoint": str(out), "final": result["history"][-1]}
     if args.classifier and result["status"] == "succeeded":
         report["quality"] = _quality(load_diffusion(out), args.classifier, ds, args.quality_samples)
@@ -32,19 +32,19 @@ def cmd_train(args) -> int:
 
 
 def _quality(model, classifier_folder: str, ds, n: int) -> dict:
-    from core.cli.main import _bar
+    from core.cli.main import progress_bar
     from core.diffusion.quality import sample_quality
     from core.diffusion.sampling import sample
     from core.models import load_model
 
     gen = sample(
-        model, DDPMSampleSpec(n=n, sampler="ddim", steps=50), progress=_bar("quality samples")
+        model, DDPMSampleSpec(n=n, sampler="ddim", steps=50), progress=progress_bar("quality samples")
     )
     return sample_quality(load_model(classifier_folder), gen["images"], ds.x_test[:n], ds.classes)
 
 
 def cmd_sample(args) -> int:
-    from core.cli.main import _bar
+    from core.cli.main import progress_bar
     from core.diffusion.ddpm import load_diffusion
     from core.diffusion.sampling import sample
     from core.images import grid_png
@@ -52,7 +52,7 @@ def cmd_sample(args) -> int:
     spec = DDPMSampleSpec(n=args.n, sampler=args.sampler, steps=args.steps, eta=args.eta, seed=args.seed,
                           trajectory=bool(args.trajectory))  # fmt: skip
     out = sample(
-        load_diffusion(args.checkpoint), spec, progress=_bar(f"{spec.sampler}-{spec.num_steps}")
+        load_diffusion(args.checkpoint), spec, progress=progress_bar(f"{spec.sampler}-{spec.num_steps}")
     )
     Path(args.out).write_bytes(grid_png(out["images"]))
     if args.trajectory:

@@ -29,7 +29,7 @@ def _names(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
-def _bar(desc: str, leave: bool = True):
+def progress_bar(desc: str, leave: bool = True):
     """A tqdm bar on stderr driven by `Progress` reports (fraction → percent)."""
     from tqdm import tqdm
 
@@ -84,7 +84,7 @@ def cmd_train(args) -> int:
         or f"runs/{spec.data.name}-{spec.method}-{spec.model.activation.label}-seed{spec.seed}"
     )
     ds = load_dataset(spec.data, download=args.download)
-    result = train(spec, out, dataset=ds, progress=_bar(f"train {out.name}"))
+    result = train(spec, out, dataset=ds, progress=progress_bar(f"train {out.name}"))
     print(
         json.dumps(
             {"status": result.status, "checkpoint": str(out), "final": result.final}, indent=1
@@ -112,7 +112,7 @@ def cmd_evaluate(args) -> int:
     ds = load_dataset(spec.data, download=args.download)
     result = robustness_curve(model, ds.x_test, ds.y_test, spec.attacks, spec.eps_grid, num_classes=ds.num_classes,
                               large_eps=spec.large_eps, batch_size=spec.batch_size,
-                              progress=_bar("evaluate"))  # fmt: skip
+                              progress=progress_bar("evaluate"))  # fmt: skip
     result["spec"] = spec.model_dump(mode="json")
     text = json.dumps(result, indent=1)
     if args.out:
@@ -132,7 +132,7 @@ def cmd_study_sat(args) -> int:
     seeds = list(range(args.seeds))
 
     def run_progress(i, n, label, seed):
-        return _bar(f"[{i + 1}/{n}] {label} seed {seed}")
+        return progress_bar(f"[{i + 1}/{n}] {label} seed {seed}")
 
     rows = run_sat_study(base, seeds, out, variants, run_progress=run_progress)
     table = summarise(rows)
