@@ -38,7 +38,9 @@ def _quality(model, classifier_folder: str, ds, n: int) -> dict:
     from core.models import load_model
 
     gen = sample(
-        model, DDPMSampleSpec(n=n, sampler="ddim", steps=50), progress=progress_bar("quality samples")
+        model,
+        DDPMSampleSpec(n=n, sampler="ddim", steps=50),
+        progress=progress_bar("quality samples"),
     )
     return sample_quality(load_model(classifier_folder), gen["images"], ds.x_test[:n], ds.classes)
 
@@ -52,7 +54,9 @@ def cmd_sample(args) -> int:
     spec = DDPMSampleSpec(n=args.n, sampler=args.sampler, steps=args.steps, eta=args.eta, seed=args.seed,
                           trajectory=bool(args.trajectory))  # fmt: skip
     out = sample(
-        load_diffusion(args.checkpoint), spec, progress=progress_bar(f"{spec.sampler}-{spec.num_steps}")
+        load_diffusion(args.checkpoint),
+        spec,
+        progress=progress_bar(f"{spec.sampler}-{spec.num_steps}"),
     )
     Path(args.out).write_bytes(grid_png(out["images"]))
     if args.trajectory:
