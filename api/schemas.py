@@ -9,9 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.specs import ActivationName
 
-JobKind = Literal[
-    "adversarial_training", "attack_evaluation", "image_attack", "ddpm_training", "ddpm_sampling"
-]
+JobKind = Literal["adversarial_training", "attack_evaluation", "image_attack", "ddpm_training", "ddpm_sampling",
+                  "ddpm_forward"]  # fmt: skip
 
 
 class JobIn(BaseModel):

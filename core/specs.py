@@ -184,19 +184,28 @@ class EvalSpec(Spec):
 
 
 class ImageAttackSpec(Spec):
-    """Attack one uploaded image (the interactive queue's job).
+    """Attack one image (the interactive queue's job): an upload or an image of the test set.
 
     Args:
         model_id: registered classifier.
         input_artifact_id: the upload, already converted to the model's input size and channels.
-        label: the true class, if known; else the model's clean prediction is attacked.
+        test_index: instead of an upload, this image of the model's dataset's test split.
+        label: the true class, if known (a test image's own label by default); else the model's
+            clean prediction is attacked.
         attack: the attack (PGD-20, L∞ ε = 0.1 by default).
     """
 
     model_id: str = Field(max_length=64)
-    input_artifact_id: str = Field(max_length=64)
+    input_artifact_id: str | None = Field(default=None, max_length=64)
+    test_index: int | None = Field(default=None, ge=0, le=1_000_000)
     label: int | None = Field(default=None, ge=0, le=999)
     attack: AttackSpec = Field(default_factory=lambda: AttackSpec(steps=20))
+
+    @model_validator(mode="after")
+    def _one_image(self) -> ImageAttackSpec:
+        if (self.input_artifact_id is None) == (self.test_index is None):
+            raise ValueError("give exactly one of input_artifact_id (an upload) and test_index")
+        return self
 
 
 class UNetSpec(Spec):
@@ -277,3 +286,26 @@ class DDPMSampleSpec(Spec):
     @property
     def num_steps(self) -> int:
         return self.steps or {"ddpm": 1000, "ddim": 50, "dpm_solver": 20}[self.sampler]
+
+
+class DDPMForwardSpec(Spec):
+    """The forward process made visible: one test image, noised to x_t for each t, and the
+    model's prediction x̂_0 from each x_t (the dashboard's explorer).
+
+    Args:
+        model_id: the registered diffusion model.
+        test_index: the image of the model's dataset's test split.
+        timesteps: the t values; `None` gives ten from 0 to T−1, evenly spaced.
+        seed: the noise draw (the same seed gives the same x_t).
+    """
+
+    model_id: str = Field(max_length=64)
+    test_index: int = Field(default=0, ge=0, le=1_000_000)
+    timesteps: list[int] | None = Field(default=None, min_length=1, max_length=50)
+    seed: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _timesteps_in_range(self) -> DDPMForwardSpec:
+        if self.timesteps and not all(0 <= t < 4000 for t in self.timesteps):
+            raise ValueError("timesteps must lie in [0, num_train_timesteps)")
+        return self

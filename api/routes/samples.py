@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
 from api.routes.jobs import submit
 from api.waiting import INTERACTIVE_RESPONSES, answer
-from core.specs import DDPMSampleSpec
+from core.specs import DDPMForwardSpec, DDPMSampleSpec
 from core.store.registry import get_model
 
 router = APIRouter(prefix="/v1/samples", tags=["samples"])
@@ -24,5 +24,19 @@ def create_samples(spec: DDPMSampleSpec, session: SessionDep, queue: QueueDep, s
     if model is None or model.kind != "diffusion":
         raise not_found("diffusion model", str(spec.model_id))
     job = submit(session, queue, settings, kind="ddpm_sampling", spec=spec, owner=key.name)
+    wait = settings.interactive_wait_seconds if wait is None else wait
+    return answer(session, response, settings.database_url, job, wait)
+
+
+@router.post("/forward", responses=INTERACTIVE_RESPONSES)
+def explore_forward(spec: DDPMForwardSpec, session: SessionDep, queue: QueueDep, settings: SettingsDep,
+                    key: KeyDep, response: Response,
+                    wait: Annotated[float | None, Query(ge=0, le=60)] = None) -> dict:  # fmt: skip
+    """The forward process of one test image: x_t at each t and the model's x̂_0 from it, as image
+    URLs (`x_t_urls`, `x0_pred_urls`) beside `timesteps` and ᾱ_t (`alpha_bars`)."""
+    model = get_model(session, model_id=spec.model_id)
+    if model is None or model.kind != "diffusion":
+        raise not_found("diffusion model", spec.model_id)
+    job = submit(session, queue, settings, kind="ddpm_forward", spec=spec, owner=key.name)
     wait = settings.interactive_wait_seconds if wait is None else wait
     return answer(session, response, settings.database_url, job, wait)

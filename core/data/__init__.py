@@ -61,6 +61,13 @@ HOW_TO_GET = {
 }
 
 
+def class_names(name: str, num_classes: int = 10) -> list[str]:
+    """The class names of a named dataset without loading it (numbers for the rest)."""
+    return {"fashion-mnist": FASHION_CLASSES, "cifar10": CIFAR_CLASSES}.get(
+        name, [str(i) for i in range(num_classes)]
+    )
+
+
 @dataclass(frozen=True)
 class Dataset:
     """Both splits of a dataset, ready for training: images in [0, 1], NCHW float32."""
@@ -154,7 +161,7 @@ def _load_idx(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
     arrays = {
         train: [read_idx(find_idx(folder, s)) for s in IDX_STEMS[train]] for train in (True, False)
     }
-    classes = FASHION_CLASSES if spec.name == "fashion-mnist" else [str(i) for i in range(10)]
+    classes = class_names(spec.name)
     return Dataset(spec.name, *_to_tensors(*arrays[True]), *_to_tensors(*arrays[False]), classes)
 
 

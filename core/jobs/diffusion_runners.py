@@ -9,10 +9,11 @@ from sqlalchemy import select
 from core.data import load_dataset
 from core.diffusion.ddpm import load_diffusion, train_ddpm
 from core.diffusion.quality import sample_quality
-from core.diffusion.sampling import sample
+from core.diffusion.sampling import forward_explorer, sample
 from core.images import grid_png, png_bytes
 from core.jobs.context import JobContext, JobStopped
-from core.specs import DDPMSampleSpec, DDPMTrainSpec
+from core.progress import Progress
+from core.specs import DDPMForwardSpec, DDPMSampleSpec, DDPMTrainSpec
 from core.store.artifacts import record_artifact
 from core.store.orm import RegisteredModel
 from core.store.registry import get_model, register_model
@@ -98,3 +99,43 @@ def run_ddpm_sampling(spec: DDPMSampleSpec, ctx: JobContext) -> dict:
     return {"model_id": spec.model_id, "sampler": spec.sampler, "steps": spec.num_steps, "n": spec.n,
             "seconds": seconds, "grid_artifact_id": grid.id, "sample_artifact_ids": singles,
             "trajectory_artifact_ids": frames}  # fmt: skip
+
+
+def run_ddpm_forward(spec: DDPMForwardSpec, ctx: JobContext) -> dict:
+    """x_t and the model's x̂_0 at each t for one test image: the explorer's frames."""
+    from core.jobs.runners import test_image
+
+    with ctx.session() as s:
+        row = get_model(s, model_id=spec.model_id)
+        if row is None or row.kind != "diffusion":
+            raise ValueError(f"no diffusion model with id {spec.model_id}")
+        uri, dataset = row.checkpoint_uri, row.dataset
+    model = ctx.models.get(spec.model_id, uri, ctx.store, ctx.device, loader=load_diffusion)
+    big_t = model.spec.num_train_timesteps
+    timesteps = spec.timesteps or [round(i * (big_t - 1) / 9) for i in range(10)]
+    x0, label = test_image(dataset, spec.test_index)
+    frames = []
+    for i, t in enumerate(timesteps):
+        out = forward_explorer(model, x0[None], t, seed=spec.seed)
+        frames.append(
+            {
+                "t": t,
+                "alpha_bar": out["alpha_bar"],
+                "x_t": out["x_t"][0],
+                "x0_pred": out["x0_pred"][0],
+            }
+        )
+        ctx.progress(Progress((i + 1) / len(timesteps), f"t = {t}"))
+    key = f"jobs/{ctx.job_id}"
+    with ctx.session() as s:
+        image = record_artifact(
+            s, ctx.store, key=f"{key}/x0.png", type="image", job_id=ctx.job_id, data=png_bytes(x0)
+        )
+        x_t = [record_artifact(s, ctx.store, key=f"{key}/x_t_{f['t']:04d}.png", type="image", job_id=ctx.job_id,
+                               data=png_bytes(f["x_t"])).id for f in frames]  # fmt: skip
+        x0_pred = [record_artifact(s, ctx.store, key=f"{key}/x0_pred_{f['t']:04d}.png", type="image",
+                                   job_id=ctx.job_id, data=png_bytes(f["x0_pred"])).id for f in frames]  # fmt: skip
+        image_id = image.id
+    return {"model_id": spec.model_id, "test_index": spec.test_index, "label": label, "timesteps": timesteps,
+            "alpha_bars": [f["alpha_bar"] for f in frames], "image_artifact_id": image_id,
+            "x_t_artifact_ids": x_t, "x0_pred_artifact_ids": x0_pred}  # fmt: skip

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from core.specs import DDPMSampleSpec, DDPMTrainSpec, EvalSpec, ImageAttackSpec, TrainSpec
+from core.specs import (
+    DDPMForwardSpec,
+    DDPMSampleSpec,
+    DDPMTrainSpec,
+    EvalSpec,
+    ImageAttackSpec,
+    TrainSpec,
+)
 
 JOB_SPECS: dict[str, type[BaseModel]] = {
     "adversarial_training": TrainSpec,
@@ -12,5 +19,6 @@ JOB_SPECS: dict[str, type[BaseModel]] = {
     "image_attack": ImageAttackSpec,
     "ddpm_training": DDPMTrainSpec,
     "ddpm_sampling": DDPMSampleSpec,
+    "ddpm_forward": DDPMForwardSpec,
 }
 TASK_NAME = "robustlab.execute_job"  # the one Celery task; the job's kind picks the runner

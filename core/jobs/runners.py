@@ -4,15 +4,16 @@ will look for: metrics, artifacts, registered models."""
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
 import torch
 
 from core.attacks import build_attack
-from core.data import load_dataset
+from core.data import class_names, load_dataset
 from core.evaluation import robustness_curve
 from core.images import perturbation_png, png_bytes, tensor_from_png
 from core.jobs.context import JobContext, JobStopped
-from core.specs import AttackSpec, EvalSpec, ImageAttackSpec, TrainSpec
+from core.specs import AttackSpec, DataSpec, EvalSpec, ImageAttackSpec, TrainSpec
 from core.store.artifacts import record_artifact
 from core.store.orm import Artifact
 from core.store.registry import get_model, register_model
@@ -82,6 +83,11 @@ def _registered_classifier(ctx: JobContext, model_id: str):
     return ctx.models.get(model_id, uri, ctx.store, ctx.device)
 
 
+def dataset_of(ctx: JobContext, model_id: str) -> str:
+    with ctx.session() as s:
+        return get_model(s, model_id=model_id).dataset
+
+
 def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> dict:
     if spec.model_id is None:
         raise ValueError("attack_evaluation needs model_id")
@@ -98,17 +104,51 @@ def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> dict:
         return {**result, "model_id": spec.model_id, "report_artifact_id": report.id}
 
 
+def _attack_input(
+    spec: ImageAttackSpec, ctx: JobContext, model, dataset: str
+) -> tuple[torch.Tensor, int | None, str]:
+    """The image to attack (1×C×H×W), its known label, and the id of its artifact."""
+    if spec.test_index is None:
+        with ctx.session() as s:
+            upload = s.get(Artifact, spec.input_artifact_id)
+            if upload is None:
+                raise ValueError(f"no artifact with id {spec.input_artifact_id}")
+            key = upload.uri
+        x = tensor_from_png(ctx.store.get_bytes(key), model.spec.in_channels)[None]
+        return x, spec.label, spec.input_artifact_id
+    x, y = test_image(dataset, spec.test_index)
+    with ctx.session() as s:
+        art = record_artifact(s, ctx.store, key=f"jobs/{ctx.job_id}/input.png", type="image", job_id=ctx.job_id,
+                              data=png_bytes(x))  # fmt: skip
+        ident = art.id
+    return x[None], spec.label if spec.label is not None else y, ident
+
+
+def test_image(dataset: str, index: int) -> tuple[torch.Tensor, int]:
+    """Image `index` of `dataset`'s test split and its label."""
+    ds = _cached_dataset(dataset)
+    if index >= len(ds.x_test):
+        raise ValueError(
+            f"test_index {index} out of range: {dataset} has {len(ds.x_test)} test images"
+        )
+    return ds.x_test[index], int(ds.y_test[index])
+
+
+@lru_cache(maxsize=2)
+def _cached_dataset(name: str):
+    if name == "folder":
+        raise ValueError("test images are available for named datasets, not 'folder'")
+    return load_dataset(DataSpec(name=name))
+
+
 def run_image_attack(spec: ImageAttackSpec, ctx: JobContext) -> dict:
     model = _registered_classifier(ctx, spec.model_id)
-    with ctx.session() as s:
-        upload = s.get(Artifact, spec.input_artifact_id)
-        if upload is None:
-            raise ValueError(f"no artifact with id {spec.input_artifact_id}")
-        key = upload.uri
-    x = tensor_from_png(ctx.store.get_bytes(key), model.spec.in_channels)[None].to(ctx.device)
+    dataset = dataset_of(ctx, spec.model_id)
+    x, known_label, input_id = _attack_input(spec, ctx, model, dataset)
+    x = x.to(ctx.device)
     with torch.no_grad():
         p_clean = torch.softmax(model(x), 1)[0]
-    label = spec.label if spec.label is not None else int(p_clean.argmax())
+    label = known_label if known_label is not None else int(p_clean.argmax())
     if label >= model.spec.num_classes:
         raise ValueError(f"label {label} out of range for a {model.spec.num_classes}-class model")
     x_adv = build_attack(spec.attack)(model, x, torch.tensor([label], device=ctx.device))
@@ -125,7 +165,8 @@ def run_image_attack(spec: ImageAttackSpec, ctx: JobContext) -> dict:
         "model_id": spec.model_id, "label": label, "attack": spec.attack.model_dump(),
         "clean": {"prediction": int(p_clean.argmax()), "probabilities": p_clean.tolist()},
         "adversarial": {"prediction": int(p_adv.argmax()), "probabilities": p_adv.tolist()},
-        "linf": float(delta.abs().max()), "l2": float(delta.norm()), "input_artifact_id": spec.input_artifact_id,
+        "linf": float(delta.abs().max()), "l2": float(delta.norm()), "input_artifact_id": input_id,
+        "test_index": spec.test_index, "classes": class_names(dataset, model.spec.num_classes),
         **ids,
     }  # fmt: skip
 
@@ -144,5 +185,6 @@ RUNNERS = {
     "attack_evaluation": run_attack_evaluation,
     "image_attack": run_image_attack,
     "ddpm_training": _diffusion("run_ddpm_training"),
+    "ddpm_forward": _diffusion("run_ddpm_forward"),
     "ddpm_sampling": _diffusion("run_ddpm_sampling"),
 }

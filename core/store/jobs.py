@@ -14,6 +14,7 @@ QUEUE_OF_KIND = {
     "attack_evaluation": "train",
     "ddpm_training": "train",
     "ddpm_sampling": "interactive",
+    "ddpm_forward": "interactive",
     "image_attack": "interactive",
 }
 

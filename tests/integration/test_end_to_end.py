@@ -90,6 +90,27 @@ def test_attack_an_uploaded_png(client, trained):
     assert Image.open(io.BytesIO(client.get(result["adversarial_url"]).content)).size == (8, 8)
 
 
+def test_attack_a_test_image_by_index(client, trained):
+    from core.data import load_dataset
+    from core.specs import DataSpec
+
+    model_id = trained[0]["result"]["model_id"]
+    r = client.post("/v1/attacks", data={"model_id": model_id, "test_index": "7", "wait": "60"})
+    assert r.status_code == 200, r.text
+    result = r.json()["result"]
+    ds = load_dataset(DataSpec(name="digits"))
+    assert result["test_index"] == 7 and result["label"] == int(ds.y_test[7])
+    assert result["classes"] == [str(i) for i in range(10)]
+    shown = np.asarray(
+        Image.open(io.BytesIO(client.get(result["input_url"]).content)), dtype=np.float32
+    )
+    assert np.abs(shown / 255 - ds.x_test[7, 0].numpy()).max() <= 1 / 255  # the very test image
+    both = client.post("/v1/attacks", files={"image": ("a.png", b"x", "image/png")},
+                       data={"model_id": model_id, "test_index": "1"})  # fmt: skip
+    assert both.status_code == 422 and "exactly one" in both.text
+    assert client.post("/v1/attacks", data={"model_id": model_id}).status_code == 422
+
+
 def test_ddpm_training_then_samples_on_demand(client, trained):
     from core.diffusion.presets import ddpm_preset
 
@@ -126,6 +147,21 @@ def test_ddpm_training_then_samples_on_demand(client, trained):
         == 404
     )
     assert client.post("/v1/samples", json={**body, "n": 10_000}).status_code == 422
+
+    forward = {"model_id": model["id"], "test_index": 3, "timesteps": [0, 500, 999], "seed": 1}
+    r = client.post("/v1/samples/forward", json=forward, params={"wait": 60})
+    assert r.status_code == 200, r.text
+    result = r.json()["result"]
+    assert result["timesteps"] == [0, 500, 999] and len(result["x0_pred_urls"]) == 3
+    alpha_bars = result["alpha_bars"]
+    assert alpha_bars[0] > 0.99 > alpha_bars[1] > alpha_bars[2] > 0  # ᾱ_t falls with t
+    pixels = [np.asarray(Image.open(io.BytesIO(client.get(u).content)), dtype=np.float32) / 255
+              for u in [result["image_url"], *result["x_t_urls"]]]  # fmt: skip
+    assert (
+        np.abs(pixels[1] - pixels[0]).mean() < np.abs(pixels[3] - pixels[0]).mean()
+    )  # x_0 ≈ image, x_T noise
+    bad = client.post("/v1/samples/forward", json={**forward, "timesteps": [5000]})
+    assert bad.status_code == 422
 
 
 def test_cancel_a_running_job(client):
