@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.metrics import MetricsMiddleware
-from api.routes import artifacts, attacks, health, jobs, keys, models, samples, studies
+from api.routes import artifacts, attacks, health, jobs, keys, models, presets, samples, studies
 
 
 def create_app() -> FastAPI:
@@ -13,6 +13,6 @@ def create_app() -> FastAPI:
                   description="Adversarial training, attack evaluation and DDPM as a service. "
                   "Every /v1 endpoint needs `Authorization: Bearer <API key>`.")  # fmt: skip
     app.add_middleware(MetricsMiddleware)
-    for module in (jobs, studies, models, attacks, samples, artifacts, keys, health):
+    for module in (jobs, studies, models, attacks, samples, presets, artifacts, keys, health):
         app.include_router(module.router)
     return app

@@ -92,6 +92,14 @@ class StudyIn(BaseModel):
     epochs: int | None = Field(default=None, ge=1)
 
 
+class StudySummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    name: str
+    preset: str
+    created_at: datetime
+
+
 class StudyOut(BaseModel):
     id: str
     name: str

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
 from sqlalchemy import select
 
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
 from api.routes.jobs import submit
-from api.schemas import StudyIn, StudyOut
+from api.schemas import StudyIn, StudyOut, StudySummary
 from core.presets import train_preset
 from core.specs import ActivationSpec
 from core.store.orm import Job, Study
@@ -55,6 +57,13 @@ def create_study(
                 study_id=study.id,
             )
     return _out(session, study)
+
+
+@router.get("", response_model=list[StudySummary])
+def list_studies(session: SessionDep, _: KeyDep,
+                 limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[Study]:  # fmt: skip
+    """The newest studies first."""
+    return session.scalars(select(Study).order_by(Study.created_at.desc()).limit(limit)).all()
 
 
 @router.get("/{study_id}", response_model=StudyOut)

@@ -1,0 +1,15 @@
+"""robustlab's dashboard: `streamlit run dashboard/app.py`. Talks to the API only (its URL and
+key come from ROBUSTLAB_API_URL and ROBUSTLAB_API_KEY; `make up` sets both)."""
+
+import streamlit as st
+
+st.set_page_config(page_title="robustlab", page_icon="🛡️", layout="wide")
+pages = [
+    st.Page("pages/jobs.py", title="Jobs", icon="📋", default=True),
+    st.Page("pages/new_experiment.py", title="New experiment", icon="🧪"),
+    st.Page("pages/robustness.py", title="Robustness", icon="📈"),
+    st.Page("pages/attack_lab.py", title="Attack lab", icon="🎯"),
+    st.Page("pages/diffusion.py", title="Diffusion", icon="🌫️"),
+    st.Page("pages/models.py", title="Models", icon="🗂️"),
+]
+st.navigation(pages).run()

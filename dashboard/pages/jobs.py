@@ -1,0 +1,124 @@
+"""Jobs: the live table (status, progress, elapsed, ETA, cancel) and one job's page."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.charts import training_curves
+from dashboard.common import (
+    FINISHED,
+    REFRESH_SECONDS,
+    api,
+    call,
+    duration,
+    elapsed_and_eta,
+    show_image,
+)
+
+STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+def job_rows(items: list[dict]) -> pd.DataFrame:
+    rows = []
+    for j in items:
+        elapsed, eta = elapsed_and_eta(j)
+        rows.append({"id": j["id"], "kind": j["kind"], "status": j["status"], "progress": j["progress"],
+                     "message": j["message"], "elapsed": duration(elapsed), "ETA": duration(eta),
+                     "created": j["created_at"][:19].replace("T", " ")})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def job_table() -> None:
+    left, right = st.columns(2)
+    statuses = left.multiselect("Status", STATUSES, key="jobs_status")
+    kind = right.selectbox("Kind", ["all", "adversarial_training", "attack_evaluation", "image_attack",
+                                    "ddpm_training", "ddpm_sampling", "ddpm_forward"], key="jobs_kind")  # fmt: skip
+
+    @st.fragment(run_every=REFRESH_SECONDS)
+    def live() -> None:
+        page = call(api().jobs, kind=None if kind == "all" else kind, limit=200)
+        if page is None:
+            return
+        items = [j for j in page["items"] if not statuses or j["status"] in statuses]
+        st.caption(f"{len(items)} of {page['total']} jobs · refreshes every {REFRESH_SECONDS} s")
+        if not items:
+            st.info("No jobs yet: start one under New experiment.")
+            return
+        st.dataframe(job_rows(items), hide_index=True, width="stretch", column_config={
+            "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent")})  # fmt: skip
+        active = [j for j in items if j["status"] not in FINISHED]
+        if active:
+            c1, c2 = st.columns([3, 1])
+            victim = c1.selectbox("Cancel a job", [j["id"] for j in active], key="cancel_choice",
+                                  format_func=lambda i: f"{i[:8]} · {next(j['kind'] for j in active if j['id'] == i)}")  # fmt: skip
+            if c2.button("Cancel", key="cancel") and call(api().cancel, victim) is not None:
+                st.toast(f"cancel requested for {victim[:8]}")
+
+    live()
+    opened = st.text_input("Open a job by id", key="open_job")
+    if opened:
+        st.query_params["job"] = opened.strip()
+        st.rerun()
+
+
+def job_page(job_id: str) -> None:
+    if st.button("← all jobs", key="back"):
+        del st.query_params["job"]
+        st.rerun()
+    job = call(api().job, job_id)
+    if job is None:
+        return
+    running = job["status"] not in FINISHED
+
+    @st.fragment(run_every=REFRESH_SECONDS if running else None)
+    def live() -> None:
+        current = call(api().job, job_id)
+        if current is None:
+            return
+        elapsed, eta = elapsed_and_eta(current)
+        st.subheader(f"{current['kind']} · {current['status']}")
+        st.progress(
+            current["progress"],
+            text=f"{current['message']} · elapsed {duration(elapsed)} · ETA {duration(eta)}",
+        )
+        if current["status"] == "failed":
+            st.error(f"The job failed: {current['error']}")
+        metrics = call(api().metrics, job_id) or []
+        if metrics:
+            st.plotly_chart(training_curves(metrics), width="stretch", key="curves")
+        if current["status"] not in FINISHED and st.button("Cancel this job", key="cancel_one"):
+            call(api().cancel, job_id)
+        if current["status"] in FINISHED and running:
+            st.rerun()  # the job just finished: redraw the whole page once, with its artifacts
+
+    st.caption(f"job {job_id}")
+    live()
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Spec**")
+        st.json(job["spec"], expanded=False)
+    with right:
+        st.markdown("**Result**")
+        st.json(job["result"] or {}, expanded=False)
+    artifacts = call(api().artifacts, job_id) or []
+    if artifacts:
+        st.markdown("**Artifacts**")
+        st.dataframe(pd.DataFrame(artifacts)[["name", "type", "size", "url"]], hide_index=True)
+        images = [a for a in artifacts if a["content_type"] == "image/png"][:12]
+        cols = st.columns(6)
+        for i, a in enumerate(images):
+            with cols[i % 6]:
+                show_image(a["url"], a["name"], width=120)
+
+
+def render() -> None:
+    st.title("Jobs")
+    job_id = st.query_params.get("job")
+    if job_id:
+        job_page(job_id)
+    else:
+        job_table()
+
+
+render()

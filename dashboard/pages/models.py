@@ -1,0 +1,59 @@
+"""Models: the registry with its summary metrics, filters, and links to the jobs."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.common import api, call, job_link
+
+
+def model_rows(items: list[dict]) -> pd.DataFrame:
+    rows = []
+    for m in items:
+        s = m.get("summary") or {}
+        quality = s.get("quality") or {}
+        rows.append({"name": m["name"], "kind": m["kind"], "dataset": m["dataset"], "architecture": m["architecture"],
+                     "activation": m["activation"], "clean_acc": s.get("clean_acc"), "robust_acc": s.get("robust_acc"),
+                     "eps": s.get("eps"), "frechet_distance": quality.get("frechet_distance"),
+                     "created": m["created_at"][:19].replace("T", " "), "id": m["id"], "job": m["job_id"]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def render() -> None:
+    st.title("Models")
+    c1, c2, c3 = st.columns(3)
+    kind = c1.selectbox("Kind", ["all", "classifier", "diffusion"], key="md_kind")
+    dataset = c2.selectbox(
+        "Dataset", ["all", "fashion-mnist", "mnist", "cifar10", "digits", "folder"], key="md_ds"
+    )
+    activation = c3.text_input("Activation", key="md_act")
+    page = call(api().models, kind=None if kind == "all" else kind, dataset=None if dataset == "all" else dataset,
+                activation=activation or None, limit=200)  # fmt: skip
+    if page is None:
+        return
+    if not page["items"]:
+        st.info("No models match: train one under New experiment.")
+        return
+    st.caption(f"{page['total']} models")
+    st.dataframe(model_rows(page["items"]), hide_index=True, width="stretch", column_config={
+        "clean_acc": st.column_config.NumberColumn(format="percent"),
+        "robust_acc": st.column_config.NumberColumn(format="percent")})  # fmt: skip
+    chosen = st.selectbox(
+        "Details",
+        page["items"],
+        key="md_choice",
+        format_func=lambda m: f"{m['name']} · {m['id'][:8]}",
+    )
+    if chosen["job_id"]:
+        job_link(chosen["job_id"], f"📋 The job that made it ({chosen['job_id'][:8]})")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Summary**")
+        st.json(chosen["summary"], expanded=False)
+    with right:
+        st.markdown("**Recipe**")
+        st.json(chosen["recipe"], expanded=False)
+
+
+render()

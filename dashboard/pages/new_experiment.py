@@ -1,0 +1,138 @@
+"""New experiment: a form per job kind, each starting from the API's presets, and the SAT study."""
+
+from __future__ import annotations
+
+import copy
+
+import streamlit as st
+
+from dashboard.common import api, call, choose_model, job_link
+
+ACTIVATIONS = ["relu", "softplus", "silu", "gelu", "elu", "smooth_relu"]
+PROBES = ["attack", "update", "both"]
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def presets(_client) -> dict:
+    return _client.presets()
+
+
+def submitted(job: dict | None) -> None:
+    if job is not None:
+        st.success(f"Queued {job['kind']} job {job['id']}.")
+        job_link(job["id"], "📋 Watch it under Jobs")
+
+
+def training_form(ps: dict) -> None:
+    preset = st.selectbox("Preset", list(ps["adversarial_training"]), key="at_preset")
+    spec = copy.deepcopy(ps["adversarial_training"][preset])
+    c1, c2, c3 = st.columns(3)
+    spec["method"] = c1.selectbox(
+        "Method",
+        ["pgd", "fast", "standard"],
+        format_func={
+            "pgd": "PGD-AT",
+            "fast": "Fast-AT (FGSM + random start)",
+            "standard": "standard (no attack)",
+        }.get,
+        key="at_method",
+    )
+    spec["model"]["activation"]["name"] = c2.selectbox("Activation", ACTIVATIONS, key="at_act")
+    spec["model"]["activation"]["probe"] = c3.selectbox(
+        "SAT probe", ["none", *PROBES], key="at_probe"
+    )
+    c1, c2, c3 = st.columns(3)
+    spec["epochs"] = c1.number_input("Epochs", 1, 500, spec["epochs"], key="at_epochs")
+    spec["attack"]["eps"] = spec["eval_attack"]["eps"] = c2.number_input(
+        "ε (L∞)", 0.0, 1.0, spec["attack"]["eps"], step=0.01, format="%.3f", key="at_eps")  # fmt: skip
+    spec["seed"] = c3.number_input("Seed", 0, 10_000, spec["seed"], key="at_seed")
+    with st.expander("The full spec"):
+        st.json(spec)
+    if st.button("Start training", key="at_submit", type="primary"):
+        submitted(call(api().submit, "adversarial_training", spec))
+
+
+def evaluation_form(ps: dict) -> None:
+    model = choose_model("classifier", key="ev_model")
+    preset = st.selectbox("Preset", list(ps["attack_evaluation"]), key="ev_preset")
+    spec = copy.deepcopy(ps["attack_evaluation"][preset])
+    if model is not None:
+        spec["model_id"] = model["id"]
+        spec["data"]["name"] = model["dataset"]
+    steps = st.number_input("PGD steps", 1, 1000, 20, key="ev_steps")
+    for attack in spec["attacks"]:
+        if attack["name"] == "pgd":
+            attack["steps"] = steps
+    with st.expander("The full spec"):
+        st.json(spec)
+    if st.button("Start evaluation", key="ev_submit", type="primary", disabled=model is None):
+        submitted(call(api().submit, "attack_evaluation", spec))
+
+
+def ddpm_training_form(ps: dict) -> None:
+    preset = st.selectbox("Preset", list(ps["ddpm_training"]), key="dt_preset")
+    spec = copy.deepcopy(ps["ddpm_training"][preset])
+    c1, c2 = st.columns(2)
+    spec["epochs"] = c1.number_input("Epochs", 1, 1000, spec["epochs"], key="dt_epochs")
+    spec["seed"] = c2.number_input("Seed", 0, 10_000, spec["seed"], key="dt_seed")
+    with st.expander("The full spec"):
+        st.json(spec)
+    if st.button("Start DDPM training", key="dt_submit", type="primary"):
+        submitted(call(api().submit, "ddpm_training", spec))
+
+
+def ddpm_sampling_form(ps: dict) -> None:
+    model = choose_model("diffusion", key="ds_model")
+    sampler = st.selectbox("Sampler", list(ps["ddpm_sampling"]), key="ds_sampler")
+    spec = copy.deepcopy(ps["ddpm_sampling"][sampler])
+    c1, c2 = st.columns(2)
+    spec["n"] = c1.number_input("Samples", 1, 1024, 64, key="ds_n")
+    spec["seed"] = c2.number_input("Seed", 0, 10_000, 0, key="ds_seed")
+    if model is not None:
+        spec["model_id"] = model["id"]
+    if st.button("Start sampling", key="ds_submit", type="primary", disabled=model is None):
+        submitted(call(api().submit, "ddpm_sampling", spec))
+
+
+def study_form() -> None:
+    st.markdown("Smooth adversarial training (Xie et al. 2020): one PGD-AT run per activation, probe and "
+                "seed, all with the same recipe; the table fills in under Robustness as runs finish.")  # fmt: skip
+    body = {
+        "name": st.text_input("Name", "sat", key="st_name"),
+        "train_preset": st.selectbox("Preset", ["smoke", "cpu", "gpu"], key="st_preset"),
+        "activations": st.multiselect("Activations", ACTIVATIONS, ACTIVATIONS, key="st_acts"),
+        "probes": st.multiselect("Probes (ReLU forward, smooth backward)", PROBES, PROBES, key="st_probes"),
+        "seeds": st.number_input("Seeds", 1, 10, 3, key="st_seeds"),
+    }  # fmt: skip
+    epochs = st.number_input("Epochs (0 = the preset's)", 0, 500, 0, key="st_epochs")
+    if epochs:
+        body["epochs"] = epochs
+    runs = body["seeds"] * (len(body["activations"]) + len(body["probes"]))
+    st.caption(f"{runs} training jobs")
+    if st.button("Start study", key="st_submit", type="primary", disabled=runs == 0):
+        study = call(api().create_study, body)
+        if study is not None:
+            st.success(f"Study {study['id']} queued: {sum(study['jobs'].values())} jobs.")
+
+
+def render() -> None:
+    st.title("New experiment")
+    ps = call(presets, api())
+    if ps is None:
+        return
+    tabs = st.tabs(
+        ["Adversarial training", "Attack evaluation", "DDPM training", "DDPM sampling", "SAT study"]
+    )
+    with tabs[0]:
+        training_form(ps)
+    with tabs[1]:
+        evaluation_form(ps)
+    with tabs[2]:
+        ddpm_training_form(ps)
+    with tabs[3]:
+        ddpm_sampling_form(ps)
+    with tabs[4]:
+        study_form()
+
+
+render()

@@ -1,0 +1,144 @@
+"""Each dashboard page driven by Streamlit's AppTest against a fake API client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.dashboard.fake_api import FakeApi, job
+
+PAGES = Path(__file__).resolve().parents[2] / "dashboard" / "pages"
+
+
+def run_page(name: str, fake: FakeApi, query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=60)
+    at.session_state["api"] = fake
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def called(fake: FakeApi, name: str) -> list[tuple]:
+    return [c for c in fake.calls if c[0] == name]
+
+
+def test_jobs_table_shows_every_job_and_cancels_a_running_one():
+    fake = FakeApi()
+    at = run_page("jobs", fake)
+    table = at.dataframe[0].value
+    assert list(table["id"]) == ["a1", "r1"] and list(table["status"]) == ["succeeded", "running"]
+    assert table.loc[0, "elapsed"] == "5m 00s" and table.loc[0, "ETA"] == "0m 00s"
+    assert at.selectbox(key="cancel_choice").options == ["r1 · adversarial_training"]
+    at.button(key="cancel").click().run()
+    assert [c[1] for c in called(fake, "cancel")] == [("r1",)]
+
+
+def test_a_jobs_page_has_its_curves_spec_and_artifacts():
+    fake = FakeApi()
+    at = run_page("jobs", fake, {"job": "a1"})
+    assert len(at.get("plotly_chart")) == 1
+    assert at.get("image"), "the job's PNG artifact is not shown"
+    assert any("adversarial_training · succeeded" in h.value for h in at.subheader)
+
+
+def test_a_failed_job_shows_its_error():
+    fake = FakeApi(jobs=[job("f1", status="failed", error="ValueError: no classifier with id x")])
+    at = run_page("jobs", fake, {"job": "f1"})
+    assert any("no classifier with id x" in e.value for e in at.error)
+
+
+def test_an_api_error_is_a_message_not_a_traceback():
+    at = run_page("jobs", FakeApi(fail="jobs"))
+    assert [e.value for e in at.error] == ["503 Service Unavailable: the database is away"]
+    at = run_page("jobs", FakeApi(), {"job": "nope"})
+    assert any("404" in e.value for e in at.error)
+
+
+def test_new_experiment_submits_the_preset_with_the_chosen_fields():
+    fake = FakeApi()
+    at = run_page("new_experiment", fake)
+    at.selectbox(key="at_preset").set_value("cpu")
+    at.selectbox(key="at_act").set_value("silu")
+    at.number_input(key="at_epochs").set_value(2)
+    at.button(key="at_submit").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    ((_, (kind, spec), _),) = called(fake, "submit")
+    assert kind == "adversarial_training" and spec["model"]["activation"]["name"] == "silu"
+    assert spec["epochs"] == 2 and spec["data"]["name"] == "fashion-mnist"
+    assert any("Queued adversarial_training job new1" in s.value for s in at.success)
+
+
+def test_new_experiment_starts_a_study_and_an_evaluation_of_a_chosen_model():
+    fake = FakeApi()
+    at = run_page("new_experiment", fake)
+    at.multiselect(key="st_acts").set_value(["relu", "silu"])
+    at.multiselect(key="st_probes").set_value(["both"])
+    at.number_input(key="st_seeds").set_value(2)
+    at.run()
+    assert any("6 training jobs" in c.value for c in at.caption)
+    at.button(key="st_submit").click().run()
+    ((_, (body,), _),) = called(fake, "create_study")
+    assert (
+        body["activations"] == ["relu", "silu"]
+        and body["probes"] == ["both"]
+        and body["seeds"] == 2
+    )
+    at.button(key="ev_submit").click().run()
+    evaluation = [c for c in called(fake, "submit") if c[1][0] == "attack_evaluation"]
+    assert evaluation[0][1][1]["model_id"] == "m1"
+
+
+def test_robustness_draws_curves_scatter_and_the_study_table():
+    study_jobs = [job(f"s{m}", study_id="s1", result={"model_id": m}) for m in ("m1", "m3")]
+    at = run_page("robustness", FakeApi(jobs=study_jobs))
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3  # curves, the scatter of all models, the study's scatter
+    assert at.dataframe[0].value.loc[0, "variant"] == "relu"
+
+
+def test_attack_lab_attacks_a_test_image_and_shows_the_result():
+    fake = FakeApi()
+    at = run_page("attack_lab", fake)
+    at.number_input(key="al_index").set_value(12)
+    at.slider(key="al_eps").set_value(0.05)
+    at.button(key="al_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    ((_, (model_id, attack), kwargs),) = called(fake, "attack")
+    assert model_id == "m1" and kwargs["test_index"] == 12 and attack["eps"] == 0.05
+    assert any(
+        "T-shirt/top" in m.value and "Trouser" in m.value and "fooled" in m.value
+        for m in at.markdown
+    )
+    assert len(at.get("image")) == 3 and len(at.get("plotly_chart")) == 2
+
+
+def test_attack_lab_without_classifiers_says_what_to_do():
+    at = run_page("attack_lab", FakeApi(models=[]))
+    assert any("No classifier models" in i.value for i in at.info)
+
+
+def test_diffusion_samples_and_explores_the_forward_process():
+    fake = FakeApi()
+    at = run_page("diffusion", fake)
+    assert any("131.3" in c.value for c in at.caption)
+    at.button(key="df_run").click().run()
+    ((_, (body,), _),) = called(fake, "samples")
+    assert body["model_id"] == "diff1" and body["sampler"] == "ddim" and body["steps"] == 50
+    assert len(at.get("image")) == 1 + 8  # the grid and the trajectory strip
+    at.button(key="fx_run").click().run()
+    assert called(fake, "forward")
+    at.select_slider(key="fx_t").set_value(999).run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = [c[1][0] for c in called(fake, "image")]
+    assert "/v1/artifacts/xt999" in shown and "/v1/artifacts/xp999" in shown
+
+
+@pytest.mark.parametrize(("kind", "rows"), [("all", 4), ("diffusion", 1), ("classifier", 3)])
+def test_models_lists_and_filters_the_registry(kind, rows):
+    at = run_page("models", FakeApi())
+    at.selectbox(key="md_kind").set_value(kind).run()
+    assert len(at.dataframe[0].value) == rows
