@@ -76,6 +76,10 @@ class Stack:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
     def _spawn(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
         logs = self.var / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -129,9 +133,11 @@ class Stack:
         if self.with_dashboard and (ROOT / "dashboard" / "app.py").is_file():
             self._spawn("dashboard", [py, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
                                       "--server.port", str(self.dashboard_port), "--server.address", "127.0.0.1",
-                                      "--browser.gatherUsageStats", "false"],
+                                      "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"],
                         env={"ROBUSTLAB_API_URL": self.api_url, "ROBUSTLAB_API_KEY": self.key})  # fmt: skip
         _wait(lambda: _http_ok(f"{self.api_url}/healthz"), 60, "api")
+        if "dashboard" in self.procs:
+            _wait(lambda: _http_ok(f"{self.dashboard_url}/_stcore/health"), 60, "dashboard")
 
     def start_worker(self, name: str, queue: str, env: dict | None = None) -> subprocess.Popen:
         args = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", queue, "--pool", "solo",
@@ -204,7 +210,7 @@ def main() -> int:
         raise
     print(f"\nrobustlab is up.\n  API:        {stack.api_url}  (docs: {stack.api_url}/docs)")
     if "dashboard" in stack.procs:
-        print(f"  Dashboard:  http://127.0.0.1:{stack.dashboard_port}")
+        print(f"  Dashboard:  {stack.dashboard_url}")
     print(f"  Redis:      {stack.env['REDIS_URL']}\n  Database:   {stack.env['DATABASE_URL']}")
     print(
         f"  API key:    {stack.key}\n  Logs:       {stack.var / 'logs'}\nCtrl-C stops everything.",

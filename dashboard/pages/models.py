@@ -46,7 +46,7 @@ def render() -> None:
         format_func=lambda m: f"{m['name']} · {m['id'][:8]}",
     )
     if chosen["job_id"]:
-        job_link(chosen["job_id"], f"📋 The job that made it ({chosen['job_id'][:8]})")
+        job_link(chosen["job_id"], f"The job that made it ({chosen['job_id'][:8]})")
     left, right = st.columns(2)
     with left:
         st.markdown("**Summary**")

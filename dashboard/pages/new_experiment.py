@@ -20,7 +20,7 @@ def presets(_client) -> dict:
 def submitted(job: dict | None) -> None:
     if job is not None:
         st.success(f"Queued {job['kind']} job {job['id']}.")
-        job_link(job["id"], "📋 Watch it under Jobs")
+        job_link(job["id"], "Watch it under Jobs")
 
 
 def training_form(ps: dict) -> None:

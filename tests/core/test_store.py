@@ -98,3 +98,46 @@ def test_artifacts_round_trip_with_checksum(db, tmp_path):
     assert store.get_bytes("jobs/j/a.png") == b"png-bytes"
     with pytest.raises(ValueError):
         store.put_bytes("../escape", b"")
+
+
+def test_a_command_line_checkpoint_imports_into_the_registry(
+    db, tmp_path, trained_digits, monkeypatch, capsys
+):
+    import json
+
+    import torch
+
+    from core.cli.main import main
+    from core.jobs.model_cache import ModelCache
+    from core.store.registry import get_model
+
+    model, folder, ds = trained_digits
+    monkeypatch.setenv("DATABASE_URL", db)
+    monkeypatch.setenv("ARTIFACT_URL", str(tmp_path / "artifacts"))
+    from core.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        assert main(["models", "import", str(folder), "--name", "digits-cli"]) == 0
+    finally:
+        get_settings.cache_clear()
+    out = json.loads(capsys.readouterr().out)
+    assert (
+        out["kind"] == "classifier" and out["name"] == "digits-cli" and out["dataset"] == "digits"
+    )
+    with session_scope(db) as s:
+        row = get_model(s, model_id=out["id"])
+        assert (
+            row.summary["clean_acc"]
+            == json.loads((folder / "checkpoint.json").read_text())["history"][-1]["clean_acc"]
+        )
+        uri = row.checkpoint_uri
+    served = ModelCache(2).get(
+        out["id"], uri, ArtifactStore(str(tmp_path / "artifacts")), torch.device("cpu")
+    )
+    x = ds.x_test[:16]
+    assert torch.equal(served(x), model(x))  # the registry serves the very same weights
+    with session_scope(db) as s, pytest.raises(ValueError, match="not a robustlab checkpoint"):
+        from core.store.imports import import_checkpoint
+
+        import_checkpoint(s, ArtifactStore(str(tmp_path / "a2")), tmp_path)
