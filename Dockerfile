@@ -19,7 +19,7 @@ COPY api api
 COPY worker worker
 COPY dashboard dashboard
 COPY scripts scripts
-RUN pip install .
+RUN pip install '.[s3]'
 
 FROM python:${PYTHON}-slim
 RUN apt-get update \
@@ -28,6 +28,7 @@ RUN apt-get update \
  && useradd --create-home --uid 10001 robustlab
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /src/scripts /app/scripts
+COPY --from=build /src/dashboard /app/dashboard
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 ROBUSTLAB_VAR_DIR=/data
 RUN mkdir -p /data && chown robustlab /data
 USER robustlab

@@ -32,6 +32,7 @@ class Settings(BaseModel):
     lease_seconds: float = Field(default=30.0, gt=0)
     visibility_timeout: int = Field(default=3600, ge=1)
     model_cache_size: int = Field(default=4, ge=1)
+    bootstrap_key: str | None = None
 
 
 ENV = {
@@ -52,6 +53,7 @@ ENV = {
     "lease_seconds": "ROBUSTLAB_LEASE_SECONDS",
     "visibility_timeout": "ROBUSTLAB_VISIBILITY_TIMEOUT",
     "model_cache_size": "ROBUSTLAB_MODEL_CACHE_SIZE",
+    "bootstrap_key": "ROBUSTLAB_BOOTSTRAP_KEY",
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+ENV = ("ROBUSTLAB_API_URL", "ROBUSTLAB_API_KEY")  # what the dashboard reads
 
 
 class ApiError(Exception):

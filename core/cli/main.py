@@ -10,9 +10,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from core.cli.admin import add_commands as add_admin_commands
 from core.cli.client import ApiError, add_commands
 from core.cli.ddpm import add_commands as add_ddpm_commands
-from core.cli.registry import add_commands as add_registry_commands
 from core.presets import PRESETS, eval_preset, train_preset
 from core.specs import ActivationSpec, AttackSpec, EvalSpec, TrainSpec
 
@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     sat.set_defaults(func=cmd_study_sat)
     add_commands(sub)
     add_ddpm_commands(sub)
-    add_registry_commands(sub)
+    add_admin_commands(sub)
     return p
 
 

@@ -32,3 +32,19 @@ def verify_key(session: Session, *, key: str) -> ApiKey | None:
     return session.scalar(
         select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked.is_(False))
     )
+
+
+def ensure_key(session: Session, *, name: str, key: str) -> ApiKey:
+    """Make a key the operator chose (a deployment's bootstrap key) valid; idempotent.
+
+    Raises:
+        ValueError: the key does not start with `rl_` or is shorter than 32 characters.
+    """
+    if not key.startswith(PREFIX) or len(key) < 32:
+        raise ValueError(f"a key must start with {PREFIX!r} and be at least 32 characters long")
+    row = verify_key(session, key=key)
+    if row is None:
+        row = ApiKey(name=name, prefix=key[:10], key_hash=hash_key(key))
+        session.add(row)
+        session.flush()
+    return row

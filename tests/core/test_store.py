@@ -141,3 +141,26 @@ def test_a_command_line_checkpoint_imports_into_the_registry(
         from core.store.imports import import_checkpoint
 
         import_checkpoint(s, ArtifactStore(str(tmp_path / "a2")), tmp_path)
+
+
+def test_db_upgrade_makes_the_bootstrap_key_valid(db, monkeypatch, capsys):
+    import json
+
+    from core.cli.main import main
+    from core.settings import get_settings
+    from core.store.keys import ensure_key
+
+    key = "rl_bootstrap_" + "x" * 30
+    monkeypatch.setenv("DATABASE_URL", db)
+    monkeypatch.setenv("ROBUSTLAB_BOOTSTRAP_KEY", key)
+    get_settings.cache_clear()
+    try:
+        assert main(["db", "upgrade"]) == 0
+        assert main(["db", "upgrade"]) == 0  # idempotent
+    finally:
+        get_settings.cache_clear()
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["bootstrap_key"] == key[:10]
+    with session_scope(db) as s:
+        assert verify_key(s, key=key).name == "bootstrap"
+        with pytest.raises(ValueError, match="at least 32"):
+            ensure_key(s, name="weak", key="rl_short")

@@ -1,0 +1,68 @@
+"""DDIM-50 against DDPM-1000 on the same trained model: seconds per sample and the Fréchet
+distance of each in a robustlab classifier's features (against the same test images). Both
+samplers start from the same seed; DPM-Solver-20 is measured beside them.
+
+    .venv/bin/python -m bench.ddpm_samplers --checkpoint runs/ddpm-cpu \
+        --classifier runs/fmnist-standard-relu [--n 500] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from bench.common import machine
+from core.data import load_dataset
+from core.diffusion.ddpm import load_diffusion
+from core.diffusion.quality import sample_quality
+from core.diffusion.sampling import sample
+from core.models import load_model
+from core.specs import DataSpec, DDPMSampleSpec
+
+SAMPLERS = (("ddim", 50), ("dpm_solver", 20), ("ddpm", 1000))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument(
+        "--classifier", required=True, help="a Fashion-MNIST classifier checkpoint folder"
+    )
+    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="also write the measurements here")
+    args = parser.parse_args()
+    model, classifier = load_diffusion(args.checkpoint), load_model(args.classifier)
+    ds = load_dataset(DataSpec(name=model.spec.data.name))
+    rows = []
+    for sampler, steps in SAMPLERS:
+        t0 = time.perf_counter()
+        out = sample(model, DDPMSampleSpec(n=args.n, sampler=sampler, steps=steps, seed=args.seed))
+        seconds = time.perf_counter() - t0
+        q = sample_quality(classifier, out["images"], ds.x_test[: args.n], ds.classes)
+        rows.append({"sampler": f"{sampler}-{steps}", "seconds": seconds, "per_sample_ms": 1000 * seconds / args.n,
+                     "frechet_distance": q["frechet_distance"], "mean_confidence": q["mean_confidence"],
+                     "class_histogram": q["class_histogram"]})  # fmt: skip
+        print(f"{sampler}-{steps}: {seconds:.1f} s, FD {q['frechet_distance']:.1f}", flush=True)
+    ref = next(r for r in rows if r["sampler"] == "ddpm-1000")
+    print(f"\nMachine: {machine()}\n")
+    print(f"### Samplers on {args.checkpoint}, {args.n} samples each, seed {args.seed}; Fréchet distance in "
+          f"{args.classifier}'s features against {args.n} test images\n")  # fmt: skip
+    print(
+        "| sampler | seconds | ms / sample | speed vs DDPM-1000 | Fréchet distance | FD / DDPM-1000's | mean confidence |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['sampler']} | {r['seconds']:.1f} | {r['per_sample_ms']:.1f} | {ref['seconds'] / r['seconds']:.1f}× "
+              f"| {r['frechet_distance']:.1f} | {r['frechet_distance'] / ref['frechet_distance']:.2f} "
+              f"| {r['mean_confidence']:.2f} |")  # fmt: skip
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(
+                {"machine": machine(), "n": args.n, "seed": args.seed, "rows": rows}, f, indent=1
+            )
+
+
+if __name__ == "__main__":
+    main()
