@@ -1,5 +1,10 @@
 """Job submission throughput and latency: 32 concurrent clients POST /v1/jobs for 20 s.
 
+Two loads: closed loop (each client sends its next job as soon as the last is answered: the
+most the service can take, where latency is 32 / throughput by construction) and, with
+`--rate R`, paced clients (each waits 32/R s between its jobs, so about R submissions/s
+arrive): the latency a lab sees at that rate.
+
 Starts its own stack (embedded Redis, SQLite, the API; no train worker, so the jobs stay queued
 and nothing else competes for the CPU) and drives it with wrk (`apt-get install wrk`), which
 costs the two cores far less than a Python load generator would.
@@ -24,6 +29,11 @@ wrk.body = '{body}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {key}"
 """
+PACED = """
+function delay()
+  return {delay_ms}
+end
+"""
 
 
 def parse_wrk(out: str) -> dict:
@@ -44,6 +54,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--database-url", help="default: SQLite in a temporary folder")
+    parser.add_argument(
+        "--rate", type=float, help="also run paced clients offering this many submissions/s"
+    )
     args = parser.parse_args()
     body = json.dumps({"kind": "adversarial_training",
                        "spec": {"data": {"name": "digits"}, "model": {"image_size": 8}, "epochs": 1}})  # fmt: skip
@@ -53,25 +66,35 @@ def main() -> None:
                                  "ROBUSTLAB_API_WORKERS": str(args.api_workers)})  # fmt: skip
         try:
             stack.start(train_workers=0)
-            script = Path(tmp) / "post.lua"
-            script.write_text(LUA.format(body=body, key=stack.key))
-            run = lambda secs: subprocess.run(  # noqa: E731
-                ["wrk", "-t2", f"-c{args.connections}", f"-d{secs}s", "--latency", "-s", str(script),
-                 f"{stack.api_url}/v1/jobs"], capture_output=True, text=True, check=True).stdout  # fmt: skip
-            run(3)  # warm-up
-            result = parse_wrk(run(args.seconds))
+            closed = Path(tmp) / "post.lua"
+            closed.write_text(LUA.format(body=body, key=stack.key))
+            paced = Path(tmp) / "paced.lua"
+            if args.rate:
+                paced.write_text(
+                    closed.read_text()
+                    + PACED.format(delay_ms=int(1000 * args.connections / args.rate))
+                )
+
+            def run(script: Path, secs: int) -> str:
+                return subprocess.run(["wrk", "-t2", f"-c{args.connections}", f"-d{secs}s", "--latency", "-s",
+                                       str(script), f"{stack.api_url}/v1/jobs"], capture_output=True, text=True,
+                                      check=True).stdout  # fmt: skip
+
+            run(closed, 3)  # warm-up
+            results = {"closed loop": parse_wrk(run(closed, args.seconds))}
+            if args.rate:
+                results[f"paced, {args.rate:.0f}/s offered"] = parse_wrk(run(paced, args.seconds))
         finally:
             stack.stop()
     print(f"Machine: {machine()}\n")
     print(f"### POST /v1/jobs, {args.connections} concurrent clients, {args.seconds} s, "
           f"{args.api_workers} uvicorn worker(s), {'PostgreSQL' if args.database_url else 'SQLite'} + embedded Redis\n")  # fmt: skip
     print(
-        "| submissions/s | p50 ms | p90 ms | p99 ms | requests | non-2xx |\n|---|---|---|---|---|---|"
+        "| load | submissions/s | p50 ms | p90 ms | p99 ms | requests | non-2xx |\n|---|---|---|---|---|---|---|"
     )
-    r = result
-    print(
-        f"| {r['rps']:.0f} | {r['p50']:.1f} | {r['p90']:.1f} | {r['p99']:.1f} | {r['requests']} | {r['non_2xx']} |"
-    )
+    for load, r in results.items():
+        print(f"| {load} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p90']:.1f} | {r['p99']:.1f} | {r['requests']} "
+              f"| {r['non_2xx']} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """DDIM-50 against DDPM-1000 on the same trained model: seconds per sample and the Fréchet
-distance of each in a robustlab classifier's features (against the same test images). Both
-samplers start from the same seed; DPM-Solver-20 is measured beside them.
+distance of each in a robustlab classifier's features (against the same test images). All
+samplers start from the same seed; DPM-Solver-20 is measured beside them by default, and
+`--samplers` takes any list of `sampler:steps[:eta]` (e.g. `ddim:50:1.0,ddpm:50`).
 
     .venv/bin/python -m bench.ddpm_samplers --checkpoint runs/ddpm-cpu \
         --classifier runs/fmnist-standard-relu [--n 500] [--json out.json]
@@ -20,7 +21,19 @@ from core.diffusion.sampling import sample
 from core.models import load_model
 from core.specs import DataSpec, DDPMSampleSpec
 
-SAMPLERS = (("ddim", 50), ("dpm_solver", 20), ("ddpm", 1000))
+DEFAULT_SAMPLERS = "ddim:50,dpm_solver:20,ddpm:1000"
+
+
+def parse_samplers(text: str) -> list[tuple[str, int, float]]:
+    out = []
+    for item in text.split(","):
+        name, steps, *eta = item.split(":")
+        out.append((name, int(steps), float(eta[0]) if eta else 0.0))
+    return out
+
+
+def label(sampler: str, steps: int, eta: float) -> str:
+    return f"{sampler}-{steps}" + (f" η={eta:g}" if eta else "")
 
 
 def main() -> None:
@@ -32,26 +45,29 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the measurements here")
+    parser.add_argument("--samplers", default=DEFAULT_SAMPLERS, help="sampler:steps[:eta],...")
     args = parser.parse_args()
     model, classifier = load_diffusion(args.checkpoint), load_model(args.classifier)
     ds = load_dataset(DataSpec(name=model.spec.data.name))
     rows = []
-    for sampler, steps in SAMPLERS:
+    for sampler, steps, eta in parse_samplers(args.samplers):
         t0 = time.perf_counter()
-        out = sample(model, DDPMSampleSpec(n=args.n, sampler=sampler, steps=steps, seed=args.seed))
+        out = sample(
+            model, DDPMSampleSpec(n=args.n, sampler=sampler, steps=steps, eta=eta, seed=args.seed)
+        )
         seconds = time.perf_counter() - t0
         q = sample_quality(classifier, out["images"], ds.x_test[: args.n], ds.classes)
-        rows.append({"sampler": f"{sampler}-{steps}", "seconds": seconds, "per_sample_ms": 1000 * seconds / args.n,
+        rows.append({"sampler": label(sampler, steps, eta), "seconds": seconds, "per_sample_ms": 1000 * seconds / args.n,
                      "frechet_distance": q["frechet_distance"], "mean_confidence": q["mean_confidence"],
                      "class_histogram": q["class_histogram"]})  # fmt: skip
-        print(f"{sampler}-{steps}: {seconds:.1f} s, FD {q['frechet_distance']:.1f}", flush=True)
-    ref = next(r for r in rows if r["sampler"] == "ddpm-1000")
+        print(f"{rows[-1]['sampler']}: {seconds:.1f} s, FD {q['frechet_distance']:.1f}", flush=True)
+    ref = next((r for r in rows if r["sampler"] == "ddpm-1000"), rows[-1])
     print(f"\nMachine: {machine()}\n")
     print(f"### Samplers on {args.checkpoint}, {args.n} samples each, seed {args.seed}; Fréchet distance in "
           f"{args.classifier}'s features against {args.n} test images\n")  # fmt: skip
-    print(
-        "| sampler | seconds | ms / sample | speed vs DDPM-1000 | Fréchet distance | FD / DDPM-1000's | mean confidence |"
-    )
+    ref_name = ref["sampler"]
+    print(f"| sampler | seconds | ms / sample | speed vs {ref_name} | Fréchet distance | FD / {ref_name}'s "
+          "| mean confidence |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['sampler']} | {r['seconds']:.1f} | {r['per_sample_ms']:.1f} | {ref['seconds'] / r['seconds']:.1f}× "

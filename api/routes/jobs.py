@@ -17,6 +17,7 @@ from api.schemas import JobIn, JobList, JobOut, MetricOut
 from core.jobs.kinds import JOB_SPECS
 from core.settings import Settings
 from core.store import jobs as store_jobs
+from core.store.db import write_lock
 from core.store.orm import Artifact, Job
 from core.store.registry import get_model
 
@@ -52,9 +53,10 @@ def submit(session: Session, queue, settings: Settings, *, kind: str, spec: Base
     """Store the job, commit, then enqueue it (a lost send is re-enqueued by the workers)."""
     check_limits(spec, settings)
     check_references(session, spec)
-    job = store_jobs.create_job(session, kind=kind, spec=spec.model_dump(mode="json"), owner=owner,
-                                study_id=study_id)  # fmt: skip
-    session.commit()
+    with write_lock(settings.database_url):
+        job = store_jobs.create_job(session, kind=kind, spec=spec.model_dump(mode="json"), owner=owner,
+                                    study_id=study_id)  # fmt: skip
+        session.commit()
     try:
         queue.send(job.id, job.queue)
     except Exception:  # the broker is away: the job stays queued and the workers re-enqueue it

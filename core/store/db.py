@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 
@@ -63,3 +65,40 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+class _SqliteWriteLock:
+    """Queue SQLite writers in line instead of letting them collide on the database lock.
+
+    SQLite has one writer at a time; a writer that finds the lock taken sleeps in SQLite's busy
+    handler (1, 2, 5 … 100 ms steps), which under many concurrent submissions gives a long
+    tail. Here writers wait on a thread lock and an `flock` beside the database file instead,
+    and are woken the moment the writer before them commits, across threads and processes.
+    """
+
+    def __init__(self, path: Path):
+        self._thread_lock = threading.Lock()
+        self._path = path.with_name(path.name + ".write-lock")
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._thread_lock, open(self._path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@lru_cache
+def _sqlite_write_lock(url: str) -> _SqliteWriteLock | None:
+    url = normalise_url(url)
+    path = url.split("///", 1)[-1] if url.startswith("sqlite") else ""
+    return _SqliteWriteLock(Path(path)) if path and path != ":memory:" else None
+
+
+def write_lock(url: str):
+    """A context manager around a short write transaction (write, commit): it lines writers up
+    on SQLite; on PostgreSQL, which takes concurrent writers, it does nothing."""
+    lock = _sqlite_write_lock(url)
+    return lock() if lock else nullcontext()

@@ -8,6 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.store.orm import FINISHED, Job, MetricPoint, utcnow
+from core.store.pages import filtered_page
 
 QUEUE_OF_KIND = {
     "adversarial_training": "train",
@@ -35,15 +36,8 @@ def get_job(session: Session, *, job_id: str) -> Job | None:
 def list_jobs(session: Session, *, status: str | None = None, kind: str | None = None,
               study_id: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[Job], int]:  # fmt: skip
     """A page of jobs, newest first, and the total count matching the filters."""
-    query = select(Job)
-    for column, value in ((Job.status, status), (Job.kind, kind), (Job.study_id, study_id)):
-        if value is not None:
-            query = query.where(column == value)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(
-        query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
-    ).all()
-    return list(rows), int(total or 0)
+    filters = {Job.status: status, Job.kind: kind, Job.study_id: study_id}
+    return filtered_page(session, Job, filters, limit=limit, offset=offset)
 
 
 def claim_job(session: Session, *, job_id: str, worker: str, lease_seconds: float) -> Job | None:

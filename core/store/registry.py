@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.store.orm import RegisteredModel
+from core.store.pages import filtered_page
 
 
 def register_model(session: Session, **fields) -> RegisteredModel:
@@ -21,13 +21,10 @@ def get_model(session: Session, *, model_id: str) -> RegisteredModel | None:
 
 def list_models(session: Session, *, kind: str | None = None, dataset: str | None = None,
                 activation: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[RegisteredModel], int]:  # fmt: skip
-    query = select(RegisteredModel)
-    for column, value in ((RegisteredModel.kind, kind), (RegisteredModel.dataset, dataset),
-                          (RegisteredModel.activation, activation)):  # fmt: skip
-        if value is not None:
-            query = query.where(column == value)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(
-        query.order_by(RegisteredModel.created_at.desc()).limit(limit).offset(offset)
-    ).all()
-    return list(rows), int(total or 0)
+    """A page of registered models, newest first, and the total count matching the filters."""
+    filters = {
+        RegisteredModel.kind: kind,
+        RegisteredModel.dataset: dataset,
+        RegisteredModel.activation: activation,
+    }
+    return filtered_page(session, RegisteredModel, filters, limit=limit, offset=offset)
