@@ -11,9 +11,10 @@ TRAINING_CURVES = ("train_loss", "clean_acc", "robust_acc")
 
 
 def training_curves(metrics: list[dict]) -> go.Figure:
-    """Per-epoch curves of one job: loss on the left axis, accuracies on the right."""
+    """Per-epoch curves of one job: training loss on the left axis, accuracies on the right
+    (other metrics, such as the learning rate or epoch seconds, stay in the job's metrics)."""
     fig = go.Figure()
-    names = sorted({m["name"] for m in metrics}, key=lambda n: (n not in TRAINING_CURVES, n))
+    names = [n for n in (*TRAINING_CURVES, "train_acc") if any(m["name"] == n for m in metrics)]
     for name in names:
         points = sorted((m["step"], m["value"]) for m in metrics if m["name"] == name)
         axis = "y2" if name.endswith("_acc") else "y"
@@ -77,5 +78,6 @@ def top_k_bar(probabilities: list[float], classes: list[str], title: str, k: int
     fig = go.Figure(go.Bar(x=[p for _, p in pairs], y=[n for n, _ in pairs], orientation="h",
                            text=[f"{p:.1%}" for _, p in pairs], textposition="auto"))  # fmt: skip
     fig.update_layout(title=title, xaxis_title="probability", xaxis_range=[0, 1], height=300,
+                      yaxis={"type": "category"},
                       margin={"t": 40, "b": 40})  # fmt: skip
     return fig

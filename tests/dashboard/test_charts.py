@@ -1,0 +1,41 @@
+"""The dashboard's figures, checked as data."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from dashboard.charts import accuracy_robustness, top_k, top_k_bar, training_curves
+from tests.dashboard.fake_api import classifier
+
+
+def test_training_curves_draw_loss_and_accuracies_only():
+    metrics = [{"step": s, "name": n, "value": v} for s in (2, 1) for n, v in
+               (("train_loss", 1 / s), ("robust_acc", 0.1 * s), ("lr", 0.01), ("epoch_seconds", 30.0))]  # fmt: skip
+    fig = training_curves(metrics)
+    traces = {t.name: t for t in fig.data}
+    assert set(traces) == {"train_loss", "robust_acc"}
+    assert list(traces["robust_acc"].x) == [1, 2] and traces["robust_acc"].yaxis == "y2"
+
+
+def test_scatter_shows_mean_and_std_per_activation():
+    models = [
+        classifier("a", "relu", 0.80, 0.60),
+        classifier("b", "relu", 0.84, 0.64),
+        classifier("c", "silu", 0.9, 0.7),
+    ]
+    means = {t.name: t for t in accuracy_robustness(models).data if "(n=" in t.name}
+    relu = means["relu (n=2)"]
+    assert relu.x[0] == pytest.approx(0.82) and relu.y[0] == pytest.approx(0.62)
+    assert relu.error_y.array[0] == pytest.approx(statistics.stdev([0.60, 0.64]))
+    assert means["silu (n=1)"].error_x.array[0] == 0.0
+
+
+def test_top_k_orders_classes_and_keeps_names_categorical():
+    probs = [0.1, 0.5, 0.05, 0.35] + [0.0] * 6
+    assert top_k(probs, [str(i) for i in range(10)], 3) == [("1", 0.5), ("3", 0.35), ("0", 0.1)]
+    fig = top_k_bar(probs, [str(i) for i in range(10)], "before", k=3)
+    assert (
+        list(fig.data[0].y) == ["0", "3", "1"] and fig.layout.yaxis.type == "category"
+    )  # best on top
