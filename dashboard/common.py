@@ -92,3 +92,11 @@ def choose_model(kind: str, key: str, label: str = "Model") -> dict | None:
 def job_link(job_id: str, label: str) -> None:
     """A link to the job's page (Jobs is the default page, at the app's root)."""
     st.markdown(f"[{label}](./?job={job_id})")
+
+
+def side_by_side_json(left: tuple[str, dict], right: tuple[str, dict]) -> None:
+    """Two titled, collapsed JSON documents in two columns (a spec and its result, say)."""
+    for column, (title, doc) in zip(st.columns(2), (left, right), strict=True):
+        with column:
+            st.markdown(f"**{title}**")
+            st.json(doc or {}, expanded=False)

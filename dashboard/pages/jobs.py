@@ -14,6 +14,7 @@ from dashboard.common import (
     duration,
     elapsed_and_eta,
     show_image,
+    side_by_side_json,
 )
 
 STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
@@ -94,13 +95,7 @@ def job_page(job_id: str) -> None:
 
     st.caption(f"job {job_id}")
     live()
-    left, right = st.columns(2)
-    with left:
-        st.markdown("**Spec**")
-        st.json(job["spec"], expanded=False)
-    with right:
-        st.markdown("**Result**")
-        st.json(job["result"] or {}, expanded=False)
+    side_by_side_json(("Spec", job["spec"]), ("Result", job["result"]))
     artifacts = call(api().artifacts, job_id) or []
     if artifacts:
         st.markdown("**Artifacts**")

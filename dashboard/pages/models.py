@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard.common import api, call, job_link
+from dashboard.common import api, call, job_link, side_by_side_json
 
 
 def model_rows(items: list[dict]) -> pd.DataFrame:
@@ -47,13 +47,7 @@ def render() -> None:
     )
     if chosen["job_id"]:
         job_link(chosen["job_id"], f"The job that made it ({chosen['job_id'][:8]})")
-    left, right = st.columns(2)
-    with left:
-        st.markdown("**Summary**")
-        st.json(chosen["summary"], expanded=False)
-    with right:
-        st.markdown("**Recipe**")
-        st.json(chosen["recipe"], expanded=False)
+    side_by_side_json(("Summary", chosen["summary"]), ("Recipe", chosen["recipe"]))
 
 
 render()

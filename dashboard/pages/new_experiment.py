@@ -23,6 +23,14 @@ def submitted(job: dict | None) -> None:
         job_link(job["id"], "Watch it under Jobs")
 
 
+def submit_section(kind: str, spec: dict, label: str, key: str, disabled: bool = False) -> None:
+    """The spec as it will be sent, and the button that sends it."""
+    with st.expander("The full spec"):
+        st.json(spec)
+    if st.button(label, key=key, type="primary", disabled=disabled):
+        submitted(call(api().submit, kind, spec))
+
+
 def training_form(ps: dict) -> None:
     preset = st.selectbox("Preset", list(ps["adversarial_training"]), key="at_preset")
     spec = copy.deepcopy(ps["adversarial_training"][preset])
@@ -46,10 +54,7 @@ def training_form(ps: dict) -> None:
     spec["attack"]["eps"] = spec["eval_attack"]["eps"] = c2.number_input(
         "ε (L∞)", 0.0, 1.0, spec["attack"]["eps"], step=0.01, format="%.3f", key="at_eps")  # fmt: skip
     spec["seed"] = c3.number_input("Seed", 0, 10_000, spec["seed"], key="at_seed")
-    with st.expander("The full spec"):
-        st.json(spec)
-    if st.button("Start training", key="at_submit", type="primary"):
-        submitted(call(api().submit, "adversarial_training", spec))
+    submit_section("adversarial_training", spec, "Start training", "at_submit")
 
 
 def evaluation_form(ps: dict) -> None:
@@ -63,10 +68,9 @@ def evaluation_form(ps: dict) -> None:
     for attack in spec["attacks"]:
         if attack["name"] == "pgd":
             attack["steps"] = steps
-    with st.expander("The full spec"):
-        st.json(spec)
-    if st.button("Start evaluation", key="ev_submit", type="primary", disabled=model is None):
-        submitted(call(api().submit, "attack_evaluation", spec))
+    submit_section(
+        "attack_evaluation", spec, "Start evaluation", "ev_submit", disabled=model is None
+    )
 
 
 def ddpm_training_form(ps: dict) -> None:
@@ -75,10 +79,7 @@ def ddpm_training_form(ps: dict) -> None:
     c1, c2 = st.columns(2)
     spec["epochs"] = c1.number_input("Epochs", 1, 1000, spec["epochs"], key="dt_epochs")
     spec["seed"] = c2.number_input("Seed", 0, 10_000, spec["seed"], key="dt_seed")
-    with st.expander("The full spec"):
-        st.json(spec)
-    if st.button("Start DDPM training", key="dt_submit", type="primary"):
-        submitted(call(api().submit, "ddpm_training", spec))
+    submit_section("ddpm_training", spec, "Start DDPM training", "dt_submit")
 
 
 def ddpm_sampling_form(ps: dict) -> None:
@@ -90,8 +91,7 @@ def ddpm_sampling_form(ps: dict) -> None:
     spec["seed"] = c2.number_input("Seed", 0, 10_000, 0, key="ds_seed")
     if model is not None:
         spec["model_id"] = model["id"]
-    if st.button("Start sampling", key="ds_submit", type="primary", disabled=model is None):
-        submitted(call(api().submit, "ddpm_sampling", spec))
+    submit_section("ddpm_sampling", spec, "Start sampling", "ds_submit", disabled=model is None)
 
 
 def study_form() -> None:

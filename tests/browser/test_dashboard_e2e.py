@@ -15,8 +15,7 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from scripts.stack import Stack, free_port
-from tests.integration.conftest import SERVICE_VARS, wait_job
+from tests.integration.conftest import running_stack, wait_job
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,14 +34,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp("stack"), api_port=free_port(), dashboard_port=free_port(),
-              with_dashboard=True, embedded_redis=True, extra_env={v: None for v in SERVICE_VARS})  # fmt: skip
-    try:
-        s.start(train_workers=1)
-        s.wait_for_workers(2)
+    with running_stack(tmp_path_factory.mktemp("stack"), with_dashboard=True) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,8 @@ uvicorn, SQLite in a temporary folder. Leases are short so that crash recovery i
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -13,20 +15,26 @@ from scripts.stack import Stack, free_port
 SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "ARTIFACT_URL", "ROBUSTLAB_WORK_DIR")
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    extra = {v: None for v in SERVICE_VARS} | {
-        "ROBUSTLAB_LEASE_SECONDS": "3",
-        "ROBUSTLAB_MAX_EPOCHS": "500",
-    }
-    s = Stack(tmp_path_factory.mktemp("stack"), api_port=free_port(), with_dashboard=False, embedded_redis=True,
-              extra_env=extra)  # fmt: skip
+@contextmanager
+def running_stack(
+    folder, *, with_dashboard: bool = False, extra_env: dict | None = None
+) -> Iterator[Stack]:
+    """A started stack with one train and one interactive worker, stopped on exit."""
+    s = Stack(folder, api_port=free_port(), dashboard_port=free_port(), with_dashboard=with_dashboard,
+              embedded_redis=True, extra_env={v: None for v in SERVICE_VARS} | (extra_env or {}))  # fmt: skip
     try:
         s.start(train_workers=1)
         s.wait_for_workers(2)
         yield s
     finally:
         s.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    extra = {"ROBUSTLAB_LEASE_SECONDS": "3", "ROBUSTLAB_MAX_EPOCHS": "500"}
+    with running_stack(tmp_path_factory.mktemp("stack"), extra_env=extra) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
