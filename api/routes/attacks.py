@@ -14,6 +14,7 @@ from api.uploads import read_bounded, to_model_input
 from api.waiting import INTERACTIVE_RESPONSES, answer
 from core.specs import AttackSpec, ImageAttackSpec
 from core.store.artifacts import ArtifactStore, record_artifact
+from core.store.db import write_lock
 from core.store.registry import get_model
 
 router = APIRouter(prefix="/v1/attacks", tags=["attacks"])
@@ -47,19 +48,24 @@ def attack_upload(
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"attack: {e.errors(include_url=False)}"
         ) from e
-    upload_id = None if image is None else _store_upload(session, settings, image, model, key.id)
-    spec = ImageAttackSpec(model_id=model_id, input_artifact_id=upload_id, test_index=test_index, label=label,
-                           attack=attack_spec)  # fmt: skip
-    job = submit(session, queue, settings, kind="image_attack", spec=spec, owner=key.name)
+    png = None if image is None else _model_input(settings, image, model)
+    with write_lock(settings.database_url):  # the upload's row and the job's, in one transaction
+        upload_id = None if png is None else _store_upload(session, settings, png, key.id)
+        spec = ImageAttackSpec(model_id=model_id, input_artifact_id=upload_id, test_index=test_index, label=label,
+                               attack=attack_spec)  # fmt: skip
+        job = submit(session, queue, settings, kind="image_attack", spec=spec, owner=key.name)
     wait = settings.interactive_wait_seconds if wait is None else wait
     return answer(session, response, settings.database_url, job, wait)
 
 
-def _store_upload(session, settings, image: UploadFile, model, key_id: str) -> str:
-    """The upload, bounded, decoded and converted to the model's input, stored as a PNG artifact."""
+def _model_input(settings, image: UploadFile, model) -> bytes:
+    """The upload, bounded, decoded and converted to the model's input, as PNG bytes."""
     data = read_bounded(image, settings.max_upload_bytes)
     channels, size = model.recipe["model"]["in_channels"], model.recipe["model"]["image_size"]
-    png = to_model_input(data, channels=channels, size=size, max_pixels=settings.max_image_pixels)
+    return to_model_input(data, channels=channels, size=size, max_pixels=settings.max_image_pixels)
+
+
+def _store_upload(session, settings, png: bytes, key_id: str) -> str:
     upload = record_artifact(session, ArtifactStore(settings.artifact_url), type="upload",
                              key=f"uploads/{key_id}/{time.time_ns()}.png", data=png)  # fmt: skip
     return upload.id

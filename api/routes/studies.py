@@ -12,6 +12,7 @@ from api.routes.jobs import submit
 from api.schemas import StudyIn, StudyOut, StudySummary
 from core.presets import train_preset
 from core.specs import ActivationSpec
+from core.store.db import write_lock
 from core.store.orm import Job, Study
 from core.study import sat_variants, summarise
 
@@ -37,26 +38,24 @@ def create_study(
     body: StudyIn, session: SessionDep, queue: QueueDep, settings: SettingsDep, key: KeyDep
 ) -> dict:
     """Queue one PGD-AT job per (activation or probe, seed), all with the same recipe."""
-    study = Study(
-        name=body.name, preset=body.preset, spec=body.model_dump(mode="json"), owner=key.name
-    )
-    session.add(study)
-    session.flush()
+    with write_lock(settings.database_url):  # the study and all its jobs, without interleaving
+        study = Study(
+            name=body.name, preset=body.preset, spec=body.model_dump(mode="json"), owner=key.name
+        )
+        session.add(study)
+        session.flush()
+        _submit_variants(session, queue, settings, body, study.id, key.name)
+    return _out(session, study)
+
+
+def _submit_variants(session, queue, settings, body: StudyIn, study_id: str, owner: str) -> None:
     for seed in range(body.seeds):
         for variant in sat_variants(body.activations, body.probes):
             spec = train_preset(body.train_preset, variant.activation, seed=seed)
             if body.epochs:
                 spec = spec.model_copy(update={"epochs": body.epochs})
-            submit(
-                session,
-                queue,
-                settings,
-                kind="adversarial_training",
-                spec=spec,
-                owner=key.name,
-                study_id=study.id,
-            )
-    return _out(session, study)
+            submit(session, queue, settings, kind="adversarial_training", spec=spec, owner=owner,
+                   study_id=study_id)  # fmt: skip
 
 
 @router.get("", response_model=list[StudySummary])

@@ -74,20 +74,30 @@ class _SqliteWriteLock:
     handler (1, 2, 5 … 100 ms steps), which under many concurrent submissions gives a long
     tail. Here writers wait on a thread lock and an `flock` beside the database file instead,
     and are woken the moment the writer before them commits, across threads and processes.
+    Re-entrant within a thread, so that a route can hold it around several writes that each
+    take it (no other writer may slip in while a transaction holds SQLite's write lock).
     """
 
     def __init__(self, path: Path):
-        self._thread_lock = threading.Lock()
+        self._thread_lock = threading.RLock()
         self._path = path.with_name(path.name + ".write-lock")
+        self._depth = 0  # guarded by _thread_lock
+        self._file = None
 
     @contextmanager
     def __call__(self) -> Iterator[None]:
-        with self._thread_lock, open(self._path, "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
+        with self._thread_lock:
+            if self._depth == 0:
+                self._file = open(self._path, "a")  # noqa: SIM115 (closed below, on the way out)
+                fcntl.flock(self._file, fcntl.LOCK_EX)
+            self._depth += 1
             try:
                 yield
             finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+                self._depth -= 1
+                if self._depth == 0:
+                    fcntl.flock(self._file, fcntl.LOCK_UN)
+                    self._file.close()
 
 
 @lru_cache
@@ -98,7 +108,8 @@ def _sqlite_write_lock(url: str) -> _SqliteWriteLock | None:
 
 
 def write_lock(url: str):
-    """A context manager around a short write transaction (write, commit): it lines writers up
-    on SQLite; on PostgreSQL, which takes concurrent writers, it does nothing."""
+    """A context manager around a short write transaction, from its first write to its commit:
+    it lines writers up on SQLite; on PostgreSQL, which takes concurrent writers, it does
+    nothing. Take it before the first write (a flush), never in the middle of a transaction."""
     lock = _sqlite_write_lock(url)
     return lock() if lock else nullcontext()

@@ -8,8 +8,12 @@ import streamlit as st
 from dashboard.charts import accuracy_robustness, robustness_curves
 from dashboard.common import api, call, model_label
 
+STUDY_REFRESH_SECONDS = 10
 
+
+@st.fragment(run_every=STUDY_REFRESH_SECONDS)
 def study_table() -> None:
+    """The chosen study's table and scatter, reloaded while its runs finish."""
     studies = call(api().studies) or []
     if not studies:
         st.info("No studies yet: start a SAT study under New experiment.")

@@ -164,3 +164,37 @@ def test_db_upgrade_makes_the_bootstrap_key_valid(db, monkeypatch, capsys):
         assert verify_key(s, key=key).name == "bootstrap"
         with pytest.raises(ValueError, match="at least 32"):
             ensure_key(s, name="weak", key="rl_short")
+
+
+def test_sqlite_writers_line_up_across_threads_and_processes(tmp_path):
+    import subprocess
+    import sys
+    import threading
+
+    from core.store.db import write_lock
+
+    url = f"sqlite:///{tmp_path / 'lock.db'}"
+    with write_lock(url), write_lock(url):  # re-entrant within a thread
+        entered = threading.Event()
+
+        def writer():
+            with write_lock(url):
+                entered.set()
+
+        other = threading.Thread(target=writer)
+        other.start()
+        assert not entered.wait(0.3), "another thread got in while the lock was held"
+    assert entered.wait(5)  # and gets in once it is released
+    other.join()
+    code = ("import sys, time; from core.store.db import write_lock\n"
+            "with write_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(1.0)")  # fmt: skip
+    holder = subprocess.Popen([sys.executable, "-c", code, f"sqlite:///{tmp_path / 'other.db'}"],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert holder.stdout.readline().strip() == "held"
+    t0 = time.monotonic()
+    with write_lock(f"sqlite:///{tmp_path / 'other.db'}"):
+        waited = time.monotonic() - t0
+    holder.wait(10)
+    assert waited > 0.5  # the other process held it
+    with write_lock("postgresql://u@h/db"):  # a no-op where the database takes concurrent writers
+        pass
