@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tarfile
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,24 @@ def load_dataset(spec: DataSpec, *, download: bool = False, url: str | None = No
         y_test=_subset(ds.y_test, spec.test_subset, spec.seed + 1),
         classes=ds.classes,
     )
+
+
+def test_image(name: str, index: int) -> tuple[torch.Tensor, int]:
+    """Image `index` of a named dataset's test split (C×H×W in [0, 1]) and its label; the
+    dataset stays loaded for the next call (the workers' attack lab and diffusion explorer)."""
+    ds = _cached_dataset(name)
+    if index >= len(ds.x_test):
+        raise ValueError(
+            f"test_index {index} out of range: {name} has {len(ds.x_test)} test images"
+        )
+    return ds.x_test[index], int(ds.y_test[index])
+
+
+@lru_cache(maxsize=2)
+def _cached_dataset(name: str) -> Dataset:
+    if name == "folder":
+        raise ValueError("test images are available for named datasets, not 'folder'")
+    return load_dataset(DataSpec(name=name))
 
 
 def _subset(t: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:

@@ -6,17 +6,18 @@ import time
 
 from sqlalchemy import select
 
-from core.data import load_dataset
+from core.data import load_dataset, test_image
 from core.diffusion.ddpm import load_diffusion, train_ddpm
 from core.diffusion.quality import sample_quality
 from core.diffusion.sampling import forward_explorer, sample
 from core.images import grid_png, png_bytes
 from core.jobs.context import JobContext, JobStopped
+from core.jobs.runners import registered
 from core.progress import Progress
 from core.specs import DDPMForwardSpec, DDPMSampleSpec, DDPMTrainSpec
 from core.store.artifacts import record_artifact
 from core.store.orm import RegisteredModel
-from core.store.registry import get_model, register_model
+from core.store.registry import register_model
 from core.training.checkpoint import MODEL_FILE, has_checkpoint
 
 QUALITY_SAMPLES = 500  # generated images for the Fréchet distance (DDIM-50)
@@ -77,12 +78,7 @@ def run_ddpm_training(spec: DDPMTrainSpec, ctx: JobContext) -> dict:
 def run_ddpm_sampling(spec: DDPMSampleSpec, ctx: JobContext) -> dict:
     if spec.model_id is None:
         raise ValueError("ddpm_sampling needs model_id")
-    with ctx.session() as s:
-        row = get_model(s, model_id=spec.model_id)
-        if row is None or row.kind != "diffusion":
-            raise ValueError(f"no diffusion model with id {spec.model_id}")
-        uri = row.checkpoint_uri
-    model = ctx.models.get(spec.model_id, uri, ctx.store, ctx.device, loader=load_diffusion)
+    model, _ = registered(ctx, spec.model_id, "diffusion", loader=load_diffusion)
     t0 = time.perf_counter()
     out = sample(model, spec, progress=ctx.progress, should_stop=ctx.should_stop)
     if out["stopped"]:
@@ -103,14 +99,7 @@ def run_ddpm_sampling(spec: DDPMSampleSpec, ctx: JobContext) -> dict:
 
 def run_ddpm_forward(spec: DDPMForwardSpec, ctx: JobContext) -> dict:
     """x_t and the model's x̂_0 at each t for one test image: the explorer's frames."""
-    from core.jobs.runners import test_image
-
-    with ctx.session() as s:
-        row = get_model(s, model_id=spec.model_id)
-        if row is None or row.kind != "diffusion":
-            raise ValueError(f"no diffusion model with id {spec.model_id}")
-        uri, dataset = row.checkpoint_uri, row.dataset
-    model = ctx.models.get(spec.model_id, uri, ctx.store, ctx.device, loader=load_diffusion)
+    model, dataset = registered(ctx, spec.model_id, "diffusion", loader=load_diffusion)
     big_t = model.spec.num_train_timesteps
     timesteps = spec.timesteps or [round(i * (big_t - 1) / 9) for i in range(10)]
     x0, label = test_image(dataset, spec.test_index)

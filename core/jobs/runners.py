@@ -4,16 +4,15 @@ will look for: metrics, artifacts, registered models."""
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 
 import torch
 
 from core.attacks import build_attack
-from core.data import class_names, load_dataset
+from core.data import class_names, load_dataset, test_image
 from core.evaluation import robustness_curve
 from core.images import perturbation_png, png_bytes, tensor_from_png
 from core.jobs.context import JobContext, JobStopped
-from core.specs import AttackSpec, DataSpec, EvalSpec, ImageAttackSpec, TrainSpec
+from core.specs import AttackSpec, EvalSpec, ImageAttackSpec, TrainSpec
 from core.store.artifacts import record_artifact
 from core.store.orm import Artifact
 from core.store.registry import get_model, register_model
@@ -74,24 +73,21 @@ def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
                 "clean_acc": summary["clean_acc"], "robust_acc": summary["robust_acc"], "eps": eps}  # fmt: skip
 
 
-def _registered_classifier(ctx: JobContext, model_id: str):
+def registered(ctx: JobContext, model_id: str, kind: str, loader=None) -> tuple:
+    """The registered model of `kind` (loaded through the worker's cache) and its dataset's name."""
     with ctx.session() as s:
         row = get_model(s, model_id=model_id)
-        if row is None or row.kind != "classifier":
-            raise ValueError(f"no classifier with id {model_id}")
-        uri = row.checkpoint_uri
-    return ctx.models.get(model_id, uri, ctx.store, ctx.device)
-
-
-def dataset_of(ctx: JobContext, model_id: str) -> str:
-    with ctx.session() as s:
-        return get_model(s, model_id=model_id).dataset
+        if row is None or row.kind != kind:
+            raise ValueError(f"no {kind} with id {model_id}")
+        uri, dataset = row.checkpoint_uri, row.dataset
+    kwargs = {"loader": loader} if loader else {}
+    return ctx.models.get(model_id, uri, ctx.store, ctx.device, **kwargs), dataset
 
 
 def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> dict:
     if spec.model_id is None:
         raise ValueError("attack_evaluation needs model_id")
-    model = _registered_classifier(ctx, spec.model_id)
+    model, _ = registered(ctx, spec.model_id, "classifier")
     ds = load_dataset(spec.data)
     result = robustness_curve(model, ds.x_test, ds.y_test, spec.attacks, spec.eps_grid, num_classes=ds.num_classes,
                               large_eps=spec.large_eps, batch_size=spec.batch_size, progress=ctx.progress,
@@ -124,26 +120,8 @@ def _attack_input(
     return x[None], spec.label if spec.label is not None else y, ident
 
 
-def test_image(dataset: str, index: int) -> tuple[torch.Tensor, int]:
-    """Image `index` of `dataset`'s test split and its label."""
-    ds = _cached_dataset(dataset)
-    if index >= len(ds.x_test):
-        raise ValueError(
-            f"test_index {index} out of range: {dataset} has {len(ds.x_test)} test images"
-        )
-    return ds.x_test[index], int(ds.y_test[index])
-
-
-@lru_cache(maxsize=2)
-def _cached_dataset(name: str):
-    if name == "folder":
-        raise ValueError("test images are available for named datasets, not 'folder'")
-    return load_dataset(DataSpec(name=name))
-
-
 def run_image_attack(spec: ImageAttackSpec, ctx: JobContext) -> dict:
-    model = _registered_classifier(ctx, spec.model_id)
-    dataset = dataset_of(ctx, spec.model_id)
+    model, dataset = registered(ctx, spec.model_id, "classifier")
     x, known_label, input_id = _attack_input(spec, ctx, model, dataset)
     x = x.to(ctx.device)
     with torch.no_grad():
