@@ -54,3 +54,8 @@ def test_dashboard_and_api_import_no_forbidden_packages():
                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                     names = [node.module]
                 assert not [n for n in names if n.split(".")[0] in forbidden], (path, names)
+                if package == "dashboard":  # at most the spec models from core
+                    assert not [n for n in names if n.startswith("core") and n != "core.specs"], (
+                        path,
+                        names,
+                    )
