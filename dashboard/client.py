@@ -92,9 +92,6 @@ class ApiClient:
     def models(self, **filters) -> dict:
         return self.get("/v1/models", **filters)
 
-    def model(self, model_id: str) -> dict:
-        return self.get(f"/v1/models/{model_id}")
-
     def create_study(self, body: dict) -> dict:
         return self.post("/v1/studies", body)
 

@@ -105,10 +105,6 @@ class FakeApi:
                  and filters.get("dataset") in (None, m["dataset"]) and filters.get("activation") in (None, m["activation"])]  # fmt: skip
         return {"items": items, "total": len(items), "limit": 200, "offset": 0}
 
-    def model(self, model_id):
-        self._record("model", model_id)
-        return next(m for m in self._models if m["id"] == model_id)
-
     def create_study(self, body):
         self._record("create_study", body)
         return {"id": "s1", "name": body["name"], "preset": "sat", "spec": body, "created_at": T0,
