@@ -6,19 +6,13 @@ from fastapi import HTTPException, status
 from pydantic import BaseModel
 
 from core.settings import Settings
-from core.specs import (
-    AttackSpec,
-    DDPMSampleSpec,
-    DDPMTrainSpec,
-    EvalSpec,
-    ImageAttackSpec,
-    TrainSpec,
-)
+from core.specs import AttackSpec, DDPMSampleSpec, DDPMTrainSpec, EvalSpec, ImageAttackSpec, TrainSpec
 
 
 def _too_big(field: str, value, limit) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                         f"spec.{field} = {value} exceeds this server's limit of {limit}")  # fmt: skip
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT, f"spec.{field} = {value} exceeds this server's limit of {limit}"
+    )
 
 
 def _check_attack(prefix: str, attack: AttackSpec, settings: Settings) -> None:

@@ -9,9 +9,12 @@ from api.routes import artifacts, attacks, health, jobs, keys, models, presets, 
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="robustlab", version="0.1.0",
-                  description="Adversarial training, attack evaluation and DDPM as a service. "
-                  "Every /v1 endpoint needs `Authorization: Bearer <API key>`.")  # fmt: skip
+    app = FastAPI(
+        title="robustlab",
+        version="0.1.0",
+        description="Adversarial training, attack evaluation and DDPM as a service. "
+        "Every /v1 endpoint needs `Authorization: Bearer <API key>`.",
+    )
     app.add_middleware(MetricsMiddleware)
     for module in (jobs, studies, models, attacks, samples, presets, artifacts, keys, health):
         app.include_router(module.router)

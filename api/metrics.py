@@ -7,15 +7,8 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 REGISTRY = CollectorRegistry()
-REQUESTS = Counter(
-    "robustlab_http_requests_total",
-    "HTTP requests",
-    ["method", "route", "status"],
-    registry=REGISTRY,
-)
-LATENCY = Histogram(
-    "robustlab_http_request_seconds", "HTTP request latency", ["method", "route"], registry=REGISTRY
-)
+REQUESTS = Counter("robustlab_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY)
+LATENCY = Histogram("robustlab_http_request_seconds", "HTTP request latency", ["method", "route"], registry=REGISTRY)
 
 
 class MetricsMiddleware:

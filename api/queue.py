@@ -12,8 +12,12 @@ from core.jobs.kinds import TASK_NAME
 class JobQueue:
     def __init__(self, redis_url: str):
         self.app = Celery("robustlab-api", broker=redis_url)
-        self.app.conf.update(task_serializer="json", accept_content=["json"], broker_connection_retry_on_startup=True,
-                             broker_connection_timeout=5)  # fmt: skip
+        self.app.conf.update(
+            task_serializer="json",
+            accept_content=["json"],
+            broker_connection_retry_on_startup=True,
+            broker_connection_timeout=5,
+        )
 
     def send(self, job_id: str, queue: str) -> None:
         self.app.send_task(TASK_NAME, args=[job_id], queue=queue, task_id=job_id)

@@ -9,18 +9,25 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.specs import ActivationName
 
-JobKind = Literal["adversarial_training", "attack_evaluation", "image_attack", "ddpm_training", "ddpm_sampling",
-                  "ddpm_forward"]  # fmt: skip
+JobKind = Literal[
+    "adversarial_training", "attack_evaluation", "image_attack", "ddpm_training", "ddpm_sampling", "ddpm_forward"
+]
 
 
 class JobIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"kind": "adversarial_training", "spec": {"data": {"name": "digits"}, "model": {"image_size": 8},
-                                                  "epochs": 2}}]})  # fmt: skip
-    kind: JobKind
-    spec: dict[str, Any] = Field(
-        default_factory=dict, description="the kind's spec (see the core spec models)"
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "adversarial_training",
+                    "spec": {"data": {"name": "digits"}, "model": {"image_size": 8}, "epochs": 2},
+                }
+            ]
+        },
     )
+    kind: JobKind
+    spec: dict[str, Any] = Field(default_factory=dict, description="the kind's spec (see the core spec models)")
 
 
 class JobOut(BaseModel):
@@ -84,11 +91,10 @@ class StudyIn(BaseModel):
     name: str = Field(default="sat", max_length=200)
     train_preset: Literal["smoke", "cpu", "gpu"] = "smoke"
     seeds: int = Field(default=3, ge=1, le=10)
-    activations: list[ActivationName] = Field(default=["relu", "softplus", "silu", "gelu", "elu", "smooth_relu"],
-                                              max_length=6)  # fmt: skip
-    probes: list[Literal["attack", "update", "both"]] = Field(
-        default=["attack", "update", "both"], max_length=3
+    activations: list[ActivationName] = Field(
+        default=["relu", "softplus", "silu", "gelu", "elu", "smooth_relu"], max_length=6
     )
+    probes: list[Literal["attack", "update", "both"]] = Field(default=["attack", "update", "both"], max_length=3)
     epochs: int | None = Field(default=None, ge=1)
 
 

@@ -14,9 +14,7 @@ FORMATS = {"PNG", "JPEG", "WEBP", "BMP"}
 def read_bounded(upload: UploadFile, max_bytes: int) -> bytes:
     data = upload.file.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE, f"upload larger than {max_bytes} bytes"
-        )
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload larger than {max_bytes} bytes")
     if not data:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "empty upload")
     return data
@@ -35,28 +33,27 @@ def to_model_input(data: bytes, *, channels: int, size: int, max_pixels: int) ->
             img = Image.open(io.BytesIO(data))
             fmt = img.format
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE, f"image has too many pixels: {e}"
-        ) from e
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"image has too many pixels: {e}") from e
     except Exception as e:  # PIL raises several types for unreadable bytes
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                            f"not an image in a supported format ({', '.join(sorted(FORMATS))})") from e  # fmt: skip
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"not an image in a supported format ({', '.join(sorted(FORMATS))})"
+        ) from e
     if fmt not in FORMATS:
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                            f"image format {fmt} not supported; use {', '.join(sorted(FORMATS))}")  # fmt: skip
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"image format {fmt} not supported; use {', '.join(sorted(FORMATS))}",
+        )
     width, height = img.size
     if width * height > max_pixels:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
-                            f"image is {width}×{height} = {width * height} pixels; the limit is {max_pixels}")  # fmt: skip
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"image is {width}×{height} = {width * height} pixels; the limit is {max_pixels}",
+        )
     try:
         img.load()
-        img = img.convert("L" if channels == 1 else "RGB").resize(
-            (size, size), Image.Resampling.BILINEAR
-        )
+        img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
     except Exception as e:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"image file is truncated or corrupt: {e}"
-        ) from e
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"image file is truncated or corrupt: {e}") from e
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()

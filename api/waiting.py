@@ -13,10 +13,7 @@ from core.store.db import session_scope
 from core.store.orm import FINISHED, Job
 
 POLL_SECONDS = 0.005
-INTERACTIVE_RESPONSES = {
-    200: {"description": "finished within the wait"},
-    202: {"description": "still running"},
-}
+INTERACTIVE_RESPONSES = {200: {"description": "finished within the wait"}, 202: {"description": "still running"}}
 
 
 def wait_for(database_url: str, job_id: str, seconds: float) -> Job | None:
@@ -40,15 +37,11 @@ def with_urls(job: Job) -> dict:
         if key.endswith("_artifact_id"):
             result[key.removesuffix("_artifact_id") + "_url"] = f"/v1/artifacts/{value}"
         elif key.endswith("_artifact_ids"):
-            result[key.removesuffix("_artifact_ids") + "_urls"] = [
-                f"/v1/artifacts/{v}" for v in value
-            ]
+            result[key.removesuffix("_artifact_ids") + "_urls"] = [f"/v1/artifacts/{v}" for v in value]
     return body
 
 
-def answer(
-    session: Session, response: Response, database_url: str, job: Job, seconds: float
-) -> dict:
+def answer(session: Session, response: Response, database_url: str, job: Job, seconds: float) -> dict:
     """The finished job (200) if it finishes within `seconds`, else the job as it is (202)."""
     done = wait_for(database_url, job.id, seconds)
     if done is None:

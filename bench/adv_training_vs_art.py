@@ -36,11 +36,16 @@ def main() -> None:
     ds = fashion_data(n_test=1, n_train=args.n)
     init = fashion_model().state_dict()
     spec = TrainSpec(
-        data=DataSpec(name="fashion-mnist", train_subset=args.n, test_subset=1), method="pgd", epochs=1,
-        batch_size=BATCH, model=ModelSpec(width=16), attack=AttackSpec(eps=EPS, steps=STEPS, step_size=ALPHA),
-        eval_attack=AttackSpec(eps=EPS, steps=1), eval_subset=1,
+        data=DataSpec(name="fashion-mnist", train_subset=args.n, test_subset=1),
+        method="pgd",
+        epochs=1,
+        batch_size=BATCH,
+        model=ModelSpec(width=16),
+        attack=AttackSpec(eps=EPS, steps=STEPS, step_size=ALPHA),
+        eval_attack=AttackSpec(eps=EPS, steps=1),
+        eval_subset=1,
         optim=OptimSpec(name="sgd", lr=0.01, momentum=0.9, weight_decay=0.0, schedule="constant"),
-    )  # fmt: skip
+    )
 
     def ours():
         with tempfile.TemporaryDirectory() as d:
@@ -50,10 +55,18 @@ def main() -> None:
         model = fashion_model()
         model.load_state_dict(init)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        clf = PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(), optimizer=opt, input_shape=(1, 28, 28),
-                                nb_classes=10, clip_values=(0.0, 1.0), device_type="cpu")  # fmt: skip
-        trainer = AdversarialTrainerMadryPGD(clf, nb_epochs=1, batch_size=BATCH, eps=EPS, eps_step=ALPHA,
-                                             max_iter=STEPS, num_random_init=1)  # fmt: skip
+        clf = PyTorchClassifier(
+            model=model,
+            loss=torch.nn.CrossEntropyLoss(),
+            optimizer=opt,
+            input_shape=(1, 28, 28),
+            nb_classes=10,
+            clip_values=(0.0, 1.0),
+            device_type="cpu",
+        )
+        trainer = AdversarialTrainerMadryPGD(
+            clf, nb_epochs=1, batch_size=BATCH, eps=EPS, eps_step=ALPHA, max_iter=STEPS, num_random_init=1
+        )
         trainer.fit(ds.x_train.numpy(), ds.y_train.numpy())
 
     contestants = {"robustlab train (PGD-AT)": ours, "ART AdversarialTrainerMadryPGD": art}
@@ -61,8 +74,15 @@ def main() -> None:
         fn()
     times = time_interleaved(contestants, args.repeats)
     print(f"Machine: {machine()}\n")
-    print(report(f"One PGD-7 AT epoch, {args.n:,} Fashion-MNIST images, batch 128", times, args.n,
-                 "ART AdversarialTrainerMadryPGD", "images"))  # fmt: skip
+    print(
+        report(
+            f"One PGD-7 AT epoch, {args.n:,} Fashion-MNIST images, batch 128",
+            times,
+            args.n,
+            "ART AdversarialTrainerMadryPGD",
+            "images",
+        )
+    )
 
 
 if __name__ == "__main__":

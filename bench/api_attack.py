@@ -18,9 +18,7 @@ from bench.serving import import_into, latency_table, serving_stack, time_reques
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument(
-        "--checkpoint", help="classifier checkpoint folder (default: the bench's PGD-AT model)"
-    )
+    parser.add_argument("--checkpoint", help="classifier checkpoint folder (default: the bench's PGD-AT model)")
     args = parser.parse_args()
     folder = Path(args.checkpoint or "runs/bench-pgd-at-relu")
     trained_model(args.checkpoint)  # trains the default model once if missing
@@ -34,18 +32,17 @@ def main() -> None:
         model_id = import_into(stack, folder)
 
         def send():
-            return client.post("/v1/attacks", files={"image": ("x.png", png, "image/png")},
-                               data={"model_id": model_id})  # fmt: skip
+            return client.post("/v1/attacks", files={"image": ("x.png", png, "image/png")}, data={"model_id": model_id})
 
         times, statuses, last = time_requests(send, args.requests, warmup=5)
     result = last["result"]
     print(f"Machine: {machine()}\n")
-    print(
-        f"### POST /v1/attacks, 28×28 PNG, PGD-20 L∞ ε=0.1, small CNN, {args.requests} sequential requests\n"
-    )
+    print(f"### POST /v1/attacks, 28×28 PNG, PGD-20 L∞ ε=0.1, small CNN, {args.requests} sequential requests\n")
     print(latency_table(times, statuses))
-    print(f"\nLast answer: clean prediction {result['clean']['prediction']}, adversarial "
-          f"{result['adversarial']['prediction']}, L∞ {result['linf']:.3f}, L2 {result['l2']:.3f}")  # fmt: skip
+    print(
+        f"\nLast answer: clean prediction {result['clean']['prediction']}, adversarial "
+        f"{result['adversarial']['prediction']}, L∞ {result['linf']:.3f}, L2 {result['l2']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -26,19 +26,17 @@ def main() -> None:
         seeds = iter(range(10_000))  # a new seed per request: no cache can answer
 
         def send():
-            return client.post(
-                "/v1/samples", json={**body, "seed": next(seeds)}, params={"wait": 60}
-            )
+            return client.post("/v1/samples", json={**body, "seed": next(seeds)}, params={"wait": 60})
 
         times, statuses, last = time_requests(send, args.requests, warmup=2)
     print(f"Machine: {machine()}\n")
-    print(
-        f"### POST /v1/samples, {args.n} samples, DDIM-50, {args.checkpoint}, {args.requests} sequential requests\n"
-    )
+    print(f"### POST /v1/samples, {args.n} samples, DDIM-50, {args.checkpoint}, {args.requests} sequential requests\n")
     print(latency_table(times, statuses))
     result = last["result"]
-    print(f"\nLast answer: {len(result['sample_urls'])} sample URLs and a grid; {result['seconds']:.2f} s of it "
-          "sampling on the worker")  # fmt: skip
+    print(
+        f"\nLast answer: {len(result['sample_urls'])} sample URLs and a grid; {result['seconds']:.2f} s of it "
+        "sampling on the worker"
+    )
 
 
 if __name__ == "__main__":

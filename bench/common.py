@@ -21,8 +21,10 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return (f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads); python {platform.python_version()}")  # fmt: skip
+    return (
+        f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads); python {platform.python_version()}"
+    )
 
 
 def fashion_model(width: int = 16, seed: int = 0):

@@ -39,9 +39,7 @@ def label(sampler: str, steps: int, eta: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", required=True)
-    parser.add_argument(
-        "--classifier", required=True, help="a Fashion-MNIST classifier checkpoint folder"
-    )
+    parser.add_argument("--classifier", required=True, help="a Fashion-MNIST classifier checkpoint folder")
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the measurements here")
@@ -52,32 +50,41 @@ def main() -> None:
     rows = []
     for sampler, steps, eta in parse_samplers(args.samplers):
         t0 = time.perf_counter()
-        out = sample(
-            model, DDPMSampleSpec(n=args.n, sampler=sampler, steps=steps, eta=eta, seed=args.seed)
-        )
+        out = sample(model, DDPMSampleSpec(n=args.n, sampler=sampler, steps=steps, eta=eta, seed=args.seed))
         seconds = time.perf_counter() - t0
         q = sample_quality(classifier, out["images"], ds.x_test[: args.n], ds.classes)
-        rows.append({"sampler": label(sampler, steps, eta), "seconds": seconds, "per_sample_ms": 1000 * seconds / args.n,
-                     "frechet_distance": q["frechet_distance"], "mean_confidence": q["mean_confidence"],
-                     "class_histogram": q["class_histogram"]})  # fmt: skip
+        rows.append(
+            {
+                "sampler": label(sampler, steps, eta),
+                "seconds": seconds,
+                "per_sample_ms": 1000 * seconds / args.n,
+                "frechet_distance": q["frechet_distance"],
+                "mean_confidence": q["mean_confidence"],
+                "class_histogram": q["class_histogram"],
+            }
+        )
         print(f"{rows[-1]['sampler']}: {seconds:.1f} s, FD {q['frechet_distance']:.1f}", flush=True)
     ref = next((r for r in rows if r["sampler"] == "ddpm-1000"), rows[-1])
     print(f"\nMachine: {machine()}\n")
-    print(f"### Samplers on {args.checkpoint}, {args.n} samples each, seed {args.seed}; Fréchet distance in "
-          f"{args.classifier}'s features against {args.n} test images\n")  # fmt: skip
+    print(
+        f"### Samplers on {args.checkpoint}, {args.n} samples each, seed {args.seed}; Fréchet distance in "
+        f"{args.classifier}'s features against {args.n} test images\n"
+    )
     ref_name = ref["sampler"]
-    print(f"| sampler | seconds | ms / sample | speed vs {ref_name} | Fréchet distance | FD / {ref_name}'s "
-          "| mean confidence |")  # fmt: skip
+    print(
+        f"| sampler | seconds | ms / sample | speed vs {ref_name} | Fréchet distance | FD / {ref_name}'s "
+        "| mean confidence |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['sampler']} | {r['seconds']:.1f} | {r['per_sample_ms']:.1f} | {ref['seconds'] / r['seconds']:.1f}× "
-              f"| {r['frechet_distance']:.1f} | {r['frechet_distance'] / ref['frechet_distance']:.2f} "
-              f"| {r['mean_confidence']:.2f} |")  # fmt: skip
+        print(
+            f"| {r['sampler']} | {r['seconds']:.1f} | {r['per_sample_ms']:.1f} | {ref['seconds'] / r['seconds']:.1f}× "
+            f"| {r['frechet_distance']:.1f} | {r['frechet_distance'] / ref['frechet_distance']:.2f} "
+            f"| {r['mean_confidence']:.2f} |"
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(
-                {"machine": machine(), "n": args.n, "seed": args.seed, "rows": rows}, f, indent=1
-            )
+            json.dump({"machine": machine(), "n": args.n, "seed": args.seed, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -59,36 +59,46 @@ def main() -> None:
     spec = AttackSpec(eps=EPS, steps=STEPS, step_size=ALPHA)
     ours_eval = build_attack(spec.model_copy(update={"early_stop": True}))
     ours_full = build_attack(spec)
-    clf = PyTorchClassifier(model=copy.deepcopy(model), loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 28, 28),
-                            nb_classes=10, clip_values=(0.0, 1.0), device_type="cpu")  # fmt: skip
-    art_pgd = ProjectedGradientDescent(clf, norm=np.inf, eps=EPS, eps_step=ALPHA, max_iter=STEPS,
-                                       num_random_init=1, batch_size=BATCH, verbose=False)  # fmt: skip
+    clf = PyTorchClassifier(
+        model=copy.deepcopy(model),
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=(1, 28, 28),
+        nb_classes=10,
+        clip_values=(0.0, 1.0),
+        device_type="cpu",
+    )
+    art_pgd = ProjectedGradientDescent(
+        clf, norm=np.inf, eps=EPS, eps_step=ALPHA, max_iter=STEPS, num_random_init=1, batch_size=BATCH, verbose=False
+    )
     x_np, y_np = x.numpy(), y.numpy()
     runs = {
-        "robustlab PGD, evaluation mode": lambda: batched(
-            lambda a, b: ours_eval(model_cl, a, b), x, y
-        ),
-        "robustlab PGD, all steps, NCHW": lambda: batched(
-            lambda a, b: ours_full(model, a, b), x, y
-        ),
+        "robustlab PGD, evaluation mode": lambda: batched(lambda a, b: ours_eval(model_cl, a, b), x, y),
+        "robustlab PGD, all steps, NCHW": lambda: batched(lambda a, b: ours_full(model, a, b), x, y),
         "minimal PyTorch loop": lambda: batched(lambda a, b: minimal_pgd(model, a, b), x, y),
         "ART ProjectedGradientDescent": lambda: torch.from_numpy(art_pgd.generate(x=x_np, y=y_np)),
     }
     results = {}
-    contestants = {
-        name: (lambda n=name, f=fn: results.__setitem__(n, f())) for name, fn in runs.items()
-    }
+    contestants = {name: (lambda n=name, f=fn: results.__setitem__(n, f())) for name, fn in runs.items()}
     for fn in contestants.values():  # warm-up
         fn()
     times = time_interleaved(contestants, args.repeats)
     print(f"Machine: {machine()}\n")
-    print(report("PGD-20, 1,000 Fashion-MNIST images, batch 128 (vs ART)", times, len(x),
-                 "ART ProjectedGradientDescent", "images"))  # fmt: skip
+    print(
+        report(
+            "PGD-20, 1,000 Fashion-MNIST images, batch 128 (vs ART)",
+            times,
+            len(x),
+            "ART ProjectedGradientDescent",
+            "images",
+        )
+    )
     print()
     print(report("Same run (vs the minimal loop)", times, len(x), "minimal PyTorch loop", "images"))
     with torch.no_grad():
-        print(f"\nClean accuracy {(model(x).argmax(1) == y).float().mean():.3f}; accuracy under each attack "
-              "(the same work done, a sanity check):")  # fmt: skip
+        print(
+            f"\nClean accuracy {(model(x).argmax(1) == y).float().mean():.3f}; accuracy under each attack "
+            "(the same work done, a sanity check):"
+        )
         for name, x_adv in results.items():
             assert (x_adv - x).abs().max() <= EPS + 1e-5
             print(f"- {name}: {(model(x_adv).argmax(1) == y).float().mean():.3f}")

@@ -18,13 +18,19 @@ from scripts.stack import Stack, free_port
 @contextmanager
 def serving_stack() -> Iterator[tuple[Stack, httpx.Client]]:
     with tempfile.TemporaryDirectory() as tmp:
-        stack = Stack(Path(tmp), api_port=free_port(), with_dashboard=False, embedded_redis=True,
-                      extra_env={"DATABASE_URL": None, "REDIS_URL": None, "ARTIFACT_URL": None})  # fmt: skip
+        stack = Stack(
+            Path(tmp),
+            api_port=free_port(),
+            with_dashboard=False,
+            embedded_redis=True,
+            extra_env={"DATABASE_URL": None, "REDIS_URL": None, "ARTIFACT_URL": None},
+        )
         try:
             stack.start(train_workers=0)
             stack.wait_for_workers(1)
-            with httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {stack.key}"},
-                              timeout=120) as client:  # fmt: skip
+            with httpx.Client(
+                base_url=stack.api_url, headers={"Authorization": f"Bearer {stack.key}"}, timeout=120
+            ) as client:
                 yield stack, client
         finally:
             stack.stop()
@@ -59,6 +65,8 @@ def time_requests(
 
 def latency_table(times: list[float], statuses: list[int]) -> str:
     q = statistics.quantiles(times, n=100) if len(times) > 1 else [times[0]] * 99
-    return (f"| p50 ms | p90 ms | p99 ms | mean ms | 200 responses |\n|---|---|---|---|---|\n"
-            f"| {statistics.median(times):.0f} | {q[89]:.0f} | {q[98]:.0f} | {statistics.fmean(times):.0f} "
-            f"| {statuses.count(200)}/{len(statuses)} |")  # fmt: skip
+    return (
+        f"| p50 ms | p90 ms | p99 ms | mean ms | 200 responses |\n|---|---|---|---|---|\n"
+        f"| {statistics.median(times):.0f} | {q[89]:.0f} | {q[98]:.0f} | {statistics.fmean(times):.0f} "
+        f"| {statuses.count(200)}/{len(statuses)} |"
+    )

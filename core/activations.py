@@ -78,8 +78,11 @@ class ProbeReLU(nn.Module):
         return f"smooth_backward_in={sorted(self.smooth_in)}, alpha={self.alpha}"
 
 
-_PROBE_PHASES = {"attack": frozenset({"attack"}), "update": frozenset({"update"}),
-                 "both": frozenset({"attack", "update"})}  # fmt: skip
+_PROBE_PHASES = {
+    "attack": frozenset({"attack"}),
+    "update": frozenset({"update"}),
+    "both": frozenset({"attack", "update"}),
+}
 
 
 def build_activation(spec: ActivationSpec) -> nn.Module:

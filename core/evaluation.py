@@ -26,16 +26,24 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.T
     """Predicted labels for `x`, in eval mode."""
     device = next(model.parameters()).device
     with eval_mode(model):
-        return torch.cat([model(x[i : i + batch_size].to(device)).argmax(1).cpu()
-                          for i in range(0, len(x), batch_size)])  # fmt: skip
+        return torch.cat(
+            [model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
+        )
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> float:
     return (predict(model, x, batch_size) == y).float().mean().item()
 
 
-def robust_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: AttackSpec,
-                eps: float, candidates: torch.Tensor, batch_size: int = 256) -> torch.Tensor:  # fmt: skip
+def robust_mask(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attack: AttackSpec,
+    eps: float,
+    candidates: torch.Tensor,
+    batch_size: int = 256,
+) -> torch.Tensor:
     """Which of the `candidates` (a boolean mask) `attack` at radius `eps` fails to break.
 
     The attack runs with early stopping: a point counts as broken once any iterate fools the model.
@@ -55,10 +63,19 @@ def robust_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Atta
     return robust
 
 
-def robustness_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: list[AttackSpec],
-                     eps_grid: list[float], *, num_classes: int, large_eps: float | None = None,
-                     batch_size: int = 256, progress: ProgressFn = no_progress,
-                     should_stop: StopFn = never_stop) -> dict:  # fmt: skip
+def robustness_curve(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attacks: list[AttackSpec],
+    eps_grid: list[float],
+    *,
+    num_classes: int,
+    large_eps: float | None = None,
+    batch_size: int = 256,
+    progress: ProgressFn = no_progress,
+    should_stop: StopFn = never_stop,
+) -> dict:
     """Accuracy at each ε of `eps_grid` (0 added) under the worst case of `attacks`, with checks.
 
     Returns:
@@ -80,23 +97,26 @@ def robustness_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks
         worst = torch.stack(list(masks.values())).all(0).float().mean().item()
         per_attack = {label: m.float().mean().item() for label, m in masks.items()}
         curve.append({"eps": eps, "robust_acc": worst, "per_attack": per_attack})
-        progress(Progress(fraction=(i + 1) / (len(grid) + 1), step=i,
-                          message=f"eps={eps:g}: robust accuracy {worst:.3f}",
-                          metrics={"eps": eps, "robust_acc": worst}))  # fmt: skip
+        progress(
+            Progress(
+                fraction=(i + 1) / (len(grid) + 1),
+                step=i,
+                message=f"eps={eps:g}: robust accuracy {worst:.3f}",
+                metrics={"eps": eps, "robust_acc": worst},
+            )
+        )
     survivors = clean
     for a in attacks:  # at the sanity radius only the survivors of earlier attacks are attacked
         survivors = robust_mask(model, x, y, a, large, survivors, batch_size)
-    sanity, warnings = sanity_checks(
-        clean_acc, curve, large, survivors.float().mean().item(), num_classes
-    )
+    sanity, warnings = sanity_checks(clean_acc, curve, large, survivors.float().mean().item(), num_classes)
     for w in warnings:
         log.warning(w)
-    return {"clean_acc": clean_acc, "curve": curve, "sanity": sanity, "warnings": warnings,
-            "stopped": False}  # fmt: skip
+    return {"clean_acc": clean_acc, "curve": curve, "sanity": sanity, "warnings": warnings, "stopped": False}
 
 
-def sanity_checks(clean_acc: float, curve: list[dict], large_eps: float, large_acc: float,
-                  num_classes: int) -> tuple[dict, list[str]]:  # fmt: skip
+def sanity_checks(
+    clean_acc: float, curve: list[dict], large_eps: float, large_acc: float, num_classes: int
+) -> tuple[dict, list[str]]:
     """The three checks reported with every evaluation, and a warning for each that fails.
 
     - ε = 0 gives exactly the clean accuracy.
@@ -106,8 +126,11 @@ def sanity_checks(clean_acc: float, curve: list[dict], large_eps: float, large_a
     """
     zero = next(p["robust_acc"] for p in curve if p["eps"] == 0)
     accs = [p["robust_acc"] for p in curve]
-    rises = [(curve[i]["eps"], curve[i + 1]["eps"]) for i in range(len(accs) - 1)
-             if accs[i + 1] > accs[i] + MONOTONE_TOLERANCE]  # fmt: skip
+    rises = [
+        (curve[i]["eps"], curve[i + 1]["eps"])
+        for i in range(len(accs) - 1)
+        if accs[i + 1] > accs[i] + MONOTONE_TOLERANCE
+    ]
     chance = 1.0 / num_classes
     sanity = {
         "eps0_equals_clean": abs(zero - clean_acc) < 1e-9,
@@ -118,12 +141,11 @@ def sanity_checks(clean_acc: float, curve: list[dict], large_eps: float, large_a
     }
     warnings = []
     if not sanity["eps0_equals_clean"]:
-        warnings.append(
-            f"accuracy at eps=0 ({zero:.4f}) differs from clean accuracy ({clean_acc:.4f})"
-        )
+        warnings.append(f"accuracy at eps=0 ({zero:.4f}) differs from clean accuracy ({clean_acc:.4f})")
     if rises:
         warnings.append(f"accuracy rises with eps between {rises}: the attack is unreliable")
     if not sanity["large_eps_near_chance"]:
-        warnings.append(f"accuracy {large_acc:.3f} at eps={large_eps:g} is above chance ({chance:.2f}): "
-                        "possible gradient masking")  # fmt: skip
+        warnings.append(
+            f"accuracy {large_acc:.3f} at eps={large_eps:g} is above chance ({chance:.2f}): possible gradient masking"
+        )
     return sanity, warnings

@@ -13,11 +13,7 @@ from PIL import Image
 def png_bytes(x: torch.Tensor) -> bytes:
     """A (C, H, W) tensor in [0, 1] as PNG (grey for C = 1, RGB for C = 3)."""
     arr = (x.detach().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
-    img = (
-        Image.fromarray(arr[0], "L")
-        if arr.shape[0] == 1
-        else Image.fromarray(arr.transpose(1, 2, 0), "RGB")
-    )
+    img = Image.fromarray(arr[0], "L") if arr.shape[0] == 1 else Image.fromarray(arr.transpose(1, 2, 0), "RGB")
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
@@ -47,9 +43,7 @@ def grid_png(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> byt
     canvas = torch.ones(c, rows * (h + pad) + pad, nrow * (w + pad) + pad)
     for i in range(n):
         r, col = divmod(i, nrow)
-        canvas[
-            :,
-            pad + r * (h + pad) : pad + r * (h + pad) + h,
-            pad + col * (w + pad) : pad + col * (w + pad) + w,
-        ] = images[i]
+        canvas[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + col * (w + pad) : pad + col * (w + pad) + w] = (
+            images[i]
+        )
     return png_bytes(canvas)

@@ -168,9 +168,7 @@ class EvalSpec(Spec):
         min_length=1,
         max_length=8,
     )
-    eps_grid: list[float] = Field(
-        default_factory=lambda: [0.0, 0.05, 0.1, 0.15, 0.2, 0.3], min_length=1, max_length=32
-    )
+    eps_grid: list[float] = Field(default_factory=lambda: [0.0, 0.05, 0.1, 0.15, 0.2, 0.3], min_length=1, max_length=32)
     large_eps: float | None = Field(default=None, gt=0, le=100)
     batch_size: int = Field(default=256, ge=1, le=8192)
     device: Device = "auto"
@@ -211,9 +209,7 @@ class ImageAttackSpec(Spec):
 class UNetSpec(Spec):
     """A diffusers `UNet2DModel`: one resolution level per entry of `block_out_channels`."""
 
-    block_out_channels: list[int] = Field(
-        default_factory=lambda: [32, 64, 64], min_length=1, max_length=5
-    )
+    block_out_channels: list[int] = Field(default_factory=lambda: [32, 64, 64], min_length=1, max_length=5)
     layers_per_block: int = Field(default=1, ge=1, le=4)
     attention: bool = Field(default=False, description="self-attention at the lowest resolution")
     norm_num_groups: int = Field(default=8, ge=1, le=64)

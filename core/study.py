@@ -42,11 +42,7 @@ def study_attacks(eps: float) -> list[AttackSpec]:
 
 
 def run_folder(out_root: Path, variant: Variant, seed: int) -> Path:
-    return (
-        out_root
-        / variant.label.replace("+", "_").replace("(", "_").replace(")", "")
-        / f"seed{seed}"
-    )
+    return out_root / variant.label.replace("+", "_").replace("(", "_").replace(")", "") / f"seed{seed}"
 
 
 def summarise(rows: list[dict]) -> list[dict]:
@@ -65,16 +61,18 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 def format_table(table: list[dict], attack_note: str) -> str:
     """A Markdown table of the summary."""
-    lines = [f"| variant | seeds | clean accuracy | robust accuracy ({attack_note}) |",
-             "|---|---|---|---|"]  # fmt: skip
+    lines = [f"| variant | seeds | clean accuracy | robust accuracy ({attack_note}) |", "|---|---|---|---|"]
     for e in table:
-        lines.append(f"| {e['variant']} | {e['seeds']} | {100 * e['clean_acc']:.1f} ± {100 * e['clean_acc_std']:.1f} "
-                     f"| {100 * e['robust_acc']:.1f} ± {100 * e['robust_acc_std']:.1f} |")  # fmt: skip
+        lines.append(
+            f"| {e['variant']} | {e['seeds']} | {100 * e['clean_acc']:.1f} ± {100 * e['clean_acc_std']:.1f} "
+            f"| {100 * e['robust_acc']:.1f} ± {100 * e['robust_acc_std']:.1f} |"
+        )
     return "\n".join(lines)
 
 
-def run_sat_study(base: TrainSpec, seeds: list[int], out_root: Path, variants: list[Variant],
-                  *, run_progress=None, should_stop=None) -> list[dict]:  # fmt: skip
+def run_sat_study(
+    base: TrainSpec, seeds: list[int], out_root: Path, variants: list[Variant], *, run_progress=None, should_stop=None
+) -> list[dict]:
     """Train and evaluate every (variant, seed); returns one row per run.
 
     Args:
@@ -99,25 +97,35 @@ def run_sat_study(base: TrainSpec, seeds: list[int], out_root: Path, variants: l
     rows, jobs = [], [(v, s) for s in seeds for v in variants]
     for i, (variant, seed) in enumerate(jobs):
         folder = run_folder(out_root, variant, seed)
-        report = (
-            run_progress(i, len(jobs), variant.label, seed) if run_progress else None
-        ) or no_progress
+        report = (run_progress(i, len(jobs), variant.label, seed) if run_progress else None) or no_progress
         eval_path = folder / "eval.json"
         if not eval_path.is_file():
-            spec = base.model_copy(update={
-                "seed": seed, "data": base.data.model_copy(update={"seed": seed}),
-                "model": base.model.model_copy(update={"activation": variant.activation})})  # fmt: skip
+            spec = base.model_copy(
+                update={
+                    "seed": seed,
+                    "data": base.data.model_copy(update={"seed": seed}),
+                    "model": base.model.model_copy(update={"activation": variant.activation}),
+                }
+            )
             ds = load_dataset(spec.data)
             result = train(spec, folder, dataset=ds, progress=report, should_stop=should_stop)
             if result.status != "succeeded":
                 break
             model = load_model(folder, device=resolve_device(spec.device), channels_last=True)
-            ev = robustness_curve(
-                model, ds.x_test, ds.y_test, attacks, [eps], num_classes=ds.num_classes
-            )
+            ev = robustness_curve(model, ds.x_test, ds.y_test, attacks, [eps], num_classes=ds.num_classes)
             point = next(p for p in ev["curve"] if p["eps"] == eps)
-            eval_path.write_text(json.dumps({"variant": variant.label, "seed": seed, "clean_acc": ev["clean_acc"],
-                                             "robust_acc": point["robust_acc"], "per_attack": point["per_attack"],
-                                             "warnings": ev["warnings"]}, indent=1))  # fmt: skip
+            eval_path.write_text(
+                json.dumps(
+                    {
+                        "variant": variant.label,
+                        "seed": seed,
+                        "clean_acc": ev["clean_acc"],
+                        "robust_acc": point["robust_acc"],
+                        "per_attack": point["per_attack"],
+                        "warnings": ev["warnings"],
+                    },
+                    indent=1,
+                )
+            )
         rows.append(json.loads(eval_path.read_text()))
     return rows

@@ -18,11 +18,16 @@ def training_curves(metrics: list[dict]) -> go.Figure:
     for name in names:
         points = sorted((m["step"], m["value"]) for m in metrics if m["name"] == name)
         axis = "y2" if name.endswith("_acc") else "y"
-        fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=name,
-                                 mode="lines+markers", yaxis=axis))  # fmt: skip
-    fig.update_layout(xaxis_title="epoch", yaxis_title="loss", height=360,
-                      yaxis2={"title": "accuracy", "overlaying": "y", "side": "right", "range": [0, 1]},
-                      margin={"t": 30, "b": 40})  # fmt: skip
+        fig.add_trace(
+            go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=name, mode="lines+markers", yaxis=axis)
+        )
+    fig.update_layout(
+        xaxis_title="epoch",
+        yaxis_title="loss",
+        height=360,
+        yaxis2={"title": "accuracy", "overlaying": "y", "side": "right", "range": [0, 1]},
+        margin={"t": 30, "b": 40},
+    )
     return fig
 
 
@@ -31,10 +36,14 @@ def robustness_curves(models: list[dict]) -> go.Figure:
     fig = go.Figure()
     for m in models:
         curve = (m.get("summary") or {}).get("curve") or []
-        fig.add_trace(go.Scatter(x=[p["eps"] for p in curve], y=[p["robust_acc"] for p in curve],
-                                 mode="lines+markers", name=m["name"]))  # fmt: skip
-    fig.update_layout(xaxis_title="ε (L∞)", yaxis_title="robust accuracy", yaxis_range=[0, 1],
-                      height=380, margin={"t": 30, "b": 40})  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=[p["eps"] for p in curve], y=[p["robust_acc"] for p in curve], mode="lines+markers", name=m["name"]
+            )
+        )
+    fig.update_layout(
+        xaxis_title="ε (L∞)", yaxis_title="robust accuracy", yaxis_range=[0, 1], height=380, margin={"t": 30, "b": 40}
+    )
     return fig
 
 
@@ -49,35 +58,62 @@ def accuracy_robustness(models: list[dict]) -> go.Figure:
     fig = go.Figure()
     for activation, points in sorted(by_activation.items()):
         xs, ys = [p[0] for p in points], [p[1] for p in points]
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", opacity=0.35, name=f"{activation} (runs)",
-                                 legendgroup=activation, showlegend=False, marker={"size": 7}))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="markers",
+                opacity=0.35,
+                name=f"{activation} (runs)",
+                legendgroup=activation,
+                showlegend=False,
+                marker={"size": 7},
+            )
+        )
         sx = statistics.stdev(xs) if len(xs) > 1 else 0.0
         sy = statistics.stdev(ys) if len(ys) > 1 else 0.0
-        fig.add_trace(go.Scatter(x=[statistics.fmean(xs)], y=[statistics.fmean(ys)], mode="markers",
-                                 name=f"{activation} (n={len(xs)})", legendgroup=activation,
-                                 error_x={"type": "data", "array": [sx]}, error_y={"type": "data", "array": [sy]},
-                                 marker={"size": 13, "symbol": "diamond"}))  # fmt: skip
-    fig.update_layout(xaxis_title="clean accuracy", yaxis_title="robust accuracy", height=420,
-                      margin={"t": 30, "b": 40})  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=[statistics.fmean(xs)],
+                y=[statistics.fmean(ys)],
+                mode="markers",
+                name=f"{activation} (n={len(xs)})",
+                legendgroup=activation,
+                error_x={"type": "data", "array": [sx]},
+                error_y={"type": "data", "array": [sy]},
+                marker={"size": 13, "symbol": "diamond"},
+            )
+        )
+    fig.update_layout(
+        xaxis_title="clean accuracy", yaxis_title="robust accuracy", height=420, margin={"t": 30, "b": 40}
+    )
     return fig
 
 
 def top_k(probabilities: list[float], classes: list[str], k: int = 5) -> list[tuple[str, float]]:
     order = sorted(range(len(probabilities)), key=lambda i: -probabilities[i])[:k]
-    names = (
-        classes
-        if len(classes) == len(probabilities)
-        else [str(i) for i in range(len(probabilities))]
-    )
+    names = classes if len(classes) == len(probabilities) else [str(i) for i in range(len(probabilities))]
     return [(names[i], probabilities[i]) for i in order]
 
 
 def top_k_bar(probabilities: list[float], classes: list[str], title: str, k: int = 5) -> go.Figure:
     """The k most probable classes, the most probable on top."""
     pairs = top_k(probabilities, classes, k)[::-1]
-    fig = go.Figure(go.Bar(x=[p for _, p in pairs], y=[n for n, _ in pairs], orientation="h",
-                           text=[f"{p:.1%}" for _, p in pairs], textposition="auto"))  # fmt: skip
-    fig.update_layout(title=title, xaxis_title="probability", xaxis_range=[0, 1], height=300,
-                      yaxis={"type": "category"},
-                      margin={"t": 40, "b": 40})  # fmt: skip
+    fig = go.Figure(
+        go.Bar(
+            x=[p for _, p in pairs],
+            y=[n for n, _ in pairs],
+            orientation="h",
+            text=[f"{p:.1%}" for _, p in pairs],
+            textposition="auto",
+        )
+    )
+    fig.update_layout(
+        title=title,
+        xaxis_title="probability",
+        xaxis_range=[0, 1],
+        height=300,
+        yaxis={"type": "category"},
+        margin={"t": 40, "b": 40},
+    )
     return fig

@@ -26,9 +26,7 @@ def _detail(r: httpx.Response) -> str:
     except (ValueError, AttributeError):
         detail = r.text
     if isinstance(detail, list):  # FastAPI's validation errors: "field: message" per error
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', [])[1:])}: {e.get('msg', '')}" for e in detail
-        )
+        detail = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', [])[1:])}: {e.get('msg', '')}" for e in detail)
     return f"{r.status_code} {r.reason_phrase}: {detail}"
 
 
@@ -37,9 +35,7 @@ class ApiClient:
 
     def __init__(self, base_url: str, key: str, *, timeout: float = 30.0):
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=timeout
-        )
+        self._http = httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=timeout)
 
     @classmethod
     def from_env(cls) -> ApiClient:
@@ -56,9 +52,7 @@ class ApiClient:
         return r
 
     def get(self, path: str, **params) -> Any:
-        return self._call(
-            "GET", path, params={k: v for k, v in params.items() if v is not None}
-        ).json()
+        return self._call("GET", path, params={k: v for k, v in params.items() if v is not None}).json()
 
     def post(self, path: str, body: dict | None = None, **params) -> Any:
         return self._call("POST", path, json=body or {}, params=params).json()
@@ -102,8 +96,15 @@ class ApiClient:
         """The newest studies first: id, name, preset, created_at."""
         return self.get("/v1/studies")
 
-    def attack(self, model_id: str, attack: dict, *, image: tuple[str, bytes, str] | None = None,
-               test_index: int | None = None, wait: float = 30) -> dict:  # fmt: skip
+    def attack(
+        self,
+        model_id: str,
+        attack: dict,
+        *,
+        image: tuple[str, bytes, str] | None = None,
+        test_index: int | None = None,
+        wait: float = 30,
+    ) -> dict:
         data = {"model_id": model_id, "attack": json.dumps(attack), "wait": str(wait)}
         if test_index is not None:
             data["test_index"] = str(test_index)

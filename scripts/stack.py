@@ -56,25 +56,23 @@ def gpu_count() -> int:
 class Stack:
     """The processes of one local deployment, rooted at `var_dir`."""
 
-    def __init__(self, var_dir: Path, *, api_port: int = 8000, dashboard_port: int = 8501,
-                 with_dashboard: bool = True, embedded_redis: bool | None = None,
-                 extra_env: dict[str, str | None] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        var_dir: Path,
+        *,
+        api_port: int = 8000,
+        dashboard_port: int = 8501,
+        with_dashboard: bool = True,
+        embedded_redis: bool | None = None,
+        extra_env: dict[str, str | None] | None = None,
+    ):
         self.var = Path(var_dir).resolve()
         self.api_port, self.dashboard_port = api_port, dashboard_port
         self.with_dashboard = with_dashboard
-        self.embedded_redis = (
-            not os.environ.get("REDIS_URL") if embedded_redis is None else embedded_redis
-        )
+        self.embedded_redis = not os.environ.get("REDIS_URL") if embedded_redis is None else embedded_redis
         self.procs: dict[str, subprocess.Popen] = {}
-        env = {
-            **os.environ,
-            **(extra_env or {}),
-            "ROBUSTLAB_VAR_DIR": str(self.var),
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.env = {
-            k: v for k, v in env.items() if v is not None
-        }  # None in extra_env removes a variable
+        env = {**os.environ, **(extra_env or {}), "ROBUSTLAB_VAR_DIR": str(self.var), "PYTHONUNBUFFERED": "1"}
+        self.env = {k: v for k, v in env.items() if v is not None}  # None in extra_env removes a variable
         self.env.setdefault("ROBUSTLAB_PUBLIC_URL", f"http://127.0.0.1:{api_port}")
         self.key = ""
 
@@ -90,8 +88,14 @@ class Stack:
         logs = self.var / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 (kept open for the child's life)
-        proc = subprocess.Popen(args, cwd=ROOT, env={**self.env, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs[name] = proc
         return proc
 
@@ -101,8 +105,24 @@ class Stack:
         port = free_port()
         data = self.var / "redis"
         data.mkdir(parents=True, exist_ok=True)
-        self._spawn("redis", [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-                              "--appendonly", "yes", "--save", "", "--protected-mode", "yes"])  # fmt: skip
+        self._spawn(
+            "redis",
+            [
+                redis_server_binary(),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(data),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--protected-mode",
+                "yes",
+            ],
+        )
         self.env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
         _wait(lambda: _redis_up(self.env["REDIS_URL"]), 20, "redis")
 
@@ -127,9 +147,24 @@ class Stack:
 
     def start_services(self, train_workers: int | None = None) -> None:
         py = sys.executable
-        self._spawn("api", [py, "-m", "uvicorn", "--factory", "api.main:create_app", "--host", "127.0.0.1",
-                            "--port", str(self.api_port), "--log-level", "warning",
-                            "--workers", self.env.get("ROBUSTLAB_API_WORKERS", str(default_api_workers()))])  # fmt: skip
+        self._spawn(
+            "api",
+            [
+                py,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "api.main:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.api_port),
+                "--log-level",
+                "warning",
+                "--workers",
+                self.env.get("ROBUSTLAB_API_WORKERS", str(default_api_workers())),
+            ],
+        )
         gpus = gpu_count() if train_workers is None else 0
         n = max(gpus, 1) if train_workers is None else train_workers
         for i in range(n):  # one process per GPU, each seeing only its own
@@ -137,18 +172,52 @@ class Stack:
             self.start_worker(f"train{i}", "train", env)
         self.start_worker("interactive", "interactive")
         if self.with_dashboard and (ROOT / "dashboard" / "app.py").is_file():
-            self._spawn("dashboard", [py, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
-                                      "--server.port", str(self.dashboard_port), "--server.address", "127.0.0.1",
-                                      "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"],
-                        env={"ROBUSTLAB_API_URL": self.api_url, "ROBUSTLAB_API_KEY": self.key})  # fmt: skip
+            self._spawn(
+                "dashboard",
+                [
+                    py,
+                    "-m",
+                    "streamlit",
+                    "run",
+                    "dashboard/app.py",
+                    "--server.headless",
+                    "true",
+                    "--server.port",
+                    str(self.dashboard_port),
+                    "--server.address",
+                    "127.0.0.1",
+                    "--browser.gatherUsageStats",
+                    "false",
+                    "--client.toolbarMode",
+                    "viewer",
+                ],
+                env={"ROBUSTLAB_API_URL": self.api_url, "ROBUSTLAB_API_KEY": self.key},
+            )
         _wait(lambda: _http_ok(f"{self.api_url}/healthz"), 60, "api")
         if "dashboard" in self.procs:
             _wait(lambda: _http_ok(f"{self.dashboard_url}/_stcore/health"), 60, "dashboard")
 
     def start_worker(self, name: str, queue: str, env: dict | None = None) -> subprocess.Popen:
-        args = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", queue, "--pool", "solo",
-                "--concurrency", "1", "-n", f"{name}@%h", "--loglevel", "INFO", "--without-mingle",
-                "--without-gossip"]  # fmt: skip
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.app",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            "solo",
+            "--concurrency",
+            "1",
+            "-n",
+            f"{name}@%h",
+            "--loglevel",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
+        ]
         return self._spawn(f"worker-{name}", args, env)
 
     def kill(self, name: str) -> None:
@@ -218,19 +287,14 @@ def main() -> int:
     if "dashboard" in stack.procs:
         print(f"  Dashboard:  {stack.dashboard_url}")
     print(f"  Redis:      {stack.env['REDIS_URL']}\n  Database:   {stack.env['DATABASE_URL']}")
-    print(
-        f"  API key:    {stack.key}\n  Logs:       {stack.var / 'logs'}\nCtrl-C stops everything.",
-        flush=True,
-    )
+    print(f"  API key:    {stack.key}\n  Logs:       {stack.var / 'logs'}\nCtrl-C stops everything.", flush=True)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     try:
         while not stopping:
             for name, proc in stack.procs.items():
                 if proc.poll() is not None:
-                    print(
-                        f"{name} exited with {proc.returncode}; see {stack.var / 'logs' / (name + '.log')}"
-                    )
+                    print(f"{name} exited with {proc.returncode}; see {stack.var / 'logs' / (name + '.log')}")
                     stopping.append(1)
             time.sleep(1)
     except KeyboardInterrupt:

@@ -20,12 +20,25 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE, GPU_NODE = ROOT / "docker-compose.yml", ROOT / "deploy" / "gpu-node.yml"
 # Variables only the deployment files use: passwords, the image variant, the GPU a worker pins,
 # the S3 credentials fsspec hands to s3fs, and the API process count of `make up`.
-DEPLOY_ONLY = {"POSTGRES_PASSWORD", "REDIS_PASSWORD", "ROBUSTLAB_VARIANT", "TRAIN_GPU", "ROBUSTLAB_API_WORKERS",
-               "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"}  # fmt: skip
+DEPLOY_ONLY = {
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+    "ROBUSTLAB_VARIANT",
+    "TRAIN_GPU",
+    "ROBUSTLAB_API_WORKERS",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_ENDPOINT_URL",
+}
 CODE_READS = set(ENV.values()) | set(DASHBOARD_ENV)
-DUMMY = {"POSTGRES_PASSWORD": "pw", "REDIS_PASSWORD": "pw", "ROBUSTLAB_BOOTSTRAP_KEY": "rl_" + "0" * 40,
-         "DATABASE_URL": "postgresql://u:p@head/robustlab", "REDIS_URL": "redis://:pw@head:6379/0",
-         "ARTIFACT_URL": "s3://lab/artifacts"}  # fmt: skip
+DUMMY = {
+    "POSTGRES_PASSWORD": "pw",
+    "REDIS_PASSWORD": "pw",
+    "ROBUSTLAB_BOOTSTRAP_KEY": "rl_" + "0" * 40,
+    "DATABASE_URL": "postgresql://u:p@head/robustlab",
+    "REDIS_URL": "redis://:pw@head:6379/0",
+    "ARTIFACT_URL": "s3://lab/artifacts",
+}
 
 
 def services(path: Path) -> dict:
@@ -33,25 +46,26 @@ def services(path: Path) -> dict:
 
 
 def app_services(path: Path) -> dict:
-    return {
-        n: s
-        for n, s in services(path).items()
-        if not str(s.get("image", "")).startswith(("redis:", "postgres:"))
-    }
+    return {n: s for n, s in services(path).items() if not str(s.get("image", "")).startswith(("redis:", "postgres:"))}
 
 
 def test_compose_runs_every_part_of_the_service():
-    assert set(services(COMPOSE)) == {"redis", "postgres", "migrate", "api", "worker-train", "worker-interactive",
-                                      "dashboard"}  # fmt: skip
+    assert set(services(COMPOSE)) == {
+        "redis",
+        "postgres",
+        "migrate",
+        "api",
+        "worker-train",
+        "worker-interactive",
+        "dashboard",
+    }
     s = services(COMPOSE)
     assert "--requirepass" in s["redis"]["command"] and "--appendonly" in s["redis"]["command"]
     for name in ("redis", "postgres", "api", "worker-train", "worker-interactive", "dashboard"):
         assert s[name]["restart"] == "unless-stopped", name
     for name in ("redis", "postgres", "api", "dashboard"):
         assert "healthcheck" in s[name] and not s[name]["healthcheck"].get("disable"), name
-    assert (
-        s["api"]["volumes"] == s["worker-train"]["volumes"] == ["artifacts:/data"]
-    )  # one shared artifact volume
+    assert s["api"]["volumes"] == s["worker-train"]["volumes"] == ["artifacts:/data"]  # one shared artifact volume
 
 
 def test_every_variable_the_deployment_sets_is_one_the_code_reads():
@@ -65,9 +79,7 @@ def test_every_variable_the_deployment_sets_is_one_the_code_reads():
 def test_env_example_lists_every_setting_and_nothing_else():
     listed = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.M))
     assert listed >= CODE_READS, f"missing from .env.example: {CODE_READS - listed}"
-    assert listed <= CODE_READS | DEPLOY_ONLY, (
-        f"unknown in .env.example: {listed - CODE_READS - DEPLOY_ONLY}"
-    )
+    assert listed <= CODE_READS | DEPLOY_ONLY, f"unknown in .env.example: {listed - CODE_READS - DEPLOY_ONLY}"
 
 
 def test_commands_name_real_entry_points_and_cover_every_queue():
@@ -88,9 +100,7 @@ def test_commands_name_real_entry_points_and_cover_every_queue():
     assert s["migrate"]["command"][0] == "robustlab"
     build_parser().parse_args(s["migrate"]["command"][1:])  # a real subcommand, or SystemExit
     gpu = s["worker-train"]["deploy"]["resources"]["reservations"]["devices"][0]
-    assert gpu["capabilities"] == ["gpu"] and gpu["device_ids"] == [
-        "${TRAIN_GPU:-0}"
-    ]  # one GPU per process
+    assert gpu["capabilities"] == ["gpu"] and gpu["device_ids"] == ["${TRAIN_GPU:-0}"]  # one GPU per process
     assert services(GPU_NODE)["worker-train"]["command"] == s["worker-train"]["command"]
 
 
@@ -105,9 +115,15 @@ def test_the_image_is_one_multi_stage_non_root_image_with_a_healthcheck():
 @pytest.mark.parametrize("path", [COMPOSE, GPU_NODE], ids=lambda p: p.name)
 def test_compose_files_validate(path, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **DUMMY}
-    done = subprocess.run(["docker-compose", "-f", str(path), "config", "-q"], env=env, capture_output=True,
-                          text=True, cwd=ROOT)  # fmt: skip
+    done = subprocess.run(
+        ["docker-compose", "-f", str(path), "config", "-q"], env=env, capture_output=True, text=True, cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr
-    missing = subprocess.run(["docker-compose", "-f", str(path), "config", "-q"], env={"PATH": "/usr/bin:/bin",
-                             "HOME": str(tmp_path)}, capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    missing = subprocess.run(
+        ["docker-compose", "-f", str(path), "config", "-q"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert missing.returncode != 0 and "set " in missing.stderr  # a missing secret is a clear error

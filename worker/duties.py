@@ -26,9 +26,7 @@ def start_duties(app, queues: list[str]) -> None:
     from worker.tasks import worker_name
 
     _stop.clear()
-    threading.Thread(
-        target=_loop, args=(app, queues, worker_name()), daemon=True, name="robustlab-duties"
-    ).start()
+    threading.Thread(target=_loop, args=(app, queues, worker_name()), daemon=True, name="robustlab-duties").start()
 
 
 def stop_duties() -> None:
@@ -58,9 +56,7 @@ def messages_in_broker(client: redis.Redis, queues: list[str]) -> str:
     return "\n".join(parts)
 
 
-def reenqueue_lost_jobs(
-    app, client: redis.Redis, settings, grace_seconds: float = 30.0
-) -> list[str]:
+def reenqueue_lost_jobs(app, client: redis.Redis, settings, grace_seconds: float = 30.0) -> list[str]:
     """Send again: queued jobs the broker no longer holds, and running jobs whose lease expired.
 
     A duplicate delivery is harmless: `claim_job` lets only one run.
@@ -78,7 +74,5 @@ def reenqueue_lost_jobs(
             job.enqueued_at = utcnow()
             sent.append(job.id)
     if sent:
-        log.warning(
-            "re-enqueued %d job(s) the broker had lost or whose worker died: %s", len(sent), sent
-        )
+        log.warning("re-enqueued %d job(s) the broker had lost or whose worker died: %s", len(sent), sent)
     return sent

@@ -11,18 +11,17 @@ from core.store.orm import Artifact
 router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"])
 
 
-@router.get("/{artifact_id}", response_class=Response,
-            responses={200: {"content": {"application/octet-stream": {}, "image/png": {}}}})  # fmt: skip
-def read_artifact(
-    artifact_id: str, session: SessionDep, settings: SettingsDep, _: KeyDep
-) -> Response:
+@router.get(
+    "/{artifact_id}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}, "image/png": {}}}},
+)
+def read_artifact(artifact_id: str, session: SessionDep, settings: SettingsDep, _: KeyDep) -> Response:
     row = session.get(Artifact, artifact_id)
     if row is None:
         raise not_found("artifact", artifact_id)
     try:
         data = ArtifactStore(settings.artifact_url).get_bytes(row.uri)
     except FileNotFoundError as e:
-        raise HTTPException(
-            status.HTTP_410_GONE, f"artifact {artifact_id} is recorded but its bytes are gone"
-        ) from e
+        raise HTTPException(status.HTTP_410_GONE, f"artifact {artifact_id} is recorded but its bytes are gone") from e
     return Response(data, media_type=row.content_type, headers={"ETag": row.sha256})

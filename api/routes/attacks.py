@@ -22,37 +22,38 @@ router = APIRouter(prefix="/v1/attacks", tags=["attacks"])
 
 @router.post("", responses=INTERACTIVE_RESPONSES)
 def attack_upload(
-    session: SessionDep, queue: QueueDep, settings: SettingsDep, key: KeyDep, response: Response,
+    session: SessionDep,
+    queue: QueueDep,
+    settings: SettingsDep,
+    key: KeyDep,
+    response: Response,
     model_id: Annotated[str, Form(max_length=64)],
     image: Annotated[UploadFile | None, File(description="PNG, JPEG, WebP or BMP")] = None,
-    test_index: Annotated[int | None, Form(ge=0, le=1_000_000, description="instead of an upload: "
-                                           "this image of the model's test set")] = None,
+    test_index: Annotated[
+        int | None, Form(ge=0, le=1_000_000, description="instead of an upload: this image of the model's test set")
+    ] = None,
     attack: Annotated[str | None, Form(description="an AttackSpec as JSON; default PGD-20, L∞ ε=0.1")] = None,
     label: Annotated[int | None, Form(ge=0, le=999)] = None,
     wait: Annotated[float | None, Form(ge=0, le=60)] = None,
-) -> dict:  # fmt: skip
+) -> dict:
     """Convert the image (an upload, or a test image by `test_index`) to the model's input, attack
     it, and answer with the predictions before and after, the perturbation's L∞ and L2 size, the
     class names and the URLs of the images (or 202 with the job)."""
     if (image is None) == (test_index is None):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            "give exactly one of image (a file) and test_index",
-        )
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give exactly one of image (a file) and test_index")
     model = get_model(session, model_id=model_id)
     if model is None or model.kind != "classifier":
         raise not_found("classifier", model_id)
     try:
         attack_spec = AttackSpec.model_validate_json(attack) if attack else AttackSpec(steps=20)
     except ValidationError as e:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"attack: {e.errors(include_url=False)}"
-        ) from e
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"attack: {e.errors(include_url=False)}") from e
     png = None if image is None else _model_input(settings, image, model)
     with write_lock(settings.database_url):  # the upload's row and the job's, in one transaction
         upload_id = None if png is None else _store_upload(session, settings, png, key.id)
-        spec = ImageAttackSpec(model_id=model_id, input_artifact_id=upload_id, test_index=test_index, label=label,
-                               attack=attack_spec)  # fmt: skip
+        spec = ImageAttackSpec(
+            model_id=model_id, input_artifact_id=upload_id, test_index=test_index, label=label, attack=attack_spec
+        )
         job = submit(session, queue, settings, kind="image_attack", spec=spec, owner=key.name)
     wait = settings.interactive_wait_seconds if wait is None else wait
     return answer(session, response, settings.database_url, job, wait)
@@ -66,6 +67,11 @@ def _model_input(settings, image: UploadFile, model) -> bytes:
 
 
 def _store_upload(session, settings, png: bytes, key_id: str) -> str:
-    upload = record_artifact(session, ArtifactStore(settings.artifact_url), type="upload",
-                             key=f"uploads/{key_id}/{time.time_ns()}.png", data=png)  # fmt: skip
+    upload = record_artifact(
+        session,
+        ArtifactStore(settings.artifact_url),
+        type="upload",
+        key=f"uploads/{key_id}/{time.time_ns()}.png",
+        data=png,
+    )
     return upload.id

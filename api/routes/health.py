@@ -31,8 +31,11 @@ def healthz(session: SessionDep, settings: SettingsDep, response: Response) -> d
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=2)
         client.ping()
         checks["redis"] = "ok"
-        checks["workers"] = {k.decode()[len(WORKER_KEY):]: json.loads(v or "{}")
-                             for k in client.scan_iter(WORKER_KEY + "*") if (v := client.get(k))}  # fmt: skip
+        checks["workers"] = {
+            k.decode()[len(WORKER_KEY) :]: json.loads(v or "{}")
+            for k in client.scan_iter(WORKER_KEY + "*")
+            if (v := client.get(k))
+        }
     except Exception as e:
         checks["redis"] = f"error: {type(e).__name__}"
         checks["workers"] = {}
@@ -49,6 +52,4 @@ def metrics(session: SessionDep) -> Response:
     counts = count_by_status(session)
     for s in JOB_STATUSES:
         gauge.labels(status=s).set(counts.get(s, 0))
-    return Response(
-        generate_latest(REGISTRY) + generate_latest(jobs), media_type=CONTENT_TYPE_LATEST
-    )
+    return Response(generate_latest(REGISTRY) + generate_latest(jobs), media_type=CONTENT_TYPE_LATEST)

@@ -38,57 +38,47 @@ def validate_spec(kind: str, raw: dict) -> BaseModel:
 def check_references(session: Session, spec: BaseModel) -> None:
     model_id = getattr(spec, "model_id", None)
     if model_id is not None and get_model(session, model_id=model_id) is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"spec.model_id: no model with id {model_id!r}"
-        )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"spec.model_id: no model with id {model_id!r}")
     artifact_id = getattr(spec, "input_artifact_id", None)
     if artifact_id is not None and session.get(Artifact, artifact_id) is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"spec.input_artifact_id: no artifact {artifact_id!r}"
-        )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"spec.input_artifact_id: no artifact {artifact_id!r}")
 
 
-def submit(session: Session, queue, settings: Settings, *, kind: str, spec: BaseModel, owner: str,
-           study_id: str | None = None) -> Job:  # fmt: skip
+def submit(
+    session: Session, queue, settings: Settings, *, kind: str, spec: BaseModel, owner: str, study_id: str | None = None
+) -> Job:
     """Store the job, commit, then enqueue it (a lost send is re-enqueued by the workers)."""
     check_limits(spec, settings)
     check_references(session, spec)
     with write_lock(settings.database_url):
-        job = store_jobs.create_job(session, kind=kind, spec=spec.model_dump(mode="json"), owner=owner,
-                                    study_id=study_id)  # fmt: skip
+        job = store_jobs.create_job(
+            session, kind=kind, spec=spec.model_dump(mode="json"), owner=owner, study_id=study_id
+        )
         session.commit()
     try:
         queue.send(job.id, job.queue)
     except Exception:  # the broker is away: the job stays queued and the workers re-enqueue it
-        log.warning(
-            "could not enqueue job %s now; the workers will re-enqueue it", job.id, exc_info=True
-        )
+        log.warning("could not enqueue job %s now; the workers will re-enqueue it", job.id, exc_info=True)
     return job
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
-def create_job(
-    body: JobIn, session: SessionDep, queue: QueueDep, settings: SettingsDep, key: KeyDep
-) -> Job:
+def create_job(body: JobIn, session: SessionDep, queue: QueueDep, settings: SettingsDep, key: KeyDep) -> Job:
     """Submit a job; 202 with the queued job. The spec is validated against the kind's model."""
-    return submit(
-        session,
-        queue,
-        settings,
-        kind=body.kind,
-        spec=validate_spec(body.kind, body.spec),
-        owner=key.name,
-    )
+    return submit(session, queue, settings, kind=body.kind, spec=validate_spec(body.kind, body.spec), owner=key.name)
 
 
 @router.get("", response_model=JobList)
-def list_jobs(session: SessionDep, _: KeyDep,
-              status_: Annotated[str | None, Query(alias="status")] = None,
-              kind: str | None = None, study: str | None = None,
-              limit: Annotated[int, Query(ge=1, le=200)] = 50,
-              offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict:  # fmt: skip
-    items, total = store_jobs.list_jobs(session, status=status_, kind=kind, study_id=study, limit=limit,
-                                        offset=offset)  # fmt: skip
+def list_jobs(
+    session: SessionDep,
+    _: KeyDep,
+    status_: Annotated[str | None, Query(alias="status")] = None,
+    kind: str | None = None,
+    study: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> dict:
+    items, total = store_jobs.list_jobs(session, status=status_, kind=kind, study_id=study, limit=limit, offset=offset)
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
@@ -113,11 +103,19 @@ def read_metrics(job_id: str, session: SessionDep, _: KeyDep) -> list:
 @router.get("/{job_id}/artifacts")
 def read_artifacts(job_id: str, session: SessionDep, _: KeyDep) -> list[dict]:
     _job(session, job_id)
-    rows = session.scalars(
-        select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.created_at)
-    ).all()
-    return [{"id": a.id, "type": a.type, "name": a.uri.rsplit("/", 1)[-1], "size": a.size, "sha256": a.sha256,
-             "content_type": a.content_type, "url": f"/v1/artifacts/{a.id}"} for a in rows]  # fmt: skip
+    rows = session.scalars(select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.created_at)).all()
+    return [
+        {
+            "id": a.id,
+            "type": a.type,
+            "name": a.uri.rsplit("/", 1)[-1],
+            "size": a.size,
+            "sha256": a.sha256,
+            "content_type": a.content_type,
+            "url": f"/v1/artifacts/{a.id}",
+        }
+        for a in rows
+    ]
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)

@@ -15,12 +15,16 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 @router.get("", response_model=ModelList)
-def list_registered(session: SessionDep, _: KeyDep, kind: str | None = None, dataset: str | None = None,
-                    activation: str | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict:  # fmt: skip
-    items, total = list_models(
-        session, kind=kind, dataset=dataset, activation=activation, limit=limit, offset=offset
-    )
+def list_registered(
+    session: SessionDep,
+    _: KeyDep,
+    kind: str | None = None,
+    dataset: str | None = None,
+    activation: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> dict:
+    items, total = list_models(session, kind=kind, dataset=dataset, activation=activation, limit=limit, offset=offset)
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 

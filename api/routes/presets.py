@@ -21,8 +21,6 @@ def list_presets(_: KeyDep) -> dict[str, dict[str, dict]]:
         "adversarial_training": {p: dump(train_preset(p)) for p in PRESETS},
         "attack_evaluation": {p: dump(eval_preset(p)) for p in PRESETS},
         "ddpm_training": {p: dump(ddpm_preset(p)) for p in PRESETS},
-        "ddpm_sampling": {
-            s: dump(DDPMSampleSpec(sampler=s)) for s in ("ddim", "dpm_solver", "ddpm")
-        },
+        "ddpm_sampling": {s: dump(DDPMSampleSpec(sampler=s)) for s in ("ddim", "dpm_solver", "ddpm")},
         "ddpm_forward": {"default": DDPMForwardSpec(model_id="").model_dump(mode="json")},
     }

@@ -16,8 +16,15 @@ router = APIRouter(prefix="/v1/samples", tags=["samples"])
 
 
 @router.post("", responses=INTERACTIVE_RESPONSES)
-def create_samples(spec: DDPMSampleSpec, session: SessionDep, queue: QueueDep, settings: SettingsDep, key: KeyDep,
-                   response: Response, wait: Annotated[float | None, Query(ge=0, le=60)] = None) -> dict:  # fmt: skip
+def create_samples(
+    spec: DDPMSampleSpec,
+    session: SessionDep,
+    queue: QueueDep,
+    settings: SettingsDep,
+    key: KeyDep,
+    response: Response,
+    wait: Annotated[float | None, Query(ge=0, le=60)] = None,
+) -> dict:
     """Sample `n` images (sampler, steps, seed, η, guidance) on the interactive queue; the answer
     holds the grid's and each image's URL, and the trajectory's frames when asked."""
     model = get_model(session, model_id=spec.model_id) if spec.model_id else None
@@ -29,9 +36,15 @@ def create_samples(spec: DDPMSampleSpec, session: SessionDep, queue: QueueDep, s
 
 
 @router.post("/forward", responses=INTERACTIVE_RESPONSES)
-def explore_forward(spec: DDPMForwardSpec, session: SessionDep, queue: QueueDep, settings: SettingsDep,
-                    key: KeyDep, response: Response,
-                    wait: Annotated[float | None, Query(ge=0, le=60)] = None) -> dict:  # fmt: skip
+def explore_forward(
+    spec: DDPMForwardSpec,
+    session: SessionDep,
+    queue: QueueDep,
+    settings: SettingsDep,
+    key: KeyDep,
+    response: Response,
+    wait: Annotated[float | None, Query(ge=0, le=60)] = None,
+) -> dict:
     """The forward process of one test image: x_t at each t and the model's x̂_0 from it, as image
     URLs (`x_t_urls`, `x0_pred_urls`) beside `timesteps` and ᾱ_t (`alpha_bars`)."""
     model = get_model(session, model_id=spec.model_id)

@@ -24,24 +24,32 @@ def _out(session, study: Study) -> dict:
     counts: dict[str, int] = {}
     for j in jobs:
         counts[j.status] = counts.get(j.status, 0) + 1
-    done = [
-        j for j in sorted(jobs, key=lambda j: j.created_at) if j.status == "succeeded" and j.result
+    done = [j for j in sorted(jobs, key=lambda j: j.created_at) if j.status == "succeeded" and j.result]
+    rows = [
+        {
+            "variant": ActivationSpec.model_validate(j.spec["model"]["activation"]).label,
+            "seed": j.spec["seed"],
+            "clean_acc": j.result["clean_acc"],
+            "robust_acc": j.result["robust_acc"],
+        }
+        for j in done
     ]
-    rows = [{"variant": ActivationSpec.model_validate(j.spec["model"]["activation"]).label, "seed": j.spec["seed"],
-             "clean_acc": j.result["clean_acc"], "robust_acc": j.result["robust_acc"]} for j in done]  # fmt: skip
-    return {"id": study.id, "name": study.name, "preset": study.preset, "spec": study.spec,
-            "created_at": study.created_at, "jobs": counts, "table": summarise(rows)}  # fmt: skip
+    return {
+        "id": study.id,
+        "name": study.name,
+        "preset": study.preset,
+        "spec": study.spec,
+        "created_at": study.created_at,
+        "jobs": counts,
+        "table": summarise(rows),
+    }
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=StudyOut)
-def create_study(
-    body: StudyIn, session: SessionDep, queue: QueueDep, settings: SettingsDep, key: KeyDep
-) -> dict:
+def create_study(body: StudyIn, session: SessionDep, queue: QueueDep, settings: SettingsDep, key: KeyDep) -> dict:
     """Queue one PGD-AT job per (activation or probe, seed), all with the same recipe."""
     with write_lock(settings.database_url):  # the study and all its jobs, without interleaving
-        study = Study(
-            name=body.name, preset=body.preset, spec=body.model_dump(mode="json"), owner=key.name
-        )
+        study = Study(name=body.name, preset=body.preset, spec=body.model_dump(mode="json"), owner=key.name)
         session.add(study)
         session.flush()
         _submit_variants(session, queue, settings, body, study.id, key.name)
@@ -54,13 +62,11 @@ def _submit_variants(session, queue, settings, body: StudyIn, study_id: str, own
             spec = train_preset(body.train_preset, variant.activation, seed=seed)
             if body.epochs:
                 spec = spec.model_copy(update={"epochs": body.epochs})
-            submit(session, queue, settings, kind="adversarial_training", spec=spec, owner=owner,
-                   study_id=study_id)  # fmt: skip
+            submit(session, queue, settings, kind="adversarial_training", spec=spec, owner=owner, study_id=study_id)
 
 
 @router.get("", response_model=list[StudySummary])
-def list_studies(session: SessionDep, _: KeyDep,
-                 limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[Study]:  # fmt: skip
+def list_studies(session: SessionDep, _: KeyDep, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[Study]:
     """The newest studies first."""
     return session.scalars(select(Study).order_by(Study.created_at.desc()).limit(limit)).all()
 

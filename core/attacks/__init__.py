@@ -26,5 +26,11 @@ def build_attack(spec: AttackSpec) -> PGD:
     threat = THREATS[spec.norm](spec.eps)
     steps = 1 if spec.name == "fgsm" else spec.steps
     step_size = spec.step_size or default_step_size(spec) or 1.0  # ε = 0: any α, nothing moves
-    return PGD(threat, steps=steps, step_size=step_size, random_start=spec.random_start,
-               restarts=spec.restarts, early_stop=spec.early_stop)  # fmt: skip
+    return PGD(
+        threat,
+        steps=steps,
+        step_size=step_size,
+        random_start=spec.random_start,
+        restarts=spec.restarts,
+        early_stop=spec.early_stop,
+    )

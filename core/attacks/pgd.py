@@ -28,8 +28,9 @@ class PGD:
             highest-loss point. Default False.
     """
 
-    def __init__(self, threat, *, steps: int, step_size: float, random_start: bool,
-                 restarts: int = 1, early_stop: bool = False):  # fmt: skip
+    def __init__(
+        self, threat, *, steps: int, step_size: float, random_start: bool, restarts: int = 1, early_stop: bool = False
+    ):
         if steps < 1 or restarts < 1 or step_size <= 0:
             raise ValueError("steps and restarts must be >= 1 and step_size > 0")
         self.threat, self.steps, self.step_size = threat, steps, step_size
@@ -65,9 +66,7 @@ class PGD:
             loss = F.cross_entropy(model(x + delta), y, reduction="sum")
             (grad,) = torch.autograd.grad(loss, delta)
             with torch.no_grad():
-                delta = into_box(
-                    x, self.threat.project(self.threat.step(delta, grad, self.step_size))
-                )
+                delta = into_box(x, self.threat.project(self.threat.step(delta, grad, self.step_size)))
         return (x + delta).detach()
 
     def _run_early_stop(self, model, x, y, delta):

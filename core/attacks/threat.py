@@ -39,9 +39,7 @@ class L2Ball:
 
     def random_start(self, x: torch.Tensor) -> torch.Tensor:
         direction = torch.randn_like(x)
-        radius = torch.rand(x.shape[0], device=x.device, dtype=x.dtype).view(
-            -1, *([1] * (x.dim() - 1))
-        )
+        radius = torch.rand(x.shape[0], device=x.device, dtype=x.dtype).view(-1, *([1] * (x.dim() - 1)))
         return direction / _per_sample_norm(direction) * radius * self.eps
 
     def step(self, delta: torch.Tensor, grad: torch.Tensor, step_size: float) -> torch.Tensor:

@@ -19,9 +19,7 @@ def cmd_db_upgrade(args) -> int:
     report = {"database": settings.database_url.split("@")[-1], "migrated": True}
     if settings.bootstrap_key:
         with session_scope(settings.database_url) as s:
-            report["bootstrap_key"] = ensure_key(
-                s, name="bootstrap", key=settings.bootstrap_key
-            ).prefix
+            report["bootstrap_key"] = ensure_key(s, name="bootstrap", key=settings.bootstrap_key).prefix
     print(json.dumps(report))
     return 0
 
@@ -36,31 +34,18 @@ def cmd_import(args) -> int:
     settings = get_settings()
     upgrade(settings.database_url)
     with session_scope(settings.database_url) as s:
-        row = import_checkpoint(
-            s, ArtifactStore(settings.artifact_url), Path(args.folder), name=args.name
-        )
-        print(
-            json.dumps({"id": row.id, "kind": row.kind, "name": row.name, "dataset": row.dataset})
-        )
+        row = import_checkpoint(s, ArtifactStore(settings.artifact_url), Path(args.folder), name=args.name)
+        print(json.dumps({"id": row.id, "kind": row.kind, "name": row.name, "dataset": row.dataset}))
     return 0
 
 
 def add_commands(sub) -> None:
-    db = sub.add_parser("db", help="the job store (DATABASE_URL)").add_subparsers(
-        dest="db", required=True
-    )
-    u = db.add_parser(
-        "upgrade",
-        help="apply migrations; with ROBUSTLAB_BOOTSTRAP_KEY set, make sure that key exists",
-    )
+    db = sub.add_parser("db", help="the job store (DATABASE_URL)").add_subparsers(dest="db", required=True)
+    u = db.add_parser("upgrade", help="apply migrations; with ROBUSTLAB_BOOTSTRAP_KEY set, make sure that key exists")
     u.set_defaults(func=cmd_db_upgrade)
-    m = sub.add_parser(
-        "models", help="the model registry (writes to DATABASE_URL and ARTIFACT_URL)"
-    )
+    m = sub.add_parser("models", help="the model registry (writes to DATABASE_URL and ARTIFACT_URL)")
     commands = m.add_subparsers(dest="models", required=True)
-    i = commands.add_parser(
-        "import", help="register a checkpoint folder trained outside the service"
-    )
+    i = commands.add_parser("import", help="register a checkpoint folder trained outside the service")
     i.add_argument("folder")
     i.add_argument("--name", help="the registry name (default: dataset-folder)")
     i.set_defaults(func=cmd_import)

@@ -29,9 +29,7 @@ def _client(args) -> httpx.Client:
     if not key and Path("var/api_key").is_file():
         key = Path("var/api_key").read_text().strip()
     if not key:
-        raise ApiError(
-            "no API key: pass --key, set ROBUSTLAB_API_KEY, or run `make up` (it writes var/api_key)"
-        )
+        raise ApiError("no API key: pass --key, set ROBUSTLAB_API_KEY, or run `make up` (it writes var/api_key)")
     return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
 
 
@@ -41,11 +39,7 @@ def _call(client: httpx.Client, method: str, path: str, **kw) -> dict | list:
     except httpx.HTTPError as e:
         raise ApiError(f"cannot reach the API at {client.base_url}: {e}") from e
     if r.status_code >= 400:
-        detail = (
-            r.json().get("detail")
-            if r.headers.get("content-type", "").startswith("application/json")
-            else r.text
-        )
+        detail = r.json().get("detail") if r.headers.get("content-type", "").startswith("application/json") else r.text
         raise ApiError(f"{r.status_code}: {detail}")
     return r.json()
 
@@ -64,16 +58,12 @@ def cmd_submit(args) -> int:
 
 
 def cmd_jobs(args) -> int:
-    params = {
-        k: v for k, v in (("status", args.status), ("kind", args.kind), ("limit", args.limit)) if v
-    }
+    params = {k: v for k, v in (("status", args.status), ("kind", args.kind), ("limit", args.limit)) if v}
     with _client(args) as c:
         page = _call(c, "GET", "/v1/jobs", params=params)
     print(f"{'id':32}  {'kind':22} {'status':10} {'progress':>8}  message")
     for j in page["items"]:
-        print(
-            f"{j['id']:32}  {j['kind']:22} {j['status']:10} {100 * j['progress']:7.1f}%  {j['message'][:60]}"
-        )
+        print(f"{j['id']:32}  {j['kind']:22} {j['status']:10} {100 * j['progress']:7.1f}%  {j['message'][:60]}")
     print(f"({len(page['items'])} of {page['total']})")
     return 0
 
@@ -111,18 +101,14 @@ def cmd_keys_create(args) -> int:
 
 def add_commands(sub) -> None:
     def with_api(p):
-        p.add_argument(
-            "--api", help="API base URL (default $ROBUSTLAB_API_URL or http://127.0.0.1:8000)"
-        )
+        p.add_argument("--api", help="API base URL (default $ROBUSTLAB_API_URL or http://127.0.0.1:8000)")
         p.add_argument("--key", help="API key (default $ROBUSTLAB_API_KEY or var/api_key)")
         return p
 
     s = with_api(sub.add_parser("submit", help="submit a job to the service"))
     s.add_argument("kind", choices=["adversarial_training", "attack_evaluation", "image_attack"])
     s.add_argument("--spec", help="the spec as a JSON file")
-    s.add_argument(
-        "--preset", choices=PRESETS, default="smoke", help="adversarial_training without --spec"
-    )
+    s.add_argument("--preset", choices=PRESETS, default="smoke", help="adversarial_training without --spec")
     s.set_defaults(func=cmd_submit)
     j = with_api(sub.add_parser("jobs", help="list jobs"))
     j.add_argument("--status")

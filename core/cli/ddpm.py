@@ -37,11 +37,7 @@ def _quality(model, classifier_folder: str, ds, n: int) -> dict:
     from core.diffusion.sampling import sample
     from core.models import load_model
 
-    gen = sample(
-        model,
-        DDPMSampleSpec(n=n, sampler="ddim", steps=50),
-        progress=progress_bar("quality samples"),
-    )
+    gen = sample(model, DDPMSampleSpec(n=n, sampler="ddim", steps=50), progress=progress_bar("quality samples"))
     return sample_quality(load_model(classifier_folder), gen["images"], ds.x_test[:n], ds.classes)
 
 
@@ -51,40 +47,28 @@ def cmd_sample(args) -> int:
     from core.diffusion.sampling import sample
     from core.images import grid_png
 
-    spec = DDPMSampleSpec(n=args.n, sampler=args.sampler, steps=args.steps, eta=args.eta, seed=args.seed,
-                          trajectory=bool(args.trajectory))  # fmt: skip
-    out = sample(
-        load_diffusion(args.checkpoint),
-        spec,
-        progress=progress_bar(f"{spec.sampler}-{spec.num_steps}"),
+    spec = DDPMSampleSpec(
+        n=args.n, sampler=args.sampler, steps=args.steps, eta=args.eta, seed=args.seed, trajectory=bool(args.trajectory)
     )
+    out = sample(load_diffusion(args.checkpoint), spec, progress=progress_bar(f"{spec.sampler}-{spec.num_steps}"))
     Path(args.out).write_bytes(grid_png(out["images"]))
     if args.trajectory:
         strip = [grid_png(f) for f in out["trajectory"]]
         for i, png in enumerate(strip):
             Path(f"{args.trajectory}_{i:02d}.png").write_bytes(png)
-    print(
-        json.dumps(
-            {"grid": args.out, "n": spec.n, "sampler": spec.sampler, "steps": spec.num_steps}
-        )
-    )
+    print(json.dumps({"grid": args.out, "n": spec.n, "sampler": spec.sampler, "steps": spec.num_steps}))
     return 0
 
 
 def add_commands(sub) -> None:
-    d = sub.add_parser("ddpm", help="denoising diffusion: train and sample").add_subparsers(
-        dest="ddpm", required=True
-    )
+    d = sub.add_parser("ddpm", help="denoising diffusion: train and sample").add_subparsers(dest="ddpm", required=True)
     t = d.add_parser("train", help="train a DDPM")
     t.add_argument("--preset", choices=["smoke", "cpu", "gpu"], default="smoke")
     t.add_argument("--spec", help="a DDPMTrainSpec JSON file")
     t.add_argument("--epochs", type=int)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", help="checkpoint folder (resumed if it holds a checkpoint)")
-    t.add_argument(
-        "--classifier",
-        help="a classifier checkpoint folder: report the Fréchet distance in its features",
-    )
+    t.add_argument("--classifier", help="a classifier checkpoint folder: report the Fréchet distance in its features")
     t.add_argument("--quality-samples", type=int, default=500)
     t.set_defaults(func=cmd_train)
     s = d.add_parser("sample", help="sample a grid from a trained DDPM")

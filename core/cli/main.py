@@ -46,11 +46,7 @@ def progress_bar(desc: str, leave: bool = True):
         bar.n = round(100 * p.fraction, 1)
         if p.metrics:
             bar.set_postfix(
-                {
-                    k: f"{v:.3f}"
-                    for k, v in p.metrics.items()
-                    if k in ("clean_acc", "robust_acc", "train_loss")
-                }
+                {k: f"{v:.3f}" for k, v in p.metrics.items() if k in ("clean_acc", "robust_acc", "train_loss")}
             )
         bar.refresh()
         if p.fraction >= 1:
@@ -80,17 +76,10 @@ def cmd_train(args) -> int:
     from core.training import train
 
     spec = _train_spec(args)
-    out = Path(
-        args.out
-        or f"runs/{spec.data.name}-{spec.method}-{spec.model.activation.label}-seed{spec.seed}"
-    )
+    out = Path(args.out or f"runs/{spec.data.name}-{spec.method}-{spec.model.activation.label}-seed{spec.seed}")
     ds = load_dataset(spec.data, download=args.download)
     result = train(spec, out, dataset=ds, progress=progress_bar(f"train {out.name}"))
-    print(
-        json.dumps(
-            {"status": result.status, "checkpoint": str(out), "final": result.final}, indent=1
-        )
-    )
+    print(json.dumps({"status": result.status, "checkpoint": str(out), "final": result.final}, indent=1))
     return 0
 
 
@@ -101,19 +90,28 @@ def cmd_evaluate(args) -> int:
     from core.models import load_model
 
     base = eval_preset(args.preset)
-    attacks = [AttackSpec(name=a, steps=args.steps, random_start=(a == "pgd"), restarts=args.restarts)
-               for a in args.attacks]  # fmt: skip
-    data = base.data.model_copy(update={k: v for k, v in (("test_subset", args.test_subset), ("root", args.data_root),
-                                                          ("name", args.dataset)) if v})  # fmt: skip
-    spec = EvalSpec(data=data, attacks=attacks,
-                    eps_grid=args.eps or base.eps_grid, large_eps=args.large_eps)  # fmt: skip
-    model = load_model(
-        args.checkpoint, device=resolve_device(spec.device), channels_last=spec.channels_last
+    attacks = [
+        AttackSpec(name=a, steps=args.steps, random_start=(a == "pgd"), restarts=args.restarts) for a in args.attacks
+    ]
+    data = base.data.model_copy(
+        update={
+            k: v for k, v in (("test_subset", args.test_subset), ("root", args.data_root), ("name", args.dataset)) if v
+        }
     )
+    spec = EvalSpec(data=data, attacks=attacks, eps_grid=args.eps or base.eps_grid, large_eps=args.large_eps)
+    model = load_model(args.checkpoint, device=resolve_device(spec.device), channels_last=spec.channels_last)
     ds = load_dataset(spec.data, download=args.download)
-    result = robustness_curve(model, ds.x_test, ds.y_test, spec.attacks, spec.eps_grid, num_classes=ds.num_classes,
-                              large_eps=spec.large_eps, batch_size=spec.batch_size,
-                              progress=progress_bar("evaluate"))  # fmt: skip
+    result = robustness_curve(
+        model,
+        ds.x_test,
+        ds.y_test,
+        spec.attacks,
+        spec.eps_grid,
+        num_classes=ds.num_classes,
+        large_eps=spec.large_eps,
+        batch_size=spec.batch_size,
+        progress=progress_bar("evaluate"),
+    )
     result["spec"] = spec.model_dump(mode="json")
     text = json.dumps(result, indent=1)
     if args.out:
@@ -138,8 +136,9 @@ def cmd_study_sat(args) -> int:
     rows = run_sat_study(base, seeds, out, variants, run_progress=run_progress)
     table = summarise(rows)
     note = f"FGSM + PGD-20 worst case, L∞ ε={base.eval_attack.eps:g}"
-    (out / "table.json").write_text(json.dumps({"rows": rows, "table": table, "recipe": base.model_dump(mode="json")},
-                                               indent=1))  # fmt: skip
+    (out / "table.json").write_text(
+        json.dumps({"rows": rows, "table": table, "recipe": base.model_dump(mode="json")}, indent=1)
+    )
     print(format_table(table, note))
     return 0
 
@@ -154,9 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--spec", help="a TrainSpec JSON file (overrides the preset and other flags)")
     t.add_argument("--method", choices=["standard", "pgd", "fast"])
     t.add_argument(
-        "--activation",
-        default="relu",
-        choices=list(ActivationSpec.model_fields["name"].annotation.__args__),
+        "--activation", default="relu", choices=list(ActivationSpec.model_fields["name"].annotation.__args__)
     )
     t.add_argument("--probe", default="none", choices=["none", "attack", "update", "both"])
     t.add_argument("--epochs", type=int)
@@ -164,9 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--train-subset", type=int)
     t.add_argument("--device", choices=["auto", "cpu", "cuda"])
     t.add_argument("--data-root")
-    t.add_argument(
-        "--download", action="store_true", help="download missing data (needs a network)"
-    )
+    t.add_argument("--download", action="store_true", help="download missing data (needs a network)")
     t.add_argument("--out", help="checkpoint folder (resumed if it holds a checkpoint)")
     t.set_defaults(func=cmd_train)
 
@@ -186,9 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("study", help="studies").add_subparsers(dest="study", required=True)
-    sat = s.add_parser(
-        "sat", help="smooth adversarial training: activations and probes, over seeds"
-    )
+    sat = s.add_parser("sat", help="smooth adversarial training: activations and probes, over seeds")
     sat.add_argument("--preset", choices=PRESETS, default="smoke")
     sat.add_argument("--seeds", type=int, default=3)
     sat.add_argument("--epochs", type=int)
@@ -204,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if getattr(args, "study", None) == "sat":
         from core.study import SAT_ACTIVATIONS, SAT_PROBES
 

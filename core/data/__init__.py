@@ -22,10 +22,19 @@ from core.data.folder import read_folder
 from core.data.idx import find_idx, read_idx
 from core.specs import DataSpec
 
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                   "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
-CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-                 "truck"]  # fmt: skip
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 IDX_STEMS = {
     True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -64,9 +73,7 @@ HOW_TO_GET = {
 
 def class_names(name: str, num_classes: int = 10) -> list[str]:
     """The class names of a named dataset without loading it (numbers for the rest)."""
-    return {"fashion-mnist": FASHION_CLASSES, "cifar10": CIFAR_CLASSES}.get(
-        name, [str(i) for i in range(num_classes)]
-    )
+    return {"fashion-mnist": FASHION_CLASSES, "cifar10": CIFAR_CLASSES}.get(name, [str(i) for i in range(num_classes)])
 
 
 @dataclass(frozen=True)
@@ -131,9 +138,7 @@ def test_image(name: str, index: int) -> tuple[torch.Tensor, int]:
     dataset stays loaded for the next call (the workers' attack lab and diffusion explorer)."""
     ds = _cached_dataset(name)
     if index >= len(ds.x_test):
-        raise ValueError(
-            f"test_index {index} out of range: {name} has {len(ds.x_test)} test images"
-        )
+        raise ValueError(f"test_index {index} out of range: {name} has {len(ds.x_test)} test images")
     return ds.x_test[index], int(ds.y_test[index])
 
 
@@ -152,24 +157,18 @@ def _subset(t: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
 
 
 def _to_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    x = (
-        torch.from_numpy(np.array(x, dtype=np.uint8)).float().div_(255.0)
-    )  # copy: IDX buffers are read-only
+    x = torch.from_numpy(np.array(x, dtype=np.uint8)).float().div_(255.0)  # copy: IDX buffers are read-only
     return (x.unsqueeze(1) if x.ndim == 3 else x), torch.from_numpy(np.asarray(y, dtype=np.int64))
 
 
 def _missing(name: str, looked: list[Path]) -> FileNotFoundError:
     where = ", ".join(str(p) for p in looked) or "(no folder: set root or ROBUSTLAB_DATA_DIR)"
-    return FileNotFoundError(
-        f"dataset {name!r} not found; looked in: {where}. To get it: {HOW_TO_GET[name]}"
-    )
+    return FileNotFoundError(f"dataset {name!r} not found; looked in: {where}. To get it: {HOW_TO_GET[name]}")
 
 
 def _load_idx(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
     dirs = candidate_dirs(spec.name, spec.root)
-    folder = next(
-        (d for d in dirs if all(find_idx(d, s) for s in sum(IDX_STEMS.values(), ()))), None
-    )
+    folder = next((d for d in dirs if all(find_idx(d, s) for s in sum(IDX_STEMS.values(), ()))), None)
     if folder is None and download:
         folder = dirs[0] if dirs else Path("data") / spec.name
         base = url or DEFAULT_URLS[spec.name]
@@ -177,9 +176,7 @@ def _load_idx(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
             fetch(base.rstrip("/") + "/" + fname, folder / fname, md5=md5)
     if folder is None:
         raise _missing(spec.name, dirs)
-    arrays = {
-        train: [read_idx(find_idx(folder, s)) for s in IDX_STEMS[train]] for train in (True, False)
-    }
+    arrays = {train: [read_idx(find_idx(folder, s)) for s in IDX_STEMS[train]] for train in (True, False)}
     classes = class_names(spec.name)
     return Dataset(spec.name, *_to_tensors(*arrays[True]), *_to_tensors(*arrays[False]), classes)
 
@@ -190,9 +187,7 @@ def _load_cifar10(spec: DataSpec, *, download: bool, url: str | None) -> Dataset
     folder = next((d for d in dirs if has(d)), None)
     if folder is None and download:
         folder = dirs[0] if dirs else Path("data") / spec.name
-        archive = fetch(
-            url or DEFAULT_URLS["cifar10"], folder / "cifar-10-python.tar.gz", md5=CIFAR_MD5
-        )
+        archive = fetch(url or DEFAULT_URLS["cifar10"], folder / "cifar-10-python.tar.gz", md5=CIFAR_MD5)
         with tarfile.open(archive) as tar:
             tar.extractall(folder, filter="data")
     if folder is None:
@@ -210,12 +205,7 @@ def _load_digits(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
     y = bunch.target.astype(np.int64)
     order = np.random.default_rng(1234).permutation(len(x))  # one fixed split: 1,500 / 297
     tr, te = order[:1500], order[1500:]
-    return Dataset(
-        "digits",
-        *_to_tensors(x[tr], y[tr]),
-        *_to_tensors(x[te], y[te]),
-        [str(i) for i in range(10)],
-    )
+    return Dataset("digits", *_to_tensors(x[tr], y[tr]), *_to_tensors(x[te], y[te]), [str(i) for i in range(10)])
 
 
 def _load_folder(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
@@ -225,9 +215,7 @@ def _load_folder(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
     if not (root / "train").is_dir() or not (root / "test").is_dir():
         raise _missing("folder", [root / "train", root / "test"])
     x_tr, y_tr, classes = read_folder(root / "train")
-    x_te, y_te, test_classes = read_folder(
-        root / "test", channels=x_tr.shape[1], size=x_tr.shape[-1]
-    )
+    x_te, y_te, test_classes = read_folder(root / "test", channels=x_tr.shape[1], size=x_tr.shape[-1])
     if test_classes != classes:
         raise ValueError(f"{root}: test classes {test_classes} differ from train classes {classes}")
     return Dataset("folder", *_to_tensors(x_tr, y_tr), *_to_tensors(x_te, y_te), classes)

@@ -39,9 +39,7 @@ def read_folder(
                     img = img.resize((size, size), Image.Resampling.BILINEAR)
                 arr = np.asarray(img, dtype=np.uint8)
             if images and arr.shape != images[0].shape:
-                raise ValueError(
-                    f"{path}: size {arr.shape} differs from {images[0].shape}; set size"
-                )
+                raise ValueError(f"{path}: size {arr.shape} differs from {images[0].shape}; set size")
             images.append(arr)
             labels.append(label)
     if not images:

@@ -25,19 +25,10 @@ from core.data import Dataset, load_dataset
 from core.device import autocast, resolve_device
 from core.progress import Progress, ProgressFn, StopFn, never_stop, no_progress
 from core.specs import DDPMTrainSpec
-from core.training.checkpoint import (
-    META_FILE,
-    MODEL_FILE,
-    resume_from,
-    save_checkpoint,
-)
+from core.training.checkpoint import META_FILE, MODEL_FILE, resume_from, save_checkpoint
 
 log = logging.getLogger(__name__)
-SCHEDULERS = {
-    "ddpm": DDPMScheduler,
-    "ddim": DDIMScheduler,
-    "dpm_solver": DPMSolverMultistepScheduler,
-}
+SCHEDULERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm_solver": DPMSolverMultistepScheduler}
 
 
 class DiffusionModel(nn.Module):
@@ -46,23 +37,23 @@ class DiffusionModel(nn.Module):
 
     def __init__(self, spec: DDPMTrainSpec, in_channels: int, data_size: int, num_classes: int):
         super().__init__()
-        self.spec, self.in_channels, self.data_size, self.num_classes = (
-            spec,
-            in_channels,
-            data_size,
-            num_classes,
-        )
+        self.spec, self.in_channels, self.data_size, self.num_classes = (spec, in_channels, data_size, num_classes)
         levels = len(spec.unet.block_out_channels)
         down, up = ["DownBlock2D"] * levels, ["UpBlock2D"] * levels
         if spec.unet.attention:
             down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
         self.unet = UNet2DModel(
-            sample_size=spec.image_size, in_channels=in_channels, out_channels=in_channels,
-            block_out_channels=tuple(spec.unet.block_out_channels), layers_per_block=spec.unet.layers_per_block,
-            down_block_types=tuple(down), up_block_types=tuple(up), norm_num_groups=spec.unet.norm_num_groups,
+            sample_size=spec.image_size,
+            in_channels=in_channels,
+            out_channels=in_channels,
+            block_out_channels=tuple(spec.unet.block_out_channels),
+            layers_per_block=spec.unet.layers_per_block,
+            down_block_types=tuple(down),
+            up_block_types=tuple(up),
+            norm_num_groups=spec.unet.norm_num_groups,
             add_attention=spec.unet.attention,
             num_class_embeds=num_classes + 1 if spec.class_conditional else None,  # last = "no label"
-        )  # fmt: skip
+        )
         self.ema = copy.deepcopy(self.unet).requires_grad_(False)
 
     @property
@@ -70,11 +61,7 @@ class DiffusionModel(nn.Module):
         return self.num_classes
 
     def facts(self) -> dict:
-        return {
-            "in_channels": self.in_channels,
-            "data_size": self.data_size,
-            "num_classes": self.num_classes,
-        }
+        return {"in_channels": self.in_channels, "data_size": self.data_size, "num_classes": self.num_classes}
 
     @torch.no_grad()
     def update_ema(self, decay: float) -> None:
@@ -87,9 +74,13 @@ class DiffusionModel(nn.Module):
 def make_scheduler(spec: DDPMTrainSpec, sampler: str = "ddpm"):
     """A diffusers scheduler on the model's β schedule (ε-prediction). DDIM and DPM-Solver use
     `trailing` timestep spacing, so that their last step lands on t = 0 from t = T − 1."""
-    config = {"num_train_timesteps": spec.num_train_timesteps, "beta_start": spec.beta_start,
-              "beta_end": spec.beta_end, "prediction_type": "epsilon",
-              "beta_schedule": "linear" if spec.schedule == "linear" else "squaredcos_cap_v2"}  # fmt: skip
+    config = {
+        "num_train_timesteps": spec.num_train_timesteps,
+        "beta_start": spec.beta_start,
+        "beta_end": spec.beta_end,
+        "prediction_type": "epsilon",
+        "beta_schedule": "linear" if spec.schedule == "linear" else "squaredcos_cap_v2",
+    }
     if sampler != "ddpm":
         config["timestep_spacing"] = "trailing"
     return SCHEDULERS[sampler](**config)
@@ -112,25 +103,27 @@ def to_image_space(x: torch.Tensor, data_size: int) -> torch.Tensor:
     return ((x.clamp(-1, 1) + 1) / 2).float()
 
 
-def q_sample(
-    x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor
-) -> torch.Tensor:
+def q_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
     """x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε (Ho et al., Eq. 4)."""
     a = alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1)
     return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
 
-def predict_x0(
-    x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, alphas_cumprod: torch.Tensor
-) -> torch.Tensor:
+def predict_x0(x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
     """x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t (Eq. 4 solved for x_0)."""
     a = alphas_cumprod.to(x_t.device)[t].view(-1, 1, 1, 1)
     return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
 
 
-def train_ddpm(spec: DDPMTrainSpec, out_dir: str | Path, *, dataset: Dataset | None = None,
-               progress: ProgressFn = no_progress, should_stop: StopFn = never_stop,
-               resume: bool = True) -> dict:  # fmt: skip
+def train_ddpm(
+    spec: DDPMTrainSpec,
+    out_dir: str | Path,
+    *,
+    dataset: Dataset | None = None,
+    progress: ProgressFn = no_progress,
+    should_stop: StopFn = never_stop,
+    resume: bool = True,
+) -> dict:
     """Train ε_θ with the simple loss, keeping EMA weights; a checkpoint every epoch in `out_dir`.
 
     Returns `{"status": "succeeded" | "stopped", "epochs_done", "history"}`.
@@ -149,9 +142,7 @@ def train_ddpm(spec: DDPMTrainSpec, out_dir: str | Path, *, dataset: Dataset | N
     batches = math.ceil(n / spec.batch_size)
     for epoch in range(start_epoch, spec.epochs):
         t0 = time.perf_counter()
-        order = torch.randperm(
-            n, generator=torch.Generator().manual_seed(spec.seed * 100_003 + epoch)
-        )
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(spec.seed * 100_003 + epoch))
         model.train()
         loss_sum = 0.0
         for b in range(batches):
@@ -160,18 +151,14 @@ def train_ddpm(spec: DDPMTrainSpec, out_dir: str | Path, *, dataset: Dataset | N
             idx = order[b * spec.batch_size : (b + 1) * spec.batch_size]
             x0 = to_model_space(ds.x_train[idx], spec.image_size).to(device)
             labels = None
-            if (
-                spec.class_conditional
-            ):  # drop labels with p = cond_drop_prob (classifier-free guidance)
+            if spec.class_conditional:  # drop labels with p = cond_drop_prob (classifier-free guidance)
                 labels = ds.y_train[idx].clone()
                 labels[torch.rand(len(labels)) < spec.cond_drop_prob] = model.null_label
                 labels = labels.to(device)
             t = torch.randint(0, spec.num_train_timesteps, (len(x0),), device=device)
             noise = torch.randn_like(x0)
             with autocast(device, spec.amp):
-                eps = model.unet(
-                    q_sample(x0, t, noise, alphas_cumprod), t, class_labels=labels
-                ).sample
+                eps = model.unet(q_sample(x0, t, noise, alphas_cumprod), t, class_labels=labels).sample
                 loss = F.mse_loss(eps.float(), noise)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -179,21 +166,22 @@ def train_ddpm(spec: DDPMTrainSpec, out_dir: str | Path, *, dataset: Dataset | N
             model.update_ema(spec.ema_decay)
             loss_sum += loss.item() * len(x0)
             if b % max(1, batches // 20) == 0:
-                progress(Progress((epoch * batches + b) / (batches * spec.epochs),
-                                  f"epoch {epoch + 1}/{spec.epochs} batch {b + 1}/{batches}"))  # fmt: skip
+                progress(
+                    Progress(
+                        (epoch * batches + b) / (batches * spec.epochs),
+                        f"epoch {epoch + 1}/{spec.epochs} batch {b + 1}/{batches}",
+                    )
+                )
         metrics = {"train_loss": loss_sum / n, "epoch_seconds": time.perf_counter() - t0}
         history.append({"epoch": epoch + 1, **metrics})
-        save_checkpoint(out_dir, model, opt, {"spec": spec.model_dump(mode="json"), "epoch": epoch + 1,
-                                              "history": history, "facts": model.facts()})  # fmt: skip
-        log.info("epoch %d/%d loss %.4f", epoch + 1, spec.epochs, metrics["train_loss"])
-        progress(
-            Progress(
-                (epoch + 1) / spec.epochs,
-                f"epoch {epoch + 1}/{spec.epochs} done",
-                metrics,
-                epoch + 1,
-            )
+        save_checkpoint(
+            out_dir,
+            model,
+            opt,
+            {"spec": spec.model_dump(mode="json"), "epoch": epoch + 1, "history": history, "facts": model.facts()},
         )
+        log.info("epoch %d/%d loss %.4f", epoch + 1, spec.epochs, metrics["train_loss"])
+        progress(Progress((epoch + 1) / spec.epochs, f"epoch {epoch + 1}/{spec.epochs} done", metrics, epoch + 1))
     return {"status": "succeeded", "epochs_done": spec.epochs, "history": history}
 
 

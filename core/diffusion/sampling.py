@@ -5,14 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from core.diffusion.ddpm import (
-    DiffusionModel,
-    make_scheduler,
-    predict_x0,
-    q_sample,
-    to_image_space,
-    to_model_space,
-)
+from core.diffusion.ddpm import DiffusionModel, make_scheduler, predict_x0, q_sample, to_image_space, to_model_space
 from core.progress import Progress, ProgressFn, StopFn, never_stop, no_progress
 from core.specs import DDPMSampleSpec
 
@@ -39,17 +32,16 @@ def _eps(model: DiffusionModel, x: torch.Tensor, t, labels, w: float) -> torch.T
     if w == 1.0:
         return model.ema(x, t, class_labels=labels).sample
     both = model.ema(
-        torch.cat([x, x]),
-        t,
-        class_labels=torch.cat([labels, torch.full_like(labels, model.null_label)]),
+        torch.cat([x, x]), t, class_labels=torch.cat([labels, torch.full_like(labels, model.null_label)])
     ).sample
     cond, uncond = both.chunk(2)
     return uncond + w * (cond - uncond)
 
 
 @torch.no_grad()
-def sample(model: DiffusionModel, spec: DDPMSampleSpec, *, progress: ProgressFn = no_progress,
-           should_stop: StopFn = never_stop) -> dict:  # fmt: skip
+def sample(
+    model: DiffusionModel, spec: DDPMSampleSpec, *, progress: ProgressFn = no_progress, should_stop: StopFn = never_stop
+) -> dict:
     """`{"images": (n, C, H, W) in [0, 1], "trajectory": [frames of (n, C, H, W)] or [],
     "stopped": bool}`. The same spec (seed included) gives the same images."""
     device = next(model.parameters()).device
@@ -66,12 +58,7 @@ def sample(model: DiffusionModel, spec: DDPMSampleSpec, *, progress: ProgressFn 
         x = torch.randn(n, c, size, size, generator=generator) * scheduler.init_noise_sigma
         x = x.to(device)
         lab = labels[start : start + n].to(device) if labels is not None else None
-        keep = set(
-            torch.linspace(0, len(scheduler.timesteps) - 1, spec.trajectory_frames)
-            .round()
-            .long()
-            .tolist()
-        )
+        keep = set(torch.linspace(0, len(scheduler.timesteps) - 1, spec.trajectory_frames).round().long().tolist())
         chunk_frames = [to_image_space(x.cpu(), model.data_size)] if spec.trajectory else []
         for i, t in enumerate(scheduler.timesteps):
             if should_stop():
@@ -80,9 +67,7 @@ def sample(model: DiffusionModel, spec: DDPMSampleSpec, *, progress: ProgressFn 
             kwargs = {"eta": spec.eta, "generator": generator} if spec.sampler == "ddim" else {}
             if spec.sampler == "ddpm":
                 kwargs = {"generator": generator}
-            x = scheduler.step(
-                eps.cpu() if device.type == "cpu" else eps, t, x, **kwargs
-            ).prev_sample
+            x = scheduler.step(eps.cpu() if device.type == "cpu" else eps, t, x, **kwargs).prev_sample
             if spec.trajectory and i in keep and i > 0:
                 chunk_frames.append(to_image_space(x.cpu(), model.data_size))
             done += 1
@@ -105,12 +90,11 @@ def forward_explorer(model: DiffusionModel, x: torch.Tensor, t: int, seed: int =
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed)).to(device)
     tt = torch.full((len(x0),), t, device=device)
     x_t = q_sample(x0, tt, noise, alphas_cumprod)
-    labels = (
-        torch.full((len(x0),), model.null_label, device=device)
-        if model.spec.class_conditional
-        else None
-    )
+    labels = torch.full((len(x0),), model.null_label, device=device) if model.spec.class_conditional else None
     eps = model.ema(x_t, tt, class_labels=labels).sample
     x0_hat = predict_x0(x_t, tt, eps, alphas_cumprod)
-    return {"x_t": to_image_space(x_t.cpu(), model.data_size), "x0_pred": to_image_space(x0_hat.cpu(), model.data_size),
-            "alpha_bar": float(alphas_cumprod[t])}  # fmt: skip
+    return {
+        "x_t": to_image_space(x_t.cpu(), model.data_size),
+        "x0_pred": to_image_space(x0_hat.cpu(), model.data_size),
+        "alpha_bar": float(alphas_cumprod[t]),
+    }

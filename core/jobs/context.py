@@ -45,9 +45,7 @@ class JobContext:
             return
         self._last_progress = now
         with self.session() as s:
-            store_jobs.report_progress(
-                s, job_id=self.job_id, fraction=p.fraction, message=p.message
-            )
+            store_jobs.report_progress(s, job_id=self.job_id, fraction=p.fraction, message=p.message)
             if p.metrics and p.step is not None:
                 store_jobs.add_metrics(s, job_id=self.job_id, step=p.step, metrics=p.metrics)
 

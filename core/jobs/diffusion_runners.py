@@ -26,8 +26,9 @@ QUALITY_SAMPLES = 500  # generated images for the Fréchet distance (DDIM-50)
 def _quality_classifier(ctx: JobContext, dataset: str):
     """The registered classifier of the same dataset with the best clean accuracy, if any."""
     with ctx.session() as s:
-        rows = s.scalars(select(RegisteredModel).where(RegisteredModel.kind == "classifier",
-                                                       RegisteredModel.dataset == dataset)).all()  # fmt: skip
+        rows = s.scalars(
+            select(RegisteredModel).where(RegisteredModel.kind == "classifier", RegisteredModel.dataset == dataset)
+        ).all()
         best = max(rows, key=lambda r: r.summary.get("clean_acc", 0), default=None)
         if best is None:
             return None, None
@@ -58,21 +59,47 @@ def run_ddpm_training(spec: DDPMTrainSpec, ctx: JobContext) -> dict:
     summary = {"history": result["history"], "train_seconds": train_seconds, "quality": None}
     if classifier is not None and classifier.spec.image_size == model.data_size:
         n = min(QUALITY_SAMPLES, len(ds.x_test))
-        gen = sample(model, DDPMSampleSpec(n=n, sampler="ddim", steps=50), progress=ctx.scaled(0.85, 1.0),
-                     should_stop=ctx.should_stop)  # fmt: skip
+        gen = sample(
+            model,
+            DDPMSampleSpec(n=n, sampler="ddim", steps=50),
+            progress=ctx.scaled(0.85, 1.0),
+            should_stop=ctx.should_stop,
+        )
         if gen["stopped"]:
             raise JobStopped
-        summary["quality"] = {**sample_quality(classifier, gen["images"], ds.x_test[:n], ds.classes),
-                              "classifier_id": classifier_id, "sampler": "ddim-50"}  # fmt: skip
+        summary["quality"] = {
+            **sample_quality(classifier, gen["images"], ds.x_test[:n], ds.classes),
+            "classifier_id": classifier_id,
+            "sampler": "ddim-50",
+        }
     with ctx.session() as s:
-        weights = record_artifact(s, ctx.store, key=f"{prefix}/{MODEL_FILE}", type="checkpoint", job_id=ctx.job_id,
-                                  data=(folder / MODEL_FILE).read_bytes())  # fmt: skip
-        row = register_model(s, kind="diffusion", job_id=ctx.job_id, dataset=spec.data.name, architecture="unet2d",
-                             activation="silu", checkpoint_uri=prefix, summary=summary,
-                             name=f"{spec.data.name}-ddpm-seed{spec.seed}",
-                             recipe={**spec.model_dump(mode="json"), "facts": model.facts()})  # fmt: skip
-        return {"model_id": row.id, "checkpoint_artifact_id": weights.id, "train_seconds": train_seconds,
-                "final": result["history"][-1], "quality": summary["quality"]}  # fmt: skip
+        weights = record_artifact(
+            s,
+            ctx.store,
+            key=f"{prefix}/{MODEL_FILE}",
+            type="checkpoint",
+            job_id=ctx.job_id,
+            data=(folder / MODEL_FILE).read_bytes(),
+        )
+        row = register_model(
+            s,
+            kind="diffusion",
+            job_id=ctx.job_id,
+            dataset=spec.data.name,
+            architecture="unet2d",
+            activation="silu",
+            checkpoint_uri=prefix,
+            summary=summary,
+            name=f"{spec.data.name}-ddpm-seed{spec.seed}",
+            recipe={**spec.model_dump(mode="json"), "facts": model.facts()},
+        )
+        return {
+            "model_id": row.id,
+            "checkpoint_artifact_id": weights.id,
+            "train_seconds": train_seconds,
+            "final": result["history"][-1],
+            "quality": summary["quality"],
+        }
 
 
 def run_ddpm_sampling(spec: DDPMSampleSpec, ctx: JobContext) -> dict:
@@ -86,15 +113,31 @@ def run_ddpm_sampling(spec: DDPMSampleSpec, ctx: JobContext) -> dict:
     seconds = time.perf_counter() - t0
     with ctx.session() as s:
         key = f"jobs/{ctx.job_id}"
-        grid = record_artifact(s, ctx.store, key=f"{key}/grid.png", type="image", job_id=ctx.job_id,
-                               data=grid_png(out["images"]))  # fmt: skip
-        singles = [record_artifact(s, ctx.store, key=f"{key}/sample_{i:03d}.png", type="image", job_id=ctx.job_id,
-                                   data=png_bytes(img)).id for i, img in enumerate(out["images"])]  # fmt: skip
-        frames = [record_artifact(s, ctx.store, key=f"{key}/trajectory_{i:02d}.png", type="image", job_id=ctx.job_id,
-                                  data=grid_png(frame)).id for i, frame in enumerate(out["trajectory"])]  # fmt: skip
-    return {"model_id": spec.model_id, "sampler": spec.sampler, "steps": spec.num_steps, "n": spec.n,
-            "seconds": seconds, "grid_artifact_id": grid.id, "sample_artifact_ids": singles,
-            "trajectory_artifact_ids": frames}  # fmt: skip
+        grid = record_artifact(
+            s, ctx.store, key=f"{key}/grid.png", type="image", job_id=ctx.job_id, data=grid_png(out["images"])
+        )
+        singles = [
+            record_artifact(
+                s, ctx.store, key=f"{key}/sample_{i:03d}.png", type="image", job_id=ctx.job_id, data=png_bytes(img)
+            ).id
+            for i, img in enumerate(out["images"])
+        ]
+        frames = [
+            record_artifact(
+                s, ctx.store, key=f"{key}/trajectory_{i:02d}.png", type="image", job_id=ctx.job_id, data=grid_png(frame)
+            ).id
+            for i, frame in enumerate(out["trajectory"])
+        ]
+    return {
+        "model_id": spec.model_id,
+        "sampler": spec.sampler,
+        "steps": spec.num_steps,
+        "n": spec.n,
+        "seconds": seconds,
+        "grid_artifact_id": grid.id,
+        "sample_artifact_ids": singles,
+        "trajectory_artifact_ids": frames,
+    }
 
 
 def run_ddpm_forward(spec: DDPMForwardSpec, ctx: JobContext) -> dict:
@@ -106,25 +149,41 @@ def run_ddpm_forward(spec: DDPMForwardSpec, ctx: JobContext) -> dict:
     frames = []
     for i, t in enumerate(timesteps):
         out = forward_explorer(model, x0[None], t, seed=spec.seed)
-        frames.append(
-            {
-                "t": t,
-                "alpha_bar": out["alpha_bar"],
-                "x_t": out["x_t"][0],
-                "x0_pred": out["x0_pred"][0],
-            }
-        )
+        frames.append({"t": t, "alpha_bar": out["alpha_bar"], "x_t": out["x_t"][0], "x0_pred": out["x0_pred"][0]})
         ctx.progress(Progress((i + 1) / len(timesteps), f"t = {t}"))
     key = f"jobs/{ctx.job_id}"
     with ctx.session() as s:
-        image = record_artifact(
-            s, ctx.store, key=f"{key}/x0.png", type="image", job_id=ctx.job_id, data=png_bytes(x0)
-        )
-        x_t = [record_artifact(s, ctx.store, key=f"{key}/x_t_{f['t']:04d}.png", type="image", job_id=ctx.job_id,
-                               data=png_bytes(f["x_t"])).id for f in frames]  # fmt: skip
-        x0_pred = [record_artifact(s, ctx.store, key=f"{key}/x0_pred_{f['t']:04d}.png", type="image",
-                                   job_id=ctx.job_id, data=png_bytes(f["x0_pred"])).id for f in frames]  # fmt: skip
+        image = record_artifact(s, ctx.store, key=f"{key}/x0.png", type="image", job_id=ctx.job_id, data=png_bytes(x0))
+        x_t = [
+            record_artifact(
+                s,
+                ctx.store,
+                key=f"{key}/x_t_{f['t']:04d}.png",
+                type="image",
+                job_id=ctx.job_id,
+                data=png_bytes(f["x_t"]),
+            ).id
+            for f in frames
+        ]
+        x0_pred = [
+            record_artifact(
+                s,
+                ctx.store,
+                key=f"{key}/x0_pred_{f['t']:04d}.png",
+                type="image",
+                job_id=ctx.job_id,
+                data=png_bytes(f["x0_pred"]),
+            ).id
+            for f in frames
+        ]
         image_id = image.id
-    return {"model_id": spec.model_id, "test_index": spec.test_index, "label": label, "timesteps": timesteps,
-            "alpha_bars": [f["alpha_bar"] for f in frames], "image_artifact_id": image_id,
-            "x_t_artifact_ids": x_t, "x0_pred_artifact_ids": x0_pred}  # fmt: skip
+    return {
+        "model_id": spec.model_id,
+        "test_index": spec.test_index,
+        "label": label,
+        "timesteps": timesteps,
+        "alpha_bars": [f["alpha_bar"] for f in frames],
+        "image_artifact_id": image_id,
+        "x_t_artifact_ids": x_t,
+        "x0_pred_artifact_ids": x0_pred,
+    }

@@ -28,9 +28,7 @@ def _heartbeat(ctx: JobContext, settings: Settings, worker: str, done: threading
     while not done.wait(settings.lease_seconds / 3):
         try:
             with ctx.session() as s:
-                if not store_jobs.heartbeat(
-                    s, job_id=ctx.job_id, worker=worker, lease_seconds=settings.lease_seconds
-                ):
+                if not store_jobs.heartbeat(s, job_id=ctx.job_id, worker=worker, lease_seconds=settings.lease_seconds):
                     log.warning("job %s: lease lost, stopping", ctx.job_id)
                     ctx.lease_lost.set()
                     return
@@ -42,17 +40,21 @@ def execute_job(job_id: str, *, settings: Settings, worker: str, models: ModelCa
     """Run job `job_id` if this worker can claim it; returns the job's status afterwards."""
     session = partial(session_scope, settings.database_url)
     with session() as s:
-        job = store_jobs.claim_job(
-            s, job_id=job_id, worker=worker, lease_seconds=settings.lease_seconds
-        )
+        job = store_jobs.claim_job(s, job_id=job_id, worker=worker, lease_seconds=settings.lease_seconds)
         if job is None:
             current = store_jobs.get_job(s, job_id=job_id)
             status = current.status if current else "missing"
             log.info("job %s not claimed (status %s)", job_id, status)
             return status
         kind, raw_spec = job.kind, job.spec
-    ctx = JobContext(job_id=job_id, session=session, store=ArtifactStore(settings.artifact_url),
-                     work_dir=settings.work_dir, models=models, device=str(resolve_device("auto")))  # fmt: skip
+    ctx = JobContext(
+        job_id=job_id,
+        session=session,
+        store=ArtifactStore(settings.artifact_url),
+        work_dir=settings.work_dir,
+        models=models,
+        device=str(resolve_device("auto")),
+    )
     done = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(ctx, settings, worker, done), daemon=True)
     beat.start()

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from core.specs import (
-    DDPMForwardSpec,
-    DDPMSampleSpec,
-    DDPMTrainSpec,
-    EvalSpec,
-    ImageAttackSpec,
-    TrainSpec,
-)
+from core.specs import DDPMForwardSpec, DDPMSampleSpec, DDPMTrainSpec, EvalSpec, ImageAttackSpec, TrainSpec
 
 JOB_SPECS: dict[str, type[BaseModel]] = {
     "adversarial_training": TrainSpec,

@@ -18,17 +18,21 @@ class ModelCache:
         self.size = size
         self._models: OrderedDict[str, nn.Module] = OrderedDict()
 
-    def get(self, model_id: str, checkpoint_uri: str, store: ArtifactStore, device: str,
-            loader: Callable[..., nn.Module] = load_model) -> nn.Module:  # fmt: skip
+    def get(
+        self,
+        model_id: str,
+        checkpoint_uri: str,
+        store: ArtifactStore,
+        device: str,
+        loader: Callable[..., nn.Module] = load_model,
+    ) -> nn.Module:
         """The model `model_id`, loaded from the artifact store on first use with `loader`."""
         if model_id in self._models:
             self._models.move_to_end(model_id)
             return self._models[model_id]
         with tempfile.TemporaryDirectory() as tmp:
             if not store.download_folder(checkpoint_uri, Path(tmp)):
-                raise ValueError(
-                    f"checkpoint of model {model_id} is missing from the artifact store"
-                )
+                raise ValueError(f"checkpoint of model {model_id} is missing from the artifact store")
             model = loader(tmp, device=device)
         self._models[model_id] = model
         while len(self._models) > self.size:

@@ -45,32 +45,68 @@ def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
 
     model = load_model(folder, device=ctx.device)
     eps = spec.eval_attack.eps
-    attacks = [
-        AttackSpec(name="fgsm", norm=spec.eval_attack.norm, eps=eps, random_start=False),
-        spec.eval_attack,
-    ]
+    attacks = [AttackSpec(name="fgsm", norm=spec.eval_attack.norm, eps=eps, random_start=False), spec.eval_attack]
     n = spec.eval_subset
-    evaluation = robustness_curve(model, ds.x_test[:n], ds.y_test[:n], attacks, curve_grid(eps),
-                                  num_classes=ds.num_classes, progress=ctx.scaled(0.9, 1.0, metrics=False),
-                                  should_stop=ctx.should_stop)  # fmt: skip
+    evaluation = robustness_curve(
+        model,
+        ds.x_test[:n],
+        ds.y_test[:n],
+        attacks,
+        curve_grid(eps),
+        num_classes=ds.num_classes,
+        progress=ctx.scaled(0.9, 1.0, metrics=False),
+        should_stop=ctx.should_stop,
+    )
     if evaluation["stopped"]:
         raise JobStopped
     at_eps = next(p for p in evaluation["curve"] if p["eps"] == eps)
-    summary = {"clean_acc": evaluation["clean_acc"], "robust_acc": at_eps["robust_acc"], "eps": eps,
-               "norm": spec.eval_attack.norm, "curve": evaluation["curve"], "sanity": evaluation["sanity"],
-               "warnings": evaluation["warnings"], "eval_images": n, "history": result.history}  # fmt: skip
+    summary = {
+        "clean_acc": evaluation["clean_acc"],
+        "robust_acc": at_eps["robust_acc"],
+        "eps": eps,
+        "norm": spec.eval_attack.norm,
+        "curve": evaluation["curve"],
+        "sanity": evaluation["sanity"],
+        "warnings": evaluation["warnings"],
+        "eval_images": n,
+        "history": result.history,
+    }
     with ctx.session() as s:
-        weights = record_artifact(s, ctx.store, key=f"{prefix}/{MODEL_FILE}", type="checkpoint", job_id=ctx.job_id,
-                                  data=(folder / MODEL_FILE).read_bytes())  # fmt: skip
+        weights = record_artifact(
+            s,
+            ctx.store,
+            key=f"{prefix}/{MODEL_FILE}",
+            type="checkpoint",
+            job_id=ctx.job_id,
+            data=(folder / MODEL_FILE).read_bytes(),
+        )
         registered = register_model(
-            s, kind="classifier", job_id=ctx.job_id, dataset=spec.data.name, architecture=spec.model.arch,
-            activation=spec.model.activation.label, checkpoint_uri=prefix, summary=summary,
+            s,
+            kind="classifier",
+            job_id=ctx.job_id,
+            dataset=spec.data.name,
+            architecture=spec.model.arch,
+            activation=spec.model.activation.label,
+            checkpoint_uri=prefix,
+            summary=summary,
             name=f"{spec.data.name}-{spec.method}-{spec.model.activation.label}-seed{spec.seed}",
-            recipe={"method": spec.method, "attack": spec.attack.model_dump(), "epochs": spec.epochs,
-                    "optim": spec.optim.model_dump(), "seed": spec.seed, "model": spec.model.model_dump()},
-        )  # fmt: skip
-        return {"model_id": registered.id, "checkpoint_artifact_id": weights.id, "final": result.final,
-                "clean_acc": summary["clean_acc"], "robust_acc": summary["robust_acc"], "eps": eps}  # fmt: skip
+            recipe={
+                "method": spec.method,
+                "attack": spec.attack.model_dump(),
+                "epochs": spec.epochs,
+                "optim": spec.optim.model_dump(),
+                "seed": spec.seed,
+                "model": spec.model.model_dump(),
+            },
+        )
+        return {
+            "model_id": registered.id,
+            "checkpoint_artifact_id": weights.id,
+            "final": result.final,
+            "clean_acc": summary["clean_acc"],
+            "robust_acc": summary["robust_acc"],
+            "eps": eps,
+        }
 
 
 def registered(ctx: JobContext, model_id: str, kind: str, loader=None) -> tuple:
@@ -89,20 +125,33 @@ def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> dict:
         raise ValueError("attack_evaluation needs model_id")
     model, _ = registered(ctx, spec.model_id, "classifier")
     ds = load_dataset(spec.data)
-    result = robustness_curve(model, ds.x_test, ds.y_test, spec.attacks, spec.eps_grid, num_classes=ds.num_classes,
-                              large_eps=spec.large_eps, batch_size=spec.batch_size, progress=ctx.progress,
-                              should_stop=ctx.should_stop)  # fmt: skip
+    result = robustness_curve(
+        model,
+        ds.x_test,
+        ds.y_test,
+        spec.attacks,
+        spec.eps_grid,
+        num_classes=ds.num_classes,
+        large_eps=spec.large_eps,
+        batch_size=spec.batch_size,
+        progress=ctx.progress,
+        should_stop=ctx.should_stop,
+    )
     if result["stopped"]:
         raise JobStopped
     with ctx.session() as s:
-        report = record_artifact(s, ctx.store, key=f"jobs/{ctx.job_id}/evaluation.json", type="report",
-                                 job_id=ctx.job_id, data=json.dumps(result, indent=1).encode())  # fmt: skip
+        report = record_artifact(
+            s,
+            ctx.store,
+            key=f"jobs/{ctx.job_id}/evaluation.json",
+            type="report",
+            job_id=ctx.job_id,
+            data=json.dumps(result, indent=1).encode(),
+        )
         return {**result, "model_id": spec.model_id, "report_artifact_id": report.id}
 
 
-def _attack_input(
-    spec: ImageAttackSpec, ctx: JobContext, model, dataset: str
-) -> tuple[torch.Tensor, int | None, str]:
+def _attack_input(spec: ImageAttackSpec, ctx: JobContext, model, dataset: str) -> tuple[torch.Tensor, int | None, str]:
     """The image to attack (1×C×H×W), its known label, and the id of its artifact."""
     if spec.test_index is None:
         with ctx.session() as s:
@@ -114,8 +163,9 @@ def _attack_input(
         return x, spec.label, spec.input_artifact_id
     x, y = test_image(dataset, spec.test_index)
     with ctx.session() as s:
-        art = record_artifact(s, ctx.store, key=f"jobs/{ctx.job_id}/input.png", type="image", job_id=ctx.job_id,
-                              data=png_bytes(x))  # fmt: skip
+        art = record_artifact(
+            s, ctx.store, key=f"jobs/{ctx.job_id}/input.png", type="image", job_id=ctx.job_id, data=png_bytes(x)
+        )
         ident = art.id
     return x[None], spec.label if spec.label is not None else y, ident
 
@@ -134,19 +184,36 @@ def run_image_attack(spec: ImageAttackSpec, ctx: JobContext) -> dict:
         p_adv = torch.softmax(model(x_adv), 1)[0]
     delta = (x_adv - x)[0]
     with ctx.session() as s:
-        adv = record_artifact(s, ctx.store, key=f"jobs/{ctx.job_id}/adversarial.png", type="image",
-                              job_id=ctx.job_id, data=png_bytes(x_adv[0]))  # fmt: skip
-        pert = record_artifact(s, ctx.store, key=f"jobs/{ctx.job_id}/perturbation.png", type="image",
-                               job_id=ctx.job_id, data=perturbation_png(delta))  # fmt: skip
+        adv = record_artifact(
+            s,
+            ctx.store,
+            key=f"jobs/{ctx.job_id}/adversarial.png",
+            type="image",
+            job_id=ctx.job_id,
+            data=png_bytes(x_adv[0]),
+        )
+        pert = record_artifact(
+            s,
+            ctx.store,
+            key=f"jobs/{ctx.job_id}/perturbation.png",
+            type="image",
+            job_id=ctx.job_id,
+            data=perturbation_png(delta),
+        )
         ids = {"adversarial_artifact_id": adv.id, "perturbation_artifact_id": pert.id}
     return {
-        "model_id": spec.model_id, "label": label, "attack": spec.attack.model_dump(),
+        "model_id": spec.model_id,
+        "label": label,
+        "attack": spec.attack.model_dump(),
         "clean": {"prediction": int(p_clean.argmax()), "probabilities": p_clean.tolist()},
         "adversarial": {"prediction": int(p_adv.argmax()), "probabilities": p_adv.tolist()},
-        "linf": float(delta.abs().max()), "l2": float(delta.norm()), "input_artifact_id": input_id,
-        "test_index": spec.test_index, "classes": class_names(dataset, model.spec.num_classes),
+        "linf": float(delta.abs().max()),
+        "l2": float(delta.norm()),
+        "input_artifact_id": input_id,
+        "test_index": spec.test_index,
+        "classes": class_names(dataset, model.spec.num_classes),
         **ids,
-    }  # fmt: skip
+    }
 
 
 def _diffusion(name: str):

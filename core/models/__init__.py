@@ -18,10 +18,7 @@ from core.models.cnn import SmallCNN
 from core.models.preact_resnet import PreActResNet18
 from core.specs import ModelSpec
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {
-    "small_cnn": SmallCNN,
-    "preact_resnet18": PreActResNet18,
-}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"small_cnn": SmallCNN, "preact_resnet18": PreActResNet18}
 # Channel statistics of the datasets robustlab knows; anything else gets mean 0.5, std 0.5.
 DATASET_STATS = {
     "fashion-mnist": ([0.2860], [0.3530]),
@@ -54,8 +51,7 @@ class Classifier(nn.Module):
         c = spec.in_channels
         self.normalize = Normalize(spec.mean or [0.5] * c, spec.std or [0.5] * c)
         arch = ARCHITECTURES[spec.arch]
-        self.net = arch(c, spec.image_size, spec.num_classes, spec.width,
-                        lambda: build_activation(spec.activation))  # fmt: skip
+        self.net = arch(c, spec.image_size, spec.num_classes, spec.width, lambda: build_activation(spec.activation))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.normalize(x))
@@ -68,8 +64,7 @@ def build_model(spec: ModelSpec) -> Classifier:
     return Classifier(spec)
 
 
-def load_model(folder: str | Path, *, device: str | torch.device = "cpu",
-               channels_last: bool = False) -> Classifier:  # fmt: skip
+def load_model(folder: str | Path, *, device: str | torch.device = "cpu", channels_last: bool = False) -> Classifier:
     """Rebuild a classifier from a checkpoint folder (its JSON spec and safetensors weights), in
     eval mode on `device`, its weights in channels_last memory format if asked.
 

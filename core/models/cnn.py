@@ -18,20 +18,22 @@ class SmallCNN(nn.Module):
         act: factory of the activation module (each layer gets its own instance).
     """
 
-    def __init__(self, in_channels: int, image_size: int, num_classes: int, width: int,
-                 act: Callable[[], nn.Module]):  # fmt: skip
+    def __init__(self, in_channels: int, image_size: int, num_classes: int, width: int, act: Callable[[], nn.Module]):
         super().__init__()
         if image_size % 4:
             raise ValueError(f"SmallCNN needs an image size divisible by 4, got {image_size}")
         side = image_size // 4
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), act(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), act(), nn.MaxPool2d(2),
-        )  # fmt: skip
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            act(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            act(),
+            nn.MaxPool2d(2),
+        )
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(2 * width * side * side, 4 * width), act(),
-            nn.Linear(4 * width, num_classes),
-        )  # fmt: skip
+            nn.Flatten(), nn.Linear(2 * width * side * side, 4 * width), act(), nn.Linear(4 * width, num_classes)
+        )
 
     def forward(self, x):
         return self.classifier(self.features(x))

@@ -15,9 +15,7 @@ class PreActBlock(nn.Module):
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
         self.bn2, self.act2 = nn.BatchNorm2d(c_out), act()
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.shortcut = (
-            nn.Conv2d(c_in, c_out, 1, stride, bias=False) if stride != 1 or c_in != c_out else None
-        )
+        self.shortcut = nn.Conv2d(c_in, c_out, 1, stride, bias=False) if stride != 1 or c_in != c_out else None
 
     def forward(self, x):
         out = self.act1(self.bn1(x))
@@ -30,8 +28,7 @@ class PreActBlock(nn.Module):
 class PreActResNet18(nn.Module):
     """PreAct ResNet-18 for 28 or 32 px inputs with 1 or 3 channels; `width` is the first stage's."""
 
-    def __init__(self, in_channels: int, image_size: int, num_classes: int, width: int,
-                 act: Callable[[], nn.Module]):  # fmt: skip
+    def __init__(self, in_channels: int, image_size: int, num_classes: int, width: int, act: Callable[[], nn.Module]):
         super().__init__()
         if image_size not in (28, 32):
             raise ValueError(f"PreActResNet18 takes 28 or 32 px inputs, got {image_size}")

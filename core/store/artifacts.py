@@ -12,11 +12,7 @@ from sqlalchemy.orm import Session
 
 from core.store.orm import Artifact
 
-CONTENT_TYPES = {
-    ".png": "image/png",
-    ".json": "application/json",
-    ".safetensors": "application/octet-stream",
-}
+CONTENT_TYPES = {".png": "image/png", ".json": "application/json", ".safetensors": "application/octet-stream"}
 
 
 class ArtifactStore:
@@ -26,9 +22,7 @@ class ArtifactStore:
         self.fs, root = fsspec.core.url_to_fs(root_url)
         self.root = root.rstrip("/")
         self.fs.makedirs(self.root, exist_ok=True)
-        self.protocol = (
-            self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
-        )
+        self.protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
 
     def _path(self, key: str) -> str:
         if key.startswith("/") or ".." in Path(key).parts:
@@ -71,12 +65,19 @@ class ArtifactStore:
         return True
 
 
-def record_artifact(session: Session, store: ArtifactStore, *, key: str, data: bytes, type: str,
-                    job_id: str | None = None) -> Artifact:  # fmt: skip
+def record_artifact(
+    session: Session, store: ArtifactStore, *, key: str, data: bytes, type: str, job_id: str | None = None
+) -> Artifact:
     """Write `data` at `key` and record it (`uri` holds the key inside the store)."""
     store.put_bytes(key, data)
-    row = Artifact(job_id=job_id, uri=key, type=type, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
-                   content_type=CONTENT_TYPES.get(Path(key).suffix, "application/octet-stream"))  # fmt: skip
+    row = Artifact(
+        job_id=job_id,
+        uri=key,
+        type=type,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        content_type=CONTENT_TYPES.get(Path(key).suffix, "application/octet-stream"),
+    )
     session.add(row)
     session.flush()
     return row

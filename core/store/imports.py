@@ -14,14 +14,12 @@ from core.store.artifacts import ArtifactStore
 from core.store.orm import RegisteredModel
 from core.store.registry import register_model
 
-META_FILE, MODEL_FILE = (
-    "checkpoint.json",
-    "model.safetensors",
-)  # as core.training.checkpoint writes them
+META_FILE, MODEL_FILE = ("checkpoint.json", "model.safetensors")  # as core.training.checkpoint writes them
 
 
-def import_checkpoint(session: Session, store: ArtifactStore, folder: Path, *, name: str | None = None,
-                      summary: dict | None = None) -> RegisteredModel:  # fmt: skip
+def import_checkpoint(
+    session: Session, store: ArtifactStore, folder: Path, *, name: str | None = None, summary: dict | None = None
+) -> RegisteredModel:
     """Copy `folder` into the artifact store and register it as a classifier or a diffusion model
     (told apart by its checkpoint.json). `summary` is merged into the registry's summary.
 
@@ -30,24 +28,35 @@ def import_checkpoint(session: Session, store: ArtifactStore, folder: Path, *, n
     """
     meta_path = folder / META_FILE
     if not meta_path.is_file() or not (folder / MODEL_FILE).is_file():
-        raise ValueError(
-            f"{folder} is not a robustlab checkpoint folder ({META_FILE} and {MODEL_FILE})"
-        )
+        raise ValueError(f"{folder} is not a robustlab checkpoint folder ({META_FILE} and {MODEL_FILE})")
     meta = json.loads(meta_path.read_text())
     spec, history = meta["spec"], meta.get("history") or []
     prefix = f"imports/{uuid.uuid4().hex}/checkpoint"
     store.upload_folder(folder, prefix)
     if "facts" in meta:  # a diffusion model
-        fields = {"kind": "diffusion", "architecture": "unet2d", "activation": "silu",
-                  "recipe": {**spec, "facts": meta["facts"]}}  # fmt: skip
+        fields = {
+            "kind": "diffusion",
+            "architecture": "unet2d",
+            "activation": "silu",
+            "recipe": {**spec, "facts": meta["facts"]},
+        }
         metrics = {}
     else:
         model = spec["model"]
-        fields = {"kind": "classifier", "architecture": model["arch"],
-                  "activation": ActivationSpec.model_validate(model["activation"]).label,
-                  "recipe": {k: spec[k] for k in ("method", "attack", "epochs", "optim", "seed", "model") if k in spec}}  # fmt: skip
+        fields = {
+            "kind": "classifier",
+            "architecture": model["arch"],
+            "activation": ActivationSpec.model_validate(model["activation"]).label,
+            "recipe": {k: spec[k] for k in ("method", "attack", "epochs", "optim", "seed", "model") if k in spec},
+        }
         metrics = {k: v for k, v in (history[-1] if history else {}).items() if k.endswith("_acc")}
     name = name or f"{spec['data']['name']}-{folder.name}"
-    return register_model(session, job_id=None, dataset=spec["data"]["name"], checkpoint_uri=prefix, name=name,
-                          summary={**metrics, "history": history, "imported_from": str(folder), **(summary or {})},
-                          **fields)  # fmt: skip
+    return register_model(
+        session,
+        job_id=None,
+        dataset=spec["data"]["name"],
+        checkpoint_uri=prefix,
+        name=name,
+        summary={**metrics, "history": history, "imported_from": str(folder), **(summary or {})},
+        **fields,
+    )

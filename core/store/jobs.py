@@ -20,10 +20,18 @@ QUEUE_OF_KIND = {
 }
 
 
-def create_job(session: Session, *, kind: str, spec: dict, owner: str | None = None,
-               study_id: str | None = None) -> Job:  # fmt: skip
-    job = Job(kind=kind, spec=spec, owner=owner, study_id=study_id, queue=QUEUE_OF_KIND[kind],
-              status="queued", enqueued_at=utcnow())  # fmt: skip
+def create_job(
+    session: Session, *, kind: str, spec: dict, owner: str | None = None, study_id: str | None = None
+) -> Job:
+    job = Job(
+        kind=kind,
+        spec=spec,
+        owner=owner,
+        study_id=study_id,
+        queue=QUEUE_OF_KIND[kind],
+        status="queued",
+        enqueued_at=utcnow(),
+    )
     session.add(job)
     session.flush()
     return job
@@ -33,8 +41,15 @@ def get_job(session: Session, *, job_id: str) -> Job | None:
     return session.get(Job, job_id)
 
 
-def list_jobs(session: Session, *, status: str | None = None, kind: str | None = None,
-              study_id: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[Job], int]:  # fmt: skip
+def list_jobs(
+    session: Session,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    study_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Job], int]:
     """A page of jobs, newest first, and the total count matching the filters."""
     filters = {Job.status: status, Job.kind: kind, Job.study_id: study_id}
     return filtered_page(session, Job, filters, limit=limit, offset=offset)
@@ -46,14 +61,19 @@ def claim_job(session: Session, *, job_id: str, worker: str, lease_seconds: floa
     The conditional UPDATE is the lock: of two workers delivered the same job, one wins.
     """
     now = utcnow()
-    claimable = (Job.status == "queued") | (
-        (Job.status == "running") & (Job.lease_expires_at < now)
-    )
+    claimable = (Job.status == "queued") | ((Job.status == "running") & (Job.lease_expires_at < now))
     result = session.execute(
-        update(Job).where(Job.id == job_id, claimable, Job.cancel_requested.is_(False))
-        .values(status="running", lease_owner=worker, lease_expires_at=now + timedelta(seconds=lease_seconds),
-                started_at=func.coalesce(Job.started_at, now), attempts=Job.attempts + 1, updated_at=now)
-    )  # fmt: skip
+        update(Job)
+        .where(Job.id == job_id, claimable, Job.cancel_requested.is_(False))
+        .values(
+            status="running",
+            lease_owner=worker,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            started_at=func.coalesce(Job.started_at, now),
+            attempts=Job.attempts + 1,
+            updated_at=now,
+        )
+    )
     if result.rowcount != 1:
         return None
     session.flush()
@@ -66,39 +86,39 @@ def heartbeat(session: Session, *, job_id: str, worker: str, lease_seconds: floa
     """Extend the lease; False if this worker no longer holds it."""
     now = utcnow()
     result = session.execute(
-        update(Job).where(Job.id == job_id, Job.lease_owner == worker, Job.status == "running")
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == worker, Job.status == "running")
         .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
-    )  # fmt: skip
+    )
     return result.rowcount == 1
 
 
 def report_progress(session: Session, *, job_id: str, fraction: float, message: str) -> None:
-    session.execute(
-        update(Job).where(Job.id == job_id).values(progress=fraction, message=message[:500])
-    )
+    session.execute(update(Job).where(Job.id == job_id).values(progress=fraction, message=message[:500]))
 
 
 def add_metrics(session: Session, *, job_id: str, step: int, metrics: dict[str, float]) -> None:
-    session.add_all(
-        MetricPoint(job_id=job_id, step=step, name=k, value=float(v)) for k, v in metrics.items()
-    )
+    session.add_all(MetricPoint(job_id=job_id, step=step, name=k, value=float(v)) for k, v in metrics.items())
 
 
 def get_metrics(session: Session, *, job_id: str) -> list[MetricPoint]:
-    query = (
-        select(MetricPoint)
-        .where(MetricPoint.job_id == job_id)
-        .order_by(MetricPoint.step, MetricPoint.id)
-    )
+    query = select(MetricPoint).where(MetricPoint.job_id == job_id).order_by(MetricPoint.step, MetricPoint.id)
     return list(session.scalars(query).all())
 
 
-def finish_job(session: Session, *, job_id: str, status: str, result: dict | None = None,
-               error: str | None = None) -> None:  # fmt: skip
+def finish_job(
+    session: Session, *, job_id: str, status: str, result: dict | None = None, error: str | None = None
+) -> None:
     if status not in FINISHED:
         raise ValueError(f"finish_job needs a final status {FINISHED}, got {status!r}")
-    values = {"status": status, "result": result, "error": error, "finished_at": utcnow(), "lease_owner": None,
-              "lease_expires_at": None}  # fmt: skip
+    values = {
+        "status": status,
+        "result": result,
+        "error": error,
+        "finished_at": utcnow(),
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
     if status == "succeeded":
         values["progress"] = 1.0
     session.execute(update(Job).where(Job.id == job_id).values(**values))
@@ -126,9 +146,7 @@ def jobs_to_reenqueue(session: Session, *, queued_before_seconds: float) -> list
     not_sent_lately = Job.enqueued_at < now - timedelta(seconds=queued_before_seconds)
     stale = (Job.status == "queued") & not_sent_lately
     orphaned = (Job.status == "running") & (Job.lease_expires_at < now) & not_sent_lately
-    return list(
-        session.scalars(select(Job).where(stale | orphaned, Job.cancel_requested.is_(False))).all()
-    )
+    return list(session.scalars(select(Job).where(stale | orphaned, Job.cancel_requested.is_(False))).all())
 
 
 def count_by_status(session: Session) -> dict[str, int]:

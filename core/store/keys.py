@@ -29,9 +29,7 @@ def create_key(session: Session, *, name: str) -> tuple[ApiKey, str]:
 def verify_key(session: Session, *, key: str) -> ApiKey | None:
     if not key.startswith(PREFIX):
         return None
-    return session.scalar(
-        select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked.is_(False))
-    )
+    return session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked.is_(False)))
 
 
 def ensure_key(session: Session, *, name: str, key: str) -> ApiKey:

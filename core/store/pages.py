@@ -8,8 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 
-def filtered_page(session: Session, entity, filters: dict[Any, Any], *, limit: int,
-                  offset: int) -> tuple[list, int]:  # fmt: skip
+def filtered_page(session: Session, entity, filters: dict[Any, Any], *, limit: int, offset: int) -> tuple[list, int]:
     """Rows of `entity` whose columns equal the non-None values of `filters` ({column: value}),
     newest first (ties by id), and how many match in all."""
     query = select(entity)
@@ -17,7 +16,5 @@ def filtered_page(session: Session, entity, filters: dict[Any, Any], *, limit: i
         if value is not None:
             query = query.where(column == value)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(
-        query.order_by(entity.created_at.desc(), entity.id).limit(limit).offset(offset)
-    ).all()
+    rows = session.scalars(query.order_by(entity.created_at.desc(), entity.id).limit(limit).offset(offset)).all()
     return list(rows), int(total or 0)

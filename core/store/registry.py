@@ -19,12 +19,15 @@ def get_model(session: Session, *, model_id: str) -> RegisteredModel | None:
     return session.get(RegisteredModel, model_id)
 
 
-def list_models(session: Session, *, kind: str | None = None, dataset: str | None = None,
-                activation: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[RegisteredModel], int]:  # fmt: skip
+def list_models(
+    session: Session,
+    *,
+    kind: str | None = None,
+    dataset: str | None = None,
+    activation: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[RegisteredModel], int]:
     """A page of registered models, newest first, and the total count matching the filters."""
-    filters = {
-        RegisteredModel.kind: kind,
-        RegisteredModel.dataset: dataset,
-        RegisteredModel.activation: activation,
-    }
+    filters = {RegisteredModel.kind: kind, RegisteredModel.dataset: dataset, RegisteredModel.activation: activation}
     return filtered_page(session, RegisteredModel, filters, limit=limit, offset=offset)

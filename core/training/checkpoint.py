@@ -18,11 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-MODEL_FILE, STATE_FILE, META_FILE = (
-    "model.safetensors",
-    "train_state.safetensors",
-    "checkpoint.json",
-)
+MODEL_FILE, STATE_FILE, META_FILE = ("model.safetensors", "train_state.safetensors", "checkpoint.json")
 
 
 def _sha256(path: Path) -> str:
@@ -73,8 +69,12 @@ def save_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, 
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     for name, tensors in ((MODEL_FILE, weights), (STATE_FILE, opt_tensors)):
         save_file(tensors, folder / f".{name}.tmp")
-    meta = {**meta, "optimizer": opt_meta, "rng": rng_state(),
-            "sha256": {n: _sha256(folder / f".{n}.tmp") for n in (MODEL_FILE, STATE_FILE)}}  # fmt: skip
+    meta = {
+        **meta,
+        "optimizer": opt_meta,
+        "rng": rng_state(),
+        "sha256": {n: _sha256(folder / f".{n}.tmp") for n in (MODEL_FILE, STATE_FILE)},
+    }
     (folder / f".{META_FILE}.tmp").write_text(json.dumps(meta, indent=1))
     for name in (MODEL_FILE, STATE_FILE, META_FILE):
         os.replace(folder / f".{name}.tmp", folder / name)
@@ -100,9 +100,7 @@ def has_checkpoint(folder: Path) -> bool:
     return (folder / META_FILE).is_file()
 
 
-def resume_from(
-    folder: Path, model: nn.Module, opt: torch.optim.Optimizer, spec
-) -> tuple[int, list[dict]]:
+def resume_from(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, spec) -> tuple[int, list[dict]]:
     """(epochs done, metrics history) of the checkpoint in `folder`, restored into `model` and
     `opt`; (0, []) when there is none.
 

@@ -55,8 +55,10 @@ def resolve_spec(spec: TrainSpec, ds: Dataset) -> TrainSpec:
     m = spec.model
     got = (ds.in_channels, ds.image_size, ds.num_classes)
     if (m.in_channels, m.image_size, m.num_classes) != got:
-        raise ValueError(f"model expects (channels, size, classes) = {(m.in_channels, m.image_size, m.num_classes)} "
-                         f"but dataset {ds.name!r} has {got}")  # fmt: skip
+        raise ValueError(
+            f"model expects (channels, size, classes) = {(m.in_channels, m.image_size, m.num_classes)} "
+            f"but dataset {ds.name!r} has {got}"
+        )
     if m.mean is None or m.std is None:
         mean, std = DATASET_STATS.get(ds.name, ([0.5] * ds.in_channels, [0.5] * ds.in_channels))
         m = m.model_copy(update={"mean": mean, "std": std})
@@ -77,14 +79,18 @@ def make_optimizer(spec: TrainSpec, model: Classifier) -> torch.optim.Optimizer:
     o = spec.optim
     if o.name == "adam":
         return torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-    return torch.optim.SGD(
-        model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay
-    )
+    return torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
 
 
-def train(spec: TrainSpec, out_dir: str | Path, *, dataset: Dataset | None = None,
-          progress: ProgressFn = no_progress, should_stop: StopFn = never_stop,
-          resume: bool = True) -> TrainResult:  # fmt: skip
+def train(
+    spec: TrainSpec,
+    out_dir: str | Path,
+    *,
+    dataset: Dataset | None = None,
+    progress: ProgressFn = no_progress,
+    should_stop: StopFn = never_stop,
+    resume: bool = True,
+) -> TrainResult:
     """Train the model `spec` describes, checkpointing into `out_dir` every epoch.
 
     Args:
@@ -117,9 +123,7 @@ def train(spec: TrainSpec, out_dir: str | Path, *, dataset: Dataset | None = Non
 
     for epoch in range(start_epoch, spec.epochs):
         t0 = time.perf_counter()
-        order = torch.randperm(
-            n, generator=torch.Generator().manual_seed(spec.seed * 100_003 + epoch)
-        )
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(spec.seed * 100_003 + epoch))
         model.train()
         loss_sum, correct = 0.0, 0
         for b in range(batches_per_epoch):
@@ -142,26 +146,32 @@ def train(spec: TrainSpec, out_dir: str | Path, *, dataset: Dataset | None = Non
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             if b % report_every == 0:
-                progress(Progress(fraction=step / total_steps,
-                                  message=f"epoch {epoch + 1}/{spec.epochs} batch {b + 1}/{batches_per_epoch}"))  # fmt: skip
-        metrics = {
-            "train_loss": loss_sum / n,
-            "train_acc": correct / n,
-            "lr": opt.param_groups[0]["lr"],
-        }
+                progress(
+                    Progress(
+                        fraction=step / total_steps,
+                        message=f"epoch {epoch + 1}/{spec.epochs} batch {b + 1}/{batches_per_epoch}",
+                    )
+                )
+        metrics = {"train_loss": loss_sum / n, "train_acc": correct / n, "lr": opt.param_groups[0]["lr"]}
         metrics.update(held_out_metrics(model, x_eval, y_eval, spec.eval_attack))
         metrics["epoch_seconds"] = time.perf_counter() - t0
         history.append({"epoch": epoch + 1, **metrics})
-        save_checkpoint(out_dir, model, opt, {"spec": spec.model_dump(mode="json"), "epoch": epoch + 1,
-                                              "history": history})  # fmt: skip
+        save_checkpoint(
+            out_dir, model, opt, {"spec": spec.model_dump(mode="json"), "epoch": epoch + 1, "history": history}
+        )
         log.info("epoch %d/%d %s", epoch + 1, spec.epochs, _fmt(metrics))
-        progress(Progress(fraction=(epoch + 1) / spec.epochs, message=f"epoch {epoch + 1}/{spec.epochs} done",
-                          metrics=metrics, step=epoch + 1))  # fmt: skip
+        progress(
+            Progress(
+                fraction=(epoch + 1) / spec.epochs,
+                message=f"epoch {epoch + 1}/{spec.epochs} done",
+                metrics=metrics,
+                step=epoch + 1,
+            )
+        )
     return TrainResult("succeeded", out_dir, spec.epochs, history, spec)
 
 
-def held_out_metrics(model: Classifier, x: torch.Tensor, y: torch.Tensor,
-                     attack: AttackSpec) -> dict[str, float]:  # fmt: skip
+def held_out_metrics(model: Classifier, x: torch.Tensor, y: torch.Tensor, attack: AttackSpec) -> dict[str, float]:
     """Clean accuracy and robust accuracy under `attack` on held-out images."""
     correct = predict(model, x) == y
     robust = robust_mask(model, x, y, attack, attack.eps, correct)

@@ -12,12 +12,15 @@ def attack_form() -> dict:
     c1, c2, c3, c4 = st.columns(4)
     name = c1.selectbox("Attack", ["pgd", "fgsm"], key="al_attack")
     norm = c2.selectbox("Norm", ["linf", "l2"], key="al_norm")
-    eps = c3.slider(
-        "ε", 0.0, 0.3 if norm == "linf" else 3.0, 0.1 if norm == "linf" else 1.0, 0.01, key="al_eps"
-    )
+    eps = c3.slider("ε", 0.0, 0.3 if norm == "linf" else 3.0, 0.1 if norm == "linf" else 1.0, 0.01, key="al_eps")
     steps = c4.number_input("Steps", 1, 200, 20, key="al_steps", disabled=name == "fgsm")
-    return {"name": name, "norm": norm, "eps": eps, "steps": steps if name == "pgd" else 1,
-            "random_start": name == "pgd"}  # fmt: skip
+    return {
+        "name": name,
+        "norm": norm,
+        "eps": eps,
+        "steps": steps if name == "pgd" else 1,
+        "random_start": name == "pgd",
+    }
 
 
 def show_result(result: dict) -> None:
@@ -25,18 +28,27 @@ def show_result(result: dict) -> None:
     name = lambda i: classes[i] if i < len(classes) else str(i)  # noqa: E731
     before, after = result["clean"]["prediction"], result["adversarial"]["prediction"]
     verdict = "fooled" if after != result["label"] else "not fooled"
-    st.markdown(f"**{name(before)}** → **{name(after)}** · true class {name(result['label'])} · the model was "
-                f"**{verdict}** · ‖δ‖∞ = {result['linf']:.4f}, ‖δ‖₂ = {result['l2']:.3f}")  # fmt: skip
+    st.markdown(
+        f"**{name(before)}** → **{name(after)}** · true class {name(result['label'])} · the model was "
+        f"**{verdict}** · ‖δ‖∞ = {result['linf']:.4f}, ‖δ‖₂ = {result['l2']:.3f}"
+    )
     cols = st.columns(3)
-    for col, (key, caption) in zip(cols, [("input_url", "original"), ("adversarial_url", "adversarial"),
-                                          ("perturbation_url", "perturbation (amplified)")], strict=True):  # fmt: skip
+    for col, (key, caption) in zip(
+        cols,
+        [
+            ("input_url", "original"),
+            ("adversarial_url", "adversarial"),
+            ("perturbation_url", "perturbation (amplified)"),
+        ],
+        strict=True,
+    ):
         with col:
             show_image(result[key], caption, width=200)
     left, right = st.columns(2)
-    left.plotly_chart(top_k_bar(result["clean"]["probabilities"], classes, "before"), key="before",
-                      width="stretch")  # fmt: skip
-    right.plotly_chart(top_k_bar(result["adversarial"]["probabilities"], classes, "after"), key="after",
-                       width="stretch")  # fmt: skip
+    left.plotly_chart(top_k_bar(result["clean"]["probabilities"], classes, "before"), key="before", width="stretch")
+    right.plotly_chart(
+        top_k_bar(result["adversarial"]["probabilities"], classes, "after"), key="after", width="stretch"
+    )
 
 
 def render() -> None:
@@ -47,9 +59,7 @@ def render() -> None:
     source = st.radio("Image", ["a test image", "upload"], horizontal=True, key="al_source")
     upload, index = None, None
     if source == "upload":
-        f = st.file_uploader(
-            "PNG, JPEG, WebP or BMP", type=["png", "jpg", "jpeg", "webp", "bmp"], key="al_file"
-        )
+        f = st.file_uploader("PNG, JPEG, WebP or BMP", type=["png", "jpg", "jpeg", "webp", "bmp"], key="al_file")
         upload = (f.name, f.getvalue(), f.type or "application/octet-stream") if f else None
     else:
         index = st.number_input("Test image index", 0, 1_000_000, 0, key="al_index")

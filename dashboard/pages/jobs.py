@@ -24,17 +24,37 @@ def job_rows(items: list[dict]) -> pd.DataFrame:
     rows = []
     for j in items:
         elapsed, eta = elapsed_and_eta(j)
-        rows.append({"id": j["id"], "kind": j["kind"], "status": j["status"], "progress": j["progress"],
-                     "message": j["message"], "elapsed": duration(elapsed), "ETA": duration(eta),
-                     "created": j["created_at"][:19].replace("T", " ")})  # fmt: skip
+        rows.append(
+            {
+                "id": j["id"],
+                "kind": j["kind"],
+                "status": j["status"],
+                "progress": j["progress"],
+                "message": j["message"],
+                "elapsed": duration(elapsed),
+                "ETA": duration(eta),
+                "created": j["created_at"][:19].replace("T", " "),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def job_table() -> None:
     left, right = st.columns(2)
     statuses = left.multiselect("Status", STATUSES, key="jobs_status")
-    kind = right.selectbox("Kind", ["all", "adversarial_training", "attack_evaluation", "image_attack",
-                                    "ddpm_training", "ddpm_sampling", "ddpm_forward"], key="jobs_kind")  # fmt: skip
+    kind = right.selectbox(
+        "Kind",
+        [
+            "all",
+            "adversarial_training",
+            "attack_evaluation",
+            "image_attack",
+            "ddpm_training",
+            "ddpm_sampling",
+            "ddpm_forward",
+        ],
+        key="jobs_kind",
+    )
 
     @st.fragment(run_every=REFRESH_SECONDS)
     def live() -> None:
@@ -46,13 +66,23 @@ def job_table() -> None:
         if not items:
             st.info("No jobs yet: start one under New experiment.")
             return
-        st.dataframe(job_rows(items), hide_index=True, width="stretch", column_config={
-            "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent")})  # fmt: skip
+        st.dataframe(
+            job_rows(items),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent")
+            },
+        )
         active = [j for j in items if j["status"] not in FINISHED]
         if active:
             c1, c2 = st.columns([3, 1])
-            victim = c1.selectbox("Cancel a job", [j["id"] for j in active], key="cancel_choice",
-                                  format_func=lambda i: f"{i[:8]} · {next(j['kind'] for j in active if j['id'] == i)}")  # fmt: skip
+            victim = c1.selectbox(
+                "Cancel a job",
+                [j["id"] for j in active],
+                key="cancel_choice",
+                format_func=lambda i: f"{i[:8]} · {next(j['kind'] for j in active if j['id'] == i)}",
+            )
             if c2.button("Cancel", key="cancel") and call(api().cancel, victim) is not None:
                 st.toast(f"cancel requested for {victim[:8]}")
 
@@ -80,8 +110,7 @@ def job_page(job_id: str) -> None:
         elapsed, eta = elapsed_and_eta(current)
         st.subheader(f"{current['kind']} · {current['status']}")
         st.progress(
-            current["progress"],
-            text=f"{current['message']} · elapsed {duration(elapsed)} · ETA {duration(eta)}",
+            current["progress"], text=f"{current['message']} · elapsed {duration(elapsed)} · ETA {duration(eta)}"
         )
         if current["status"] == "failed":
             st.error(f"The job failed: {current['error']}")

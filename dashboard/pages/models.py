@@ -13,10 +13,22 @@ def model_rows(items: list[dict]) -> pd.DataFrame:
     for m in items:
         s = m.get("summary") or {}
         quality = s.get("quality") or {}
-        rows.append({"name": m["name"], "kind": m["kind"], "dataset": m["dataset"], "architecture": m["architecture"],
-                     "activation": m["activation"], "clean_acc": s.get("clean_acc"), "robust_acc": s.get("robust_acc"),
-                     "eps": s.get("eps"), "frechet_distance": quality.get("frechet_distance"),
-                     "created": m["created_at"][:19].replace("T", " "), "id": m["id"], "job": m["job_id"]})  # fmt: skip
+        rows.append(
+            {
+                "name": m["name"],
+                "kind": m["kind"],
+                "dataset": m["dataset"],
+                "architecture": m["architecture"],
+                "activation": m["activation"],
+                "clean_acc": s.get("clean_acc"),
+                "robust_acc": s.get("robust_acc"),
+                "eps": s.get("eps"),
+                "frechet_distance": quality.get("frechet_distance"),
+                "created": m["created_at"][:19].replace("T", " "),
+                "id": m["id"],
+                "job": m["job_id"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -24,26 +36,32 @@ def render() -> None:
     st.title("Models")
     c1, c2, c3 = st.columns(3)
     kind = c1.selectbox("Kind", ["all", "classifier", "diffusion"], key="md_kind")
-    dataset = c2.selectbox(
-        "Dataset", ["all", "fashion-mnist", "mnist", "cifar10", "digits", "folder"], key="md_ds"
-    )
+    dataset = c2.selectbox("Dataset", ["all", "fashion-mnist", "mnist", "cifar10", "digits", "folder"], key="md_ds")
     activation = c3.text_input("Activation", key="md_act")
-    page = call(api().models, kind=None if kind == "all" else kind, dataset=None if dataset == "all" else dataset,
-                activation=activation or None, limit=200)  # fmt: skip
+    page = call(
+        api().models,
+        kind=None if kind == "all" else kind,
+        dataset=None if dataset == "all" else dataset,
+        activation=activation or None,
+        limit=200,
+    )
     if page is None:
         return
     if not page["items"]:
         st.info("No models match: train one under New experiment.")
         return
     st.caption(f"{page['total']} models")
-    st.dataframe(model_rows(page["items"]), hide_index=True, width="stretch", column_config={
-        "clean_acc": st.column_config.NumberColumn(format="percent"),
-        "robust_acc": st.column_config.NumberColumn(format="percent")})  # fmt: skip
+    st.dataframe(
+        model_rows(page["items"]),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "clean_acc": st.column_config.NumberColumn(format="percent"),
+            "robust_acc": st.column_config.NumberColumn(format="percent"),
+        },
+    )
     chosen = st.selectbox(
-        "Details",
-        page["items"],
-        key="md_choice",
-        format_func=lambda m: f"{m['name']} · {m['id'][:8]}",
+        "Details", page["items"], key="md_choice", format_func=lambda m: f"{m['name']} · {m['id'][:8]}"
     )
     if chosen["job_id"]:
         job_link(chosen["job_id"], f"The job that made it ({chosen['job_id'][:8]})")

@@ -38,21 +38,16 @@ def training_form(ps: dict) -> None:
     spec["method"] = c1.selectbox(
         "Method",
         ["pgd", "fast", "standard"],
-        format_func={
-            "pgd": "PGD-AT",
-            "fast": "Fast-AT (FGSM + random start)",
-            "standard": "standard (no attack)",
-        }.get,
+        format_func={"pgd": "PGD-AT", "fast": "Fast-AT (FGSM + random start)", "standard": "standard (no attack)"}.get,
         key="at_method",
     )
     spec["model"]["activation"]["name"] = c2.selectbox("Activation", ACTIVATIONS, key="at_act")
-    spec["model"]["activation"]["probe"] = c3.selectbox(
-        "SAT probe", ["none", *PROBES], key="at_probe"
-    )
+    spec["model"]["activation"]["probe"] = c3.selectbox("SAT probe", ["none", *PROBES], key="at_probe")
     c1, c2, c3 = st.columns(3)
     spec["epochs"] = c1.number_input("Epochs", 1, 500, spec["epochs"], key="at_epochs")
     spec["attack"]["eps"] = spec["eval_attack"]["eps"] = c2.number_input(
-        "ε (L∞)", 0.0, 1.0, spec["attack"]["eps"], step=0.01, format="%.3f", key="at_eps")  # fmt: skip
+        "ε (L∞)", 0.0, 1.0, spec["attack"]["eps"], step=0.01, format="%.3f", key="at_eps"
+    )
     spec["seed"] = c3.number_input("Seed", 0, 10_000, spec["seed"], key="at_seed")
     submit_section("adversarial_training", spec, "Start training", "at_submit")
 
@@ -68,9 +63,7 @@ def evaluation_form(ps: dict) -> None:
     for attack in spec["attacks"]:
         if attack["name"] == "pgd":
             attack["steps"] = steps
-    submit_section(
-        "attack_evaluation", spec, "Start evaluation", "ev_submit", disabled=model is None
-    )
+    submit_section("attack_evaluation", spec, "Start evaluation", "ev_submit", disabled=model is None)
 
 
 def ddpm_training_form(ps: dict) -> None:
@@ -95,15 +88,17 @@ def ddpm_sampling_form(ps: dict) -> None:
 
 
 def study_form() -> None:
-    st.markdown("Smooth adversarial training (Xie et al. 2020): one PGD-AT run per activation, probe and "
-                "seed, all with the same recipe; the table fills in under Robustness as runs finish.")  # fmt: skip
+    st.markdown(
+        "Smooth adversarial training (Xie et al. 2020): one PGD-AT run per activation, probe and "
+        "seed, all with the same recipe; the table fills in under Robustness as runs finish."
+    )
     body = {
         "name": st.text_input("Name", "sat", key="st_name"),
         "train_preset": st.selectbox("Preset", ["smoke", "cpu", "gpu"], key="st_preset"),
         "activations": st.multiselect("Activations", ACTIVATIONS, ACTIVATIONS, key="st_acts"),
         "probes": st.multiselect("Probes (ReLU forward, smooth backward)", PROBES, PROBES, key="st_probes"),
         "seeds": st.number_input("Seeds", 1, 10, 3, key="st_seeds"),
-    }  # fmt: skip
+    }
     epochs = st.number_input("Epochs (0 = the preset's)", 0, 500, 0, key="st_epochs")
     if epochs:
         body["epochs"] = epochs
@@ -120,9 +115,7 @@ def render() -> None:
     ps = call(presets, api())
     if ps is None:
         return
-    tabs = st.tabs(
-        ["Adversarial training", "Attack evaluation", "DDPM training", "DDPM sampling", "SAT study"]
-    )
+    tabs = st.tabs(["Adversarial training", "Attack evaluation", "DDPM training", "DDPM sampling", "SAT study"])
     with tabs[0]:
         training_form(ps)
     with tabs[1]:

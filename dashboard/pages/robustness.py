@@ -18,8 +18,12 @@ def study_table() -> None:
     if not studies:
         st.info("No studies yet: start a SAT study under New experiment.")
         return
-    chosen = st.selectbox("Study", studies, key="rb_study",
-                          format_func=lambda s: f"{s['name']} · {s['preset']} · {s['created_at'][:16]} · {s['id'][:8]}")  # fmt: skip
+    chosen = st.selectbox(
+        "Study",
+        studies,
+        key="rb_study",
+        format_func=lambda s: f"{s['name']} · {s['preset']} · {s['created_at'][:16]} · {s['id'][:8]}",
+    )
     study = call(api().study, chosen["id"])
     if study is None:
         return
@@ -47,9 +51,7 @@ def render() -> None:
         st.info("No classifiers in the registry yet: train one under New experiment.")
         return
     st.subheader("Robustness curves")
-    chosen = st.multiselect(
-        "Models", models, default=models[:4], format_func=model_label, key="rb_models"
-    )
+    chosen = st.multiselect("Models", models, default=models[:4], format_func=model_label, key="rb_models")
     if chosen:
         st.plotly_chart(robustness_curves(chosen), width="stretch", key="curves")
     st.subheader("Accuracy against robustness")

@@ -29,14 +29,28 @@ def make_app(url: str, tmp_path):
     """An app on the database at `url` (migrated), with a key, a registered model and a recording
     queue; returns (app, key, queue, model_id, settings)."""
     upgrade(url)
-    settings = Settings(database_url=url, artifact_url=str(tmp_path / "artifacts"), work_dir=tmp_path / "work",
-                        interactive_wait_seconds=0, max_upload_bytes=200_000, max_image_pixels=1_000_000,
-                        max_epochs=50)  # fmt: skip
+    settings = Settings(
+        database_url=url,
+        artifact_url=str(tmp_path / "artifacts"),
+        work_dir=tmp_path / "work",
+        interactive_wait_seconds=0,
+        max_upload_bytes=200_000,
+        max_image_pixels=1_000_000,
+        max_epochs=50,
+    )
     with session_scope(url) as s:
         _, key = create_key(s, name="tester")
-        model = register_model(s, kind="classifier", name="m", dataset="digits", architecture="small_cnn",
-                               activation="relu", checkpoint_uri="jobs/x/checkpoint", summary={},
-                               recipe={"model": {"in_channels": 1, "image_size": 8}})  # fmt: skip
+        model = register_model(
+            s,
+            kind="classifier",
+            name="m",
+            dataset="digits",
+            architecture="small_cnn",
+            activation="relu",
+            checkpoint_uri="jobs/x/checkpoint",
+            summary={},
+            recipe={"model": {"in_channels": 1, "image_size": 8}},
+        )
         model_id = model.id
     queue = RecordingQueue()
     app = create_app()

@@ -22,21 +22,13 @@ def test_unknown_field_is_422_naming_the_field(api):
 
 def test_out_of_bounds_value_is_422(api):
     r = api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": {"attack": {"eps": -1}}})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == [
-        "body",
-        "spec",
-        "attack",
-        "eps",
-    ]
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "spec", "attack", "eps"]
 
 
 def test_server_limits_are_422_with_message(api):
     r = api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": {**SMOKE, "epochs": 51}})
     assert r.status_code == 422 and "spec.epochs = 51 exceeds" in r.json()["detail"]
-    r = api.post(
-        "/v1/jobs",
-        json={"kind": "adversarial_training", "spec": {**SMOKE, "attack": {"steps": 5000}}},
-    )
+    r = api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": {**SMOKE, "attack": {"steps": 5000}}})
     assert r.status_code == 422 and "spec.attack.steps" in r.json()["detail"]
 
 
@@ -49,8 +41,9 @@ def test_evaluation_of_a_missing_model_is_404(api):
     assert r.status_code == 404 and "nope" in r.json()["detail"]
 
 
-@pytest.mark.parametrize("path", ["/v1/jobs/nope", "/v1/jobs/nope/metrics", "/v1/models/nope",
-                                  "/v1/artifacts/nope", "/v1/studies/nope"])  # fmt: skip
+@pytest.mark.parametrize(
+    "path", ["/v1/jobs/nope", "/v1/jobs/nope/metrics", "/v1/models/nope", "/v1/artifacts/nope", "/v1/studies/nope"]
+)
 def test_unknown_ids_are_404(api, path):
     r = api.get(path)
     assert r.status_code == 404 and "nope" in r.json()["detail"]
@@ -75,10 +68,7 @@ def test_every_v1_route_needs_a_key():
 
 
 def test_list_filters_and_paginates(api):
-    ids = [
-        api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": SMOKE}).json()["id"]
-        for _ in range(3)
-    ]
+    ids = [api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": SMOKE}).json()["id"] for _ in range(3)]
     page = api.get("/v1/jobs", params={"limit": 2}).json()
     assert page["total"] == 3 and len(page["items"]) == 2
     rest = api.get("/v1/jobs", params={"limit": 2, "offset": 2}).json()["items"]
@@ -94,10 +84,7 @@ def test_cancel_a_queued_job(api):
 
 
 def test_study_creates_one_job_per_variant_and_seed(api):
-    r = api.post(
-        "/v1/studies",
-        json={"seeds": 2, "activations": ["relu", "silu"], "probes": ["both"], "epochs": 1},
-    )
+    r = api.post("/v1/studies", json={"seeds": 2, "activations": ["relu", "silu"], "probes": ["both"], "epochs": 1})
     assert r.status_code == 202
     study = r.json()
     assert study["jobs"] == {"queued": 6} and study["table"] == []
@@ -119,18 +106,14 @@ def test_health_and_metrics_need_no_key(api):
 
 
 def test_samples_need_a_diffusion_model_and_bounded_requests(api):
-    r = api.post(
-        "/v1/samples", json={"model_id": api.model_id, "n": 4}
-    )  # a classifier, not a diffusion model
+    r = api.post("/v1/samples", json={"model_id": api.model_id, "n": 4})  # a classifier, not a diffusion model
     assert r.status_code == 404 and "diffusion model" in r.json()["detail"]
     assert api.post("/v1/samples", json={"model_id": "x", "n": 0}).status_code == 422
     assert api.post("/v1/samples", json={"model_id": "x", "sampler": "euler"}).status_code == 422
 
 
 def test_ddpm_training_spec_is_validated_and_bounded(api):
-    r = api.post(
-        "/v1/jobs", json={"kind": "ddpm_training", "spec": {"unet": {"block_out_channels": [30]}}}
-    )
+    r = api.post("/v1/jobs", json={"kind": "ddpm_training", "spec": {"unet": {"block_out_channels": [30]}}})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][:3] == ["body", "spec", "unet"]
     r = api.post("/v1/jobs", json={"kind": "ddpm_training", "spec": {"epochs": 51}})
     assert r.status_code == 422 and "spec.epochs" in r.json()["detail"]

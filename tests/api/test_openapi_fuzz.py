@@ -37,9 +37,4 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 def test_no_server_errors(case, app_and_key):
     for headers in ({"Authorization": f"Bearer {app_and_key[1]}"}, {}):  # with a key and without
         response = case.call(headers=headers)
-        assert response.status_code < 500, (
-            case.method,
-            case.path,
-            response.status_code,
-            response.text[:300],
-        )
+        assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:300])

@@ -11,9 +11,7 @@ def image_bytes(fmt: str, size=(16, 16), mode="L") -> bytes:
 
 
 def post(api, data: bytes, name="x.png", **form):
-    return api.post(
-        "/v1/attacks", files={"image": (name, data)}, data={"model_id": api.model_id, **form}
-    )
+    return api.post("/v1/attacks", files={"image": (name, data)}, data={"model_id": api.model_id, **form})
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP"])
@@ -37,9 +35,7 @@ def test_too_many_pixels_is_413(api):
     assert r.status_code == 413 and "pixels" in r.json()["detail"]
 
 
-@pytest.mark.parametrize(
-    "data,name", [(b"GIF89a" + b"\0" * 40, "x.gif"), (b"hello world", "x.txt")]
-)
+@pytest.mark.parametrize("data,name", [(b"GIF89a" + b"\0" * 40, "x.gif"), (b"hello world", "x.txt")])
 def test_other_formats_are_415(api, data, name):
     if name == "x.gif":
         buf = io.BytesIO()
@@ -65,7 +61,5 @@ def test_bad_attack_spec_is_422(api):
 
 
 def test_unknown_model_is_404(api):
-    r = api.post(
-        "/v1/attacks", files={"image": ("x.png", image_bytes("PNG"))}, data={"model_id": "nope"}
-    )
+    r = api.post("/v1/attacks", files={"image": ("x.png", image_bytes("PNG"))}, data={"model_id": "nope"})
     assert r.status_code == 404

@@ -26,9 +26,7 @@ TIMEOUT_MS = 60_000
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.integration,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)"
-    ),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)"),
 ]
 
 
@@ -43,11 +41,18 @@ def lab(stack):
     """The jobs the pages will show: a two-run SAT study (ReLU, SiLU) and a small DDPM."""
     from core.diffusion.presets import ddpm_preset
 
-    with httpx.Client(
-        base_url=stack.api_url, headers={"Authorization": f"Bearer {stack.key}"}, timeout=30
-    ) as c:
-        study = c.post("/v1/studies", json={"name": "browser-sat", "train_preset": "smoke", "seeds": 1, "epochs": 2,
-                                            "activations": ["relu", "silu"], "probes": []}).json()  # fmt: skip
+    with httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {stack.key}"}, timeout=30) as c:
+        study = c.post(
+            "/v1/studies",
+            json={
+                "name": "browser-sat",
+                "train_preset": "smoke",
+                "seeds": 1,
+                "epochs": 2,
+                "activations": ["relu", "silu"],
+                "probes": [],
+            },
+        ).json()
         ddpm = ddpm_preset("smoke").model_copy(update={"epochs": 1}).model_dump(mode="json")
         diffusion_job = c.post("/v1/jobs", json={"kind": "ddpm_training", "spec": ddpm}).json()
         jobs = c.get("/v1/jobs", params={"study": study["id"]}).json()["items"]
@@ -62,8 +67,10 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM),
-                              args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])  # fmt: skip
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         yield b
         b.close()
 
@@ -88,15 +95,15 @@ def open_page(page, stack, path: str) -> None:
 def plotly_traces(page, count: int) -> list[list[str]]:
     """Wait for `count` Plotly charts; the names of each chart's traces."""
     page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot').length >= {count}")
-    return page.evaluate(
-        "[...document.querySelectorAll('.js-plotly-plot')].map(el => el.data.map(t => t.name))"
-    )
+    return page.evaluate("[...document.querySelectorAll('.js-plotly-plot')].map(el => el.data.map(t => t.name))")
 
 
 def loaded_images(page, at_least: int) -> int:
     page.wait_for_function(
-        "n => [...document.querySelectorAll('[data-testid=\"stImage\"] img, [data-testid=\"stImageContainer\"] img')]"
-        ".filter(i => i.complete && i.naturalWidth > 0).length >= n", arg=at_least)  # fmt: skip
+        'n => [...document.querySelectorAll(\'[data-testid="stImage"] img, [data-testid="stImageContainer"] img\')]'
+        ".filter(i => i.complete && i.naturalWidth > 0).length >= n",
+        arg=at_least,
+    )
     return page.evaluate(
         'document.querySelectorAll(\'[data-testid="stImage"] img, [data-testid="stImageContainer"] img\').length'
     )
@@ -130,12 +137,8 @@ def test_new_experiment_queues_a_job(page, stack, lab):
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Queued adversarial_training job").wait_for()
     screenshot(page, "new_experiment")
-    queued = (
-        page.get_by_text("Queued adversarial_training job").inner_text().split()[-1].rstrip(".")
-    )
-    with httpx.Client(
-        base_url=stack.api_url, headers={"Authorization": f"Bearer {stack.key}"}
-    ) as c:
+    queued = page.get_by_text("Queued adversarial_training job").inner_text().split()[-1].rstrip(".")
+    with httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {stack.key}"}) as c:
         assert c.get(f"/v1/jobs/{queued}").json()["kind"] == "adversarial_training"
         c.post(f"/v1/jobs/{queued}/cancel")
 

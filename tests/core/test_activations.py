@@ -12,17 +12,18 @@ ANALYTIC = {
     "relu": lambda x, s: (x > 0).double(),
     "softplus": lambda x, s: torch.sigmoid(s.beta * x),
     "silu": lambda x, s: torch.sigmoid(x) * (1 + x * (1 - torch.sigmoid(x))),
-    "gelu": lambda x, s: (
-        0.5 * (1 + torch.erf(x / 2**0.5)) + x * torch.exp(-(x**2) / 2) / (2 * torch.pi) ** 0.5
-    ),
+    "gelu": lambda x, s: 0.5 * (1 + torch.erf(x / 2**0.5)) + x * torch.exp(-(x**2) / 2) / (2 * torch.pi) ** 0.5,
     "elu": lambda x, s: torch.where(x > 0, torch.ones_like(x), (s.alpha or 1.0) * torch.exp(x)),
-    "smooth_relu": lambda x, s: torch.where(
-        x >= 0, s.alpha * x / (s.alpha * x + 1), torch.zeros_like(x)
-    ),
+    "smooth_relu": lambda x, s: torch.where(x >= 0, s.alpha * x / (s.alpha * x + 1), torch.zeros_like(x)),
 }
-SPECS = [ActivationSpec(name="relu"), ActivationSpec(name="softplus", beta=2.0), ActivationSpec(name="silu"),
-         ActivationSpec(name="gelu"), ActivationSpec(name="elu", alpha=0.7),
-         ActivationSpec(name="smooth_relu", alpha=5.0)]  # fmt: skip
+SPECS = [
+    ActivationSpec(name="relu"),
+    ActivationSpec(name="softplus", beta=2.0),
+    ActivationSpec(name="silu"),
+    ActivationSpec(name="gelu"),
+    ActivationSpec(name="elu", alpha=0.7),
+    ActivationSpec(name="smooth_relu", alpha=5.0),
+]
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)

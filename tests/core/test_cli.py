@@ -8,15 +8,28 @@ def test_train_then_evaluate_smoke(tmp_path, capsys):
     assert main(["train", "--preset", "smoke", "--epochs", "1", "--out", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["status"] == "succeeded" and 0 <= printed["final"]["robust_acc"] <= 1
-    assert main(["evaluate", str(out), "--preset", "smoke", "--eps", "0,0.1", "--steps", "5",
-                 "--test-subset", "64", "--out", str(tmp_path / "eval.json")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                str(out),
+                "--preset",
+                "smoke",
+                "--eps",
+                "0,0.1",
+                "--steps",
+                "5",
+                "--test-subset",
+                "64",
+                "--out",
+                str(tmp_path / "eval.json"),
+            ]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "eval.json").read_text())
     assert [p["eps"] for p in result["curve"]] == [0.0, 0.1]
-    assert set(result["sanity"]) >= {
-        "eps0_equals_clean",
-        "monotone_in_eps",
-        "large_eps_near_chance",
-    }
+    assert set(result["sanity"]) >= {"eps0_equals_clean", "monotone_in_eps", "large_eps_near_chance"}
 
 
 def test_study_sat_prints_a_table(tmp_path, capsys):

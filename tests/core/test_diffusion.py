@@ -19,8 +19,14 @@ from core.specs import DataSpec, DDPMSampleSpec, UNetSpec
 
 
 def tiny(**update):
-    spec = ddpm_preset("smoke").model_copy(update={"data": DataSpec(name="digits", train_subset=128), "epochs": 2,
-                                                    "batch_size": 32, "unet": UNetSpec(block_out_channels=[8, 16])})  # fmt: skip
+    spec = ddpm_preset("smoke").model_copy(
+        update={
+            "data": DataSpec(name="digits", train_subset=128),
+            "epochs": 2,
+            "batch_size": 32,
+            "unet": UNetSpec(block_out_channels=[8, 16]),
+        }
+    )
     return spec.model_copy(update=update)
 
 
@@ -34,22 +40,14 @@ def trained(tmp_path_factory):
 def test_linear_schedule_is_the_papers():
     sched = make_scheduler(ddpm_preset("cpu"))
     betas = sched.betas
-    assert (
-        len(betas) == 1000 and betas[0] == pytest.approx(1e-4) and betas[-1] == pytest.approx(0.02)
-    )
+    assert len(betas) == 1000 and betas[0] == pytest.approx(1e-4) and betas[-1] == pytest.approx(0.02)
     assert sched.alphas_cumprod[-1] < 1e-4  # x_T is (almost) pure noise
 
 
 def test_q_sample_and_predict_x0_invert_each_other():
     ac = make_scheduler(ddpm_preset("cpu")).alphas_cumprod
-    x0, noise, t = (
-        torch.rand(4, 1, 8, 8) * 2 - 1,
-        torch.randn(4, 1, 8, 8),
-        torch.tensor([0, 10, 500, 999]),
-    )
-    torch.testing.assert_close(
-        predict_x0(q_sample(x0, t, noise, ac), t, noise, ac), x0, atol=1e-3, rtol=1e-3
-    )
+    x0, noise, t = (torch.rand(4, 1, 8, 8) * 2 - 1, torch.randn(4, 1, 8, 8), torch.tensor([0, 10, 500, 999]))
+    torch.testing.assert_close(predict_x0(q_sample(x0, t, noise, ac), t, noise, ac), x0, atol=1e-3, rtol=1e-3)
 
 
 def test_padding_round_trip():
@@ -74,14 +72,9 @@ def test_resume_gives_the_same_weights(tmp_path):
         calls["n"] += 1
         return calls["n"] == 6
 
-    assert (
-        train_ddpm(spec, tmp_path / "resumed", should_stop=stop_in_epoch_two)["status"] == "stopped"
-    )
+    assert train_ddpm(spec, tmp_path / "resumed", should_stop=stop_in_epoch_two)["status"] == "stopped"
     assert train_ddpm(spec, tmp_path / "resumed")["status"] == "succeeded"
-    a, b = (
-        load_file(tmp_path / "full" / "model.safetensors"),
-        load_file(tmp_path / "resumed" / "model.safetensors"),
-    )
+    a, b = (load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors"))
     assert a.keys() == b.keys() and any(k.startswith("ema.") for k in a)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -89,9 +82,7 @@ def test_resume_gives_the_same_weights(tmp_path):
 @pytest.mark.parametrize("sampler,steps", [("ddpm", 50), ("ddim", 10), ("dpm_solver", 10)])
 def test_samplers_give_images_in_range_and_the_same_seed_the_same_images(trained, sampler, steps):
     model = trained[0]
-    spec = DDPMSampleSpec(
-        n=3, sampler=sampler, steps=steps, seed=7, trajectory=True, trajectory_frames=4
-    )
+    spec = DDPMSampleSpec(n=3, sampler=sampler, steps=steps, seed=7, trajectory=True, trajectory_frames=4)
     a, b = sample(model, spec), sample(model, spec)
     assert a["images"].shape == (3, 1, 8, 8) and a["images"].min() >= 0 and a["images"].max() <= 1
     assert torch.equal(a["images"], b["images"])

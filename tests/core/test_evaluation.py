@@ -12,17 +12,9 @@ def test_curve_on_a_standard_model(trained_digits):
     result = robustness_curve(model, x, y, ATTACKS, [0.05, 0.2], num_classes=10)
     eps = [p["eps"] for p in result["curve"]]
     assert eps == [0.0, 0.05, 0.2]
-    assert (
-        result["curve"][0]["robust_acc"]
-        == result["clean_acc"]
-        == pytest.approx(accuracy(model, x, y))
-    )
+    assert result["curve"][0]["robust_acc"] == result["clean_acc"] == pytest.approx(accuracy(model, x, y))
     sanity = result["sanity"]
-    assert (
-        sanity["eps0_equals_clean"]
-        and sanity["monotone_in_eps"]
-        and sanity["large_eps_near_chance"]
-    )
+    assert sanity["eps0_equals_clean"] and sanity["monotone_in_eps"] and sanity["large_eps_near_chance"]
     for point in result["curve"][1:]:
         # the worst case is never better than any single attack
         assert point["robust_acc"] <= min(point["per_attack"].values())
@@ -30,11 +22,7 @@ def test_curve_on_a_standard_model(trained_digits):
 
 
 def test_sanity_checks_flag_each_failure():
-    curve = [
-        {"eps": 0.0, "robust_acc": 0.9},
-        {"eps": 0.1, "robust_acc": 0.5},
-        {"eps": 0.2, "robust_acc": 0.6},
-    ]
+    curve = [{"eps": 0.0, "robust_acc": 0.9}, {"eps": 0.1, "robust_acc": 0.5}, {"eps": 0.2, "robust_acc": 0.6}]
     sanity, warnings = sanity_checks(0.8, curve, large_eps=1.0, large_acc=0.7, num_classes=10)
     assert not sanity["eps0_equals_clean"] and not sanity["monotone_in_eps"]
     assert not sanity["large_eps_near_chance"]
@@ -43,6 +31,7 @@ def test_sanity_checks_flag_each_failure():
 
 def test_stop_check_interrupts(trained_digits):
     model, _, ds = trained_digits
-    result = robustness_curve(model, ds.x_test[:32], ds.y_test[:32], ATTACKS, [0.1], num_classes=10,
-                              should_stop=lambda: True)  # fmt: skip
+    result = robustness_curve(
+        model, ds.x_test[:32], ds.y_test[:32], ATTACKS, [0.1], num_classes=10, should_stop=lambda: True
+    )
     assert result["stopped"] and result["curve"] == []

@@ -12,15 +12,17 @@ ACTIVATIONS = ["relu", "softplus", "silu", "gelu", "elu", "smooth_relu"]
 @pytest.mark.parametrize("shape", [(1, 8), (1, 28)])
 def test_small_cnn_any_activation(activation, shape):
     c, s = shape
-    model = build_model(ModelSpec(arch="small_cnn", in_channels=c, image_size=s, width=8,
-                                  activation=ActivationSpec(name=activation)))  # fmt: skip
+    model = build_model(
+        ModelSpec(arch="small_cnn", in_channels=c, image_size=s, width=8, activation=ActivationSpec(name=activation))
+    )
     assert model(torch.rand(2, c, s, s)).shape == (2, 10)
 
 
 @pytest.mark.parametrize("c,s", [(1, 28), (3, 32)])
 def test_preact_resnet18(c, s):
-    model = build_model(ModelSpec(arch="preact_resnet18", in_channels=c, image_size=s, width=8,
-                                  activation=ActivationSpec(name="silu")))  # fmt: skip
+    model = build_model(
+        ModelSpec(arch="preact_resnet18", in_channels=c, image_size=s, width=8, activation=ActivationSpec(name="silu"))
+    )
     assert model(torch.rand(2, c, s, s)).shape == (2, 10)
     full = build_model(ModelSpec(arch="preact_resnet18", in_channels=3, image_size=32, width=64))
     assert 11_000_000 < sum(p.numel() for p in full.parameters()) < 11_300_000
@@ -36,9 +38,7 @@ def test_restored_from_checkpoint_alone(tmp_path):
     spec = ModelSpec(image_size=8, width=8, activation=ActivationSpec(name="relu", probe="both"))
     model = build_model(spec)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    save_checkpoint(
-        tmp_path, model, opt, {"spec": {"model": spec.model_dump(mode="json")}, "epoch": 0}
-    )
+    save_checkpoint(tmp_path, model, opt, {"spec": {"model": spec.model_dump(mode="json")}, "epoch": 0})
     restored = load_model(tmp_path)
     x = torch.rand(4, 1, 8, 8)
     model.eval()

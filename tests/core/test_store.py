@@ -38,9 +38,7 @@ def test_an_expired_lease_can_be_taken_over(db):
         store_jobs.claim_job(s, job_id=job_id, worker="a", lease_seconds=0.01)
     time.sleep(0.05)
     with session_scope(db) as s:
-        assert store_jobs.heartbeat(
-            s, job_id=job_id, worker="a", lease_seconds=30
-        )  # still its owner
+        assert store_jobs.heartbeat(s, job_id=job_id, worker="a", lease_seconds=30)  # still its owner
     with session_scope(db) as s:
         assert store_jobs.claim_job(s, job_id=job_id, worker="b", lease_seconds=30) is None
     with session_scope(db) as s:
@@ -55,18 +53,13 @@ def test_progress_metrics_and_finish(db):
     with session_scope(db) as s:
         job_id = store_jobs.create_job(s, kind="adversarial_training", spec={}).id
         store_jobs.report_progress(s, job_id=job_id, fraction=0.5, message="half")
-        store_jobs.add_metrics(
-            s, job_id=job_id, step=1, metrics={"clean_acc": 0.9, "robust_acc": 0.7}
-        )
+        store_jobs.add_metrics(s, job_id=job_id, step=1, metrics={"clean_acc": 0.9, "robust_acc": 0.7})
         store_jobs.finish_job(s, job_id=job_id, status="succeeded", result={"ok": True})
     with session_scope(db) as s:
         job = store_jobs.get_job(s, job_id=job_id)
         assert (job.status, job.progress, job.result) == ("succeeded", 1.0, {"ok": True})
         points = store_jobs.get_metrics(s, job_id=job_id)
-        assert {(p.step, p.name, p.value) for p in points} == {
-            (1, "clean_acc", 0.9),
-            (1, "robust_acc", 0.7),
-        }
+        assert {(p.step, p.name, p.value) for p in points} == {(1, "clean_acc", 0.9), (1, "robust_acc", 0.7)}
         with pytest.raises(ValueError):
             store_jobs.finish_job(s, job_id=job_id, status="running")
 
@@ -100,9 +93,7 @@ def test_artifacts_round_trip_with_checksum(db, tmp_path):
         store.put_bytes("../escape", b"")
 
 
-def test_a_command_line_checkpoint_imports_into_the_registry(
-    db, tmp_path, trained_digits, monkeypatch, capsys
-):
+def test_a_command_line_checkpoint_imports_into_the_registry(db, tmp_path, trained_digits, monkeypatch, capsys):
     import json
 
     import torch
@@ -122,19 +113,14 @@ def test_a_command_line_checkpoint_imports_into_the_registry(
     finally:
         get_settings.cache_clear()
     out = json.loads(capsys.readouterr().out)
-    assert (
-        out["kind"] == "classifier" and out["name"] == "digits-cli" and out["dataset"] == "digits"
-    )
+    assert out["kind"] == "classifier" and out["name"] == "digits-cli" and out["dataset"] == "digits"
     with session_scope(db) as s:
         row = get_model(s, model_id=out["id"])
         assert (
-            row.summary["clean_acc"]
-            == json.loads((folder / "checkpoint.json").read_text())["history"][-1]["clean_acc"]
+            row.summary["clean_acc"] == json.loads((folder / "checkpoint.json").read_text())["history"][-1]["clean_acc"]
         )
         uri = row.checkpoint_uri
-    served = ModelCache(2).get(
-        out["id"], uri, ArtifactStore(str(tmp_path / "artifacts")), torch.device("cpu")
-    )
+    served = ModelCache(2).get(out["id"], uri, ArtifactStore(str(tmp_path / "artifacts")), torch.device("cpu"))
     x = ds.x_test[:16]
     assert torch.equal(served(x), model(x))  # the registry serves the very same weights
     with session_scope(db) as s, pytest.raises(ValueError, match="not a robustlab checkpoint"):
@@ -186,10 +172,13 @@ def test_sqlite_writers_line_up_across_threads_and_processes(tmp_path):
         assert not entered.wait(0.3), "another thread got in while the lock was held"
     assert entered.wait(5)  # and gets in once it is released
     other.join()
-    code = ("import sys, time; from core.store.db import write_lock\n"
-            "with write_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(1.0)")  # fmt: skip
-    holder = subprocess.Popen([sys.executable, "-c", code, f"sqlite:///{tmp_path / 'other.db'}"],
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    code = (
+        "import sys, time; from core.store.db import write_lock\n"
+        "with write_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(1.0)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, f"sqlite:///{tmp_path / 'other.db'}"], stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout.readline().strip() == "held"
     t0 = time.monotonic()
     with write_lock(f"sqlite:///{tmp_path / 'other.db'}"):

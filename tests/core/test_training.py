@@ -35,10 +35,7 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path, optim):
     assert first.status == "stopped" and first.epochs_done == 1
     second = train(spec, tmp_path / "resumed")
     assert second.status == "succeeded"
-    a, b = (
-        load_file(tmp_path / "full" / "model.safetensors"),
-        load_file(tmp_path / "resumed" / "model.safetensors"),
-    )
+    a, b = (load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors"))
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["train_loss"] for r in full.history] == [r["train_loss"] for r in second.history]
@@ -73,11 +70,7 @@ def test_schedules(schedule):
     if schedule == "constant":
         assert set(values) == {1.0}
     elif schedule == "cyclic":
-        assert (
-            values[0] == 0
-            and values[40] == pytest.approx(1.0)
-            and values[100] == pytest.approx(0, abs=1e-9)
-        )
+        assert values[0] == 0 and values[40] == pytest.approx(1.0) and values[100] == pytest.approx(0, abs=1e-9)
     else:
         assert values[0] == 1.0 and values[-1] < 0.02 and values == sorted(values, reverse=True)
 
@@ -89,10 +82,17 @@ def test_gpu_preset_recipe_runs_with_bf16_autocast_and_channels_last(tmp_path):
 
     spec = train_preset("gpu")
     assert spec.model.arch == "preact_resnet18" and spec.amp and spec.channels_last
-    small = spec.model_copy(update={
-        "data": spec.data.model_copy(update={"train_subset": 64, "test_subset": 16}), "epochs": 1, "batch_size": 32,
-        "model": spec.model.model_copy(update={"width": 8}), "eval_subset": 16, "device": "cpu",
-        "attack": spec.attack.model_copy(update={"steps": 2}), "eval_attack": spec.eval_attack.model_copy(update={"steps": 2}),
-    })  # fmt: skip
+    small = spec.model_copy(
+        update={
+            "data": spec.data.model_copy(update={"train_subset": 64, "test_subset": 16}),
+            "epochs": 1,
+            "batch_size": 32,
+            "model": spec.model.model_copy(update={"width": 8}),
+            "eval_subset": 16,
+            "device": "cpu",
+            "attack": spec.attack.model_copy(update={"steps": 2}),
+            "eval_attack": spec.eval_attack.model_copy(update={"steps": 2}),
+        }
+    )
     result = train(small, tmp_path)
     assert result.status == "succeeded" and math.isfinite(result.final["train_loss"])

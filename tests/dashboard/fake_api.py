@@ -19,42 +19,73 @@ def png(value: int = 128) -> bytes:
 
 
 def job(ident: str, kind: str = "adversarial_training", status: str = "succeeded", **extra) -> dict:
-    return {"id": ident, "kind": kind, "status": status, "spec": {"epochs": 3}, "progress": 1.0 if status == "succeeded" else 0.4,
-            "message": "epoch 2/3", "result": None, "error": None, "owner": "test", "study_id": None, "attempts": 1,
-            "cancel_requested": False, "created_at": T0, "started_at": T0,
-            "finished_at": "2026-11-25T10:05:00" if status == "succeeded" else None, "updated_at": T0, **extra}  # fmt: skip
+    return {
+        "id": ident,
+        "kind": kind,
+        "status": status,
+        "spec": {"epochs": 3},
+        "progress": 1.0 if status == "succeeded" else 0.4,
+        "message": "epoch 2/3",
+        "result": None,
+        "error": None,
+        "owner": "test",
+        "study_id": None,
+        "attempts": 1,
+        "cancel_requested": False,
+        "created_at": T0,
+        "started_at": T0,
+        "finished_at": "2026-11-25T10:05:00" if status == "succeeded" else None,
+        "updated_at": T0,
+        **extra,
+    }
 
 
 def classifier(ident: str, activation: str, clean: float, robust: float) -> dict:
-    curve = [
-        {"eps": e, "robust_acc": robust * (1 - e) if e else clean} for e in (0.0, 0.05, 0.1, 0.2)
-    ]
-    return {"id": ident, "kind": "classifier", "name": f"fmnist-{activation}-{ident}", "job_id": f"job-{ident}",
-            "dataset": "fashion-mnist", "architecture": "small_cnn", "activation": activation,
-            "recipe": {"epochs": 5}, "created_at": T0,
-            "summary": {"clean_acc": clean, "robust_acc": robust, "eps": 0.1, "curve": curve}}  # fmt: skip
+    curve = [{"eps": e, "robust_acc": robust * (1 - e) if e else clean} for e in (0.0, 0.05, 0.1, 0.2)]
+    return {
+        "id": ident,
+        "kind": "classifier",
+        "name": f"fmnist-{activation}-{ident}",
+        "job_id": f"job-{ident}",
+        "dataset": "fashion-mnist",
+        "architecture": "small_cnn",
+        "activation": activation,
+        "recipe": {"epochs": 5},
+        "created_at": T0,
+        "summary": {"clean_acc": clean, "robust_acc": robust, "eps": 0.1, "curve": curve},
+    }
 
 
-DIFFUSION = {"id": "diff1", "kind": "diffusion", "name": "fmnist-ddpm-seed0", "job_id": "job-d", "dataset": "fashion-mnist",
-             "architecture": "unet2d", "activation": "silu", "recipe": {}, "created_at": T0,
-             "summary": {"quality": {"frechet_distance": 131.3, "samples": 500, "mean_confidence": 0.73}}}  # fmt: skip
+DIFFUSION = {
+    "id": "diff1",
+    "kind": "diffusion",
+    "name": "fmnist-ddpm-seed0",
+    "job_id": "job-d",
+    "dataset": "fashion-mnist",
+    "architecture": "unet2d",
+    "activation": "silu",
+    "recipe": {},
+    "created_at": T0,
+    "summary": {"quality": {"frechet_distance": 131.3, "samples": 500, "mean_confidence": 0.73}},
+}
 
 
 class FakeApi:
     base_url = "http://fake"
 
-    def __init__(
-        self,
-        *,
-        jobs: list[dict] | None = None,
-        models: list[dict] | None = None,
-        fail: str | None = None,
-    ):
+    def __init__(self, *, jobs: list[dict] | None = None, models: list[dict] | None = None, fail: str | None = None):
         self.calls: list[tuple] = []
         self._jobs = jobs if jobs is not None else [job("a1"), job("r1", status="running")]
-        self._models = models if models is not None else [
-            classifier("m1", "relu", 0.80, 0.66), classifier("m2", "relu", 0.82, 0.68),
-            classifier("m3", "silu", 0.83, 0.70), DIFFUSION]  # fmt: skip
+        self._models = (
+            models
+            if models is not None
+            else [
+                classifier("m1", "relu", 0.80, 0.66),
+                classifier("m2", "relu", 0.82, 0.68),
+                classifier("m3", "silu", 0.83, 0.70),
+                DIFFUSION,
+            ]
+        )
         self.fail = fail  # a method name that raises ApiError, to test error display
 
     def _record(self, name: str, *args, **kwargs):
@@ -64,8 +95,13 @@ class FakeApi:
 
     def jobs(self, **filters):
         self._record("jobs", **filters)
-        items = [j for j in self._jobs if filters.get("kind") in (None, j["kind"])
-                 and filters.get("status") in (None, j["status"]) and filters.get("study") in (None, j["study_id"])]  # fmt: skip
+        items = [
+            j
+            for j in self._jobs
+            if filters.get("kind") in (None, j["kind"])
+            and filters.get("status") in (None, j["status"])
+            and filters.get("study") in (None, j["study_id"])
+        ]
         return {"items": items, "total": len(items), "limit": 200, "offset": 0}
 
     def job(self, job_id):
@@ -77,13 +113,25 @@ class FakeApi:
 
     def metrics(self, job_id):
         self._record("metrics", job_id)
-        return [{"step": s, "name": n, "value": v} for s in (1, 2) for n, v in
-                (("train_loss", 1.0 / s), ("clean_acc", 0.5 + 0.1 * s), ("robust_acc", 0.3 + 0.1 * s))]  # fmt: skip
+        return [
+            {"step": s, "name": n, "value": v}
+            for s in (1, 2)
+            for n, v in (("train_loss", 1.0 / s), ("clean_acc", 0.5 + 0.1 * s), ("robust_acc", 0.3 + 0.1 * s))
+        ]
 
     def artifacts(self, job_id):
         self._record("artifacts", job_id)
-        return [{"id": "art1", "type": "image", "name": "grid.png", "size": 100, "sha256": "x",
-                 "content_type": "image/png", "url": "/v1/artifacts/art1"}]  # fmt: skip
+        return [
+            {
+                "id": "art1",
+                "type": "image",
+                "name": "grid.png",
+                "size": 100,
+                "sha256": "x",
+                "content_type": "image/png",
+                "url": "/v1/artifacts/art1",
+            }
+        ]
 
     def cancel(self, job_id):
         self._record("cancel", job_id)
@@ -101,14 +149,26 @@ class FakeApi:
 
     def models(self, **filters):
         self._record("models", **filters)
-        items = [m for m in self._models if filters.get("kind") in (None, m["kind"])
-                 and filters.get("dataset") in (None, m["dataset"]) and filters.get("activation") in (None, m["activation"])]  # fmt: skip
+        items = [
+            m
+            for m in self._models
+            if filters.get("kind") in (None, m["kind"])
+            and filters.get("dataset") in (None, m["dataset"])
+            and filters.get("activation") in (None, m["activation"])
+        ]
         return {"items": items, "total": len(items), "limit": 200, "offset": 0}
 
     def create_study(self, body):
         self._record("create_study", body)
-        return {"id": "s1", "name": body["name"], "preset": "sat", "spec": body, "created_at": T0,
-                "jobs": {"queued": 3}, "table": []}  # fmt: skip
+        return {
+            "id": "s1",
+            "name": body["name"],
+            "preset": "sat",
+            "spec": body,
+            "created_at": T0,
+            "jobs": {"queued": 3},
+            "table": [],
+        }
 
     def studies(self):
         self._record("studies")
@@ -116,31 +176,56 @@ class FakeApi:
 
     def study(self, study_id):
         self._record("study", study_id)
-        return {"id": study_id, "name": "sat", "preset": "sat", "spec": {}, "created_at": T0,
-                "jobs": {"succeeded": 2}, "table": [{"variant": "relu", "runs": 2, "clean_acc_mean": 0.81}]}  # fmt: skip
+        return {
+            "id": study_id,
+            "name": "sat",
+            "preset": "sat",
+            "spec": {},
+            "created_at": T0,
+            "jobs": {"succeeded": 2},
+            "table": [{"variant": "relu", "runs": 2, "clean_acc_mean": 0.81}],
+        }
 
     def attack(self, model_id, attack, *, image=None, test_index=None, wait=30):
         self._record("attack", model_id, attack, image=image, test_index=test_index)
         probs_clean = [0.9] + [0.1 / 9] * 9
         probs_adv = [0.05, 0.8] + [0.15 / 8] * 8
-        result = {"label": 0, "classes": ["T-shirt/top", "Trouser"] + [f"c{i}" for i in range(2, 10)],
-                  "clean": {"prediction": 0, "probabilities": probs_clean},
-                  "adversarial": {"prediction": 1, "probabilities": probs_adv}, "linf": 0.1, "l2": 1.9,
-                  "input_url": "/v1/artifacts/in", "adversarial_url": "/v1/artifacts/adv",
-                  "perturbation_url": "/v1/artifacts/pert"}  # fmt: skip
+        result = {
+            "label": 0,
+            "classes": ["T-shirt/top", "Trouser"] + [f"c{i}" for i in range(2, 10)],
+            "clean": {"prediction": 0, "probabilities": probs_clean},
+            "adversarial": {"prediction": 1, "probabilities": probs_adv},
+            "linf": 0.1,
+            "l2": 1.9,
+            "input_url": "/v1/artifacts/in",
+            "adversarial_url": "/v1/artifacts/adv",
+            "perturbation_url": "/v1/artifacts/pert",
+        }
         return job("att1", kind="image_attack", result=result)
 
     def samples(self, body, wait=30):
         self._record("samples", body)
-        result = {"n": body["n"], "sampler": body["sampler"], "steps": body["steps"], "seconds": 1.5,
-                  "grid_url": "/v1/artifacts/grid", "sample_urls": [], "trajectory_urls": [f"/v1/artifacts/t{i}" for i in range(8)]}  # fmt: skip
+        result = {
+            "n": body["n"],
+            "sampler": body["sampler"],
+            "steps": body["steps"],
+            "seconds": 1.5,
+            "grid_url": "/v1/artifacts/grid",
+            "sample_urls": [],
+            "trajectory_urls": [f"/v1/artifacts/t{i}" for i in range(8)],
+        }
         return job("smp1", kind="ddpm_sampling", result=result)
 
     def forward(self, body, wait=30):
         self._record("forward", body)
         ts = [0, 111, 222, 333, 444, 555, 666, 777, 888, 999]
-        result = {"timesteps": ts, "alpha_bars": [1 - t / 1000 for t in ts], "image_url": "/v1/artifacts/x0",
-                  "x_t_urls": [f"/v1/artifacts/xt{t}" for t in ts], "x0_pred_urls": [f"/v1/artifacts/xp{t}" for t in ts]}  # fmt: skip
+        result = {
+            "timesteps": ts,
+            "alpha_bars": [1 - t / 1000 for t in ts],
+            "image_url": "/v1/artifacts/x0",
+            "x_t_urls": [f"/v1/artifacts/xt{t}" for t in ts],
+            "x0_pred_urls": [f"/v1/artifacts/xp{t}" for t in ts],
+        }
         return job("fwd1", kind="ddpm_forward", result=result)
 
     def image(self, url):

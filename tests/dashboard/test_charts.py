@@ -11,8 +11,11 @@ from tests.dashboard.fake_api import classifier
 
 
 def test_training_curves_draw_loss_and_accuracies_only():
-    metrics = [{"step": s, "name": n, "value": v} for s in (2, 1) for n, v in
-               (("train_loss", 1 / s), ("robust_acc", 0.1 * s), ("lr", 0.01), ("epoch_seconds", 30.0))]  # fmt: skip
+    metrics = [
+        {"step": s, "name": n, "value": v}
+        for s in (2, 1)
+        for n, v in (("train_loss", 1 / s), ("robust_acc", 0.1 * s), ("lr", 0.01), ("epoch_seconds", 30.0))
+    ]
     fig = training_curves(metrics)
     traces = {t.name: t for t in fig.data}
     assert set(traces) == {"train_loss", "robust_acc"}
@@ -36,6 +39,4 @@ def test_top_k_orders_classes_and_keeps_names_categorical():
     probs = [0.1, 0.5, 0.05, 0.35] + [0.0] * 6
     assert top_k(probs, [str(i) for i in range(10)], 3) == [("1", 0.5), ("3", 0.35), ("0", 0.1)]
     fig = top_k_bar(probs, [str(i) for i in range(10)], "before", k=3)
-    assert (
-        list(fig.data[0].y) == ["0", "3", "1"] and fig.layout.yaxis.type == "category"
-    )  # best on top
+    assert list(fig.data[0].y) == ["0", "3", "1"] and fig.layout.yaxis.type == "category"  # best on top

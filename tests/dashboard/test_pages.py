@@ -82,11 +82,7 @@ def test_new_experiment_starts_a_study_and_an_evaluation_of_a_chosen_model():
     assert any("6 training jobs" in c.value for c in at.caption)
     at.button(key="st_submit").click().run()
     ((_, (body,), _),) = called(fake, "create_study")
-    assert (
-        body["activations"] == ["relu", "silu"]
-        and body["probes"] == ["both"]
-        and body["seeds"] == 2
-    )
+    assert body["activations"] == ["relu", "silu"] and body["probes"] == ["both"] and body["seeds"] == 2
     at.button(key="ev_submit").click().run()
     evaluation = [c for c in called(fake, "submit") if c[1][0] == "attack_evaluation"]
     assert evaluation[0][1][1]["model_id"] == "m1"
@@ -109,10 +105,7 @@ def test_attack_lab_attacks_a_test_image_and_shows_the_result():
     assert not at.exception, [e.value for e in at.exception]
     ((_, (model_id, attack), kwargs),) = called(fake, "attack")
     assert model_id == "m1" and kwargs["test_index"] == 12 and attack["eps"] == 0.05
-    assert any(
-        "T-shirt/top" in m.value and "Trouser" in m.value and "fooled" in m.value
-        for m in at.markdown
-    )
+    assert any("T-shirt/top" in m.value and "Trouser" in m.value and "fooled" in m.value for m in at.markdown)
     assert len(at.get("image")) == 3 and len(at.get("plotly_chart")) == 2
 
 

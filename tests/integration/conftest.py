@@ -16,12 +16,16 @@ SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "ARTIFACT_URL", "ROBUSTLAB_WORK_DIR
 
 
 @contextmanager
-def running_stack(
-    folder, *, with_dashboard: bool = False, extra_env: dict | None = None
-) -> Iterator[Stack]:
+def running_stack(folder, *, with_dashboard: bool = False, extra_env: dict | None = None) -> Iterator[Stack]:
     """A started stack with one train and one interactive worker, stopped on exit."""
-    s = Stack(folder, api_port=free_port(), dashboard_port=free_port(), with_dashboard=with_dashboard,
-              embedded_redis=True, extra_env={v: None for v in SERVICE_VARS} | (extra_env or {}))  # fmt: skip
+    s = Stack(
+        folder,
+        api_port=free_port(),
+        dashboard_port=free_port(),
+        with_dashboard=with_dashboard,
+        embedded_redis=True,
+        extra_env={v: None for v in SERVICE_VARS} | (extra_env or {}),
+    )
     try:
         s.start(train_workers=1)
         s.wait_for_workers(2)
@@ -39,27 +43,17 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(stack):
-    with httpx.Client(
-        base_url=stack.api_url, headers={"Authorization": f"Bearer {stack.key}"}, timeout=30
-    ) as c:
+    with httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {stack.key}"}, timeout=30) as c:
         yield c
 
 
-def wait_job(
-    client, job_id: str, until=("succeeded", "failed", "cancelled"), timeout: float = 180, seen=None
-):
+def wait_job(client, job_id: str, until=("succeeded", "failed", "cancelled"), timeout: float = 180, seen=None):
     """Poll a job until its status is in `until`; `seen` collects (status, progress, n_metrics)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.get(f"/v1/jobs/{job_id}").json()
         if seen is not None:
-            seen.append(
-                (
-                    job["status"],
-                    job["progress"],
-                    len(client.get(f"/v1/jobs/{job_id}/metrics").json()),
-                )
-            )
+            seen.append((job["status"], job["progress"], len(client.get(f"/v1/jobs/{job_id}/metrics").json())))
         if job["status"] in until:
             return job
         time.sleep(0.2)

@@ -19,11 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def smoke_spec(epochs: int = 3, seed: int = 0) -> dict:
-    return (
-        train_preset("smoke", seed=seed)
-        .model_copy(update={"epochs": epochs})
-        .model_dump(mode="json")
-    )
+    return train_preset("smoke", seed=seed).model_copy(update={"epochs": epochs}).model_dump(mode="json")
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +42,7 @@ def test_training_reports_progress_and_metrics_then_registers_the_model(client, 
     metrics = client.get(f"/v1/jobs/{job['id']}/metrics").json()
     assert {m["step"] for m in metrics if m["name"] == "robust_acc"} == {1, 2, 3}
     model = client.get(f"/v1/models/{job['result']['model_id']}").json()
-    assert (
-        model["dataset"] == "digits"
-        and model["activation"] == "relu"
-        and model["job_id"] == job["id"]
-    )
+    assert model["dataset"] == "digits" and model["activation"] == "relu" and model["job_id"] == job["id"]
     curve = model["summary"]["curve"]
     assert [round(p["eps"], 3) for p in curve] == [0.0, 0.05, 0.1, 0.15, 0.2, 0.3]
     assert curve[0]["robust_acc"] == model["summary"]["clean_acc"] > 0.3
@@ -60,8 +52,12 @@ def test_training_reports_progress_and_metrics_then_registers_the_model(client, 
 
 def test_evaluation_job(client, trained):
     model_id = trained[0]["result"]["model_id"]
-    spec = {"model_id": model_id, "data": {"name": "digits", "test_subset": 100}, "attacks": [{"steps": 5}],
-            "eps_grid": [0.0, 0.1]}  # fmt: skip
+    spec = {
+        "model_id": model_id,
+        "data": {"name": "digits", "test_subset": 100},
+        "attacks": [{"steps": 5}],
+        "eps_grid": [0.0, 0.1],
+    }
     r = client.post("/v1/jobs", json={"kind": "attack_evaluation", "spec": spec})
     job = wait_job(client, r.json()["id"])
     assert job["status"] == "succeeded", job["error"]
@@ -77,8 +73,11 @@ def test_attack_an_uploaded_png(client, trained):
     digit = (load_digits().images[0] / 16 * 255).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(digit).resize((32, 32)).convert("RGB").save(buf, format="PNG")
-    r = client.post("/v1/attacks", files={"image": ("zero.png", buf.getvalue(), "image/png")},
-                    data={"model_id": model_id, "label": "0", "wait": "60"})  # fmt: skip
+    r = client.post(
+        "/v1/attacks",
+        files={"image": ("zero.png", buf.getvalue(), "image/png")},
+        data={"model_id": model_id, "label": "0", "wait": "60"},
+    )
     assert r.status_code == 200, r.text
     result = r.json()["result"]
     assert result["label"] == 0 and len(result["clean"]["probabilities"]) == 10
@@ -101,12 +100,11 @@ def test_attack_a_test_image_by_index(client, trained):
     ds = load_dataset(DataSpec(name="digits"))
     assert result["test_index"] == 7 and result["label"] == int(ds.y_test[7])
     assert result["classes"] == [str(i) for i in range(10)]
-    shown = np.asarray(
-        Image.open(io.BytesIO(client.get(result["input_url"]).content)), dtype=np.float32
-    )
+    shown = np.asarray(Image.open(io.BytesIO(client.get(result["input_url"]).content)), dtype=np.float32)
     assert np.abs(shown / 255 - ds.x_test[7, 0].numpy()).max() <= 1 / 255  # the very test image
-    both = client.post("/v1/attacks", files={"image": ("a.png", b"x", "image/png")},
-                       data={"model_id": model_id, "test_index": "1"})  # fmt: skip
+    both = client.post(
+        "/v1/attacks", files={"image": ("a.png", b"x", "image/png")}, data={"model_id": model_id, "test_index": "1"}
+    )
     assert both.status_code == 422 and "exactly one" in both.text
     assert client.post("/v1/attacks", data={"model_id": model_id}).status_code == 422
 
@@ -115,22 +113,22 @@ def test_ddpm_training_then_samples_on_demand(client, trained):
     from core.diffusion.presets import ddpm_preset
 
     spec = ddpm_preset("smoke").model_copy(update={"epochs": 2}).model_dump(mode="json")
-    job = wait_job(
-        client, client.post("/v1/jobs", json={"kind": "ddpm_training", "spec": spec}).json()["id"]
-    )
+    job = wait_job(client, client.post("/v1/jobs", json={"kind": "ddpm_training", "spec": spec}).json()["id"])
     assert job["status"] == "succeeded", job["error"]
     model = client.get(f"/v1/models/{job['result']['model_id']}").json()
     assert model["kind"] == "diffusion" and len(model["summary"]["history"]) == 2
-    quality = model["summary"][
-        "quality"
-    ]  # the digits classifier trained above serves as the feature space
-    assert (
-        quality["classifier_id"] == trained[0]["result"]["model_id"]
-        and quality["frechet_distance"] >= 0
-    )
+    quality = model["summary"]["quality"]  # the digits classifier trained above serves as the feature space
+    assert quality["classifier_id"] == trained[0]["result"]["model_id"] and quality["frechet_distance"] >= 0
     assert sum(quality["class_histogram"].values()) == quality["samples"]
-    body = {"model_id": model["id"], "n": 16, "sampler": "ddim", "steps": 10, "seed": 3, "trajectory": True,
-            "trajectory_frames": 4}  # fmt: skip
+    body = {
+        "model_id": model["id"],
+        "n": 16,
+        "sampler": "ddim",
+        "steps": 10,
+        "seed": 3,
+        "trajectory": True,
+        "trajectory_frames": 4,
+    }
     r = client.post("/v1/samples", json=body, params={"wait": 60})
     assert r.status_code == 200, r.text
     result = r.json()["result"]
@@ -140,12 +138,7 @@ def test_ddpm_training_then_samples_on_demand(client, trained):
     again = client.post("/v1/samples", json=body, params={"wait": 60}).json()["result"]
     first = client.get(result["sample_urls"][0]).content
     assert client.get(again["sample_urls"][0]).content == first  # same seed, same images
-    assert (
-        client.post(
-            "/v1/samples", json={**body, "model_id": trained[0]["result"]["model_id"]}
-        ).status_code
-        == 404
-    )
+    assert client.post("/v1/samples", json={**body, "model_id": trained[0]["result"]["model_id"]}).status_code == 404
     assert client.post("/v1/samples", json={**body, "n": 10_000}).status_code == 422
 
     forward = {"model_id": model["id"], "test_index": 3, "timesteps": [0, 500, 999], "seed": 1}
@@ -155,19 +148,17 @@ def test_ddpm_training_then_samples_on_demand(client, trained):
     assert result["timesteps"] == [0, 500, 999] and len(result["x0_pred_urls"]) == 3
     alpha_bars = result["alpha_bars"]
     assert alpha_bars[0] > 0.99 > alpha_bars[1] > alpha_bars[2] > 0  # ᾱ_t falls with t
-    pixels = [np.asarray(Image.open(io.BytesIO(client.get(u).content)), dtype=np.float32) / 255
-              for u in [result["image_url"], *result["x_t_urls"]]]  # fmt: skip
-    assert (
-        np.abs(pixels[1] - pixels[0]).mean() < np.abs(pixels[3] - pixels[0]).mean()
-    )  # x_0 ≈ image, x_T noise
+    pixels = [
+        np.asarray(Image.open(io.BytesIO(client.get(u).content)), dtype=np.float32) / 255
+        for u in [result["image_url"], *result["x_t_urls"]]
+    ]
+    assert np.abs(pixels[1] - pixels[0]).mean() < np.abs(pixels[3] - pixels[0]).mean()  # x_0 ≈ image, x_T noise
     bad = client.post("/v1/samples/forward", json={**forward, "timesteps": [5000]})
     assert bad.status_code == 422
 
 
 def test_cancel_a_running_job(client):
-    r = client.post(
-        "/v1/jobs", json={"kind": "adversarial_training", "spec": smoke_spec(epochs=400)}
-    )
+    r = client.post("/v1/jobs", json={"kind": "adversarial_training", "spec": smoke_spec(epochs=400)})
     job_id = r.json()["id"]
     wait_job(client, job_id, until=("running",))
     assert client.post(f"/v1/jobs/{job_id}/cancel").json()["cancel_requested"]
@@ -177,16 +168,12 @@ def test_cancel_a_running_job(client):
 
 def test_sigkill_mid_training_resumes_from_checkpoint(stack, client, tmp_path):
     spec = smoke_spec(epochs=6, seed=1)
-    job_id = client.post("/v1/jobs", json={"kind": "adversarial_training", "spec": spec}).json()[
-        "id"
-    ]
+    job_id = client.post("/v1/jobs", json={"kind": "adversarial_training", "spec": spec}).json()["id"]
     wait_job(client, job_id, until=("running",))
     while not any(m["step"] >= 2 for m in client.get(f"/v1/jobs/{job_id}/metrics").json()):
         assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "running"
     stack.kill("worker-train0")
-    assert (
-        client.get(f"/v1/jobs/{job_id}").json()["status"] == "running"
-    )  # the store does not know yet
+    assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "running"  # the store does not know yet
     stack.start_worker("train1", "train")
     job = wait_job(client, job_id, timeout=240)
     assert job["status"] == "succeeded", job["error"]
@@ -203,9 +190,7 @@ def test_sigkill_mid_training_resumes_from_checkpoint(stack, client, tmp_path):
 
 def test_jobs_redis_lost_are_enqueued_again(stack, client):
     stack.kill("worker-train1")
-    job_id = client.post(
-        "/v1/jobs", json={"kind": "adversarial_training", "spec": smoke_spec(epochs=1)}
-    ).json()["id"]
+    job_id = client.post("/v1/jobs", json={"kind": "adversarial_training", "spec": smoke_spec(epochs=1)}).json()["id"]
     redis.Redis.from_url(stack.env["REDIS_URL"]).flushall()  # Redis restarted empty
     assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
     stack.start_worker("train2", "train")
@@ -220,21 +205,7 @@ def test_command_line_client(stack, capsys):
     assert main(["keys", "create", "ci", *args]) == 0
     new_key = capsys.readouterr().out.strip()
     assert new_key.startswith("rl_")
-    assert (
-        main(
-            [
-                "submit",
-                "adversarial_training",
-                "--preset",
-                "smoke",
-                "--api",
-                stack.api_url,
-                "--key",
-                new_key,
-            ]
-        )
-        == 0
-    )
+    assert main(["submit", "adversarial_training", "--preset", "smoke", "--api", stack.api_url, "--key", new_key]) == 0
     job_id = capsys.readouterr().out.strip()
     assert main(["cancel", job_id, *args]) == 0
     assert "cancel requested: True" in capsys.readouterr().out

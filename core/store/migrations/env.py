@@ -24,9 +24,7 @@ def run_migrations_online() -> None:
     engine = make_engine(config.get_main_option("sqlalchemy.url"))
     try:
         with engine.connect() as connection:
-            context.configure(
-                connection=connection, target_metadata=target_metadata, render_as_batch=True
-            )
+            context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
             with context.begin_transaction():
                 context.run_migrations()
     finally:
