@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import HTTPException, status
 from pydantic import BaseModel
 
+from core.contract.specs import AttackSpec, DDPMSampleSpec, DDPMTrainSpec, EvalSpec, ImageAttackSpec, TrainSpec
 from core.settings import Settings
-from core.specs import AttackSpec, DDPMSampleSpec, DDPMTrainSpec, EvalSpec, ImageAttackSpec, TrainSpec
 
 
 def _too_big(field: str, value, limit) -> HTTPException:

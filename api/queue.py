@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from celery import Celery
 
-from core.jobs.kinds import TASK_NAME
+from core.contract.kinds import TASK_NAME
 
 
 class JobQueue:

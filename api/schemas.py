@@ -7,11 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.specs import ActivationName
-
-JobKind = Literal[
-    "adversarial_training", "attack_evaluation", "image_attack", "ddpm_training", "ddpm_sampling", "ddpm_forward"
-]
+from core.contract.kinds import JobKindName
+from core.contract.names import ACTIVATIONS, PROBE_PHASES, ActivationName, JobStatus, ModelKind, PresetName, ProbePhase
 
 
 class JobIn(BaseModel):
@@ -26,15 +23,15 @@ class JobIn(BaseModel):
             ]
         },
     )
-    kind: JobKind
+    kind: JobKindName
     spec: dict[str, Any] = Field(default_factory=dict, description="the kind's spec (see the core spec models)")
 
 
 class JobOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: str
-    kind: str
-    status: str
+    kind: JobKindName
+    status: JobStatus
     spec: dict[str, Any]
     progress: float
     message: str
@@ -70,7 +67,7 @@ class MetricOut(BaseModel):
 class ModelOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: str
-    kind: str
+    kind: ModelKind
     name: str
     job_id: str | None
     dataset: str
@@ -89,12 +86,10 @@ class StudyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     preset: Literal["sat"] = "sat"
     name: str = Field(default="sat", max_length=200)
-    train_preset: Literal["smoke", "cpu", "gpu"] = "smoke"
+    train_preset: PresetName = "smoke"
     seeds: int = Field(default=3, ge=1, le=10)
-    activations: list[ActivationName] = Field(
-        default=["relu", "softplus", "silu", "gelu", "elu", "smooth_relu"], max_length=6
-    )
-    probes: list[Literal["attack", "update", "both"]] = Field(default=["attack", "update", "both"], max_length=3)
+    activations: list[ActivationName] = Field(default=list(ACTIVATIONS), max_length=len(ACTIVATIONS))
+    probes: list[ProbePhase] = Field(default=list(PROBE_PHASES), max_length=len(PROBE_PHASES))
     epochs: int | None = Field(default=None, ge=1)
 
 

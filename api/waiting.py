@@ -8,9 +8,10 @@ from fastapi import Response, status
 from sqlalchemy.orm import Session
 
 from api.schemas import JobOut
+from core.contract.names import FINISHED
 from core.store import jobs as store_jobs
 from core.store.db import session_scope
-from core.store.orm import FINISHED, Job
+from core.store.orm import Job
 
 POLL_SECONDS = 0.005
 INTERACTIVE_RESPONSES = {200: {"description": "finished within the wait"}, 202: {"description": "still running"}}

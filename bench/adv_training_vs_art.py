@@ -17,7 +17,7 @@ import tempfile
 import torch
 
 from bench.common import fashion_data, fashion_model, machine, report, time_interleaved
-from core.specs import AttackSpec, DataSpec, ModelSpec, OptimSpec, TrainSpec
+from core.contract.specs import AttackSpec, DataSpec, ModelSpec, OptimSpec, TrainSpec
 from core.training import train
 
 EPS, STEPS, BATCH = 0.1, 7, 128

@@ -9,9 +9,9 @@ import time
 
 import torch
 
+from core.contract.specs import DataSpec, ModelSpec
 from core.data import load_dataset
 from core.models import DATASET_STATS, build_model
-from core.specs import DataSpec, ModelSpec
 
 
 def machine() -> str:
@@ -37,8 +37,8 @@ def fashion_model(width: int = 16, seed: int = 0):
 def trained_model(checkpoint: str | None, cache: str = "runs/bench-pgd-at-relu"):
     """A PGD-AT model to attack: `checkpoint` if given, else the cpu preset's ReLU model, trained
     once (about 1.5 minutes on 2 cores) and kept in `cache`."""
+    from core.contract.presets import train_preset
     from core.models import load_model
-    from core.presets import train_preset
     from core.training import train
 
     if checkpoint is None:

@@ -14,12 +14,12 @@ import json
 import time
 
 from bench.common import machine
+from core.contract.specs import DataSpec, DDPMSampleSpec
 from core.data import load_dataset
 from core.diffusion.ddpm import load_diffusion
 from core.diffusion.quality import sample_quality
 from core.diffusion.sampling import sample
 from core.models import load_model
-from core.specs import DataSpec, DDPMSampleSpec
 
 DEFAULT_SAMPLERS = "ddim:50,dpm_solver:20,ddpm:1000"
 

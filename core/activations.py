@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from core.specs import ActivationSpec
+from core.contract.specs import ActivationSpec
 
 Phase = Literal["attack", "update"]
 PROBE_ALPHA = 10.0

@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from core.attacks import build_attack
+from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress, stop_if_asked
+from core.contract.specs import AttackSpec
 from core.modes import eval_mode
-from core.progress import Progress, ProgressFn, StopFn, never_stop, no_progress
-from core.specs import AttackSpec
 
 log = logging.getLogger(__name__)
 MONOTONE_TOLERANCE = 0.005  # accuracy may rise this much between ε's before it is flagged
@@ -80,8 +80,11 @@ def robustness_curve(
 
     Returns:
         `{"clean_acc", "curve": [{"eps", "robust_acc", "per_attack": {label: acc}}], "sanity",
-        "warnings", "stopped"}`. `per_attack` is each attack's accuracy on its own; `robust_acc`
-        counts a point only if it survives every attack (the per-sample worst case).
+        "warnings"}`. `per_attack` is each attack's accuracy on its own; `robust_acc` counts a
+        point only if it survives every attack (the per-sample worst case).
+
+    Raises:
+        Stopped: `should_stop` asked, between two radii.
     """
     if not attacks:
         raise ValueError("robustness_curve needs at least one attack")
@@ -91,8 +94,7 @@ def robustness_curve(
     clean_acc = clean.float().mean().item()
     curve = []
     for i, eps in enumerate(grid):
-        if should_stop():
-            return {"clean_acc": clean_acc, "curve": curve, "stopped": True}
+        stop_if_asked(should_stop)
         masks = {a.label: robust_mask(model, x, y, a, eps, clean, batch_size) for a in attacks}
         worst = torch.stack(list(masks.values())).all(0).float().mean().item()
         per_attack = {label: m.float().mean().item() for label, m in masks.items()}
@@ -111,7 +113,7 @@ def robustness_curve(
     sanity, warnings = sanity_checks(clean_acc, curve, large, survivors.float().mean().item(), num_classes)
     for w in warnings:
         log.warning(w)
-    return {"clean_acc": clean_acc, "curve": curve, "sanity": sanity, "warnings": warnings, "stopped": False}
+    return {"clean_acc": clean_acc, "curve": curve, "sanity": sanity, "warnings": warnings}
 
 
 def sanity_checks(

@@ -13,10 +13,9 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.specs import ActivationSpec, AttackSpec, TrainSpec
+from core.contract.names import ACTIVATIONS, PROBE_PHASES
+from core.contract.specs import ActivationSpec, AttackSpec, TrainSpec
 
-SAT_ACTIVATIONS = ("relu", "softplus", "silu", "gelu", "elu", "smooth_relu")
-SAT_PROBES = ("attack", "update", "both")
 # Softplus in its parametric form with β = 10, the same sharpness as the probe's backward pass.
 STUDY_PARAMS = {"softplus": {"beta": 10.0}}
 
@@ -27,7 +26,7 @@ class Variant:
     activation: ActivationSpec
 
 
-def sat_variants(activations=SAT_ACTIVATIONS, probes=SAT_PROBES) -> list[Variant]:
+def sat_variants(activations=ACTIVATIONS, probes=PROBE_PHASES) -> list[Variant]:
     """The study's arms: each activation, then ReLU with a smooth backward in each probe phase."""
     arms = [Variant(a, ActivationSpec(name=a, **STUDY_PARAMS.get(a, {}))) for a in activations]
     for p in probes:
@@ -82,13 +81,14 @@ def run_sat_study(
         variants: arms from `sat_variants`.
         run_progress: called as `run_progress(i, n, label, seed)` before each run, and returns a
             progress reporter for that run (or None).
-        should_stop: stop check passed to each run.
+        should_stop: stop check passed to each run; when it asks, `Stopped` is raised and the
+            finished runs stay on disk for the next call.
     """
+    from core.contract.progress import never_stop, no_progress
     from core.data import load_dataset
     from core.device import resolve_device
     from core.evaluation import robustness_curve
     from core.models import load_model
-    from core.progress import never_stop, no_progress
     from core.training import train
 
     should_stop = should_stop or never_stop
@@ -108,9 +108,7 @@ def run_sat_study(
                 }
             )
             ds = load_dataset(spec.data)
-            result = train(spec, folder, dataset=ds, progress=report, should_stop=should_stop)
-            if result.status != "succeeded":
-                break
+            train(spec, folder, dataset=ds, progress=report, should_stop=should_stop)
             model = load_model(folder, device=resolve_device(spec.device), channels_last=True)
             ev = robustness_curve(model, ds.x_test, ds.y_test, attacks, [eps], num_classes=ds.num_classes)
             point = next(p for p in ev["curve"] if p["eps"] == eps)

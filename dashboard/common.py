@@ -6,18 +6,18 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from dashboard.client import ApiClient, ApiError
+from core.contract.client import Lab, LabError
+from core.contract.names import FINISHED
 
 REFRESH_SECONDS = 3  # how often a page showing running jobs reloads them
-FINISHED = ("succeeded", "failed", "cancelled")
 
 
 @st.cache_resource
-def _client_from_env() -> ApiClient:
-    return ApiClient.from_env()
+def _client_from_env() -> Lab:
+    return Lab.from_env()
 
 
-def api() -> ApiClient:
+def api() -> Lab:
     """The client in `st.session_state["api"]` (tests put a fake there), else one from the
     environment."""
     return st.session_state["api"] if "api" in st.session_state else _client_from_env()
@@ -27,13 +27,13 @@ def call(fn, *args, **kwargs):
     """`fn(*args, **kwargs)`, or None after showing the API's error as a readable message."""
     try:
         return fn(*args, **kwargs)
-    except ApiError as e:
+    except LabError as e:
         st.error(str(e))
         return None
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=512)
-def image_bytes(_client: ApiClient, url: str) -> bytes:
+def image_bytes(_client: Lab, url: str) -> bytes:
     """An artifact's bytes; artifacts never change, so they are cached by URL."""
     return _client.image(url)
 

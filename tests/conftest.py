@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.specs import AttackSpec, DataSpec, ModelSpec, OptimSpec, TrainSpec
+from core.contract.specs import AttackSpec, DataSpec, ModelSpec, OptimSpec, TrainSpec
 
 
 @pytest.fixture(autouse=True)

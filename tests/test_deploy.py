@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.contract.client import ENV as DASHBOARD_ENV
+from core.contract.kinds import JOB_KINDS
 from core.settings import ENV
-from core.store.jobs import QUEUE_OF_KIND
-from dashboard.client import ENV as DASHBOARD_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE, GPU_NODE = ROOT / "docker-compose.yml", ROOT / "deploy" / "gpu-node.yml"
@@ -95,7 +95,7 @@ def test_commands_name_real_entry_points_and_cover_every_queue():
         cmd = s[name]["command"]
         assert importlib.import_module(cmd[cmd.index("-A") + 1]).app.main == "robustlab"
         served.add(cmd[cmd.index("-Q") + 1])
-    assert served == set(QUEUE_OF_KIND.values())
+    assert served == {kind.queue for kind in JOB_KINDS.values()}
     assert (ROOT / s["dashboard"]["command"][2]).is_file()  # streamlit run dashboard/app.py
     assert s["migrate"]["command"][0] == "robustlab"
     build_parser().parse_args(s["migrate"]["command"][1:])  # a real subcommand, or SystemExit

@@ -9,7 +9,7 @@ import threading
 
 import redis
 
-from core.jobs.kinds import TASK_NAME
+from core.contract.kinds import TASK_NAME
 from core.settings import get_settings
 from core.store import jobs as store_jobs
 from core.store.db import session_scope
@@ -22,11 +22,10 @@ ANNOUNCE_EVERY = 10.0  # seconds; shorter when leases are shorter (see _loop)
 _stop = threading.Event()
 
 
-def start_duties(app, queues: list[str]) -> None:
-    from worker.tasks import worker_name
-
+def start_duties(app, queues: list[str], name: str) -> None:
+    """Announce worker `name` (consuming `queues`) and reconcile lost jobs from a daemon thread."""
     _stop.clear()
-    threading.Thread(target=_loop, args=(app, queues, worker_name()), daemon=True, name="robustlab-duties").start()
+    threading.Thread(target=_loop, args=(app, queues, name), daemon=True, name="robustlab-duties").start()
 
 
 def stop_duties() -> None:

@@ -10,8 +10,9 @@ from functools import lru_cache
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
 
-from core.jobs.kinds import TASK_NAME
+from core.contract.kinds import TASK_NAME
 from core.settings import get_settings
+from worker.duties import start_duties, stop_duties
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +37,10 @@ def execute(job_id: str) -> str:
 
 @worker_ready.connect
 def _start_duties(sender, **_):
-    from worker.duties import start_duties
-
     queues = [q.name for q in sender.app.amqp.queues.consume_from.values()] if sender else []
-    start_duties(sender.app, queues)
+    start_duties(sender.app, queues, worker_name())
 
 
 @worker_shutdown.connect
 def _stop_duties(**_):
-    from worker.duties import stop_duties
-
     stop_duties()

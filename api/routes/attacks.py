@@ -12,7 +12,7 @@ from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
 from api.routes.jobs import submit
 from api.uploads import read_bounded, to_model_input
 from api.waiting import INTERACTIVE_RESPONSES, answer
-from core.specs import AttackSpec, ImageAttackSpec
+from core.contract.specs import AttackSpec, ImageAttackSpec
 from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.db import write_lock
 from core.store.registry import get_model

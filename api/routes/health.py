@@ -11,8 +11,8 @@ from sqlalchemy import text
 
 from api.deps import SessionDep, SettingsDep
 from api.metrics import REGISTRY
+from core.contract.names import JOB_STATUSES
 from core.store.jobs import count_by_status
-from core.store.orm import JOB_STATUSES
 
 router = APIRouter(tags=["health"])
 WORKER_KEY = "robustlab:worker:"  # written by each worker every few seconds, with a TTL

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from api.deps import MAX_OFFSET, KeyDep, QueueDep, SessionDep, SettingsDep, not_found
 from api.limits import check_limits
 from api.schemas import JobIn, JobList, JobOut, MetricOut
-from core.jobs.kinds import JOB_SPECS
+from core.contract.kinds import job_kind
 from core.settings import Settings
 from core.store import jobs as store_jobs
 from core.store.db import write_lock
@@ -28,17 +28,28 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 def validate_spec(kind: str, raw: dict) -> BaseModel:
     """The kind's spec model from `raw`; errors come back as 422 naming `spec.<field>`."""
     try:
-        return JOB_SPECS[kind].model_validate(raw)
+        return job_kind(kind).spec.model_validate(raw)
     except ValidationError as e:
         raise RequestValidationError(
             [{**err, "loc": ("body", "spec", *err["loc"])} for err in e.errors(include_url=False)]
         ) from e
 
 
-def check_references(session: Session, spec: BaseModel) -> None:
-    model_id = getattr(spec, "model_id", None)
-    if model_id is not None and get_model(session, model_id=model_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"spec.model_id: no model with id {model_id!r}")
+def check_references(session: Session, kind: str, spec: BaseModel) -> None:
+    """The registered model a kind acts on exists and is of the kind's model kind (422 when none is
+    named, 404 when it is not there); an uploaded input exists (404)."""
+    acts_on = job_kind(kind).acts_on
+    if acts_on is not None:
+        model_id = spec.model_id
+        if not model_id:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"spec.model_id: {kind} needs a registered {acts_on}"
+            )
+        model = get_model(session, model_id=model_id)
+        if model is None or model.kind != acts_on:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"spec.model_id: no registered {acts_on} model with id {model_id!r}"
+            )
     artifact_id = getattr(spec, "input_artifact_id", None)
     if artifact_id is not None and session.get(Artifact, artifact_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"spec.input_artifact_id: no artifact {artifact_id!r}")
@@ -49,7 +60,7 @@ def submit(
 ) -> Job:
     """Store the job, commit, then enqueue it (a lost send is re-enqueued by the workers)."""
     check_limits(spec, settings)
-    check_references(session, spec)
+    check_references(session, kind, spec)
     with write_lock(settings.database_url):
         job = store_jobs.create_job(
             session, kind=kind, spec=spec.model_dump(mode="json"), owner=owner, study_id=study_id

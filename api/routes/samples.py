@@ -6,11 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
+from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep
 from api.routes.jobs import submit
 from api.waiting import INTERACTIVE_RESPONSES, answer
-from core.specs import DDPMForwardSpec, DDPMSampleSpec
-from core.store.registry import get_model
+from core.contract.specs import DDPMForwardSpec, DDPMSampleSpec
 
 router = APIRouter(prefix="/v1/samples", tags=["samples"])
 
@@ -27,9 +26,6 @@ def create_samples(
 ) -> dict:
     """Sample `n` images (sampler, steps, seed, η, guidance) on the interactive queue; the answer
     holds the grid's and each image's URL, and the trajectory's frames when asked."""
-    model = get_model(session, model_id=spec.model_id) if spec.model_id else None
-    if model is None or model.kind != "diffusion":
-        raise not_found("diffusion model", str(spec.model_id))
     job = submit(session, queue, settings, kind="ddpm_sampling", spec=spec, owner=key.name)
     wait = settings.interactive_wait_seconds if wait is None else wait
     return answer(session, response, settings.database_url, job, wait)
@@ -47,9 +43,6 @@ def explore_forward(
 ) -> dict:
     """The forward process of one test image: x_t at each t and the model's x̂_0 from it, as image
     URLs (`x_t_urls`, `x0_pred_urls`) beside `timesteps` and ᾱ_t (`alpha_bars`)."""
-    model = get_model(session, model_id=spec.model_id)
-    if model is None or model.kind != "diffusion":
-        raise not_found("diffusion model", spec.model_id)
     job = submit(session, queue, settings, kind="ddpm_forward", spec=spec, owner=key.name)
     wait = settings.interactive_wait_seconds if wait is None else wait
     return answer(session, response, settings.database_url, job, wait)

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
 from api.routes.jobs import submit
 from api.schemas import StudyIn, StudyOut, StudySummary
-from core.presets import train_preset
-from core.specs import ActivationSpec
+from core.contract.presets import train_preset
+from core.contract.specs import ActivationSpec
 from core.store.db import write_lock
 from core.store.orm import Job, Study
 from core.study import sat_variants, summarise

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from core.attacks.pgd import PGD
 from core.attacks.threat import THREATS, L2Ball, LinfBall
-from core.specs import AttackSpec
+from core.contract.specs import AttackSpec
 
 __all__ = ["PGD", "LinfBall", "L2Ball", "build_attack", "default_step_size"]
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.specs import DDPMSampleSpec, DDPMTrainSpec
+from core.contract.names import PRESET_NAMES, SAMPLERS
+from core.contract.presets import ddpm_preset
+from core.contract.progress import progress_bar
+from core.contract.specs import DDPMSampleSpec, DDPMTrainSpec
 
 
 def cmd_train(args) -> int:
-    from core.cli.main import progress_bar
     from core.data import load_dataset
     from core.diffusion.ddpm import load_diffusion, train_ddpm
-    from core.diffusion.presets import ddpm_preset
 
     spec = (
         DDPMTrainSpec.model_validate_json(Path(args.spec).read_text())
@@ -24,15 +25,14 @@ def cmd_train(args) -> int:
     out = Path(args.out or f"runs/ddpm-{spec.data.name}-seed{spec.seed}")
     ds = load_dataset(spec.data)
     result = train_ddpm(spec, out, dataset=ds, progress=progress_bar(f"ddpm {out.name}"))
-    report = {"status": result["status"], "checkpoint": str(out), "final": result["history"][-1]}
-    if args.classifier and result["status"] == "succeeded":
+    report = {"status": "succeeded", "checkpoint": str(out), "final": result.final}
+    if args.classifier:
         report["quality"] = _quality(load_diffusion(out), args.classifier, ds, args.quality_samples)
     print(json.dumps(report, indent=1))
     return 0
 
 
 def _quality(model, classifier_folder: str, ds, n: int) -> dict:
-    from core.cli.main import progress_bar
     from core.diffusion.quality import sample_quality
     from core.diffusion.sampling import sample
     from core.models import load_model
@@ -42,7 +42,6 @@ def _quality(model, classifier_folder: str, ds, n: int) -> dict:
 
 
 def cmd_sample(args) -> int:
-    from core.cli.main import progress_bar
     from core.diffusion.ddpm import load_diffusion
     from core.diffusion.sampling import sample
     from core.images import grid_png
@@ -63,7 +62,7 @@ def cmd_sample(args) -> int:
 def add_commands(sub) -> None:
     d = sub.add_parser("ddpm", help="denoising diffusion: train and sample").add_subparsers(dest="ddpm", required=True)
     t = d.add_parser("train", help="train a DDPM")
-    t.add_argument("--preset", choices=["smoke", "cpu", "gpu"], default="smoke")
+    t.add_argument("--preset", choices=PRESET_NAMES, default="smoke")
     t.add_argument("--spec", help="a DDPMTrainSpec JSON file")
     t.add_argument("--epochs", type=int)
     t.add_argument("--seed", type=int, default=0)
@@ -74,7 +73,7 @@ def add_commands(sub) -> None:
     s = d.add_parser("sample", help="sample a grid from a trained DDPM")
     s.add_argument("checkpoint")
     s.add_argument("--n", type=int, default=16)
-    s.add_argument("--sampler", choices=["ddpm", "ddim", "dpm_solver"], default="ddim")
+    s.add_argument("--sampler", choices=SAMPLERS, default="ddim")
     s.add_argument("--steps", type=int)
     s.add_argument("--eta", type=float, default=0.0)
     s.add_argument("--seed", type=int, default=0)

@@ -9,7 +9,6 @@ Simple loss, Eq. 14: E_{t, x_0, ε} ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import time
@@ -21,11 +20,13 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
 from safetensors.torch import load_file
 from torch import nn
 
+from core.contract.checkpoint import MODEL_FILE, read_meta
+from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress, stop_if_asked
+from core.contract.specs import DDPMTrainSpec
 from core.data import Dataset, load_dataset
 from core.device import autocast, resolve_device
-from core.progress import Progress, ProgressFn, StopFn, never_stop, no_progress
-from core.specs import DDPMTrainSpec
-from core.training.checkpoint import META_FILE, MODEL_FILE, resume_from, save_checkpoint
+from core.training.checkpoint import resume_from, save_checkpoint
+from core.training.loop import TrainResult
 
 log = logging.getLogger(__name__)
 SCHEDULERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm_solver": DPMSolverMultistepScheduler}
@@ -123,10 +124,11 @@ def train_ddpm(
     progress: ProgressFn = no_progress,
     should_stop: StopFn = never_stop,
     resume: bool = True,
-) -> dict:
+) -> TrainResult:
     """Train ε_θ with the simple loss, keeping EMA weights; a checkpoint every epoch in `out_dir`.
 
-    Returns `{"status": "succeeded" | "stopped", "epochs_done", "history"}`.
+    Returns the run's `TrainResult`; raises `Stopped` when `should_stop` asks (the last epoch's
+    checkpoint stays).
     """
     out_dir = Path(out_dir)
     device = resolve_device(spec.device)
@@ -146,8 +148,7 @@ def train_ddpm(
         model.train()
         loss_sum = 0.0
         for b in range(batches):
-            if should_stop():
-                return {"status": "stopped", "epochs_done": epoch, "history": history}
+            stop_if_asked(should_stop)
             idx = order[b * spec.batch_size : (b + 1) * spec.batch_size]
             x0 = to_model_space(ds.x_train[idx], spec.image_size).to(device)
             labels = None
@@ -174,25 +175,16 @@ def train_ddpm(
                 )
         metrics = {"train_loss": loss_sum / n, "epoch_seconds": time.perf_counter() - t0}
         history.append({"epoch": epoch + 1, **metrics})
-        save_checkpoint(
-            out_dir,
-            model,
-            opt,
-            {"spec": spec.model_dump(mode="json"), "epoch": epoch + 1, "history": history, "facts": model.facts()},
-        )
+        meta = {"spec": spec.model_dump(mode="json"), "epoch": epoch + 1, "history": history, "facts": model.facts()}
+        save_checkpoint(out_dir, model, opt, meta, kind="diffusion")
         log.info("epoch %d/%d loss %.4f", epoch + 1, spec.epochs, metrics["train_loss"])
         progress(Progress((epoch + 1) / spec.epochs, f"epoch {epoch + 1}/{spec.epochs} done", metrics, epoch + 1))
-    return {"status": "succeeded", "epochs_done": spec.epochs, "history": history}
+    return TrainResult(out_dir, spec.epochs, history, spec)
 
 
 def load_diffusion(folder: str | Path, *, device: str | torch.device = "cpu") -> DiffusionModel:
     """Rebuild a diffusion model from its checkpoint folder alone, in eval mode."""
-    folder = Path(folder)
-    if not (folder / META_FILE).is_file() or not (folder / MODEL_FILE).is_file():
-        raise FileNotFoundError(f"{folder} is not a robustlab diffusion checkpoint folder")
-    meta = json.loads((folder / META_FILE).read_text())
-    if "facts" not in meta:
-        raise ValueError(f"{folder} holds a classifier checkpoint, not a diffusion model")
+    meta = read_meta(folder, expect="diffusion")
     model = DiffusionModel(DDPMTrainSpec.model_validate(meta["spec"]), **meta["facts"])
-    model.load_state_dict(load_file(folder / MODEL_FILE))
+    model.load_state_dict(load_file(Path(folder) / MODEL_FILE))
     return model.to(device).eval()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
+from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress, stop_if_asked
+from core.contract.specs import DDPMSampleSpec
 from core.diffusion.ddpm import DiffusionModel, make_scheduler, predict_x0, q_sample, to_image_space, to_model_space
-from core.progress import Progress, ProgressFn, StopFn, never_stop, no_progress
-from core.specs import DDPMSampleSpec
 
 CHUNK = 256  # images denoised at once
 
@@ -42,8 +42,8 @@ def _eps(model: DiffusionModel, x: torch.Tensor, t, labels, w: float) -> torch.T
 def sample(
     model: DiffusionModel, spec: DDPMSampleSpec, *, progress: ProgressFn = no_progress, should_stop: StopFn = never_stop
 ) -> dict:
-    """`{"images": (n, C, H, W) in [0, 1], "trajectory": [frames of (n, C, H, W)] or [],
-    "stopped": bool}`. The same spec (seed included) gives the same images."""
+    """`{"images": (n, C, H, W) in [0, 1], "trajectory": [frames of (n, C, H, W)] or []}`. The same
+    spec (seed included) gives the same images. Raises `Stopped` when `should_stop` asks."""
     device = next(model.parameters()).device
     labels = _labels(spec, model)
     generator = torch.Generator().manual_seed(spec.seed)
@@ -61,8 +61,7 @@ def sample(
         keep = set(torch.linspace(0, len(scheduler.timesteps) - 1, spec.trajectory_frames).round().long().tolist())
         chunk_frames = [to_image_space(x.cpu(), model.data_size)] if spec.trajectory else []
         for i, t in enumerate(scheduler.timesteps):
-            if should_stop():
-                return {"images": None, "trajectory": [], "stopped": True}
+            stop_if_asked(should_stop)
             eps = _eps(model, scheduler.scale_model_input(x, t), t, lab, spec.guidance_scale)
             kwargs = {"eta": spec.eta, "generator": generator} if spec.sampler == "ddim" else {}
             if spec.sampler == "ddpm":
@@ -76,7 +75,7 @@ def sample(
         images.append(to_image_space(x.cpu(), model.data_size))
         frames.append(chunk_frames)
     trajectory = [torch.cat(f) for f in zip(*frames, strict=True)] if spec.trajectory else []
-    return {"images": torch.cat(images), "trajectory": trajectory, "stopped": False}
+    return {"images": torch.cat(images), "trajectory": trajectory}
 
 
 @torch.no_grad()

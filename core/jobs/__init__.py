@@ -1,2 +1,3 @@
-"""Running jobs from the store: the one function a worker task calls (`execute_job`), and one
-runner per job kind. `kinds` is torch-free (the API imports it); the rest needs torch."""
+"""Running jobs from the store: the one function a worker task calls (`execute_job`), the context
+a runner gets, and the runners of the job kinds (named by the table in `core.contract.kinds`).
+Everything here may need torch; the API never imports it."""

@@ -1,4 +1,5 @@
-"""Runners for the diffusion job kinds: training (with sample quality at the end) and sampling."""
+"""The diffusion job kinds' runners: training (with sample quality at the end), sampling and the
+forward-process explorer. A stop request ends them with `Stopped`."""
 
 from __future__ import annotations
 
@@ -6,19 +7,17 @@ import time
 
 from sqlalchemy import select
 
+from core.contract.checkpoint import MODEL_FILE
+from core.contract.progress import Progress
+from core.contract.specs import DDPMForwardSpec, DDPMSampleSpec, DDPMTrainSpec
 from core.data import load_dataset, test_image
 from core.diffusion.ddpm import load_diffusion, train_ddpm
 from core.diffusion.quality import sample_quality
 from core.diffusion.sampling import forward_explorer, sample
 from core.images import grid_png, png_bytes
-from core.jobs.context import JobContext, JobStopped
-from core.jobs.runners import registered
-from core.progress import Progress
-from core.specs import DDPMForwardSpec, DDPMSampleSpec, DDPMTrainSpec
-from core.store.artifacts import record_artifact
+from core.jobs.context import JobContext
 from core.store.orm import RegisteredModel
 from core.store.registry import register_model
-from core.training.checkpoint import MODEL_FILE, has_checkpoint
 
 QUALITY_SAMPLES = 500  # generated images for the Fréchet distance (DDIM-50)
 
@@ -37,26 +36,15 @@ def _quality_classifier(ctx: JobContext, dataset: str):
 
 
 def run_ddpm_training(spec: DDPMTrainSpec, ctx: JobContext) -> dict:
-    folder = ctx.work_dir / ctx.job_id
-    prefix = f"jobs/{ctx.job_id}/checkpoint"
-    if not has_checkpoint(folder):
-        ctx.store.download_folder(prefix, folder)
-    stage = ctx.scaled(0.0, 0.85)
-
-    def report(p):
-        if p.metrics:
-            ctx.store.upload_folder(folder, prefix)
-        stage(p)
-
+    folder = ctx.checkpoint_folder()
     ds = load_dataset(spec.data)
     t0 = time.perf_counter()
+    report = ctx.training_reporter(folder, 0.0, 0.85)
     result = train_ddpm(spec, folder, dataset=ds, progress=report, should_stop=ctx.should_stop)
-    if result["status"] != "succeeded":
-        raise JobStopped
     train_seconds = time.perf_counter() - t0
     model = load_diffusion(folder, device=ctx.device)
     classifier_id, classifier = _quality_classifier(ctx, spec.data.name)
-    summary = {"history": result["history"], "train_seconds": train_seconds, "quality": None}
+    summary = {"history": result.history, "train_seconds": train_seconds, "quality": None}
     if classifier is not None and classifier.spec.image_size == model.data_size:
         n = min(QUALITY_SAMPLES, len(ds.x_test))
         gen = sample(
@@ -65,21 +53,14 @@ def run_ddpm_training(spec: DDPMTrainSpec, ctx: JobContext) -> dict:
             progress=ctx.scaled(0.85, 1.0),
             should_stop=ctx.should_stop,
         )
-        if gen["stopped"]:
-            raise JobStopped
         summary["quality"] = {
             **sample_quality(classifier, gen["images"], ds.x_test[:n], ds.classes),
             "classifier_id": classifier_id,
             "sampler": "ddim-50",
         }
     with ctx.session() as s:
-        weights = record_artifact(
-            s,
-            ctx.store,
-            key=f"{prefix}/{MODEL_FILE}",
-            type="checkpoint",
-            job_id=ctx.job_id,
-            data=(folder / MODEL_FILE).read_bytes(),
+        weights = ctx.save_artifact(
+            s, f"checkpoint/{MODEL_FILE}", type="checkpoint", data=(folder / MODEL_FILE).read_bytes()
         )
         row = register_model(
             s,
@@ -88,7 +69,7 @@ def run_ddpm_training(spec: DDPMTrainSpec, ctx: JobContext) -> dict:
             dataset=spec.data.name,
             architecture="unet2d",
             activation="silu",
-            checkpoint_uri=prefix,
+            checkpoint_uri=ctx.checkpoint_prefix,
             summary=summary,
             name=f"{spec.data.name}-ddpm-seed{spec.seed}",
             recipe={**spec.model_dump(mode="json"), "facts": model.facts()},
@@ -97,7 +78,7 @@ def run_ddpm_training(spec: DDPMTrainSpec, ctx: JobContext) -> dict:
             "model_id": row.id,
             "checkpoint_artifact_id": weights.id,
             "train_seconds": train_seconds,
-            "final": result["history"][-1],
+            "final": result.final,
             "quality": summary["quality"],
         }
 
@@ -105,27 +86,18 @@ def run_ddpm_training(spec: DDPMTrainSpec, ctx: JobContext) -> dict:
 def run_ddpm_sampling(spec: DDPMSampleSpec, ctx: JobContext) -> dict:
     if spec.model_id is None:
         raise ValueError("ddpm_sampling needs model_id")
-    model, _ = registered(ctx, spec.model_id, "diffusion", loader=load_diffusion)
+    model, _ = ctx.registered_model(spec.model_id, "diffusion")
     t0 = time.perf_counter()
     out = sample(model, spec, progress=ctx.progress, should_stop=ctx.should_stop)
-    if out["stopped"]:
-        raise JobStopped
     seconds = time.perf_counter() - t0
     with ctx.session() as s:
-        key = f"jobs/{ctx.job_id}"
-        grid = record_artifact(
-            s, ctx.store, key=f"{key}/grid.png", type="image", job_id=ctx.job_id, data=grid_png(out["images"])
-        )
+        grid = ctx.save_artifact(s, "grid.png", type="image", data=grid_png(out["images"]))
         singles = [
-            record_artifact(
-                s, ctx.store, key=f"{key}/sample_{i:03d}.png", type="image", job_id=ctx.job_id, data=png_bytes(img)
-            ).id
+            ctx.save_artifact(s, f"sample_{i:03d}.png", type="image", data=png_bytes(img)).id
             for i, img in enumerate(out["images"])
         ]
         frames = [
-            record_artifact(
-                s, ctx.store, key=f"{key}/trajectory_{i:02d}.png", type="image", job_id=ctx.job_id, data=grid_png(frame)
-            ).id
+            ctx.save_artifact(s, f"trajectory_{i:02d}.png", type="image", data=grid_png(frame)).id
             for i, frame in enumerate(out["trajectory"])
         ]
     return {
@@ -142,7 +114,7 @@ def run_ddpm_sampling(spec: DDPMSampleSpec, ctx: JobContext) -> dict:
 
 def run_ddpm_forward(spec: DDPMForwardSpec, ctx: JobContext) -> dict:
     """x_t and the model's x̂_0 at each t for one test image: the explorer's frames."""
-    model, dataset = registered(ctx, spec.model_id, "diffusion", loader=load_diffusion)
+    model, dataset = ctx.registered_model(spec.model_id, "diffusion")
     big_t = model.spec.num_train_timesteps
     timesteps = spec.timesteps or [round(i * (big_t - 1) / 9) for i in range(10)]
     x0, label = test_image(dataset, spec.test_index)
@@ -151,32 +123,13 @@ def run_ddpm_forward(spec: DDPMForwardSpec, ctx: JobContext) -> dict:
         out = forward_explorer(model, x0[None], t, seed=spec.seed)
         frames.append({"t": t, "alpha_bar": out["alpha_bar"], "x_t": out["x_t"][0], "x0_pred": out["x0_pred"][0]})
         ctx.progress(Progress((i + 1) / len(timesteps), f"t = {t}"))
-    key = f"jobs/{ctx.job_id}"
     with ctx.session() as s:
-        image = record_artifact(s, ctx.store, key=f"{key}/x0.png", type="image", job_id=ctx.job_id, data=png_bytes(x0))
-        x_t = [
-            record_artifact(
-                s,
-                ctx.store,
-                key=f"{key}/x_t_{f['t']:04d}.png",
-                type="image",
-                job_id=ctx.job_id,
-                data=png_bytes(f["x_t"]),
-            ).id
-            for f in frames
-        ]
+        image_id = ctx.save_artifact(s, "x0.png", type="image", data=png_bytes(x0)).id
+        x_t = [ctx.save_artifact(s, f"x_t_{f['t']:04d}.png", type="image", data=png_bytes(f["x_t"])).id for f in frames]
         x0_pred = [
-            record_artifact(
-                s,
-                ctx.store,
-                key=f"{key}/x0_pred_{f['t']:04d}.png",
-                type="image",
-                job_id=ctx.job_id,
-                data=png_bytes(f["x0_pred"]),
-            ).id
+            ctx.save_artifact(s, f"x0_pred_{f['t']:04d}.png", type="image", data=png_bytes(f["x0_pred"])).id
             for f in frames
         ]
-        image_id = image.id
     return {
         "model_id": spec.model_id,
         "test_index": spec.test_index,

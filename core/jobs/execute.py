@@ -1,8 +1,8 @@
 """`execute_job(job_id)`: the whole life of one delivery of a job, for the worker task to call.
 
 Claim the lease (a job never runs twice at once), keep it alive from a heartbeat thread, run the
-kind's runner, store the result. A crash leaves the lease to expire; the job is then delivered
-again and resumes from its last checkpoint.
+kind's runner (from the table of job kinds), store the result. A crash leaves the lease to expire;
+the job is then delivered again and resumes from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import logging
 import threading
 from functools import partial
 
+from core.contract.kinds import job_kind
+from core.contract.progress import Stopped
 from core.device import resolve_device
-from core.jobs.context import JobContext, JobStopped
-from core.jobs.kinds import JOB_SPECS
+from core.jobs.context import JobContext
 from core.jobs.model_cache import ModelCache
-from core.jobs.runners import RUNNERS
 from core.settings import Settings
 from core.store import jobs as store_jobs
 from core.store.artifacts import ArtifactStore
@@ -59,10 +59,10 @@ def execute_job(job_id: str, *, settings: Settings, worker: str, models: ModelCa
     beat = threading.Thread(target=_heartbeat, args=(ctx, settings, worker, done), daemon=True)
     beat.start()
     try:
-        spec = JOB_SPECS[kind].model_validate(raw_spec)
-        result = RUNNERS[kind](spec, ctx)
+        row = job_kind(kind)
+        result = row.resolve_runner()(row.spec.model_validate(raw_spec), ctx)
         status, error = "succeeded", None
-    except JobStopped:
+    except Stopped:
         if ctx.lease_lost.is_set():
             return "running"  # another worker holds the job now
         status, result, error = "cancelled", None, None

@@ -6,7 +6,6 @@ A checkpoint folder holds `model.safetensors` (weights) and `checkpoint.json`, w
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -14,11 +13,14 @@ from safetensors.torch import load_file
 from torch import nn
 
 from core.activations import build_activation
+from core.contract.checkpoint import MODEL_FILE, read_meta
+from core.contract.names import Architecture
+from core.contract.specs import ModelSpec
 from core.models.cnn import SmallCNN
 from core.models.preact_resnet import PreActResNet18
-from core.specs import ModelSpec
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"small_cnn": SmallCNN, "preact_resnet18": PreActResNet18}
+# One network per architecture name of the contract (a test checks that none is missing).
+NETWORKS: dict[Architecture, type[nn.Module]] = {"small_cnn": SmallCNN, "preact_resnet18": PreActResNet18}
 # Channel statistics of the datasets robustlab knows; anything else gets mean 0.5, std 0.5.
 DATASET_STATS = {
     "fashion-mnist": ([0.2860], [0.3530]),
@@ -50,7 +52,7 @@ class Classifier(nn.Module):
         self.spec = spec
         c = spec.in_channels
         self.normalize = Normalize(spec.mean or [0.5] * c, spec.std or [0.5] * c)
-        arch = ARCHITECTURES[spec.arch]
+        arch = NETWORKS[spec.arch]
         self.net = arch(c, spec.image_size, spec.num_classes, spec.width, lambda: build_activation(spec.activation))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -59,8 +61,8 @@ class Classifier(nn.Module):
 
 def build_model(spec: ModelSpec) -> Classifier:
     """A freshly initialised classifier for `spec` (seed torch first for reproducibility)."""
-    if spec.arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {spec.arch!r}; known: {sorted(ARCHITECTURES)}")
+    if spec.arch not in NETWORKS:
+        raise ValueError(f"unknown architecture {spec.arch!r}; known: {sorted(NETWORKS)}")
     return Classifier(spec)
 
 
@@ -70,16 +72,10 @@ def load_model(folder: str | Path, *, device: str | torch.device = "cpu", channe
 
     Raises:
         FileNotFoundError: the folder lacks `checkpoint.json` or `model.safetensors`.
+        ValueError: the folder holds a diffusion model, not a classifier.
     """
-    folder = Path(folder)
-    meta_path, weights_path = folder / "checkpoint.json", folder / "model.safetensors"
-    for p in (meta_path, weights_path):
-        if not p.is_file():
-            raise FileNotFoundError(f"{p} not found: not a robustlab checkpoint folder")
-    meta = json.loads(meta_path.read_text())
-    if "model" not in meta.get("spec", {}):
-        raise ValueError(f"{folder} holds no classifier (a diffusion model? use load_diffusion)")
+    meta = read_meta(folder, expect="classifier")
     model = build_model(ModelSpec.model_validate(meta["spec"]["model"]))
-    model.load_state_dict(load_file(weights_path, device="cpu"))
+    model.load_state_dict(load_file(Path(folder) / MODEL_FILE, device="cpu"))
     model = model.to(device).eval()
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -3,37 +3,35 @@ into the registry, so the service can evaluate, attack and sample with it. Torch
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from core.specs import ActivationSpec
+from core.contract.checkpoint import checkpoint_kind, read_meta
+from core.contract.specs import ActivationSpec
 from core.store.artifacts import ArtifactStore
 from core.store.orm import RegisteredModel
 from core.store.registry import register_model
-
-META_FILE, MODEL_FILE = ("checkpoint.json", "model.safetensors")  # as core.training.checkpoint writes them
 
 
 def import_checkpoint(
     session: Session, store: ArtifactStore, folder: Path, *, name: str | None = None, summary: dict | None = None
 ) -> RegisteredModel:
     """Copy `folder` into the artifact store and register it as a classifier or a diffusion model
-    (told apart by its checkpoint.json). `summary` is merged into the registry's summary.
+    (the kind its checkpoint.json names). `summary` is merged into the registry's summary.
 
     Raises:
         ValueError: `folder` is not a finished robustlab checkpoint folder.
     """
-    meta_path = folder / META_FILE
-    if not meta_path.is_file() or not (folder / MODEL_FILE).is_file():
-        raise ValueError(f"{folder} is not a robustlab checkpoint folder ({META_FILE} and {MODEL_FILE})")
-    meta = json.loads(meta_path.read_text())
+    try:
+        meta = read_meta(folder)
+    except FileNotFoundError as e:
+        raise ValueError(str(e)) from e
     spec, history = meta["spec"], meta.get("history") or []
     prefix = f"imports/{uuid.uuid4().hex}/checkpoint"
     store.upload_folder(folder, prefix)
-    if "facts" in meta:  # a diffusion model
+    if checkpoint_kind(meta) == "diffusion":
         fields = {
             "kind": "diffusion",
             "architecture": "unet2d",

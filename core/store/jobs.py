@@ -7,17 +7,10 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core.store.orm import FINISHED, Job, MetricPoint, utcnow
+from core.contract.kinds import job_kind
+from core.contract.names import FINISHED
+from core.store.orm import Job, MetricPoint, utcnow
 from core.store.pages import filtered_page
-
-QUEUE_OF_KIND = {
-    "adversarial_training": "train",
-    "attack_evaluation": "train",
-    "ddpm_training": "train",
-    "ddpm_sampling": "interactive",
-    "ddpm_forward": "interactive",
-    "image_attack": "interactive",
-}
 
 
 def create_job(
@@ -28,7 +21,7 @@ def create_job(
         spec=spec,
         owner=owner,
         study_id=study_id,
-        queue=QUEUE_OF_KIND[kind],
+        queue=job_kind(kind).queue,
         status="queued",
         enqueued_at=utcnow(),
     )

@@ -21,10 +21,6 @@ class Base(DeclarativeBase):
     pass
 
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINISHED = ("succeeded", "failed", "cancelled")
-
-
 class Study(Base):
     __tablename__ = "studies"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -84,7 +80,7 @@ class Artifact(Base):
 class RegisteredModel(Base):
     __tablename__ = "models"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    kind: Mapped[str] = mapped_column(String(20), default="classifier")  # classifier | diffusion
+    kind: Mapped[str] = mapped_column(String(20), default="classifier")  # one of MODEL_KINDS
     name: Mapped[str] = mapped_column(String(200))
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
     dataset: Mapped[str] = mapped_column(String(50))

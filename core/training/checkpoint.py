@@ -1,5 +1,6 @@
 """Checkpoints: `model.safetensors` (weights), `train_state.safetensors` (optimizer tensors) and
-`checkpoint.json` (spec, epoch, metrics, optimizer scalars, RNG state). No pickle.
+`checkpoint.json` (kind, spec, epoch, metrics, optimizer scalars, RNG state). No pickle. The file
+names and the `kind` field are the contract's (`core.contract.checkpoint`).
 
 Files are written to temporary names and renamed; the JSON goes last and records the SHA-256 of
 both tensor files, so a torn write is detected instead of resumed from.
@@ -18,7 +19,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-MODEL_FILE, STATE_FILE, META_FILE = ("model.safetensors", "train_state.safetensors", "checkpoint.json")
+from core.contract.checkpoint import META_FILE, MODEL_FILE, STATE_FILE
+from core.contract.names import MODEL_KINDS, ModelKind
 
 
 def _sha256(path: Path) -> str:
@@ -62,14 +64,18 @@ def set_rng_state(state: dict[str, str]) -> None:
         torch.cuda.set_rng_state(decode(state["cuda"]))
 
 
-def save_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, meta: dict) -> None:
-    """Write the three checkpoint files into `folder`, replacing the previous epoch's."""
+def save_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, meta: dict, *, kind: ModelKind) -> None:
+    """Write the three checkpoint files into `folder`, replacing the previous epoch's; `kind`
+    (`classifier` or `diffusion`) goes into the JSON so that loaders need not guess."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"kind must be one of {MODEL_KINDS}, got {kind!r}")
     folder.mkdir(parents=True, exist_ok=True)
     opt_tensors, opt_meta = _optimizer_split(opt)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     for name, tensors in ((MODEL_FILE, weights), (STATE_FILE, opt_tensors)):
         save_file(tensors, folder / f".{name}.tmp")
     meta = {
+        "kind": kind,
         **meta,
         "optimizer": opt_meta,
         "rng": rng_state(),

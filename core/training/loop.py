@@ -19,12 +19,12 @@ import torch.nn.functional as F
 
 from core.activations import gradient_phase
 from core.attacks import build_attack
+from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress, stop_if_asked
+from core.contract.specs import AttackSpec, ModelSpec, Spec, TrainSpec
 from core.data import Dataset, load_dataset
 from core.device import autocast, prepare, resolve_device, to_input
 from core.evaluation import predict, robust_mask
 from core.models import DATASET_STATS, Classifier, build_model
-from core.progress import Progress, ProgressFn, StopFn, never_stop, no_progress
-from core.specs import AttackSpec, ModelSpec, TrainSpec
 from core.training.checkpoint import resume_from, save_checkpoint
 from core.training.schedules import lr_at
 
@@ -33,13 +33,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainResult:
-    """What a training run leaves: its status, the per-epoch metrics and the checkpoint folder."""
+    """What a finished training run leaves (classifier or DDPM): the checkpoint folder, the
+    per-epoch metrics and the spec it ran."""
 
-    status: str  # "succeeded" or "stopped"
     out_dir: Path
     epochs_done: int
     history: list[dict] = field(default_factory=list)
-    spec: TrainSpec | None = None
+    spec: Spec | None = None
 
     @property
     def final(self) -> dict:
@@ -99,8 +99,8 @@ def train(
             continues from it.
         dataset: the data, if already loaded (else `spec.data` is loaded).
         progress: called every few batches and with each epoch's metrics.
-        should_stop: checked every batch; when True the run returns with status "stopped",
-            keeping the last epoch's checkpoint.
+        should_stop: checked every batch; when True the run raises `Stopped`, keeping the last
+            epoch's checkpoint (a later call resumes from it).
         resume: continue from a checkpoint in `out_dir` (default True).
     """
     out_dir = Path(out_dir)
@@ -127,8 +127,7 @@ def train(
         model.train()
         loss_sum, correct = 0.0, 0
         for b in range(batches_per_epoch):
-            if should_stop():
-                return TrainResult("stopped", out_dir, epoch, history, spec)
+            stop_if_asked(should_stop)
             step = epoch * batches_per_epoch + b
             for group in opt.param_groups:
                 group["lr"] = lr_at(spec.optim, step / total_steps)
@@ -156,9 +155,8 @@ def train(
         metrics.update(held_out_metrics(model, x_eval, y_eval, spec.eval_attack))
         metrics["epoch_seconds"] = time.perf_counter() - t0
         history.append({"epoch": epoch + 1, **metrics})
-        save_checkpoint(
-            out_dir, model, opt, {"spec": spec.model_dump(mode="json"), "epoch": epoch + 1, "history": history}
-        )
+        meta = {"spec": spec.model_dump(mode="json"), "epoch": epoch + 1, "history": history}
+        save_checkpoint(out_dir, model, opt, meta, kind="classifier")
         log.info("epoch %d/%d %s", epoch + 1, spec.epochs, _fmt(metrics))
         progress(
             Progress(
@@ -168,7 +166,7 @@ def train(
                 step=epoch + 1,
             )
         )
-    return TrainResult("succeeded", out_dir, spec.epochs, history, spec)
+    return TrainResult(out_dir, spec.epochs, history, spec)
 
 
 def held_out_metrics(model: Classifier, x: torch.Tensor, y: torch.Tensor, attack: AttackSpec) -> dict[str, float]:

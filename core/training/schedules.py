@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from core.specs import OptimSpec
+from core.contract.specs import OptimSpec
 
 
 def lr_at(spec: OptimSpec, progress: float) -> float:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.contract.names import ATTACKS, NORMS
 from dashboard.charts import top_k_bar
 from dashboard.common import api, call, choose_model, show_image
 
 
 def attack_form() -> dict:
     c1, c2, c3, c4 = st.columns(4)
-    name = c1.selectbox("Attack", ["pgd", "fgsm"], key="al_attack")
-    norm = c2.selectbox("Norm", ["linf", "l2"], key="al_norm")
+    name = c1.selectbox("Attack", ATTACKS, key="al_attack")
+    norm = c2.selectbox("Norm", NORMS, key="al_norm")
     eps = c3.slider("ε", 0.0, 0.3 if norm == "linf" else 3.0, 0.1 if norm == "linf" else 1.0, 0.01, key="al_eps")
     steps = c4.number_input("Steps", 1, 200, 20, key="al_steps", disabled=name == "fgsm")
     return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.contract.names import DEFAULT_SAMPLER_STEPS, SAMPLERS
 from dashboard.common import api, call, choose_model, show_image
 
 
@@ -20,10 +21,8 @@ def answered(answer: dict | None) -> dict | None:
 
 def sampling(model: dict) -> None:
     c1, c2, c3, c4 = st.columns(4)
-    sampler = c1.selectbox("Sampler", ["ddim", "dpm_solver", "ddpm"], key="df_sampler")
-    steps = c2.number_input(
-        "Steps", 1, 1000, {"ddim": 50, "dpm_solver": 20, "ddpm": 1000}[sampler], key=f"df_steps_{sampler}"
-    )
+    sampler = c1.selectbox("Sampler", SAMPLERS, key="df_sampler")
+    steps = c2.number_input("Steps", 1, 1000, DEFAULT_SAMPLER_STEPS[sampler], key=f"df_steps_{sampler}")
     n = c3.number_input("Samples", 1, 64, 16, key="df_n")
     seed = c4.number_input("Seed", 0, 1_000_000, 0, key="df_seed")
     if st.button("Generate", key="df_run", type="primary"):

@@ -5,19 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.contract.kinds import JOB_KINDS
+from core.contract.names import FINISHED, JOB_STATUSES
 from dashboard.charts import training_curves
-from dashboard.common import (
-    FINISHED,
-    REFRESH_SECONDS,
-    api,
-    call,
-    duration,
-    elapsed_and_eta,
-    show_image,
-    side_by_side_json,
-)
-
-STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
+from dashboard.common import REFRESH_SECONDS, api, call, duration, elapsed_and_eta, show_image, side_by_side_json
 
 
 def job_rows(items: list[dict]) -> pd.DataFrame:
@@ -41,20 +32,8 @@ def job_rows(items: list[dict]) -> pd.DataFrame:
 
 def job_table() -> None:
     left, right = st.columns(2)
-    statuses = left.multiselect("Status", STATUSES, key="jobs_status")
-    kind = right.selectbox(
-        "Kind",
-        [
-            "all",
-            "adversarial_training",
-            "attack_evaluation",
-            "image_attack",
-            "ddpm_training",
-            "ddpm_sampling",
-            "ddpm_forward",
-        ],
-        key="jobs_kind",
-    )
+    statuses = left.multiselect("Status", JOB_STATUSES, key="jobs_status")
+    kind = right.selectbox("Kind", ["all", *JOB_KINDS], key="jobs_kind")
 
     @st.fragment(run_every=REFRESH_SECONDS)
     def live() -> None:
@@ -93,18 +72,24 @@ def job_table() -> None:
         st.rerun()
 
 
+def read_job(job_id: str) -> dict | None:
+    """The job's current state as the API gives it, or None after showing the API's error."""
+    handle = call(api().job, job_id)
+    return None if handle is None else handle.data
+
+
 def job_page(job_id: str) -> None:
     if st.button("← all jobs", key="back"):
         del st.query_params["job"]
         st.rerun()
-    job = call(api().job, job_id)
+    job = read_job(job_id)
     if job is None:
         return
     running = job["status"] not in FINISHED
 
     @st.fragment(run_every=REFRESH_SECONDS if running else None)
     def live() -> None:
-        current = call(api().job, job_id)
+        current = read_job(job_id)
         if current is None:
             return
         elapsed, eta = elapsed_and_eta(current)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.contract.names import DATASETS, MODEL_KINDS
 from dashboard.common import api, call, job_link, side_by_side_json
 
 
@@ -35,8 +36,8 @@ def model_rows(items: list[dict]) -> pd.DataFrame:
 def render() -> None:
     st.title("Models")
     c1, c2, c3 = st.columns(3)
-    kind = c1.selectbox("Kind", ["all", "classifier", "diffusion"], key="md_kind")
-    dataset = c2.selectbox("Dataset", ["all", "fashion-mnist", "mnist", "cifar10", "digits", "folder"], key="md_ds")
+    kind = c1.selectbox("Kind", ["all", *MODEL_KINDS], key="md_kind")
+    dataset = c2.selectbox("Dataset", ["all", *DATASETS], key="md_ds")
     activation = c3.text_input("Activation", key="md_act")
     page = call(
         api().models,

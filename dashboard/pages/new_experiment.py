@@ -6,10 +6,11 @@ import copy
 
 import streamlit as st
 
+from core.contract.client import Job
+from core.contract.names import ACTIVATIONS, PRESET_NAMES, PROBE_PHASES, TRAIN_METHODS
 from dashboard.common import api, call, choose_model, job_link
 
-ACTIVATIONS = ["relu", "softplus", "silu", "gelu", "elu", "smooth_relu"]
-PROBES = ["attack", "update", "both"]
+METHOD_NAMES = {"pgd": "PGD-AT", "fast": "Fast-AT (FGSM + random start)", "standard": "standard (no attack)"}
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -17,10 +18,10 @@ def presets(_client) -> dict:
     return _client.presets()
 
 
-def submitted(job: dict | None) -> None:
+def submitted(job: Job | None) -> None:
     if job is not None:
-        st.success(f"Queued {job['kind']} job {job['id']}.")
-        job_link(job["id"], "Watch it under Jobs")
+        st.success(f"Queued {job.kind} job {job.id}.")
+        job_link(job.id, "Watch it under Jobs")
 
 
 def submit_section(kind: str, spec: dict, label: str, key: str, disabled: bool = False) -> None:
@@ -37,12 +38,13 @@ def training_form(ps: dict) -> None:
     c1, c2, c3 = st.columns(3)
     spec["method"] = c1.selectbox(
         "Method",
-        ["pgd", "fast", "standard"],
-        format_func={"pgd": "PGD-AT", "fast": "Fast-AT (FGSM + random start)", "standard": "standard (no attack)"}.get,
+        TRAIN_METHODS,
+        index=TRAIN_METHODS.index(spec["method"]),
+        format_func=METHOD_NAMES.get,
         key="at_method",
     )
     spec["model"]["activation"]["name"] = c2.selectbox("Activation", ACTIVATIONS, key="at_act")
-    spec["model"]["activation"]["probe"] = c3.selectbox("SAT probe", ["none", *PROBES], key="at_probe")
+    spec["model"]["activation"]["probe"] = c3.selectbox("SAT probe", ["none", *PROBE_PHASES], key="at_probe")
     c1, c2, c3 = st.columns(3)
     spec["epochs"] = c1.number_input("Epochs", 1, 500, spec["epochs"], key="at_epochs")
     spec["attack"]["eps"] = spec["eval_attack"]["eps"] = c2.number_input(
@@ -94,9 +96,9 @@ def study_form() -> None:
     )
     body = {
         "name": st.text_input("Name", "sat", key="st_name"),
-        "train_preset": st.selectbox("Preset", ["smoke", "cpu", "gpu"], key="st_preset"),
+        "train_preset": st.selectbox("Preset", PRESET_NAMES, key="st_preset"),
         "activations": st.multiselect("Activations", ACTIVATIONS, ACTIVATIONS, key="st_acts"),
-        "probes": st.multiselect("Probes (ReLU forward, smooth backward)", PROBES, PROBES, key="st_probes"),
+        "probes": st.multiselect("Probes (ReLU forward, smooth backward)", PROBE_PHASES, PROBE_PHASES, key="st_probes"),
         "seeds": st.number_input("Seeds", 1, 10, 3, key="st_seeds"),
     }
     epochs = st.number_input("Epochs (0 = the preset's)", 0, 500, 0, key="st_epochs")

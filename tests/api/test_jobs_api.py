@@ -123,15 +123,3 @@ def test_ddpm_training_spec_is_validated_and_bounded(api):
 def test_huge_offsets_are_422_not_500(api, path):  # found by the schemathesis run
     assert api.get(path, params={"offset": 9223372036854775808}).status_code == 422
     assert api.get(path, params={"offset": 1_000_000_000}).json()["items"] == []
-
-
-def test_every_job_kind_has_a_spec_a_queue_and_a_runner():
-    from typing import get_args
-
-    from api.schemas import JobKind
-    from core.jobs.kinds import JOB_SPECS
-    from core.jobs.runners import RUNNERS
-    from core.store.jobs import QUEUE_OF_KIND
-
-    kinds = set(get_args(JobKind))
-    assert kinds == set(JOB_SPECS) == set(QUEUE_OF_KIND) == set(RUNNERS)

@@ -39,7 +39,7 @@ def stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def lab(stack):
     """The jobs the pages will show: a two-run SAT study (ReLU, SiLU) and a small DDPM."""
-    from core.diffusion.presets import ddpm_preset
+    from core.contract.presets import ddpm_preset
 
     with httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {stack.key}"}, timeout=30) as c:
         study = c.post(

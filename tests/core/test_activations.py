@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from core.activations import ProbeReLU, SmoothReLU, build_activation, gradient_phase
-from core.specs import ActivationSpec
+from core.contract.specs import ActivationSpec
 
 # Away from 0 so that ReLU-family derivatives are defined; double precision for gradcheck.
 X = torch.cat([torch.linspace(-3, -0.05, 20), torch.linspace(0.05, 3, 20)]).double()

@@ -3,8 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from core.attacks import build_attack
+from core.contract.specs import AttackSpec
 from core.evaluation import accuracy
-from core.specs import AttackSpec
 
 ATTACKS = [
     AttackSpec(name="pgd", norm="linf", eps=0.1, steps=5),

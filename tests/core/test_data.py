@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
+from core.contract.specs import DataSpec
 from core.data import candidate_dirs, load_dataset
 from core.data.cifar import read_batch
 from core.data.download import fetch
 from core.data.idx import read_idx
-from core.specs import DataSpec
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -148,7 +148,19 @@ def test_load_dataset_downloads_idx_files(http_server, tmp_path, monkeypatch):
     for raw in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         (served / f"{raw}.gz").write_bytes(gzip.compress((served / raw).read_bytes()))
     sums = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in served.glob("*.gz")}
-    monkeypatch.setitem(__import__("core.data").data.IDX_MD5, "mnist", sums)
+    monkeypatch.setitem(__import__("core.data.catalogue").data.catalogue.IDX_MD5, "mnist", sums)
     ds = load_dataset(DataSpec(name="mnist", root=str(tmp_path / "mnist")), download=True, url=url)
     assert ds.x_train.shape == (20, 1, 28, 28)
     assert sorted(p.name for p in (tmp_path / "mnist").iterdir()) == sorted(sums)
+
+
+def test_every_dataset_name_has_a_loader_and_reading_idx_needs_no_torch():
+    import subprocess
+    import sys
+
+    from core.contract.names import DATASETS
+    from core.data.loaders import LOADERS
+
+    assert set(LOADERS) == set(DATASETS)
+    code = "import sys, core.data.idx, core.data.catalogue; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -3,6 +3,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from core.contract.presets import ddpm_preset
+from core.contract.progress import Stopped
+from core.contract.specs import DataSpec, DDPMSampleSpec, UNetSpec
 from core.diffusion.ddpm import (
     load_diffusion,
     make_scheduler,
@@ -12,10 +15,8 @@ from core.diffusion.ddpm import (
     to_model_space,
     train_ddpm,
 )
-from core.diffusion.presets import ddpm_preset
 from core.diffusion.quality import frechet_distance, sample_quality
 from core.diffusion.sampling import forward_explorer, sample
-from core.specs import DataSpec, DDPMSampleSpec, UNetSpec
 
 
 def tiny(**update):
@@ -59,7 +60,7 @@ def test_padding_round_trip():
 
 def test_training_loss_is_finite_and_falls(trained):
     _, _, result = trained
-    losses = [h["train_loss"] for h in result["history"]]
+    losses = [h["train_loss"] for h in result.history]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
 
 
@@ -72,8 +73,9 @@ def test_resume_gives_the_same_weights(tmp_path):
         calls["n"] += 1
         return calls["n"] == 6
 
-    assert train_ddpm(spec, tmp_path / "resumed", should_stop=stop_in_epoch_two)["status"] == "stopped"
-    assert train_ddpm(spec, tmp_path / "resumed")["status"] == "succeeded"
+    with pytest.raises(Stopped):
+        train_ddpm(spec, tmp_path / "resumed", should_stop=stop_in_epoch_two)
+    assert train_ddpm(spec, tmp_path / "resumed").epochs_done == 3
     a, b = (load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors"))
     assert a.keys() == b.keys() and any(k.startswith("ema.") for k in a)
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -1,7 +1,8 @@
 import pytest
 
+from core.contract.progress import Stopped
+from core.contract.specs import AttackSpec
 from core.evaluation import accuracy, robustness_curve, sanity_checks
-from core.specs import AttackSpec
 
 ATTACKS = [AttackSpec(name="fgsm", random_start=False), AttackSpec(steps=10)]
 
@@ -31,7 +32,7 @@ def test_sanity_checks_flag_each_failure():
 
 def test_stop_check_interrupts(trained_digits):
     model, _, ds = trained_digits
-    result = robustness_curve(
-        model, ds.x_test[:32], ds.y_test[:32], ATTACKS, [0.1], num_classes=10, should_stop=lambda: True
-    )
-    assert result["stopped"] and result["curve"] == []
+    with pytest.raises(Stopped):
+        robustness_curve(
+            model, ds.x_test[:32], ds.y_test[:32], ATTACKS, [0.1], num_classes=10, should_stop=lambda: True
+        )

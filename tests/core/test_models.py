@@ -1,11 +1,13 @@
+import json
+
 import pytest
 import torch
 
-from core.models import build_model, load_model
-from core.specs import ActivationSpec, ModelSpec
+from core.contract.checkpoint import checkpoint_kind
+from core.contract.names import ACTIVATIONS, ARCHITECTURES
+from core.contract.specs import ActivationSpec, ModelSpec
+from core.models import NETWORKS, build_model, load_model
 from core.training.checkpoint import save_checkpoint
-
-ACTIVATIONS = ["relu", "softplus", "silu", "gelu", "elu", "smooth_relu"]
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -38,12 +40,48 @@ def test_restored_from_checkpoint_alone(tmp_path):
     spec = ModelSpec(image_size=8, width=8, activation=ActivationSpec(name="relu", probe="both"))
     model = build_model(spec)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    save_checkpoint(tmp_path, model, opt, {"spec": {"model": spec.model_dump(mode="json")}, "epoch": 0})
+    save_checkpoint(
+        tmp_path, model, opt, {"spec": {"model": spec.model_dump(mode="json")}, "epoch": 0}, kind="classifier"
+    )
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["kind"] == "classifier"
     restored = load_model(tmp_path)
     x = torch.rand(4, 1, 8, 8)
     model.eval()
     assert torch.equal(model(x), restored(x))
     assert restored.spec == spec
+
+
+def test_checkpoints_from_before_the_kind_field_still_load(tmp_path):
+    spec = ModelSpec(image_size=8, width=8)
+    model = build_model(spec)
+    save_checkpoint(
+        tmp_path,
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        {"spec": {"model": spec.model_dump(mode="json")}, "epoch": 0},
+        kind="classifier",
+    )
+    meta_path = tmp_path / "checkpoint.json"
+    old = {k: v for k, v in json.loads(meta_path.read_text()).items() if k != "kind"}
+    meta_path.write_text(json.dumps(old))
+    assert checkpoint_kind(old) == "classifier"
+    assert load_model(tmp_path).spec == spec
+    assert checkpoint_kind({**old, "facts": {"in_channels": 1}}) == "diffusion"  # old DDPM folders
+
+
+def test_a_checkpoint_of_another_kind_is_refused_by_name(tmp_path):
+    spec = ModelSpec(image_size=8, width=8)
+    model = build_model(spec)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    save_checkpoint(tmp_path, model, opt, {"spec": {"model": spec.model_dump(mode="json")}}, kind="diffusion")
+    with pytest.raises(ValueError, match="holds a diffusion checkpoint, not a classifier"):
+        load_model(tmp_path)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        save_checkpoint(tmp_path, model, opt, {}, kind="gan")
+
+
+def test_every_architecture_name_has_a_network():
+    assert set(NETWORKS) == set(ARCHITECTURES)
 
 
 def test_load_model_rejects_non_checkpoint(tmp_path):

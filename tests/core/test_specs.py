@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from core.specs import AttackSpec, EvalSpec, TrainSpec
+from core.contract.specs import AttackSpec, EvalSpec, TrainSpec
 
 
 def test_unknown_field_is_rejected_by_name():

@@ -1,4 +1,4 @@
-"""A fake of `dashboard.client.ApiClient` for the pages' AppTests: canned data shaped like the
+"""A fake of `core.contract.client.Lab` for the pages' AppTests: canned data shaped like the
 API's answers, and a record of every call."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import io
 
 from PIL import Image
 
-from dashboard.client import ApiError
+from core.contract.client import Job, LabError
 
 T0 = "2026-11-25T10:00:00"
 
@@ -86,12 +86,12 @@ class FakeApi:
                 DIFFUSION,
             ]
         )
-        self.fail = fail  # a method name that raises ApiError, to test error display
+        self.fail = fail  # a method name that raises LabError, to test error display
 
     def _record(self, name: str, *args, **kwargs):
         self.calls.append((name, args, kwargs))
         if name == self.fail:
-            raise ApiError("503 Service Unavailable: the database is away")
+            raise LabError("503 Service Unavailable: the database is away")
 
     def jobs(self, **filters):
         self._record("jobs", **filters)
@@ -108,8 +108,8 @@ class FakeApi:
         self._record("job", job_id)
         found = [j for j in self._jobs if j["id"] == job_id]
         if not found:
-            raise ApiError(f"404 Not Found: no job with id {job_id!r}")
-        return found[0]
+            raise LabError(f"404 Not Found: no job with id {job_id!r}")
+        return Job(self, found[0])
 
     def metrics(self, job_id):
         self._record("metrics", job_id)
@@ -139,7 +139,7 @@ class FakeApi:
 
     def submit(self, kind, spec):
         self._record("submit", kind, spec)
-        return job("new1", kind=kind, status="queued", spec=spec)
+        return Job(self, job("new1", kind=kind, status="queued", spec=spec))
 
     def presets(self):
         from api.routes.presets import list_presets

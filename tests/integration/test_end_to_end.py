@@ -11,7 +11,7 @@ from PIL import Image
 from safetensors.torch import load
 from sklearn.datasets import load_digits
 
-from core.presets import train_preset
+from core.contract.presets import train_preset
 from core.training import train
 from tests.integration.conftest import wait_job
 
@@ -90,8 +90,8 @@ def test_attack_an_uploaded_png(client, trained):
 
 
 def test_attack_a_test_image_by_index(client, trained):
+    from core.contract.specs import DataSpec
     from core.data import load_dataset
-    from core.specs import DataSpec
 
     model_id = trained[0]["result"]["model_id"]
     r = client.post("/v1/attacks", data={"model_id": model_id, "test_index": "7", "wait": "60"})
@@ -110,7 +110,7 @@ def test_attack_a_test_image_by_index(client, trained):
 
 
 def test_ddpm_training_then_samples_on_demand(client, trained):
-    from core.diffusion.presets import ddpm_preset
+    from core.contract.presets import ddpm_preset
 
     spec = ddpm_preset("smoke").model_copy(update={"epochs": 2}).model_dump(mode="json")
     job = wait_job(client, client.post("/v1/jobs", json={"kind": "ddpm_training", "spec": spec}).json()["id"])
@@ -179,7 +179,7 @@ def test_sigkill_mid_training_resumes_from_checkpoint(stack, client, tmp_path):
     assert job["status"] == "succeeded", job["error"]
     assert job["attempts"] == 2
     # the same spec, uninterrupted, in this process: the same weights
-    from core.specs import TrainSpec
+    from core.contract.specs import TrainSpec
 
     train(TrainSpec.model_validate(spec), tmp_path / "reference")
     served = load(client.get(f"/v1/artifacts/{job['result']['checkpoint_artifact_id']}").content)
@@ -215,3 +215,47 @@ def test_command_line_client(stack, capsys):
     assert '"status": "cancelled"' in capsys.readouterr().out
     assert main(["jobs", "--api", stack.api_url, "--key", "rl_wrong"]) == 2
     assert "401" in capsys.readouterr().err
+
+
+def test_every_queue_of_the_job_table_has_a_worker(client):
+    from core.contract.kinds import JOB_KINDS
+
+    workers = client.get("/healthz").json()["workers"]
+    consumed = {q for w in workers.values() for q in w["queues"]}
+    assert {kind.queue for kind in JOB_KINDS.values()} <= consumed
+
+
+def test_the_python_client_as_a_notebook_uses_it(stack, trained):
+    from core.contract.client import Lab, LabError
+
+    with Lab(stack.api_url, stack.key) as lab:
+        job = lab.submit(
+            "attack_evaluation",
+            {
+                "model_id": trained[0]["result"]["model_id"],
+                "eps_grid": [0.1],
+                "data": {"name": "digits", "test_subset": 32},
+            },
+        )
+        reports = []
+        assert job.wait(timeout=120, interval=0.2, progress=reports.append) is job
+        assert job.status == "succeeded" and job.result["curve"][-1]["eps"] == 0.1
+        assert reports[-1].fraction == 1.0 and any(r.fraction < 1 for r in reports)
+        assert [a["name"] for a in job.artifacts()] == ["evaluation.json"]
+        assert lab.job(trained[0]["id"]).metrics()
+        with pytest.raises(LabError, match="spec.epochs") as bad:
+            lab.submit("adversarial_training", {"epochs": 0})
+        assert bad.value.status == 422
+        with pytest.raises(LabError, match="no registered classifier model"):
+            lab.submit("image_attack", {"model_id": "nope", "test_index": 0})
+
+
+def test_the_command_line_submits_every_kind_that_acts_on_a_model(stack, trained, capsys):
+    from core.cli.main import main
+
+    args = ["--api", stack.api_url, "--key", stack.key, "--model-id", trained[0]["result"]["model_id"]]
+    assert main(["submit", "image_attack", "--watch", *args]) == 0
+    out = capsys.readouterr().out
+    assert '"status": "succeeded"' in out and '"adversarial_artifact_id"' in out
+    assert main(["submit", "ddpm_sampling", "--api", stack.api_url, "--key", stack.key]) == 2
+    assert "pass --model-id" in capsys.readouterr().err

@@ -1,5 +1,6 @@
-"""One runner per job kind: `runner(spec, ctx) -> result`. They call core and record what a user
-will look for: metrics, artifacts, registered models."""
+"""The classifier job kinds' runners (`runner(spec, ctx) -> result`): adversarial training,
+attack evaluation and the attack on one image. They call core and record what a user will look
+for: metrics, artifacts, registered models. A stop request ends them with `Stopped`."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ import json
 import torch
 
 from core.attacks import build_attack
+from core.contract.checkpoint import MODEL_FILE
+from core.contract.specs import AttackSpec, EvalSpec, ImageAttackSpec, TrainSpec
 from core.data import class_names, load_dataset, test_image
 from core.evaluation import robustness_curve
 from core.images import perturbation_png, png_bytes, tensor_from_png
-from core.jobs.context import JobContext, JobStopped
-from core.specs import AttackSpec, EvalSpec, ImageAttackSpec, TrainSpec
-from core.store.artifacts import record_artifact
+from core.jobs.context import JobContext
+from core.models import load_model
 from core.store.orm import Artifact
-from core.store.registry import get_model, register_model
+from core.store.registry import register_model
 from core.training import train
-from core.training.checkpoint import MODEL_FILE, has_checkpoint
 
 
 def curve_grid(eps: float) -> list[float]:
@@ -26,23 +27,10 @@ def curve_grid(eps: float) -> list[float]:
 
 
 def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
-    folder = ctx.work_dir / ctx.job_id
-    prefix = f"jobs/{ctx.job_id}/checkpoint"
-    if not has_checkpoint(folder):
-        ctx.store.download_folder(prefix, folder)  # resume on another node after a crash
-    train_report = ctx.scaled(0.0, 0.9)
-
-    def report(p):
-        if p.metrics:  # an epoch ended: its checkpoint is on disk; keep a copy in the store
-            ctx.store.upload_folder(folder, prefix)
-        train_report(p)
-
+    folder = ctx.checkpoint_folder()
     ds = load_dataset(spec.data)
+    report = ctx.training_reporter(folder, 0.0, 0.9)
     result = train(spec, folder, dataset=ds, progress=report, should_stop=ctx.should_stop)
-    if result.status != "succeeded":
-        raise JobStopped
-    from core.models import load_model
-
     model = load_model(folder, device=ctx.device)
     eps = spec.eval_attack.eps
     attacks = [AttackSpec(name="fgsm", norm=spec.eval_attack.norm, eps=eps, random_start=False), spec.eval_attack]
@@ -57,8 +45,6 @@ def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
         progress=ctx.scaled(0.9, 1.0, metrics=False),
         should_stop=ctx.should_stop,
     )
-    if evaluation["stopped"]:
-        raise JobStopped
     at_eps = next(p for p in evaluation["curve"] if p["eps"] == eps)
     summary = {
         "clean_acc": evaluation["clean_acc"],
@@ -72,13 +58,8 @@ def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
         "history": result.history,
     }
     with ctx.session() as s:
-        weights = record_artifact(
-            s,
-            ctx.store,
-            key=f"{prefix}/{MODEL_FILE}",
-            type="checkpoint",
-            job_id=ctx.job_id,
-            data=(folder / MODEL_FILE).read_bytes(),
+        weights = ctx.save_artifact(
+            s, f"checkpoint/{MODEL_FILE}", type="checkpoint", data=(folder / MODEL_FILE).read_bytes()
         )
         registered = register_model(
             s,
@@ -87,7 +68,7 @@ def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
             dataset=spec.data.name,
             architecture=spec.model.arch,
             activation=spec.model.activation.label,
-            checkpoint_uri=prefix,
+            checkpoint_uri=ctx.checkpoint_prefix,
             summary=summary,
             name=f"{spec.data.name}-{spec.method}-{spec.model.activation.label}-seed{spec.seed}",
             recipe={
@@ -109,21 +90,10 @@ def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
         }
 
 
-def registered(ctx: JobContext, model_id: str, kind: str, loader=None) -> tuple:
-    """The registered model of `kind` (loaded through the worker's cache) and its dataset's name."""
-    with ctx.session() as s:
-        row = get_model(s, model_id=model_id)
-        if row is None or row.kind != kind:
-            raise ValueError(f"no {kind} with id {model_id}")
-        uri, dataset = row.checkpoint_uri, row.dataset
-    kwargs = {"loader": loader} if loader else {}
-    return ctx.models.get(model_id, uri, ctx.store, ctx.device, **kwargs), dataset
-
-
 def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> dict:
     if spec.model_id is None:
         raise ValueError("attack_evaluation needs model_id")
-    model, _ = registered(ctx, spec.model_id, "classifier")
+    model, _ = ctx.registered_model(spec.model_id, "classifier")
     ds = load_dataset(spec.data)
     result = robustness_curve(
         model,
@@ -137,17 +107,8 @@ def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> dict:
         progress=ctx.progress,
         should_stop=ctx.should_stop,
     )
-    if result["stopped"]:
-        raise JobStopped
     with ctx.session() as s:
-        report = record_artifact(
-            s,
-            ctx.store,
-            key=f"jobs/{ctx.job_id}/evaluation.json",
-            type="report",
-            job_id=ctx.job_id,
-            data=json.dumps(result, indent=1).encode(),
-        )
+        report = ctx.save_artifact(s, "evaluation.json", type="report", data=json.dumps(result, indent=1).encode())
         return {**result, "model_id": spec.model_id, "report_artifact_id": report.id}
 
 
@@ -163,15 +124,13 @@ def _attack_input(spec: ImageAttackSpec, ctx: JobContext, model, dataset: str) -
         return x, spec.label, spec.input_artifact_id
     x, y = test_image(dataset, spec.test_index)
     with ctx.session() as s:
-        art = record_artifact(
-            s, ctx.store, key=f"jobs/{ctx.job_id}/input.png", type="image", job_id=ctx.job_id, data=png_bytes(x)
-        )
+        art = ctx.save_artifact(s, "input.png", type="image", data=png_bytes(x))
         ident = art.id
     return x[None], spec.label if spec.label is not None else y, ident
 
 
 def run_image_attack(spec: ImageAttackSpec, ctx: JobContext) -> dict:
-    model, dataset = registered(ctx, spec.model_id, "classifier")
+    model, dataset = ctx.registered_model(spec.model_id, "classifier")
     x, known_label, input_id = _attack_input(spec, ctx, model, dataset)
     x = x.to(ctx.device)
     with torch.no_grad():
@@ -184,22 +143,8 @@ def run_image_attack(spec: ImageAttackSpec, ctx: JobContext) -> dict:
         p_adv = torch.softmax(model(x_adv), 1)[0]
     delta = (x_adv - x)[0]
     with ctx.session() as s:
-        adv = record_artifact(
-            s,
-            ctx.store,
-            key=f"jobs/{ctx.job_id}/adversarial.png",
-            type="image",
-            job_id=ctx.job_id,
-            data=png_bytes(x_adv[0]),
-        )
-        pert = record_artifact(
-            s,
-            ctx.store,
-            key=f"jobs/{ctx.job_id}/perturbation.png",
-            type="image",
-            job_id=ctx.job_id,
-            data=perturbation_png(delta),
-        )
+        adv = ctx.save_artifact(s, "adversarial.png", type="image", data=png_bytes(x_adv[0]))
+        pert = ctx.save_artifact(s, "perturbation.png", type="image", data=perturbation_png(delta))
         ids = {"adversarial_artifact_id": adv.id, "perturbation_artifact_id": pert.id}
     return {
         "model_id": spec.model_id,
@@ -214,22 +159,3 @@ def run_image_attack(spec: ImageAttackSpec, ctx: JobContext) -> dict:
         "classes": class_names(dataset, model.spec.num_classes),
         **ids,
     }
-
-
-def _diffusion(name: str):
-    def run(spec, ctx):  # imported on first use: diffusers is heavy
-        from core.jobs import diffusion_runners
-
-        return getattr(diffusion_runners, name)(spec, ctx)
-
-    return run
-
-
-RUNNERS = {
-    "adversarial_training": run_adversarial_training,
-    "attack_evaluation": run_attack_evaluation,
-    "image_attack": run_image_attack,
-    "ddpm_training": _diffusion("run_ddpm_training"),
-    "ddpm_forward": _diffusion("run_ddpm_forward"),
-    "ddpm_sampling": _diffusion("run_ddpm_sampling"),
-}

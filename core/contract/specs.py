@@ -1,4 +1,4 @@
-"""Job specs: the one typed description of each kind of work, shared by the CLI, API and worker.
+"""Job specs: the one typed description of each kind of work, shared by the CLI, API, worker and dashboard.
 
 Torch-free on purpose (the API imports this module). Every spec forbids unknown fields and
 bounds its numbers, so a typo or an absurd value is a clear validation error, not a silent run.
@@ -10,12 +10,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-DatasetName = Literal["fashion-mnist", "mnist", "cifar10", "digits", "folder"]
-ActivationName = Literal["relu", "softplus", "silu", "gelu", "elu", "smooth_relu"]
-Probe = Literal["none", "attack", "update", "both"]
-Architecture = Literal["small_cnn", "preact_resnet18"]
-Norm = Literal["linf", "l2"]
-Device = Literal["auto", "cpu", "cuda"]
+from core.contract.names import (
+    DEFAULT_SAMPLER_STEPS,
+    ActivationName,
+    Architecture,
+    AttackName,
+    DatasetName,
+    Device,
+    Norm,
+    Probe,
+    SamplerName,
+    TrainMethod,
+)
 
 
 class Spec(BaseModel):
@@ -100,7 +106,7 @@ class AttackSpec(Spec):
             evaluation turns it on). Training wants the highest-loss point: leave it off there.
     """
 
-    name: Literal["pgd", "fgsm"] = "pgd"
+    name: AttackName = "pgd"
     norm: Norm = "linf"
     eps: float = Field(default=0.1, ge=0, le=100)
     steps: int = Field(default=10, ge=1, le=10_000)
@@ -135,7 +141,7 @@ class TrainSpec(Spec):
 
     data: DataSpec = Field(default_factory=DataSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
-    method: Literal["standard", "pgd", "fast"] = "pgd"
+    method: TrainMethod = "pgd"
     attack: AttackSpec = Field(default_factory=lambda: AttackSpec(steps=7))
     eval_attack: AttackSpec = Field(default_factory=lambda: AttackSpec(steps=20))
     eval_subset: int = Field(default=500, ge=1, le=100_000)
@@ -270,7 +276,7 @@ class DDPMSampleSpec(Spec):
 
     model_id: str | None = Field(default=None, max_length=64)
     n: int = Field(default=16, ge=1, le=1024)
-    sampler: Literal["ddpm", "ddim", "dpm_solver"] = "ddim"
+    sampler: SamplerName = "ddim"
     steps: int | None = Field(default=None, ge=1, le=4000)
     eta: float = Field(default=0.0, ge=0, le=1)
     seed: int = Field(default=0, ge=0)
@@ -281,7 +287,7 @@ class DDPMSampleSpec(Spec):
 
     @property
     def num_steps(self) -> int:
-        return self.steps or {"ddpm": 1000, "ddim": 50, "dpm_solver": 20}[self.sampler]
+        return self.steps or DEFAULT_SAMPLER_STEPS[self.sampler]
 
 
 class DDPMForwardSpec(Spec):

@@ -1,0 +1,155 @@
+"""`robustlab train | evaluate | study sat`: the library on the command line, without the service."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import get_args
+
+from core.contract.names import ACTIVATIONS, PRESET_NAMES, PROBE_PHASES, TRAIN_METHODS, Probe
+from core.contract.presets import eval_preset, train_preset
+from core.contract.progress import progress_bar
+from core.contract.specs import ActivationSpec, AttackSpec, EvalSpec, TrainSpec
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from e
+
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _train_spec(args) -> TrainSpec:
+    """The preset with the flags applied, or the spec file as it is."""
+    if args.spec:
+        return TrainSpec.model_validate_json(Path(args.spec).read_text())
+    act = ActivationSpec(name=args.activation, probe=args.probe)
+    d = train_preset(args.preset, act, seed=args.seed).model_dump()
+    for key in ("epochs", "method", "device"):
+        if getattr(args, key):
+            d[key] = getattr(args, key)
+    if args.data_root:
+        d["data"]["root"] = args.data_root
+    if args.train_subset:
+        d["data"]["train_subset"] = args.train_subset
+    return TrainSpec.model_validate(d)
+
+
+def cmd_train(args) -> int:
+    from core.data import load_dataset
+    from core.training import train
+
+    spec = _train_spec(args)
+    out = Path(args.out or f"runs/{spec.data.name}-{spec.method}-{spec.model.activation.label}-seed{spec.seed}")
+    ds = load_dataset(spec.data, download=args.download)
+    result = train(spec, out, dataset=ds, progress=progress_bar(f"train {out.name}"))
+    print(json.dumps({"status": "succeeded", "checkpoint": str(out), "final": result.final}, indent=1))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from core.data import load_dataset
+    from core.device import resolve_device
+    from core.evaluation import robustness_curve
+    from core.models import load_model
+
+    base = eval_preset(args.preset)
+    attacks = [
+        AttackSpec(name=a, steps=args.steps, random_start=(a == "pgd"), restarts=args.restarts) for a in args.attacks
+    ]
+    data = base.data.model_copy(
+        update={
+            k: v for k, v in (("test_subset", args.test_subset), ("root", args.data_root), ("name", args.dataset)) if v
+        }
+    )
+    spec = EvalSpec(data=data, attacks=attacks, eps_grid=args.eps or base.eps_grid, large_eps=args.large_eps)
+    model = load_model(args.checkpoint, device=resolve_device(spec.device), channels_last=spec.channels_last)
+    ds = load_dataset(spec.data, download=args.download)
+    result = robustness_curve(
+        model,
+        ds.x_test,
+        ds.y_test,
+        spec.attacks,
+        spec.eps_grid,
+        num_classes=ds.num_classes,
+        large_eps=spec.large_eps,
+        batch_size=spec.batch_size,
+        progress=progress_bar("evaluate"),
+    )
+    result["spec"] = spec.model_dump(mode="json")
+    text = json.dumps(result, indent=1)
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
+def cmd_study_sat(args) -> int:
+    from core.study import format_table, run_sat_study, sat_variants, summarise
+
+    base = train_preset(args.preset)
+    if args.epochs:
+        base = base.model_copy(update={"epochs": args.epochs})
+    variants = sat_variants(args.activations, args.probes)
+    out = Path(args.out or f"runs/study-sat-{args.preset}")
+    seeds = list(range(args.seeds))
+
+    def run_progress(i, n, label, seed):
+        return progress_bar(f"[{i + 1}/{n}] {label} seed {seed}")
+
+    rows = run_sat_study(base, seeds, out, variants, run_progress=run_progress)
+    table = summarise(rows)
+    note = f"FGSM + PGD-20 worst case, L∞ ε={base.eval_attack.eps:g}"
+    (out / "table.json").write_text(
+        json.dumps({"rows": rows, "table": table, "recipe": base.model_dump(mode="json")}, indent=1)
+    )
+    print(format_table(table, note))
+    return 0
+
+
+def add_commands(sub) -> None:
+
+    t = sub.add_parser("train", help="train a classifier (standard, PGD-AT or Fast-AT)")
+    t.add_argument("--preset", choices=PRESET_NAMES, default="smoke")
+    t.add_argument("--spec", help="a TrainSpec JSON file (overrides the preset and other flags)")
+    t.add_argument("--method", choices=TRAIN_METHODS)
+    t.add_argument("--activation", default="relu", choices=ACTIVATIONS)
+    t.add_argument("--probe", default="none", choices=get_args(Probe))
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--train-subset", type=int)
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--data-root")
+    t.add_argument("--download", action="store_true", help="download missing data (needs a network)")
+    t.add_argument("--out", help="checkpoint folder (resumed if it holds a checkpoint)")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="clean accuracy and robustness curve of a checkpoint")
+    e.add_argument("checkpoint")
+    e.add_argument("--preset", choices=PRESET_NAMES, default="cpu")
+    e.add_argument("--dataset")
+    e.add_argument("--data-root")
+    e.add_argument("--download", action="store_true")
+    e.add_argument("--eps", type=_floats, help="comma-separated radii, e.g. 0,0.05,0.1")
+    e.add_argument("--attacks", type=_names, default=["fgsm", "pgd"])
+    e.add_argument("--steps", type=int, default=20)
+    e.add_argument("--restarts", type=int, default=1)
+    e.add_argument("--test-subset", type=int)
+    e.add_argument("--large-eps", type=float)
+    e.add_argument("--out", help="write the JSON result here too")
+    e.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("study", help="studies").add_subparsers(dest="study", required=True)
+    sat = s.add_parser("sat", help="smooth adversarial training: activations and probes, over seeds")
+    sat.add_argument("--preset", choices=PRESET_NAMES, default="smoke")
+    sat.add_argument("--seeds", type=int, default=3)
+    sat.add_argument("--epochs", type=int)
+    sat.add_argument("--activations", type=_names, default=list(ACTIVATIONS), help="comma-separated")
+    sat.add_argument("--probes", type=_names, default=list(PROBE_PHASES), help="comma-separated")
+    sat.add_argument("--out")
+    sat.set_defaults(func=cmd_study_sat)

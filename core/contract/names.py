@@ -1,0 +1,46 @@
+"""The names every part of robustlab shares, defined once: job statuses, queues, model kinds, and
+the vocabularies of the specs (activations, architectures, datasets, attacks, samplers, presets).
+
+Each is a `Literal` type for the specs and a tuple of its values for menus, choices and tests.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JOB_STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
+FINISHED: tuple[JobStatus, ...] = ("succeeded", "failed", "cancelled")
+
+Queue = Literal["train", "interactive"]
+QUEUES: tuple[Queue, ...] = get_args(Queue)
+
+ModelKind = Literal["classifier", "diffusion"]
+MODEL_KINDS: tuple[ModelKind, ...] = get_args(ModelKind)
+
+ActivationName = Literal["relu", "softplus", "silu", "gelu", "elu", "smooth_relu"]
+ACTIVATIONS: tuple[ActivationName, ...] = get_args(ActivationName)
+ProbePhase = Literal["attack", "update", "both"]  # where ReLU's backward is made smooth
+PROBE_PHASES: tuple[ProbePhase, ...] = get_args(ProbePhase)
+Probe = Literal["none", ProbePhase]
+
+Architecture = Literal["small_cnn", "preact_resnet18"]
+ARCHITECTURES: tuple[Architecture, ...] = get_args(Architecture)
+
+DatasetName = Literal["fashion-mnist", "mnist", "cifar10", "digits", "folder"]
+DATASETS: tuple[DatasetName, ...] = get_args(DatasetName)
+
+Norm = Literal["linf", "l2"]
+NORMS: tuple[Norm, ...] = get_args(Norm)
+AttackName = Literal["pgd", "fgsm"]
+ATTACKS: tuple[AttackName, ...] = get_args(AttackName)
+TrainMethod = Literal["standard", "pgd", "fast"]
+TRAIN_METHODS: tuple[TrainMethod, ...] = get_args(TrainMethod)
+Device = Literal["auto", "cpu", "cuda"]
+
+SamplerName = Literal["ddim", "dpm_solver", "ddpm"]
+SAMPLERS: tuple[SamplerName, ...] = get_args(SamplerName)
+DEFAULT_SAMPLER_STEPS: dict[SamplerName, int] = {"ddim": 50, "dpm_solver": 20, "ddpm": 1000}
+
+PresetName = Literal["smoke", "cpu", "gpu"]
+PRESET_NAMES: tuple[PresetName, ...] = get_args(PresetName)

@@ -1,0 +1,117 @@
+"""`load_dataset(spec)`: a dataset by name, from its files (IDX, CIFAR-10 batches, class folders) or
+scikit-learn's bundled digits, with its subsets drawn by a fixed seed.
+
+Files are looked up in `spec.root`, then `$ROBUSTLAB_DATA_DIR/<name>`, then (Fashion-MNIST)
+`/usr/share/datasets/fashion-mnist` from Debian's `dataset-fashion-mnist`.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from core.contract.names import DatasetName
+from core.contract.specs import DataSpec
+from core.data import catalogue, cifar
+from core.data.dataset import Dataset, subset, to_tensors
+from core.data.download import fetch
+from core.data.folder import read_folder
+from core.data.idx import find_idx, read_idx
+
+
+def load_dataset(spec: DataSpec, *, download: bool = False, url: str | None = None) -> Dataset:
+    """Load the dataset `spec.name` and draw its subsets.
+
+    Args:
+        spec: which dataset and subsets.
+        download: fetch missing files (MNIST, Fashion-MNIST, CIFAR-10) into the first candidate
+            folder, verifying their MD5. Default False: nothing is downloaded unless asked.
+        url: base URL (IDX) or archive URL (CIFAR-10) to download from; default the publisher's.
+
+    Raises:
+        FileNotFoundError: the dataset is not in any candidate folder; says where it looked and
+            how to get it.
+    """
+    ds = LOADERS[spec.name](spec, download=download, url=url)
+    return Dataset(
+        name=spec.name,
+        x_train=subset(ds.x_train, spec.train_subset, spec.seed),
+        y_train=subset(ds.y_train, spec.train_subset, spec.seed),
+        x_test=subset(ds.x_test, spec.test_subset, spec.seed + 1),
+        y_test=subset(ds.y_test, spec.test_subset, spec.seed + 1),
+        classes=ds.classes,
+    )
+
+
+def load_idx(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
+    """MNIST or Fashion-MNIST from the four IDX files (raw or .gz)."""
+    dirs = catalogue.candidate_dirs(spec.name, spec.root)
+    stems = sum(catalogue.IDX_STEMS.values(), ())
+    folder = next((d for d in dirs if all(find_idx(d, s) for s in stems)), None)
+    if folder is None and download:
+        folder = dirs[0] if dirs else Path("data") / spec.name
+        base = url or catalogue.DEFAULT_URLS[spec.name]
+        for fname, md5 in catalogue.IDX_MD5[spec.name].items():
+            fetch(base.rstrip("/") + "/" + fname, folder / fname, md5=md5)
+    if folder is None:
+        raise catalogue.missing(spec.name, dirs)
+    arrays = {train: [read_idx(find_idx(folder, s)) for s in catalogue.IDX_STEMS[train]] for train in (True, False)}
+    classes = catalogue.class_names(spec.name)
+    return Dataset(spec.name, *to_tensors(*arrays[True]), *to_tensors(*arrays[False]), classes)
+
+
+def load_cifar10(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
+    """CIFAR-10 from the python batches (read without pickle)."""
+    dirs = catalogue.candidate_dirs(spec.name, spec.root)
+    folder = next((d for d in dirs if (d / "cifar-10-batches-py" / "test_batch").is_file()), None)
+    if folder is None and download:
+        folder = dirs[0] if dirs else Path("data") / spec.name
+        archive = fetch(
+            url or catalogue.DEFAULT_URLS["cifar10"], folder / "cifar-10-python.tar.gz", md5=catalogue.CIFAR_MD5
+        )
+        with tarfile.open(archive) as tar:
+            tar.extractall(folder, filter="data")
+    if folder is None:
+        raise catalogue.missing(spec.name, dirs)
+    batches = folder / "cifar-10-batches-py"
+    train, test = cifar.read_split(batches, train=True), cifar.read_split(batches, train=False)
+    return Dataset(spec.name, *to_tensors(*train), *to_tensors(*test), catalogue.CIFAR_CLASSES)
+
+
+def load_digits(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
+    """scikit-learn's bundled 8×8 digits, one fixed split: 1,500 train / 297 test."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    x = (bunch.images / 16.0 * 255.0).round().astype(np.uint8)  # 0..16 → 0..255, 8×8
+    y = bunch.target.astype(np.int64)
+    order = np.random.default_rng(1234).permutation(len(x))
+    tr, te = order[:1500], order[1500:]
+    return Dataset("digits", *to_tensors(x[tr], y[tr]), *to_tensors(x[te], y[te]), [str(i) for i in range(10)])
+
+
+def load_folder(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
+    """Images in one sub-folder per class under `root/train` and `root/test`."""
+    if not spec.root:
+        raise ValueError("dataset 'folder' needs root (a folder with train/ and test/ inside)")
+    root = Path(spec.root)
+    if not (root / "train").is_dir() or not (root / "test").is_dir():
+        raise catalogue.missing("folder", [root / "train", root / "test"])
+    x_tr, y_tr, classes = read_folder(root / "train")
+    x_te, y_te, test_classes = read_folder(root / "test", channels=x_tr.shape[1], size=x_tr.shape[-1])
+    if test_classes != classes:
+        raise ValueError(f"{root}: test classes {test_classes} differ from train classes {classes}")
+    return Dataset("folder", *to_tensors(x_tr, y_tr), *to_tensors(x_te, y_te), classes)
+
+
+# One loader per dataset name of the contract (a test checks that none is missing).
+LOADERS: dict[DatasetName, Callable[..., Dataset]] = {
+    "fashion-mnist": load_idx,
+    "mnist": load_idx,
+    "cifar10": load_cifar10,
+    "digits": load_digits,
+    "folder": load_folder,
+}

@@ -1,0 +1,191 @@
+"""The job layer in one process: `execute_job` on SQLite and a local artifact folder, no Redis and
+no Celery, for every job kind of the table (smoke-sized), plus a stop request and failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from core.contract.kinds import JOB_KINDS
+from core.contract.presets import ddpm_preset, eval_preset, train_preset
+from core.contract.specs import DDPMForwardSpec, DDPMSampleSpec, ImageAttackSpec
+from core.jobs.execute import execute_job
+from core.jobs.model_cache import ModelCache
+from core.settings import Settings
+from core.store import jobs as store_jobs
+from core.store.artifacts import ArtifactStore
+from core.store.db import session_scope
+from core.store.migrate import upgrade
+from core.store.orm import Artifact
+from core.store.registry import get_model
+
+
+class Lab:
+    """A store, an artifact folder and a model cache, and `run(kind, spec)` through `execute_job`."""
+
+    def __init__(self, folder):
+        self.settings = Settings(
+            database_url=f"sqlite:///{folder / 'store.db'}",
+            artifact_url=str(folder / "artifacts"),
+            work_dir=folder / "work",
+            lease_seconds=30,
+        )
+        upgrade(self.settings.database_url)
+        self.models = ModelCache(4)
+        self.store = ArtifactStore(self.settings.artifact_url)
+
+    def create(self, kind: str, spec) -> str:
+        with session_scope(self.settings.database_url) as s:
+            return store_jobs.create_job(s, kind=kind, spec=spec.model_dump(mode="json")).id
+
+    def execute(self, job_id: str) -> str:
+        return execute_job(job_id, settings=self.settings, worker="test-worker", models=self.models)
+
+    def job(self, job_id: str) -> dict:
+        with session_scope(self.settings.database_url) as s:
+            job = store_jobs.get_job(s, job_id=job_id)
+            metrics = store_jobs.get_metrics(s, job_id=job_id)
+            artifacts = s.query(Artifact).filter(Artifact.job_id == job_id).all()
+            return {
+                "status": job.status,
+                "result": job.result,
+                "error": job.error,
+                "progress": job.progress,
+                "metrics": [(m.step, m.name) for m in metrics],
+                "artifacts": {a.uri.rsplit("/", 1)[-1]: a.uri for a in artifacts},
+            }
+
+    def run(self, kind: str, spec) -> dict:
+        job_id = self.create(kind, spec)
+        status = self.execute(job_id)
+        job = self.job(job_id)
+        assert status == job["status"]
+        return job
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    return Lab(tmp_path_factory.mktemp("jobs"))
+
+
+@pytest.fixture(scope="module")
+def classifier(lab):
+    spec = train_preset("smoke").model_copy(update={"epochs": 2, "eval_subset": 64})
+    job = lab.run("adversarial_training", spec)
+    assert job["status"] == "succeeded", job["error"]
+    return job
+
+
+@pytest.fixture(scope="module")
+def diffusion(lab, classifier):  # after the classifier: its quality check uses it
+    job = lab.run("ddpm_training", ddpm_preset("smoke").model_copy(update={"epochs": 1}))
+    assert job["status"] == "succeeded", job["error"]
+    return job
+
+
+def test_adversarial_training_registers_its_model_with_metrics_and_the_checkpoint(lab, classifier):
+    result = classifier["result"]
+    assert classifier["progress"] == 1.0 and 0 <= result["robust_acc"] <= result["clean_acc"] <= 1
+    assert {(1, "robust_acc"), (2, "robust_acc"), (2, "train_loss")} <= set(classifier["metrics"])
+    assert "model.safetensors" in classifier["artifacts"]
+    with session_scope(lab.settings.database_url) as s:
+        model = get_model(s, model_id=result["model_id"])
+        assert model.kind == "classifier" and model.summary["sanity"]["eps0_equals_clean"]
+        uri = model.checkpoint_uri
+    assert lab.store.get_bytes(f"{uri}/checkpoint.json")
+
+
+def test_attack_evaluation_of_the_registered_model(lab, classifier):
+    base = eval_preset("smoke")
+    spec = base.model_copy(
+        update={
+            "model_id": classifier["result"]["model_id"],
+            "eps_grid": [0.0, 0.1],
+            "data": base.data.model_copy(update={"test_subset": 64}),
+        }
+    )
+    job = lab.run("attack_evaluation", spec)
+    assert job["status"] == "succeeded", job["error"]
+    curve = job["result"]["curve"]
+    assert [p["eps"] for p in curve] == [0.0, 0.1] and curve[1]["robust_acc"] <= curve[0]["robust_acc"]
+    assert "evaluation.json" in job["artifacts"]
+
+
+def test_image_attack_of_a_test_image(lab, classifier):
+    spec = ImageAttackSpec(model_id=classifier["result"]["model_id"], test_index=3)
+    job = lab.run("image_attack", spec)
+    assert job["status"] == "succeeded", job["error"]
+    result = job["result"]
+    assert result["linf"] <= spec.attack.eps + 1e-6 and len(result["clean"]["probabilities"]) == 10
+    assert {"input.png", "adversarial.png", "perturbation.png"} <= set(job["artifacts"])
+
+
+def test_ddpm_training_registers_a_diffusion_model_with_its_quality(lab, diffusion):
+    result = diffusion["result"]
+    assert result["quality"] is not None and result["quality"]["frechet_distance"] >= 0
+    with session_scope(lab.settings.database_url) as s:
+        assert get_model(s, model_id=result["model_id"]).kind == "diffusion"
+
+
+def test_ddpm_sampling_and_the_forward_explorer(lab, diffusion):
+    model_id = diffusion["result"]["model_id"]
+    job = lab.run(
+        "ddpm_sampling", DDPMSampleSpec(model_id=model_id, n=4, steps=5, trajectory=True, trajectory_frames=3)
+    )
+    assert job["status"] == "succeeded", job["error"]
+    assert len(job["result"]["sample_artifact_ids"]) == 4 and len(job["result"]["trajectory_artifact_ids"]) == 3
+    job = lab.run("ddpm_forward", DDPMForwardSpec(model_id=model_id, timesteps=[0, 999]))
+    assert job["status"] == "succeeded", job["error"]
+    alpha_bars = job["result"]["alpha_bars"]
+    assert alpha_bars[0] > 0.99 > 0.01 > alpha_bars[1]
+
+
+def test_these_tests_cover_every_job_kind():
+    covered = {
+        "adversarial_training",
+        "attack_evaluation",
+        "image_attack",
+        "ddpm_training",
+        "ddpm_sampling",
+        "ddpm_forward",
+    }
+    assert covered == set(JOB_KINDS), "a new job kind needs its in-process test here"
+
+
+def test_a_stop_request_cancels_a_running_job_and_keeps_its_checkpoint(lab):
+    spec = train_preset("smoke").model_copy(update={"epochs": 50, "eval_subset": 32, "seed": 7})
+    job_id = lab.create("adversarial_training", spec)
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.setdefault("status", lab.execute(job_id)))
+    worker.start()
+    deadline = time.monotonic() + 120
+    while not lab.job(job_id)["metrics"] and time.monotonic() < deadline:  # until the first epoch ended
+        time.sleep(0.1)
+    with session_scope(lab.settings.database_url) as s:
+        store_jobs.request_cancel(s, job_id=job_id)
+    worker.join(timeout=60)
+    assert not worker.is_alive() and outcome["status"] == "cancelled"
+    job = lab.job(job_id)
+    assert job["status"] == "cancelled" and job["result"] is None and job["error"] is None
+    assert lab.store.get_bytes(f"jobs/{job_id}/checkpoint/checkpoint.json"), "the last epoch's checkpoint stays"
+
+
+def test_a_failing_job_is_failed_with_the_reason_and_the_worker_goes_on(lab, classifier):
+    spec = ImageAttackSpec(model_id=classifier["result"]["model_id"], test_index=0, label=57)
+    job = lab.run("image_attack", spec)
+    assert job["status"] == "failed" and "label 57 out of range" in job["error"]
+    job = lab.run("image_attack", ImageAttackSpec(model_id="no-such-model", test_index=0))
+    assert job["status"] == "failed" and "no classifier with id no-such-model" in job["error"]
+    assert (
+        lab.run("image_attack", ImageAttackSpec(model_id=classifier["result"]["model_id"], test_index=1))["status"]
+        == "succeeded"
+    )
+
+
+def test_a_job_is_not_run_twice(lab, classifier):
+    job_id = lab.create("image_attack", ImageAttackSpec(model_id=classifier["result"]["model_id"], test_index=2))
+    assert lab.execute(job_id) == "succeeded"
+    assert lab.execute(job_id) == "succeeded"  # a second delivery finds it finished and leaves it
+    assert lab.job(job_id)["progress"] == 1.0
