@@ -5,7 +5,15 @@ from __future__ import annotations
 from fastapi import HTTPException, status
 from pydantic import BaseModel
 
-from core.contract.specs import AttackSpec, DDPMSampleSpec, DDPMTrainSpec, EvalSpec, ImageAttackSpec, TrainSpec
+from core.contract.specs import (
+    AttackSpec,
+    DDPMSampleSpec,
+    DDPMTrainSpec,
+    EvalSpec,
+    ImageAttackSpec,
+    ProtocolSpec,
+    TrainSpec,
+)
 from core.settings import Settings
 
 
@@ -16,8 +24,20 @@ def _too_big(field: str, value, limit) -> HTTPException:
 
 
 def _check_attack(prefix: str, attack: AttackSpec, settings: Settings) -> None:
-    if attack.steps * attack.restarts > settings.max_attack_steps:
-        raise _too_big(f"{prefix}.steps", attack.steps * attack.restarts, settings.max_attack_steps)
+    """Square's queries against one limit, the gradient attacks' model evaluations per point
+    (iterations × restarts × targets × EOT) against another."""
+    if attack.name == "square":
+        if attack.cost > settings.max_attack_queries:
+            raise _too_big(f"{prefix}.queries", attack.cost, settings.max_attack_queries)
+    elif attack.cost > settings.max_attack_steps:
+        raise _too_big(f"{prefix}.steps", attack.cost, settings.max_attack_steps)
+
+
+def _check_protocol(prefix: str, protocol: ProtocolSpec, settings: Settings) -> None:
+    for i, attack in enumerate(protocol.attack_specs()):
+        _check_attack(f"{prefix}.attacks[{i}]", attack, settings)
+    if protocol.images > settings.max_eval_images:
+        raise _too_big(f"{prefix}.images", protocol.images, settings.max_eval_images)
 
 
 def check_limits(spec: BaseModel, settings: Settings) -> None:
@@ -27,13 +47,11 @@ def check_limits(spec: BaseModel, settings: Settings) -> None:
             raise _too_big("epochs", spec.epochs, settings.max_epochs)
         _check_attack("attack", spec.attack, settings)
         _check_attack("eval_attack", spec.eval_attack, settings)
+        _check_protocol("protocol", spec.protocol, settings)
         if spec.eval_subset > settings.max_eval_images:
             raise _too_big("eval_subset", spec.eval_subset, settings.max_eval_images)
     elif isinstance(spec, EvalSpec):
-        for i, attack in enumerate(spec.attacks):
-            _check_attack(f"attacks[{i}]", attack, settings)
-        if (spec.data.test_subset or 10**9) > settings.max_eval_images:
-            raise _too_big("data.test_subset", spec.data.test_subset, settings.max_eval_images)
+        _check_protocol("protocol", spec.protocol, settings)
     elif isinstance(spec, ImageAttackSpec):
         _check_attack("attack", spec.attack, settings)
     elif isinstance(spec, DDPMTrainSpec):

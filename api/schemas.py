@@ -109,6 +109,7 @@ class StudyOut(BaseModel):
     created_at: datetime
     jobs: dict[str, int] = Field(description="job count by status")
     table: list[dict[str, Any]] = Field(description="mean ± std per variant over finished seeds")
+    protocols: list[str] = Field(default_factory=list, description="the protocol(s) of the table's robust accuracy")
 
 
 class KeyIn(BaseModel):

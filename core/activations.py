@@ -117,3 +117,30 @@ def gradient_phase(model: nn.Module, phase: Phase) -> Iterator[None]:
     finally:
         for m, old in zip(probes, before, strict=True):
             m.phase = old
+
+
+@contextlib.contextmanager
+def true_gradients(model: nn.Module) -> Iterator[None]:
+    """Every probe of `model` runs as plain ReLU, backward included, for the duration.
+
+    The probe is a training device (Xie et al. evaluate every network with standard attacks):
+    evaluation, serving and the attack lab must attack the network's own gradient.
+    """
+    probes = [m for m in model.modules() if isinstance(m, ProbeReLU)]
+    before = [m.smooth_in for m in probes]
+    for m in probes:
+        m.smooth_in = frozenset()
+    try:
+        yield
+    finally:
+        for m, old in zip(probes, before, strict=True):
+            m.smooth_in = old
+
+
+def drop_probes(model: nn.Module) -> nn.Module:
+    """Make every probe of `model` plain ReLU for good (a loaded model is for evaluation and
+    serving, never for more training); returns the model."""
+    for m in model.modules():
+        if isinstance(m, ProbeReLU):
+            m.smooth_in = frozenset()
+    return model

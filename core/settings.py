@@ -23,8 +23,10 @@ class Settings(BaseModel):
     public_url: str = "http://127.0.0.1:8000"
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(default=4096 * 4096, ge=1)
+    max_model_bytes: int = Field(default=200 * 1024 * 1024, ge=1)  # an uploaded classifier's weights
     max_epochs: int = Field(default=200, ge=1)
-    max_attack_steps: int = Field(default=1000, ge=1)
+    max_attack_steps: int = Field(default=5000, ge=1)  # gradient evaluations per point and attack
+    max_attack_queries: int = Field(default=20_000, ge=1)  # Square's queries per point
     max_samples_per_request: int = Field(default=64, ge=1)
     max_sample_steps: int = Field(default=1000, ge=1)
     max_eval_images: int = Field(default=20_000, ge=1)
@@ -44,8 +46,10 @@ ENV = {
     "public_url": "ROBUSTLAB_PUBLIC_URL",
     "max_upload_bytes": "ROBUSTLAB_MAX_UPLOAD_BYTES",
     "max_image_pixels": "ROBUSTLAB_MAX_IMAGE_PIXELS",
+    "max_model_bytes": "ROBUSTLAB_MAX_MODEL_BYTES",
     "max_epochs": "ROBUSTLAB_MAX_EPOCHS",
     "max_attack_steps": "ROBUSTLAB_MAX_ATTACK_STEPS",
+    "max_attack_queries": "ROBUSTLAB_MAX_ATTACK_QUERIES",
     "max_samples_per_request": "ROBUSTLAB_MAX_SAMPLES_PER_REQUEST",
     "max_sample_steps": "ROBUSTLAB_MAX_SAMPLE_STEPS",
     "max_eval_images": "ROBUSTLAB_MAX_EVAL_IMAGES",

@@ -1,6 +1,7 @@
-"""The seed paper's comparison (Xie et al., "Smooth Adversarial Training"): one PGD-AT recipe,
-the same model with each activation and with the ReLU-forward / smooth-backward probes, several
-seeds, all evaluated with the same attacks; clean and robust accuracy as mean ± std.
+"""Studies: one recipe, several arms, several seeds, every run evaluated under the same protocol;
+clean and robust accuracy as mean ± std. The seed paper's comparison (Xie et al., "Smooth
+Adversarial Training": the same PGD-AT model with each activation and with the ReLU-forward /
+smooth-backward probes), and training methods side by side (PGD-AT, TRADES, standard).
 
 Every run lives in `out_root/<variant>/seed<k>/`; training resumes from its checkpoint and a
 finished evaluation (`eval.json`) is reused, so an interrupted study continues where it stopped.
@@ -13,8 +14,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.contract.names import ACTIVATIONS, PROBE_PHASES
-from core.contract.specs import ActivationSpec, AttackSpec, TrainSpec
+from core.contract.names import ACTIVATIONS, PROBE_PHASES, TrainMethod
+from core.contract.specs import ActivationSpec, ProtocolSpec, TrainSpec
 
 # Softplus in its parametric form with β = 10, the same sharpness as the probe's backward pass.
 STUDY_PARAMS = {"softplus": {"beta": 10.0}}
@@ -22,8 +23,11 @@ STUDY_PARAMS = {"softplus": {"beta": 10.0}}
 
 @dataclass(frozen=True)
 class Variant:
+    """One arm: the recipe with this activation, trained with this method."""
+
     label: str
     activation: ActivationSpec
+    method: TrainMethod = "pgd"
 
 
 def sat_variants(activations=ACTIVATIONS, probes=PROBE_PHASES) -> list[Variant]:
@@ -35,9 +39,33 @@ def sat_variants(activations=ACTIVATIONS, probes=PROBE_PHASES) -> list[Variant]:
     return arms
 
 
-def study_attacks(eps: float) -> list[AttackSpec]:
-    """The attacks every arm is evaluated with: FGSM and PGD-20 (L∞) at `eps`."""
-    return [AttackSpec(name="fgsm", eps=eps, random_start=False), AttackSpec(eps=eps, steps=20)]
+def cheap_protocol(protocol: ProtocolSpec) -> ProtocolSpec:
+    """FGSM + PGD-20 on the same images: the number robustlab reported before, kept beside the
+    protocol's to show the gap."""
+    return protocol.model_copy(update={"ensemble": "pgd", "steps": None, "attacks": None})
+
+
+def evaluate_arm(model, ds, protocol: ProtocolSpec) -> dict:
+    """One run's row: clean accuracy, robust accuracy under `protocol` and under the cheap check."""
+    from core.evaluation import evaluate
+
+    headline = evaluate(model, ds.x_test, ds.y_test, protocol, num_classes=ds.num_classes)
+    cheap = evaluate(model, ds.x_test, ds.y_test, cheap_protocol(protocol), num_classes=ds.num_classes)
+    return {
+        "clean_acc": headline["clean_acc"],
+        "robust_acc": headline["robust_acc"],
+        "pgd_robust_acc": cheap["robust_acc"],
+        "protocol": headline["protocol"],
+        "protocol_label": headline["protocol_label"],
+        "breakdown": headline["breakdown"],
+        "warnings": headline["warnings"],
+        "seconds": headline["seconds"] + cheap["seconds"],
+    }
+
+
+def method_variants(methods=("pgd", "trades")) -> list[Variant]:
+    """The methods study's arms: the recipe's ReLU model trained with each method."""
+    return [Variant(m, ActivationSpec(), method=m) for m in methods]
 
 
 def run_folder(out_root: Path, variant: Variant, seed: int) -> Path:
@@ -45,12 +73,15 @@ def run_folder(out_root: Path, variant: Variant, seed: int) -> Path:
 
 
 def summarise(rows: list[dict]) -> list[dict]:
-    """Mean ± std (sample std over seeds) of clean and robust accuracy per variant, in arm order."""
+    """Mean ± std (sample std over seeds) of clean and robust accuracy (and the cheap PGD number,
+    where rows have it) per variant, in arm order."""
     table = []
     for label in dict.fromkeys(r["variant"] for r in rows):
         mine = [r for r in rows if r["variant"] == label]
         entry = {"variant": label, "seeds": len(mine)}
-        for key in ("clean_acc", "robust_acc"):
+        for key in ("clean_acc", "robust_acc", "pgd_robust_acc"):
+            if not all(key in r for r in mine):
+                continue
             values = [r[key] for r in mine]
             entry[key] = statistics.fmean(values)
             entry[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -58,24 +89,35 @@ def summarise(rows: list[dict]) -> list[dict]:
     return table
 
 
-def format_table(table: list[dict], attack_note: str) -> str:
-    """A Markdown table of the summary."""
-    lines = [f"| variant | seeds | clean accuracy | robust accuracy ({attack_note}) |", "|---|---|---|---|"]
+def format_table(table: list[dict], protocol_label: str) -> str:
+    """A Markdown table of the summary: clean, FGSM + PGD-20, the protocol's robust accuracy (mean ±
+    std over seeds) and the gap between the two robust numbers, in points."""
+    pct = lambda e, k: f"{100 * e[k]:.1f} ± {100 * e[k + '_std']:.1f}"  # noqa: E731
+    lines = [
+        f"Robust accuracy under: {protocol_label}",
+        "",
+        "| variant | seeds | clean | FGSM + PGD-20 | protocol | gap (points) |",
+        "|---|---|---|---|---|---|",
+    ]
     for e in table:
+        cheap = pct(e, "pgd_robust_acc") if "pgd_robust_acc" in e else "–"
+        gap = f"{100 * (e['pgd_robust_acc'] - e['robust_acc']):.1f}" if "pgd_robust_acc" in e else "–"
         lines.append(
-            f"| {e['variant']} | {e['seeds']} | {100 * e['clean_acc']:.1f} ± {100 * e['clean_acc_std']:.1f} "
-            f"| {100 * e['robust_acc']:.1f} ± {100 * e['robust_acc_std']:.1f} |"
+            f"| {e['variant']} | {e['seeds']} | {pct(e, 'clean_acc')} | {cheap} | {pct(e, 'robust_acc')} | {gap} |"
         )
     return "\n".join(lines)
 
 
-def run_sat_study(
+def run_study(
     base: TrainSpec, seeds: list[int], out_root: Path, variants: list[Variant], *, run_progress=None, should_stop=None
 ) -> list[dict]:
-    """Train and evaluate every (variant, seed); returns one row per run.
+    """Train and evaluate every (variant, seed) under `base.protocol`; returns one row per run.
+
+    A run whose `eval.json` holds an evaluation under the same protocol is not evaluated again; one
+    under another protocol is (from its checkpoint: training is not repeated).
 
     Args:
-        base: the PGD-AT recipe; its activation and seeds are replaced per run.
+        base: the recipe; its activation, method and seeds are replaced per run.
         seeds: training seeds (also the seed of the data subset draw).
         out_root: folder of the study.
         variants: arms from `sat_variants`.
@@ -87,43 +129,29 @@ def run_sat_study(
     from core.contract.progress import never_stop, no_progress
     from core.data import load_dataset
     from core.device import resolve_device
-    from core.evaluation import robustness_curve
     from core.models import load_model
     from core.training import train
 
     should_stop = should_stop or never_stop
-    eps = base.eval_attack.eps
-    attacks = study_attacks(eps)
     rows, jobs = [], [(v, s) for s in seeds for v in variants]
     for i, (variant, seed) in enumerate(jobs):
         folder = run_folder(out_root, variant, seed)
         report = (run_progress(i, len(jobs), variant.label, seed) if run_progress else None) or no_progress
         eval_path = folder / "eval.json"
-        if not eval_path.is_file():
+        done = json.loads(eval_path.read_text()) if eval_path.is_file() else {}
+        if done.get("protocol") != base.protocol.model_dump(mode="json"):
             spec = base.model_copy(
                 update={
                     "seed": seed,
                     "data": base.data.model_copy(update={"seed": seed}),
                     "model": base.model.model_copy(update={"activation": variant.activation}),
+                    "method": variant.method,
                 }
             )
             ds = load_dataset(spec.data)
             train(spec, folder, dataset=ds, progress=report, should_stop=should_stop)
             model = load_model(folder, device=resolve_device(spec.device), channels_last=True)
-            ev = robustness_curve(model, ds.x_test, ds.y_test, attacks, [eps], num_classes=ds.num_classes)
-            point = next(p for p in ev["curve"] if p["eps"] == eps)
-            eval_path.write_text(
-                json.dumps(
-                    {
-                        "variant": variant.label,
-                        "seed": seed,
-                        "clean_acc": ev["clean_acc"],
-                        "robust_acc": point["robust_acc"],
-                        "per_attack": point["per_attack"],
-                        "warnings": ev["warnings"],
-                    },
-                    indent=1,
-                )
-            )
-        rows.append(json.loads(eval_path.read_text()))
+            row = {"variant": variant.label, "seed": seed, **evaluate_arm(model, ds, base.protocol)}
+            eval_path.write_text(json.dumps(row, indent=1))
+        rows.append({**json.loads(eval_path.read_text()), "variant": variant.label})  # a folder shared by studies
     return rows

@@ -8,6 +8,7 @@ pages = [
     st.Page("pages/jobs.py", title="Jobs", icon=":material/list:", default=True),
     st.Page("pages/new_experiment.py", title="New experiment", icon=":material/science:"),
     st.Page("pages/robustness.py", title="Robustness", icon=":material/show_chart:"),
+    st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
     st.Page("pages/attack_lab.py", title="Attack lab", icon=":material/target:"),
     st.Page("pages/diffusion.py", title="Diffusion", icon=":material/blur_on:"),
     st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),

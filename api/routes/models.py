@@ -1,13 +1,23 @@
-"""The model registry."""
+"""The model registry, and classifiers researchers bring."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
-from api.deps import MAX_OFFSET, KeyDep, SessionDep, not_found
+from api.deps import MAX_OFFSET, KeyDep, QueueDep, SessionDep, SettingsDep, not_found
+from api.routes.jobs import submit
 from api.schemas import ModelList, ModelOut
+from api.uploads import check_safetensors, read_bounded
+from api.waiting import wait_for, with_urls
+from core.contract.names import DatasetName
+from core.contract.specs import ModelSpec, ModelUploadSpec
+from core.store.artifacts import ArtifactStore, record_artifact
+from core.store.db import write_lock
 from core.store.orm import RegisteredModel
 from core.store.registry import get_model, list_models
 
@@ -34,3 +44,61 @@ def read_model(model_id: str, session: SessionDep, _: KeyDep) -> RegisteredModel
     if row is None:
         raise not_found("model", model_id)
     return row
+
+
+UPLOAD_RESPONSES = {
+    201: {"description": "checked and registered: the model"},
+    202: {"description": "still being checked: the job (the model is registered when it succeeds)"},
+    413: {"description": "weights larger than this server accepts"},
+    422: {"description": "a check failed; the message names what is wrong, and nothing was registered"},
+}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=UPLOAD_RESPONSES)
+def upload_model(
+    session: SessionDep,
+    queue: QueueDep,
+    settings: SettingsDep,
+    key: KeyDep,
+    response: Response,
+    weights: Annotated[UploadFile, File(description="safetensors weights of the architecture `spec` names")],
+    spec: Annotated[
+        str,
+        Form(
+            description="a ModelSpec as JSON: arch, activation, width, channels, image size, "
+            "classes, and the normalisation (mean, std) the weights expect"
+        ),
+    ],
+    dataset: Annotated[DatasetName, Form(description="the named dataset it classifies")],
+    name: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
+    wait: Annotated[float, Form(ge=0, le=300)] = 60,
+) -> dict:
+    """Register your own classifier (no pickle, no code): its weights load strictly into the
+    architecture, are finite and fit the size limit, and its clean accuracy on the dataset's test
+    images is stored with it. Evaluate it like any other model afterwards."""
+    data = read_bounded(weights, settings.max_model_bytes)
+    check_safetensors(data)
+    try:
+        model_spec = ModelSpec.model_validate_json(spec)
+        job_spec = ModelUploadSpec(weights_artifact_id="pending", model=model_spec, dataset=dataset, name=name)
+    except ValidationError as e:
+        raise RequestValidationError(
+            [{**err, "loc": ("body", "spec", *err["loc"])} for err in e.errors(include_url=False)]
+        ) from e
+    store = ArtifactStore(settings.artifact_url)
+    with write_lock(settings.database_url):
+        upload = record_artifact(
+            session, store, type="upload", key=f"uploads/{key.id}/{time.time_ns()}.safetensors", data=data
+        )
+        job_spec = job_spec.model_copy(update={"weights_artifact_id": upload.id})
+        job = submit(session, queue, settings, kind="model_upload", spec=job_spec, owner=key.name)
+    done = wait_for(settings.database_url, job.id, wait)
+    if done is None:
+        response.status_code = status.HTTP_202_ACCEPTED
+        session.refresh(job)
+        return with_urls(job)
+    if done.status != "succeeded":
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, (done.error or done.status).removeprefix("ValueError: ")
+        )
+    return ModelOut.model_validate(get_model(session, model_id=done.result["model_id"])).model_dump(mode="json")

@@ -42,6 +42,7 @@ def _out(session, study: Study) -> dict:
         "created_at": study.created_at,
         "jobs": counts,
         "table": summarise(rows),
+        "protocols": sorted({j.result.get("protocol_label", "FGSM + PGD (before protocols)") for j in done}),
     }
 
 

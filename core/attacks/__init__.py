@@ -6,11 +6,16 @@ The model is put in eval mode for the attack and its mode restored; the result s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from core.attacks.apgd import APGD
 from core.attacks.pgd import PGD
+from core.attacks.square import Square
 from core.attacks.threat import THREATS, L2Ball, LinfBall
+from core.contract.names import AttackName
 from core.contract.specs import AttackSpec
 
-__all__ = ["PGD", "LinfBall", "L2Ball", "build_attack", "default_step_size"]
+__all__ = ["APGD", "PGD", "Square", "LinfBall", "L2Ball", "build_attack", "default_step_size"]
 
 
 def default_step_size(spec: AttackSpec) -> float:
@@ -18,19 +23,42 @@ def default_step_size(spec: AttackSpec) -> float:
     from a random start (Wong et al. 2020)."""
     if spec.name == "fgsm":
         return 1.25 * spec.eps if spec.random_start else spec.eps
-    return 2.5 * spec.eps / spec.steps
+    return 2.5 * spec.eps / spec.iterations
 
 
-def build_attack(spec: AttackSpec) -> PGD:
-    """The attack `spec` describes."""
-    threat = THREATS[spec.norm](spec.eps)
-    steps = 1 if spec.name == "fgsm" else spec.steps
+def _pgd(spec: AttackSpec, threat) -> PGD:
     step_size = spec.step_size or default_step_size(spec) or 1.0  # ε = 0: any α, nothing moves
     return PGD(
         threat,
-        steps=steps,
+        steps=spec.iterations,
         step_size=step_size,
         random_start=spec.random_start,
         restarts=spec.restarts,
         early_stop=spec.early_stop,
+        eot=spec.eot,
     )
+
+
+def _apgd(loss: str) -> Callable[[AttackSpec, object], APGD]:
+    def build(spec: AttackSpec, threat) -> APGD:
+        return APGD(
+            threat, steps=spec.iterations, loss=loss, restarts=spec.restarts, targets=spec.targets, eot=spec.eot
+        )
+
+    return build
+
+
+# One builder per attack name of the contract (a test checks that none is missing).
+BUILDERS: dict[AttackName, Callable[[AttackSpec, object], object]] = {
+    "pgd": _pgd,
+    "fgsm": _pgd,
+    "apgd-ce": _apgd("ce"),
+    "apgd-dlr": _apgd("dlr"),
+    "apgd-t": _apgd("dlr-targeted"),
+    "square": lambda spec, threat: Square(threat, queries=spec.queries, restarts=spec.restarts),
+}
+
+
+def build_attack(spec: AttackSpec):
+    """The attack `spec` describes."""
+    return BUILDERS[spec.name](spec, THREATS[spec.norm](spec.eps))

@@ -26,13 +26,24 @@ class PGD:
             Right for measuring robust accuracy (a fooled point stays fooled, and the work goes
             to the points still standing); wrong for adversarial training, which wants the
             highest-loss point. Default False.
+        eot: average each step's gradient over this many forward passes (expectation over
+            transformation, for randomized models). Default 1.
     """
 
     def __init__(
-        self, threat, *, steps: int, step_size: float, random_start: bool, restarts: int = 1, early_stop: bool = False
+        self,
+        threat,
+        *,
+        steps: int,
+        step_size: float,
+        random_start: bool,
+        restarts: int = 1,
+        early_stop: bool = False,
+        eot: int = 1,
     ):
-        if steps < 1 or restarts < 1 or step_size <= 0:
-            raise ValueError("steps and restarts must be >= 1 and step_size > 0")
+        if steps < 1 or restarts < 1 or eot < 1 or step_size <= 0:
+            raise ValueError("steps, restarts and eot must be >= 1 and step_size > 0")
+        self.eot = eot
         self.threat, self.steps, self.step_size = threat, steps, step_size
         self.random_start, self.restarts, self.early_stop = random_start, restarts, early_stop
 
@@ -62,9 +73,7 @@ class PGD:
         if self.early_stop:
             return self._run_early_stop(model, x, y, delta)
         for _ in range(self.steps):
-            delta.requires_grad_(True)
-            loss = F.cross_entropy(model(x + delta), y, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, delta)
+            grad, _ = self._gradient(model, x, y, delta)
             with torch.no_grad():
                 delta = into_box(x, self.threat.project(self.threat.step(delta, grad, self.step_size)))
         return (x + delta).detach()
@@ -74,10 +83,8 @@ class PGD:
         delta = delta.clone()
         active = torch.arange(len(x), device=x.device)
         for _ in range(self.steps):
-            xa, ya = x[active], y[active]
-            da = delta[active].requires_grad_(True)
-            logits = model(xa + da)
-            (grad,) = torch.autograd.grad(F.cross_entropy(logits, ya, reduction="sum"), da)
+            xa, ya, da = x[active], y[active], delta[active]
+            grad, logits = self._gradient(model, xa, ya, da)
             with torch.no_grad():
                 going = logits.argmax(1) == ya
                 da = into_box(xa, self.threat.project(self.threat.step(da, grad, self.step_size)))
@@ -86,6 +93,15 @@ class PGD:
             if len(active) == 0:
                 break
         return (x + delta).detach()
+
+    def _gradient(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor):
+        """∇_δ of the summed cross-entropy at x + δ, averaged over `eot` passes, and the last logits."""
+        grad = torch.zeros_like(delta)
+        for _ in range(self.eot):
+            d = delta.detach().requires_grad_(True)
+            logits = model(x + d)
+            grad += torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), d)[0]
+        return grad / self.eot, logits.detach()
 
     @staticmethod
     @torch.no_grad()

@@ -25,16 +25,23 @@ def cmd_db_upgrade(args) -> int:
 
 
 def cmd_import(args) -> int:
+    from core.contract.checkpoint import checkpoint_kind, read_meta
     from core.settings import get_settings
     from core.store.artifacts import ArtifactStore
     from core.store.db import session_scope
     from core.store.imports import import_checkpoint
     from core.store.migrate import upgrade
 
+    folder = Path(args.folder)
+    checks = None
+    if checkpoint_kind(read_meta(folder)) == "classifier":  # the checks an upload through the API gets
+        from core.models.bring_your_own import checked_checkpoint
+
+        checks = checked_checkpoint(folder)
     settings = get_settings()
     upgrade(settings.database_url)
     with session_scope(settings.database_url) as s:
-        row = import_checkpoint(s, ArtifactStore(settings.artifact_url), Path(args.folder), name=args.name)
+        row = import_checkpoint(s, ArtifactStore(settings.artifact_url), folder, name=args.name, summary=checks)
         print(json.dumps({"id": row.id, "kind": row.kind, "name": row.name, "dataset": row.dataset}))
     return 0
 

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import get_args
 
-from core.contract.names import ACTIVATIONS, PRESET_NAMES, PROBE_PHASES, TRAIN_METHODS, Probe
+from core.contract.names import ACTIVATIONS, ENSEMBLES, NORMS, PRESET_NAMES, PROBE_PHASES, TRAIN_METHODS, Probe
 from core.contract.presets import eval_preset, train_preset
 from core.contract.progress import progress_bar
-from core.contract.specs import ActivationSpec, AttackSpec, EvalSpec, TrainSpec
+from core.contract.specs import ActivationSpec, EvalSpec, TrainSpec
 
 
 def _floats(text: str) -> list[float]:
@@ -30,8 +30,8 @@ def _train_spec(args) -> TrainSpec:
         return TrainSpec.model_validate_json(Path(args.spec).read_text())
     act = ActivationSpec(name=args.activation, probe=args.probe)
     d = train_preset(args.preset, act, seed=args.seed).model_dump()
-    for key in ("epochs", "method", "device"):
-        if getattr(args, key):
+    for key in ("epochs", "method", "device", "trades_beta"):
+        if getattr(args, key) is not None:
             d[key] = getattr(args, key)
     if args.data_root:
         d["data"]["root"] = args.data_root
@@ -52,64 +52,91 @@ def cmd_train(args) -> int:
     return 0
 
 
+def evaluation_spec(args) -> EvalSpec:
+    """The preset's evaluation with the flags applied: the protocol (ensemble, or `--attacks` for
+    a custom one), ε, norm, images, seed and attack budgets, the data and the curve."""
+    base = eval_preset(args.preset)
+    protocol = base.protocol.model_dump()
+    if args.attacks:
+        protocol.update(ensemble="custom", attacks=[{"name": a} for a in args.attacks])
+    elif args.protocol:
+        protocol.update(ensemble=args.protocol, attacks=None)
+    flags = {
+        "eps": args.eps,
+        "norm": args.norm,
+        "images": args.images,
+        "seed": args.seed,
+        "steps": args.steps,
+        "queries": args.queries,
+        "eot": args.eot,
+    }
+    protocol.update({k: v for k, v in flags.items() if v is not None})
+    data = base.data.model_dump()
+    data.update(
+        {k: v for k, v in (("test_subset", args.test_subset), ("root", args.data_root), ("name", args.dataset)) if v}
+    )
+    return EvalSpec(data=data, protocol=protocol, eps_grid=args.eps_grid, large_eps=args.large_eps)
+
+
 def cmd_evaluate(args) -> int:
     from core.data import load_dataset
     from core.device import resolve_device
-    from core.evaluation import robustness_curve
+    from core.evaluation import evaluate
     from core.models import load_model
 
-    base = eval_preset(args.preset)
-    attacks = [
-        AttackSpec(name=a, steps=args.steps, random_start=(a == "pgd"), restarts=args.restarts) for a in args.attacks
-    ]
-    data = base.data.model_copy(
-        update={
-            k: v for k, v in (("test_subset", args.test_subset), ("root", args.data_root), ("name", args.dataset)) if v
-        }
-    )
-    spec = EvalSpec(data=data, attacks=attacks, eps_grid=args.eps or base.eps_grid, large_eps=args.large_eps)
+    spec = evaluation_spec(args)
     model = load_model(args.checkpoint, device=resolve_device(spec.device), channels_last=spec.channels_last)
     ds = load_dataset(spec.data, download=args.download)
-    result = robustness_curve(
+    result = evaluate(
         model,
         ds.x_test,
         ds.y_test,
-        spec.attacks,
-        spec.eps_grid,
+        spec.protocol,
         num_classes=ds.num_classes,
+        eps_grid=spec.eps_grid,
         large_eps=spec.large_eps,
         batch_size=spec.batch_size,
         progress=progress_bar("evaluate"),
     )
     result["spec"] = spec.model_dump(mode="json")
-    text = json.dumps(result, indent=1)
     if args.out:
-        Path(args.out).write_text(text)
-    print(text)
+        Path(args.out).write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k != "broken_by"}, indent=1))  # per point: in --out
     return 0
 
 
-def cmd_study_sat(args) -> int:
-    from core.study import format_table, run_sat_study, sat_variants, summarise
+def run_study_command(args, variants, out: Path) -> int:
+    """Train and evaluate every arm and seed (resuming), then print and save the table."""
+    from core.study import format_table, run_study, summarise
 
     base = train_preset(args.preset)
     if args.epochs:
         base = base.model_copy(update={"epochs": args.epochs})
-    variants = sat_variants(args.activations, args.probes)
-    out = Path(args.out or f"runs/study-sat-{args.preset}")
-    seeds = list(range(args.seeds))
 
     def run_progress(i, n, label, seed):
         return progress_bar(f"[{i + 1}/{n}] {label} seed {seed}")
 
-    rows = run_sat_study(base, seeds, out, variants, run_progress=run_progress)
+    rows = run_study(base, list(range(args.seeds)), out, variants, run_progress=run_progress)
     table = summarise(rows)
-    note = f"FGSM + PGD-20 worst case, L∞ ε={base.eval_attack.eps:g}"
     (out / "table.json").write_text(
         json.dumps({"rows": rows, "table": table, "recipe": base.model_dump(mode="json")}, indent=1)
     )
-    print(format_table(table, note))
+    print(format_table(table, base.protocol.label))
     return 0
+
+
+def cmd_study_sat(args) -> int:
+    from core.study import sat_variants
+
+    return run_study_command(
+        args, sat_variants(args.activations, args.probes), Path(args.out or f"runs/study-sat-{args.preset}")
+    )
+
+
+def cmd_study_methods(args) -> int:
+    from core.study import method_variants
+
+    return run_study_command(args, method_variants(args.methods), Path(args.out or f"runs/study-methods-{args.preset}"))
 
 
 def add_commands(sub) -> None:
@@ -118,6 +145,7 @@ def add_commands(sub) -> None:
     t.add_argument("--preset", choices=PRESET_NAMES, default="smoke")
     t.add_argument("--spec", help="a TrainSpec JSON file (overrides the preset and other flags)")
     t.add_argument("--method", choices=TRAIN_METHODS)
+    t.add_argument("--trades-beta", type=float, help="TRADES' β (default 6)")
     t.add_argument("--activation", default="relu", choices=ACTIVATIONS)
     t.add_argument("--probe", default="none", choices=get_args(Probe))
     t.add_argument("--epochs", type=int)
@@ -129,19 +157,25 @@ def add_commands(sub) -> None:
     t.add_argument("--out", help="checkpoint folder (resumed if it holds a checkpoint)")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="clean accuracy and robustness curve of a checkpoint")
+    e = sub.add_parser("evaluate", help="clean and robust accuracy of a checkpoint under a protocol")
     e.add_argument("checkpoint")
-    e.add_argument("--preset", choices=PRESET_NAMES, default="cpu")
+    e.add_argument("--preset", choices=PRESET_NAMES, default="cpu", help="the preset's data and protocol")
+    e.add_argument("--protocol", choices=[n for n in ENSEMBLES if n != "custom"], help="the attack ensemble")
+    e.add_argument("--attacks", type=_names, help="a custom ensemble instead, e.g. apgd-ce,square")
+    e.add_argument("--eps", type=float, help="the radius ε")
+    e.add_argument("--norm", choices=NORMS)
+    e.add_argument("--images", type=int, help="the first N test images")
+    e.add_argument("--seed", type=int)
+    e.add_argument("--steps", type=int, help="APGD iterations (PGD's for --protocol pgd)")
+    e.add_argument("--queries", type=int, help="Square's queries per point")
+    e.add_argument("--eot", type=int, help="EOT samples of the rand protocol")
+    e.add_argument("--eps-grid", type=_floats, help="also a curve at these radii, e.g. 0,0.05,0.1")
     e.add_argument("--dataset")
     e.add_argument("--data-root")
     e.add_argument("--download", action="store_true")
-    e.add_argument("--eps", type=_floats, help="comma-separated radii, e.g. 0,0.05,0.1")
-    e.add_argument("--attacks", type=_names, default=["fgsm", "pgd"])
-    e.add_argument("--steps", type=int, default=20)
-    e.add_argument("--restarts", type=int, default=1)
     e.add_argument("--test-subset", type=int)
     e.add_argument("--large-eps", type=float)
-    e.add_argument("--out", help="write the JSON result here too")
+    e.add_argument("--out", help="write the whole JSON result (with the per-point record) here")
     e.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("study", help="studies").add_subparsers(dest="study", required=True)
@@ -153,3 +187,10 @@ def add_commands(sub) -> None:
     sat.add_argument("--probes", type=_names, default=list(PROBE_PHASES), help="comma-separated")
     sat.add_argument("--out")
     sat.set_defaults(func=cmd_study_sat)
+    methods = s.add_parser("methods", help="training methods side by side (PGD-AT, TRADES, standard), over seeds")
+    methods.add_argument("--preset", choices=PRESET_NAMES, default="smoke")
+    methods.add_argument("--seeds", type=int, default=3)
+    methods.add_argument("--epochs", type=int)
+    methods.add_argument("--methods", type=_names, default=["pgd", "trades"], help="comma-separated")
+    methods.add_argument("--out")
+    methods.set_defaults(func=cmd_study_methods)

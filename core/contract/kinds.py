@@ -21,6 +21,7 @@ from core.contract.specs import (
     DDPMTrainSpec,
     EvalSpec,
     ImageAttackSpec,
+    ModelUploadSpec,
     Spec,
     TrainSpec,
 )
@@ -85,6 +86,14 @@ _ROWS = (
         runner=f"{_CLASSIFIER}:run_image_attack",
         presets=presets.image_attack_presets,
         acts_on="classifier",
+    ),
+    JobKind(
+        name="model_upload",
+        title="Register an uploaded model",
+        spec=ModelUploadSpec,
+        queue="interactive",
+        runner=f"{_CLASSIFIER}:run_model_upload",
+        presets=presets.upload_presets,
     ),
     JobKind(
         name="ddpm_training",

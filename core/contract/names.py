@@ -32,9 +32,13 @@ DATASETS: tuple[DatasetName, ...] = get_args(DatasetName)
 
 Norm = Literal["linf", "l2"]
 NORMS: tuple[Norm, ...] = get_args(Norm)
-AttackName = Literal["pgd", "fgsm"]
+AttackName = Literal["pgd", "fgsm", "apgd-ce", "apgd-dlr", "apgd-t", "square"]
 ATTACKS: tuple[AttackName, ...] = get_args(AttackName)
-TrainMethod = Literal["standard", "pgd", "fast"]
+GRADIENT_ATTACKS: tuple[AttackName, ...] = ("pgd", "fgsm", "apgd-ce", "apgd-dlr", "apgd-t")
+# Named attack sets for measuring robust accuracy (AutoAttack's versions, and the cheap PGD check).
+EnsembleName = Literal["standard", "rand", "pgd", "custom"]
+ENSEMBLES: tuple[EnsembleName, ...] = get_args(EnsembleName)
+TrainMethod = Literal["standard", "pgd", "fast", "trades"]
 TRAIN_METHODS: tuple[TrainMethod, ...] = get_args(TrainMethod)
 Device = Literal["auto", "cpu", "cuda"]
 

@@ -17,10 +17,15 @@ from core.contract.specs import (
     EvalSpec,
     ImageAttackSpec,
     ModelSpec,
+    ModelUploadSpec,
     OptimSpec,
+    ProtocolSpec,
     TrainSpec,
     UNetSpec,
 )
+
+# Seconds-sized, for tests and first tries: far below the field's settings, and labelled so.
+SMOKE_PROTOCOL = ProtocolSpec(images=200, steps=10, queries=100)
 
 
 def _known(name: str) -> None:
@@ -42,6 +47,7 @@ def train_preset(name: PresetName, activation: ActivationSpec | None = None, see
             attack=AttackSpec(eps=0.1, steps=3),
             eval_attack=AttackSpec(eps=0.1, steps=5),
             eval_subset=200,
+            protocol=SMOKE_PROTOCOL,
             optim=OptimSpec(name="adam", lr=3e-3, weight_decay=0.0),
         )
     if name == "cpu":
@@ -54,6 +60,7 @@ def train_preset(name: PresetName, activation: ActivationSpec | None = None, see
             attack=AttackSpec(eps=0.1, steps=5),
             eval_attack=AttackSpec(eps=0.1, steps=10),
             eval_subset=500,
+            protocol=ProtocolSpec(images=500),
             optim=OptimSpec(name="adam", lr=2e-3, weight_decay=0.0),
         )
     return TrainSpec(
@@ -65,6 +72,7 @@ def train_preset(name: PresetName, activation: ActivationSpec | None = None, see
         attack=AttackSpec(eps=0.1, steps=10),
         eval_attack=AttackSpec(eps=0.1, steps=20),
         eval_subset=1_000,
+        protocol=ProtocolSpec(images=10_000),
         optim=OptimSpec(name="sgd", lr=0.1, schedule="piecewise"),
         amp=True,
         channels_last=True,
@@ -72,11 +80,10 @@ def train_preset(name: PresetName, activation: ActivationSpec | None = None, see
 
 
 def eval_preset(name: PresetName) -> EvalSpec:
-    """The evaluation that goes with a preset: FGSM and PGD-20 (L∞) over the ε curve 0–0.3."""
-    _known(name)
-    subset = {"smoke": 200, "cpu": 1_000, "gpu": 10_000}[name]
-    dataset = "digits" if name == "smoke" else "fashion-mnist"
-    return EvalSpec(data=DataSpec(name=dataset, test_subset=subset), eps_grid=[0.0, 0.05, 0.1, 0.15, 0.2, 0.3])
+    """The evaluation that goes with a preset: its training preset's protocol (the `standard`
+    ensemble, L∞ ε = 0.1; reduced settings for `smoke`) on the same data."""
+    train = train_preset(name)
+    return EvalSpec(data=DataSpec(name=train.data.name, test_subset=train.data.test_subset), protocol=train.protocol)
 
 
 def ddpm_preset(name: PresetName, seed: int = 0) -> DDPMTrainSpec:
@@ -121,7 +128,9 @@ def ddpm_preset(name: PresetName, seed: int = 0) -> DDPMTrainSpec:
 
 
 def training_presets() -> dict[str, TrainSpec]:
-    return {name: train_preset(name) for name in PRESET_NAMES}
+    """PGD-AT at each size, and TRADES (β = 6, Zhang et al.'s) on the same recipe."""
+    pgd = {name: train_preset(name) for name in PRESET_NAMES}
+    return {**pgd, **{f"{name}-trades": spec.model_copy(update={"method": "trades"}) for name, spec in pgd.items()}}
 
 
 def evaluation_presets() -> dict[str, EvalSpec]:
@@ -130,6 +139,11 @@ def evaluation_presets() -> dict[str, EvalSpec]:
 
 def image_attack_presets() -> dict[str, ImageAttackSpec]:
     return {"default": ImageAttackSpec(model_id="", test_index=0)}
+
+
+def upload_presets() -> dict[str, ModelUploadSpec]:
+    """The shape of an upload: the weights come through `POST /v1/models`."""
+    return {"default": ModelUploadSpec(weights_artifact_id="", model=ModelSpec(), dataset="fashion-mnist")}
 
 
 def ddpm_presets() -> dict[str, DDPMTrainSpec]:

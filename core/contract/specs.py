@@ -12,11 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.contract.names import (
     DEFAULT_SAMPLER_STEPS,
+    GRADIENT_ATTACKS,
     ActivationName,
     Architecture,
     AttackName,
     DatasetName,
     Device,
+    EnsembleName,
     Norm,
     Probe,
     SamplerName,
@@ -94,32 +96,72 @@ class AttackSpec(Spec):
     """An attack: `attack(model, x, y) -> x_adv` inside the `norm` ball of radius `eps`.
 
     Args:
-        name: `pgd` or `fgsm` (FGSM is one full step of size ε, optionally from a random start).
+        name: `pgd`, `fgsm` (one full step of size ε, optionally from a random start), `apgd-ce`,
+            `apgd-dlr`, `apgd-t` (Auto-PGD on cross-entropy, DLR and targeted DLR; Croce & Hein
+            2020) or `square` (the score-based Square Attack, Andriushchenko et al. 2020).
         norm: `linf` or `l2`.
         eps: radius ε of the threat model (default 0.1, the Fashion-MNIST L∞ convention).
-        steps: PGD iterations (ignored by FGSM).
-        step_size: step α; `None` gives 2.5·ε/steps for PGD (Madry et al.) and ε for FGSM
-            (1.25·ε with a random start, Wong et al. 2020).
-        random_start: start from a uniform point of the ball.
+        steps: iterations; `None` gives 10 for PGD and 100 for APGD (ignored by FGSM and Square).
+        step_size: PGD's step α; `None` gives 2.5·ε/steps (Madry et al.) and ε for FGSM (1.25·ε
+            with a random start, Wong et al. 2020). APGD sets its own, starting at 2ε.
+        random_start: start from a uniform point of the ball (PGD, FGSM; APGD always does).
         restarts: independent runs; the per-sample worst case is kept.
         early_stop: stop moving a sample once it is misclassified (for measuring robust accuracy;
             evaluation turns it on). Training wants the highest-loss point: leave it off there.
+            APGD and Square always stop on a point once it is broken.
+        eot: gradient attacks only: average the gradient over this many forward passes
+            (expectation over transformation, for randomized models). Default 1.
+        targets: `apgd-t` only: how many of the most likely wrong classes to target (default 9).
+        queries: `square` only: model evaluations per point and restart (default 5,000).
     """
 
     name: AttackName = "pgd"
     norm: Norm = "linf"
     eps: float = Field(default=0.1, ge=0, le=100)
-    steps: int = Field(default=10, ge=1, le=10_000)
+    steps: int | None = Field(default=None, ge=1, le=10_000)
     step_size: float | None = Field(default=None, gt=0, le=100)
     random_start: bool = True
     restarts: int = Field(default=1, ge=1, le=100)
     early_stop: bool = False
+    eot: int = Field(default=1, ge=1, le=1000)
+    targets: int = Field(default=9, ge=1, le=999)
+    queries: int = Field(default=5000, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _eot_needs_gradients(self) -> AttackSpec:
+        if self.eot > 1 and self.name not in GRADIENT_ATTACKS:
+            raise ValueError(f"eot averages gradients: {self.name} uses none")
+        return self
+
+    @property
+    def iterations(self) -> int:
+        """Gradient steps per run: 1 for FGSM, `steps` (default 10) for PGD, `steps` (default 100)
+        for APGD, 0 for Square."""
+        if self.name == "fgsm":
+            return 1
+        if self.name == "square":
+            return 0
+        return self.steps or (10 if self.name == "pgd" else 100)
+
+    @property
+    def cost(self) -> int:
+        """Model evaluations per point in the worst case (forward + backward counts as one)."""
+        if self.name == "square":
+            return self.queries * self.restarts
+        runs = self.restarts * (self.targets if self.name == "apgd-t" else 1)
+        return self.iterations * runs * self.eot
 
     @property
     def label(self) -> str:
+        """Short name, e.g. `pgd20-linf`, `apgd-t100-linf`, `square5000-l2`, `apgd-ce100-linf-eot20`."""
         if self.name == "fgsm":
-            return f"fgsm-{self.norm}"
-        return f"pgd{self.steps}-{self.norm}" + (f"x{self.restarts}" if self.restarts > 1 else "")
+            base = "fgsm"
+        elif self.name == "square":
+            base = f"square{self.queries}"
+        else:
+            base = f"{self.name}{self.iterations}"
+        extra = (f"x{self.restarts}" if self.restarts > 1 else "") + (f"-eot{self.eot}" if self.eot > 1 else "")
+        return f"{base}-{self.norm}{extra}"
 
 
 class OptimSpec(Spec):
@@ -132,19 +174,104 @@ class OptimSpec(Spec):
     schedule: Literal["constant", "cosine", "piecewise", "cyclic"] = "cosine"
 
 
-class TrainSpec(Spec):
-    """One training run: standard, PGD adversarial training (Madry) or Fast-AT (Wong et al.).
+class ProtocolSpec(Spec):
+    """How a robust accuracy is measured: stored with every number it produces.
 
-    `attack` builds the training examples (ignored by `standard`); `eval_attack` measures the
-    per-epoch robust accuracy on `eval_subset` held-out images.
+    Args:
+        ensemble: `standard` (APGD-CE, APGD-T, Square: AutoAttack's standard version, the number
+            to report), `rand` (APGD-CE and APGD-DLR with EOT, for randomized models), `pgd`
+            (FGSM and PGD-20: cheap, for monitoring, not a robustness claim) or `custom`
+            (`attacks` as given). Attacks run in order, each on the points still standing.
+        norm: `linf` or `l2`.
+        eps: the radius ε.
+        images: how many test images: the first ones of the test split (as `data` draws it).
+        seed: seeds the attacks' random starts and searches (the same seed, the same number).
+        steps: APGD's iterations (default 100; PGD's for `pgd`, default 20).
+        queries: Square's budget per point (default 5,000).
+        eot: `rand`'s gradient samples per step (default 20).
+        attacks: `custom`'s attacks; their `eps` and `norm` are the protocol's.
+    """
+
+    ensemble: EnsembleName = "standard"
+    norm: Norm = "linf"
+    eps: float = Field(default=0.1, ge=0, le=100)
+    images: int = Field(default=1000, ge=1, le=100_000)
+    seed: int = Field(default=0, ge=0)
+    steps: int | None = Field(default=None, ge=1, le=10_000)
+    queries: int = Field(default=5000, ge=1, le=1_000_000)
+    eot: int = Field(default=20, ge=1, le=1000)
+    attacks: list[AttackSpec] | None = Field(default=None, min_length=1, max_length=8)
+
+    @model_validator(mode="after")
+    def _attacks_only_for_custom(self) -> ProtocolSpec:
+        if (self.ensemble == "custom") != (self.attacks is not None):
+            raise ValueError("give attacks exactly when ensemble is 'custom'")
+        return self
+
+    def attack_specs(self, eps: float | None = None) -> list[AttackSpec]:
+        """The attacks, in the order they run, at radius `eps` (default the protocol's)."""
+        common = {"norm": self.norm, "eps": self.eps if eps is None else eps}
+        steps = self.steps
+        if self.ensemble == "standard":
+            specs = [
+                AttackSpec(name="apgd-ce", steps=steps or 100, **common),
+                AttackSpec(name="apgd-t", steps=steps or 100, targets=9, **common),
+                AttackSpec(name="square", queries=self.queries, **common),
+            ]
+        elif self.ensemble == "rand":
+            specs = [
+                AttackSpec(name="apgd-ce", steps=steps or 100, eot=self.eot, **common),
+                AttackSpec(name="apgd-dlr", steps=steps or 100, eot=self.eot, **common),
+            ]
+        elif self.ensemble == "pgd":
+            specs = [
+                AttackSpec(name="fgsm", random_start=False, **common),
+                AttackSpec(name="pgd", steps=steps or 20, **common),
+            ]
+        else:
+            specs = [a.model_copy(update=common) for a in self.attacks]
+        return [a.model_copy(update={"early_stop": True}) for a in specs]
+
+    @property
+    def full_strength(self) -> bool:
+        """The ensemble at the settings its authors use (what a paper may report as such)."""
+        if self.ensemble == "standard":
+            return self.steps in (None, 100) and self.queries >= 5000
+        if self.ensemble == "rand":
+            return self.steps in (None, 100) and self.eot >= 20
+        return self.ensemble == "custom"
+
+    @property
+    def label(self) -> str:
+        """E.g. `standard (apgd-ce100, apgd-t100, square5000), L∞ ε=0.1, 1000 images, seed 0`."""
+        names = ", ".join(a.label.replace(f"-{self.norm}", "") for a in self.attack_specs())
+        norm = {"linf": "L∞", "l2": "L2"}[self.norm]
+        reduced = "" if self.full_strength or self.ensemble == "pgd" else " [reduced settings]"
+        cheap = " [cheap check, not a robustness claim]" if self.ensemble == "pgd" else ""
+        return (
+            f"{self.ensemble} ({names}), {norm} ε={self.eps:g}, {self.images} images, seed {self.seed}{reduced}{cheap}"
+        )
+
+
+class TrainSpec(Spec):
+    """One training run: standard, PGD adversarial training (Madry et al. 2018), Fast-AT (Wong et
+    al. 2020) or TRADES (Zhang et al. 2019).
+
+    `attack` builds the training examples (ignored by `standard`; for TRADES it maximises the KL
+    divergence from the clean prediction); `eval_attack` measures the per-epoch robust accuracy on
+    `eval_subset` held-out images, a cheap monitor; `protocol` measures the finished model (the
+    robust accuracy stored with it). `trades_beta` is TRADES' β (default 6), the weight of the
+    robustness term.
     """
 
     data: DataSpec = Field(default_factory=DataSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     method: TrainMethod = "pgd"
     attack: AttackSpec = Field(default_factory=lambda: AttackSpec(steps=7))
+    trades_beta: float = Field(default=6.0, ge=0, le=1000)
     eval_attack: AttackSpec = Field(default_factory=lambda: AttackSpec(steps=20))
     eval_subset: int = Field(default=500, ge=1, le=100_000)
+    protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
     epochs: int = Field(default=5, ge=1, le=1000)
     batch_size: int = Field(default=128, ge=1, le=8192)
     optim: OptimSpec = Field(default_factory=OptimSpec)
@@ -155,26 +282,23 @@ class TrainSpec(Spec):
 
 
 class EvalSpec(Spec):
-    """Clean accuracy and a robustness curve for one classifier.
+    """Clean and robust accuracy of one classifier under a protocol, with the attack breakdown and
+    the checks for gradient masking; optionally a robustness curve.
 
     Args:
         model_id: the registered model to evaluate (the service); the command line passes a
             checkpoint folder instead and leaves this empty.
-        data: the held-out data; `test_subset` bounds the work.
-        attacks: attacks run at every ε of `eps_grid` (their own `eps` is replaced); a point is
-            robust only if it survives all of them (per-sample worst case).
-        eps_grid: radii of the curve; 0 is always added (it must equal clean accuracy).
+        data: the held-out data (the protocol takes the first `protocol.images` test images).
+        protocol: the attacks, threat model, images and seed (default: `standard`, L∞ ε = 0.1).
+        eps_grid: also the robust accuracy at these radii under the same attacks (0 is added:
+            it must equal the clean accuracy); None for the protocol's ε alone.
         large_eps: the sanity check's radius at which accuracy should fall to about chance.
     """
 
     model_id: str | None = Field(default=None, max_length=64)
-    data: DataSpec = Field(default_factory=lambda: DataSpec(test_subset=1000))
-    attacks: list[AttackSpec] = Field(
-        default_factory=lambda: [AttackSpec(name="fgsm", random_start=False), AttackSpec(steps=20)],
-        min_length=1,
-        max_length=8,
-    )
-    eps_grid: list[float] = Field(default_factory=lambda: [0.0, 0.05, 0.1, 0.15, 0.2, 0.3], min_length=1, max_length=32)
+    data: DataSpec = Field(default_factory=DataSpec)
+    protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
+    eps_grid: list[float] | None = Field(default=None, min_length=1, max_length=32)
     large_eps: float | None = Field(default=None, gt=0, le=100)
     batch_size: int = Field(default=256, ge=1, le=8192)
     device: Device = "auto"
@@ -182,7 +306,7 @@ class EvalSpec(Spec):
 
     @model_validator(mode="after")
     def _eps_non_negative(self) -> EvalSpec:
-        if any(e < 0 for e in self.eps_grid):
+        if any(e < 0 for e in self.eps_grid or []):
             raise ValueError("eps_grid values must be >= 0")
         return self
 
@@ -209,6 +333,29 @@ class ImageAttackSpec(Spec):
     def _one_image(self) -> ImageAttackSpec:
         if (self.input_artifact_id is None) == (self.test_index is None):
             raise ValueError("give exactly one of input_artifact_id (an upload) and test_index")
+        return self
+
+
+class ModelUploadSpec(Spec):
+    """Register a classifier a researcher brings (the job behind `POST /v1/models`).
+
+    Args:
+        weights_artifact_id: the uploaded safetensors weights.
+        model: an architecture robustlab knows; `mean` and `std` are the normalisation the weights
+            expect (None: 0.5 per channel). Inputs are images in [0, 1].
+        dataset: the named dataset it classifies; its test split gives the clean accuracy.
+        name: the registry name (default `<dataset>-upload-<arch>`).
+    """
+
+    weights_artifact_id: str = Field(max_length=64)
+    model: ModelSpec
+    dataset: DatasetName
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _named_dataset(self) -> ModelUploadSpec:
+        if self.dataset == "folder":
+            raise ValueError("an uploaded model names a dataset of the catalogue, not 'folder'")
         return self
 
 

@@ -9,54 +9,40 @@ import json
 import torch
 
 from core.attacks import build_attack
-from core.contract.checkpoint import MODEL_FILE
-from core.contract.specs import AttackSpec, EvalSpec, ImageAttackSpec, TrainSpec
+from core.contract.checkpoint import META_FILE, MODEL_FILE
+from core.contract.specs import DataSpec, EvalSpec, ImageAttackSpec, ModelUploadSpec, TrainSpec
 from core.data import class_names, load_dataset, test_image
-from core.evaluation import robustness_curve
+from core.evaluation import evaluate
+from core.evaluation.summary import classifier_summary, evaluation_entry
 from core.images import perturbation_png, png_bytes, tensor_from_png
 from core.jobs.context import JobContext
 from core.models import load_model
+from core.models.bring_your_own import check_fits_dataset, checked_classifier, clean_accuracy, weights_from_bytes
+from core.store.artifacts import delete_artifact
 from core.store.orm import Artifact
-from core.store.registry import register_model
+from core.store.registry import record_evaluation, register_model
 from core.training import train
-
-
-def curve_grid(eps: float) -> list[float]:
-    """The robustness curve stored with every trained model: 0 to 3ε."""
-    return [0.0, eps / 2, eps, 1.5 * eps, 2 * eps, 3 * eps]
 
 
 def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
     folder = ctx.checkpoint_folder()
     ds = load_dataset(spec.data)
-    report = ctx.training_reporter(folder, 0.0, 0.9)
+    report = ctx.training_reporter(folder, 0.0, 0.8)
     result = train(spec, folder, dataset=ds, progress=report, should_stop=ctx.should_stop)
     model = load_model(folder, device=ctx.device)
-    eps = spec.eval_attack.eps
-    attacks = [AttackSpec(name="fgsm", norm=spec.eval_attack.norm, eps=eps, random_start=False), spec.eval_attack]
-    n = spec.eval_subset
-    evaluation = robustness_curve(
+    summary = classifier_summary(
         model,
-        ds.x_test[:n],
-        ds.y_test[:n],
-        attacks,
-        curve_grid(eps),
+        ds.x_test,
+        ds.y_test,
+        spec.protocol,
         num_classes=ds.num_classes,
-        progress=ctx.scaled(0.9, 1.0, metrics=False),
+        curve_images=spec.eval_subset,
+        job_id=ctx.job_id,
+        progress=ctx.scaled(0.8, 1.0, metrics=False),
         should_stop=ctx.should_stop,
     )
-    at_eps = next(p for p in evaluation["curve"] if p["eps"] == eps)
-    summary = {
-        "clean_acc": evaluation["clean_acc"],
-        "robust_acc": at_eps["robust_acc"],
-        "eps": eps,
-        "norm": spec.eval_attack.norm,
-        "curve": evaluation["curve"],
-        "sanity": evaluation["sanity"],
-        "warnings": evaluation["warnings"],
-        "eval_images": n,
-        "history": result.history,
-    }
+    summary["monitor"] = f"{spec.eval_attack.label} on {spec.eval_subset} held-out images per epoch (a cheap check)"
+    summary["history"] = result.history
     with ctx.session() as s:
         weights = ctx.save_artifact(
             s, f"checkpoint/{MODEL_FILE}", type="checkpoint", data=(folder / MODEL_FILE).read_bytes()
@@ -74,6 +60,7 @@ def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
             recipe={
                 "method": spec.method,
                 "attack": spec.attack.model_dump(),
+                **({"trades_beta": spec.trades_beta} if spec.method == "trades" else {}),
                 "epochs": spec.epochs,
                 "optim": spec.optim.model_dump(),
                 "seed": spec.seed,
@@ -86,7 +73,8 @@ def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
             "final": result.final,
             "clean_acc": summary["clean_acc"],
             "robust_acc": summary["robust_acc"],
-            "eps": eps,
+            "eps": summary["eps"],
+            "protocol_label": summary["protocol_label"],
         }
 
 
@@ -95,13 +83,13 @@ def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> dict:
         raise ValueError("attack_evaluation needs model_id")
     model, _ = ctx.registered_model(spec.model_id, "classifier")
     ds = load_dataset(spec.data)
-    result = robustness_curve(
+    result = evaluate(
         model,
         ds.x_test,
         ds.y_test,
-        spec.attacks,
-        spec.eps_grid,
+        spec.protocol,
         num_classes=ds.num_classes,
+        eps_grid=spec.eps_grid,
         large_eps=spec.large_eps,
         batch_size=spec.batch_size,
         progress=ctx.progress,
@@ -109,6 +97,7 @@ def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> dict:
     )
     with ctx.session() as s:
         report = ctx.save_artifact(s, "evaluation.json", type="report", data=json.dumps(result, indent=1).encode())
+        record_evaluation(s, model_id=spec.model_id, entry=evaluation_entry(result, ctx.job_id))
         return {**result, "model_id": spec.model_id, "report_artifact_id": report.id}
 
 
@@ -159,3 +148,50 @@ def run_image_attack(spec: ImageAttackSpec, ctx: JobContext) -> dict:
         "classes": class_names(dataset, model.spec.num_classes),
         **ids,
     }
+
+
+def run_model_upload(spec: ModelUploadSpec, ctx: JobContext) -> dict:
+    """Check an uploaded classifier and register it with its clean accuracy. A failed check leaves
+    nothing behind: the upload is deleted and no model is registered."""
+    with ctx.session() as s:
+        upload = s.get(Artifact, spec.weights_artifact_id)
+        if upload is None:
+            raise ValueError(f"no upload with id {spec.weights_artifact_id}")
+        key = upload.uri
+    try:
+        data = ctx.store.get_bytes(key)
+        model = checked_classifier(spec.model, weights_from_bytes(data))
+        ds = load_dataset(DataSpec(name=spec.dataset))
+        check_fits_dataset(spec.model, ds)
+        clean_acc, images = clean_accuracy(model, ds)
+    except Exception:
+        with ctx.session() as s:
+            delete_artifact(s, ctx.store, artifact_id=spec.weights_artifact_id)
+        raise
+    meta = {
+        "kind": "classifier",
+        "uploaded": True,
+        "spec": {"model": spec.model.model_dump(mode="json"), "data": {"name": spec.dataset}},
+    }
+    with ctx.session() as s:
+        weights = ctx.save_artifact(s, f"checkpoint/{MODEL_FILE}", type="checkpoint", data=data)
+        ctx.store.put_bytes(f"{ctx.checkpoint_prefix}/{META_FILE}", json.dumps(meta, indent=1).encode())
+        registered = register_model(
+            s,
+            kind="classifier",
+            job_id=ctx.job_id,
+            dataset=spec.dataset,
+            architecture=spec.model.arch,
+            activation=spec.model.activation.label,
+            checkpoint_uri=ctx.checkpoint_prefix,
+            name=spec.name or f"{spec.dataset}-upload-{spec.model.arch}",
+            summary={"clean_acc": clean_acc, "clean_images": images, "uploaded": True, "evaluations": []},
+            recipe={"method": "uploaded", "model": spec.model.model_dump(mode="json")},
+        )
+        delete_artifact(s, ctx.store, artifact_id=spec.weights_artifact_id)
+        return {
+            "model_id": registered.id,
+            "checkpoint_artifact_id": weights.id,
+            "clean_acc": clean_acc,
+            "clean_images": images,
+        }

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from core.activations import build_activation
+from core.activations import build_activation, drop_probes
 from core.contract.checkpoint import MODEL_FILE, read_meta
 from core.contract.names import Architecture
 from core.contract.specs import ModelSpec
@@ -54,8 +54,15 @@ class Classifier(nn.Module):
         self.normalize = Normalize(spec.mean or [0.5] * c, spec.std or [0.5] * c)
         arch = NETWORKS[spec.arch]
         self.net = arch(c, spec.image_size, spec.num_classes, spec.width, lambda: build_activation(spec.activation))
+        # the weight whose layout tells the model's memory format (a 1-channel convolution's fits both)
+        convs = [
+            (m.in_channels, f"net.{name}.weight") for name, m in self.net.named_modules() if isinstance(m, nn.Conv2d)
+        ]
+        self._layout_weight = max(convs)[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and self.get_parameter(self._layout_weight).is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)  # mixed formats are several times slower
         return self.net(self.normalize(x))
 
 
@@ -68,7 +75,8 @@ def build_model(spec: ModelSpec) -> Classifier:
 
 def load_model(folder: str | Path, *, device: str | torch.device = "cpu", channels_last: bool = False) -> Classifier:
     """Rebuild a classifier from a checkpoint folder (its JSON spec and safetensors weights), in
-    eval mode on `device`, its weights in channels_last memory format if asked.
+    eval mode on `device`, its weights in channels_last memory format if asked. A smooth-backward
+    probe is dropped: a loaded model is evaluated and served with its true gradients.
 
     Raises:
         FileNotFoundError: the folder lacks `checkpoint.json` or `model.safetensors`.
@@ -77,5 +85,5 @@ def load_model(folder: str | Path, *, device: str | torch.device = "cpu", channe
     meta = read_meta(folder, expect="classifier")
     model = build_model(ModelSpec.model_validate(meta["spec"]["model"]))
     model.load_state_dict(load_file(Path(folder) / MODEL_FILE, device="cpu"))
-    model = model.to(device).eval()
+    model = drop_probes(model).to(device).eval()
     return model.to(memory_format=torch.channels_last) if channels_last else model

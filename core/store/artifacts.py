@@ -44,6 +44,12 @@ class ArtifactStore:
         with self.fs.open(self._path(key), "rb") as f:
             return f.read()
 
+    def delete(self, key: str) -> None:
+        """Remove the bytes at `key` (nothing if there are none)."""
+        path = self._path(key)
+        if self.fs.exists(path):
+            self.fs.rm(path)
+
     def exists(self, key: str) -> bool:
         return self.fs.exists(self._path(key))
 
@@ -81,3 +87,13 @@ def record_artifact(
     session.add(row)
     session.flush()
     return row
+
+
+def delete_artifact(session: Session, store: ArtifactStore, *, artifact_id: str) -> None:
+    """Remove an artifact's bytes and its row (nothing when it is already gone)."""
+    row = session.get(Artifact, artifact_id)
+    if row is None:
+        return
+    store.delete(row.uri)
+    session.delete(row)
+    session.flush()

@@ -15,6 +15,18 @@ def register_model(session: Session, **fields) -> RegisteredModel:
     return row
 
 
+def record_evaluation(session: Session, *, model_id: str, entry: dict) -> None:
+    """Add one evaluation (its protocol, clean and robust accuracy, breakdown, checks) to the
+    model's `summary["evaluations"]`; a re-run of the same job replaces its own entry."""
+    row = session.get(RegisteredModel, model_id)
+    if row is None:
+        raise ValueError(f"no model with id {model_id}")
+    job_id = entry.get("job_id")
+    kept = [e for e in (row.summary or {}).get("evaluations", []) if job_id is None or e.get("job_id") != job_id]
+    row.summary = {**(row.summary or {}), "evaluations": [*kept, entry]}  # a new dict: the JSON column sees it
+    session.flush()
+
+
 def get_model(session: Session, *, model_id: str) -> RegisteredModel | None:
     return session.get(RegisteredModel, model_id)
 

@@ -106,6 +106,11 @@ def has_checkpoint(folder: Path) -> bool:
     return (folder / META_FILE).is_file()
 
 
+def _what_trains(spec) -> dict:
+    """The spec without what only measures the finished model (a new protocol resumes fine)."""
+    return spec.model_dump(mode="json", exclude={"protocol"})
+
+
 def resume_from(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, spec) -> tuple[int, list[dict]]:
     """(epochs done, metrics history) of the checkpoint in `folder`, restored into `model` and
     `opt`; (0, []) when there is none.
@@ -116,6 +121,6 @@ def resume_from(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, spec
     if not has_checkpoint(folder):
         return 0, []
     meta = load_checkpoint(folder, model, opt)
-    if type(spec).model_validate(meta["spec"]) != spec:
+    if _what_trains(type(spec).model_validate(meta["spec"])) != _what_trains(spec):
         raise ValueError(f"{folder} holds a checkpoint of a different spec; use another folder")
     return meta["epoch"], meta["history"]

@@ -1,8 +1,9 @@
-"""Training: standard, PGD adversarial training (Madry et al. 2018) and Fast-AT (Wong et al. 2020).
+"""Training: standard, PGD adversarial training (Madry et al. 2018), Fast-AT (Wong et al. 2020) and
+TRADES (Zhang et al. 2019).
 
 Adversarial training solves min_θ E[max_{δ∈S} L(θ, x+δ, y)]: each batch, the attack makes the
-inner maximiser x_adv (in the `attack` gradient phase), then one optimizer step on L(θ, x_adv, y)
-(in the `update` phase). A checkpoint is written after every epoch; `train` resumes from the one
+inner maximiser x_adv (in the `attack` gradient phase), then one optimizer step on the method's
+loss (in the `update` phase; see `objectives`). A checkpoint is written after every epoch; `train` resumes from the one
 in `out_dir`, and a resumed CPU run ends with the same weights as an uninterrupted one.
 """
 
@@ -15,10 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from core.activations import gradient_phase
-from core.attacks import build_attack
+from core.activations import true_gradients
 from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress, stop_if_asked
 from core.contract.specs import AttackSpec, ModelSpec, Spec, TrainSpec
 from core.data import Dataset, load_dataset
@@ -26,6 +25,7 @@ from core.device import autocast, prepare, resolve_device, to_input
 from core.evaluation import predict, robust_mask
 from core.models import DATASET_STATS, Classifier, build_model
 from core.training.checkpoint import resume_from, save_checkpoint
+from core.training.objectives import batch_objective
 from core.training.schedules import lr_at
 
 log = logging.getLogger(__name__)
@@ -63,16 +63,6 @@ def resolve_spec(spec: TrainSpec, ds: Dataset) -> TrainSpec:
         mean, std = DATASET_STATS.get(ds.name, ([0.5] * ds.in_channels, [0.5] * ds.in_channels))
         m = m.model_copy(update={"mean": mean, "std": std})
     return spec.model_copy(update={"model": ModelSpec.model_validate(m.model_dump())})
-
-
-def training_attack(spec: TrainSpec):
-    """The attack that makes training examples: PGD for `pgd`, FGSM from a random start for
-    `fast` (α = 1.25ε unless set), none for `standard`."""
-    if spec.method == "standard":
-        return None
-    if spec.method == "fast":
-        return build_attack(spec.attack.model_copy(update={"name": "fgsm", "random_start": True}))
-    return build_attack(spec.attack)
 
 
 def make_optimizer(spec: TrainSpec, model: Classifier) -> torch.optim.Optimizer:
@@ -114,7 +104,7 @@ def train(
     if start_epoch:
         log.info("resuming %s from epoch %d", out_dir, start_epoch)
 
-    attack = training_attack(spec)
+    objective = batch_objective(spec)
     n = len(ds.x_train)
     batches_per_epoch = math.ceil(n / spec.batch_size)
     total_steps = batches_per_epoch * spec.epochs
@@ -135,10 +125,7 @@ def train(
             x = to_input(ds.x_train[idx], device, spec.channels_last)
             y = ds.y_train[idx].to(device)
             with autocast(device, spec.amp):
-                x_in = attack(model, x, y) if attack else x
-                with gradient_phase(model, "update"):
-                    logits = model(x_in)
-                    loss = F.cross_entropy(logits, y)
+                loss, logits = objective(model, x, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -170,9 +157,12 @@ def train(
 
 
 def held_out_metrics(model: Classifier, x: torch.Tensor, y: torch.Tensor, attack: AttackSpec) -> dict[str, float]:
-    """Clean accuracy and robust accuracy under `attack` on held-out images."""
+    """The per-epoch monitor: clean accuracy and robust accuracy under `attack` (a cheap PGD, with
+    the network's true gradients) on held-out images. Not the model's reported robustness: that
+    is measured at the end under the spec's protocol."""
     correct = predict(model, x) == y
-    robust = robust_mask(model, x, y, attack, attack.eps, correct)
+    with true_gradients(model):
+        robust = robust_mask(model, x, y, attack, attack.eps, correct)
     return {"clean_acc": correct.float().mean().item(), "robust_acc": robust.float().mean().item()}
 
 

@@ -9,6 +9,7 @@ from core.contract.kinds import JOB_KINDS
 from core.contract.names import FINISHED, JOB_STATUSES
 from dashboard.charts import training_curves
 from dashboard.common import REFRESH_SECONDS, api, call, duration, elapsed_and_eta, show_image, side_by_side_json
+from dashboard.evaluation_view import show_evaluation
 
 
 def job_rows(items: list[dict]) -> pd.DataFrame:
@@ -109,6 +110,8 @@ def job_page(job_id: str) -> None:
 
     st.caption(f"job {job_id}")
     live()
+    if (job["result"] or {}).get("breakdown"):
+        show_evaluation(job["result"], key="job_evaluation")
     side_by_side_json(("Spec", job["spec"]), ("Result", job["result"]))
     artifacts = call(api().artifacts, job_id) or []
     if artifacts:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.contract.names import DATASETS, MODEL_KINDS
 from dashboard.common import api, call, job_link, side_by_side_json
+from dashboard.evaluation_view import show_evaluation
 
 
 def model_rows(items: list[dict]) -> pd.DataFrame:
@@ -23,6 +24,7 @@ def model_rows(items: list[dict]) -> pd.DataFrame:
                 "activation": m["activation"],
                 "clean_acc": s.get("clean_acc"),
                 "robust_acc": s.get("robust_acc"),
+                "protocol": s.get("protocol_label"),
                 "eps": s.get("eps"),
                 "frechet_distance": quality.get("frechet_distance"),
                 "created": m["created_at"][:19].replace("T", " "),
@@ -66,6 +68,9 @@ def render() -> None:
     )
     if chosen["job_id"]:
         job_link(chosen["job_id"], f"The job that made it ({chosen['job_id'][:8]})")
+    for i, evaluation in enumerate((chosen["summary"] or {}).get("evaluations") or []):
+        with st.expander(f"Evaluation {i + 1}: {evaluation['protocol_label']}", expanded=i == 0):
+            show_evaluation(evaluation, key=f"model_evaluation_{i}")
     side_by_side_json(("Summary", chosen["summary"]), ("Recipe", chosen["recipe"]))
 
 

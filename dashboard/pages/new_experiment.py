@@ -7,10 +7,20 @@ import copy
 import streamlit as st
 
 from core.contract.client import Job
-from core.contract.names import ACTIVATIONS, PRESET_NAMES, PROBE_PHASES, TRAIN_METHODS
+from core.contract.names import ACTIVATIONS, ENSEMBLES, NORMS, PRESET_NAMES, PROBE_PHASES, TRAIN_METHODS
 from dashboard.common import api, call, choose_model, job_link
 
-METHOD_NAMES = {"pgd": "PGD-AT", "fast": "Fast-AT (FGSM + random start)", "standard": "standard (no attack)"}
+METHOD_NAMES = {
+    "pgd": "PGD-AT",
+    "fast": "Fast-AT (FGSM + random start)",
+    "trades": "TRADES",
+    "standard": "standard (no attack)",
+}
+PROTOCOL_NAMES = {
+    "standard": "standard: APGD-CE, APGD-T, Square",
+    "rand": "rand: APGD-CE, APGD-DLR with EOT (randomized models)",
+    "pgd": "pgd: FGSM + PGD-20 (a cheap check)",
+}
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -22,6 +32,13 @@ def submitted(job: Job | None) -> None:
     if job is not None:
         st.success(f"Queued {job.kind} job {job.id}.")
         job_link(job.id, "Watch it under Jobs")
+
+
+def protocol_text(protocol: dict) -> str:
+    return (
+        f"{protocol['ensemble']} ensemble, {protocol['norm']} ε={protocol['eps']:g}, {protocol['images']} test images"
+        + ("" if protocol.get("steps") in (None, 100) and protocol["queries"] >= 5000 else " (reduced settings)")
+    )
 
 
 def submit_section(kind: str, spec: dict, label: str, key: str, disabled: bool = False) -> None:
@@ -51,6 +68,9 @@ def training_form(ps: dict) -> None:
         "ε (L∞)", 0.0, 1.0, spec["attack"]["eps"], step=0.01, format="%.3f", key="at_eps"
     )
     spec["seed"] = c3.number_input("Seed", 0, 10_000, spec["seed"], key="at_seed")
+    if spec["method"] == "trades":
+        spec["trades_beta"] = st.number_input("TRADES β", 0.0, 100.0, spec["trades_beta"], key="at_beta")
+    st.caption(f"The finished model is evaluated under: {protocol_text(spec['protocol'])}")
     submit_section("adversarial_training", spec, "Start training", "at_submit")
 
 
@@ -58,13 +78,22 @@ def evaluation_form(ps: dict) -> None:
     model = choose_model("classifier", key="ev_model")
     preset = st.selectbox("Preset", list(ps["attack_evaluation"]), key="ev_preset")
     spec = copy.deepcopy(ps["attack_evaluation"][preset])
+    protocol = spec["protocol"]
     if model is not None:
         spec["model_id"] = model["id"]
         spec["data"]["name"] = model["dataset"]
-    steps = st.number_input("PGD steps", 1, 1000, 20, key="ev_steps")
-    for attack in spec["attacks"]:
-        if attack["name"] == "pgd":
-            attack["steps"] = steps
+    c1, c2, c3, c4 = st.columns(4)
+    protocol["ensemble"] = c1.selectbox(
+        "Protocol", [e for e in ENSEMBLES if e != "custom"], format_func=PROTOCOL_NAMES.get, key="ev_ensemble"
+    )
+    protocol["norm"] = c2.selectbox("Norm", NORMS, key="ev_norm")
+    protocol["eps"] = c3.number_input("ε", 0.0, 10.0, protocol["eps"], step=0.01, format="%.3f", key="ev_eps")
+    protocol["images"] = c4.number_input("Test images", 1, 100_000, protocol["images"], key="ev_images")
+    with st.expander("Attack budgets (lower them only for a quick look: the result is labelled reduced)"):
+        b1, b2, b3 = st.columns(3)
+        protocol["steps"] = b1.number_input("APGD iterations", 1, 1000, protocol["steps"] or 100, key="ev_steps")
+        protocol["queries"] = b2.number_input("Square queries", 1, 20_000, protocol["queries"], key="ev_queries")
+        protocol["eot"] = b3.number_input("EOT samples (rand)", 1, 100, protocol["eot"], key="ev_eot")
     submit_section("attack_evaluation", spec, "Start evaluation", "ev_submit", disabled=model is None)
 
 

@@ -29,6 +29,7 @@ def study_table() -> None:
         return
     st.caption("jobs: " + ", ".join(f"{n} {status}" for status, n in sorted(study["jobs"].items())))
     if study["table"]:
+        st.caption("Robust accuracy under: " + "; ".join(study.get("protocols") or ["(not recorded)"]))
         st.dataframe(pd.DataFrame(study["table"]), hide_index=True, width="stretch")
     else:
         st.info("No run of this study has finished yet.")
@@ -53,9 +54,14 @@ def render() -> None:
     st.subheader("Robustness curves")
     chosen = st.multiselect("Models", models, default=models[:4], format_func=model_label, key="rb_models")
     if chosen:
+        labels = {(m.get("summary") or {}).get("curve_protocol_label") for m in chosen} - {None}
+        st.caption("Each model's stored curve, measured with: " + ("; ".join(sorted(labels)) or "FGSM + PGD"))
         st.plotly_chart(robustness_curves(chosen), width="stretch", key="curves")
     st.subheader("Accuracy against robustness")
-    st.caption("One faint point per model; per activation the mean ± one standard deviation.")
+    st.caption(
+        "One faint point per model, its robust accuracy under its own protocol (see Leaderboard); per "
+        "activation the mean ± one standard deviation."
+    )
     st.plotly_chart(accuracy_robustness(models), width="stretch", key="scatter")
     st.subheader("Study table")
     study_table()

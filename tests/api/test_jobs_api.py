@@ -28,8 +28,20 @@ def test_out_of_bounds_value_is_422(api):
 def test_server_limits_are_422_with_message(api):
     r = api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": {**SMOKE, "epochs": 51}})
     assert r.status_code == 422 and "spec.epochs = 51 exceeds" in r.json()["detail"]
-    r = api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": {**SMOKE, "attack": {"steps": 5000}}})
-    assert r.status_code == 422 and "spec.attack.steps" in r.json()["detail"]
+    r = api.post(
+        "/v1/jobs", json={"kind": "adversarial_training", "spec": {**SMOKE, "attack": {"steps": 5000, "restarts": 2}}}
+    )
+    assert r.status_code == 422 and "spec.attack.steps = 10000 exceeds" in r.json()["detail"]
+    protocol = {"ensemble": "standard", "queries": 50_000}
+    r = api.post(
+        "/v1/jobs", json={"kind": "attack_evaluation", "spec": {"model_id": api.model_id, "protocol": protocol}}
+    )
+    assert r.status_code == 422 and "spec.protocol.attacks[2].queries = 50000 exceeds" in r.json()["detail"]
+    protocol = {"ensemble": "rand", "eot": 100}  # 100 iterations × EOT 100 per point
+    r = api.post(
+        "/v1/jobs", json={"kind": "attack_evaluation", "spec": {"model_id": api.model_id, "protocol": protocol}}
+    )
+    assert r.status_code == 422 and "spec.protocol.attacks[0].steps = 10000 exceeds" in r.json()["detail"]
 
 
 def test_unknown_kind_is_422(api):

@@ -187,3 +187,17 @@ def test_models_page_lists_the_registry(page, stack, lab):
     page.locator('[data-testid="stDataFrame"]').wait_for()
     page.get_by_text("The job that made it").wait_for()
     screenshot(page, "models")
+
+
+def test_leaderboard_lists_the_evaluated_models_and_offers_csv(page, stack, lab):
+    open_page(page, stack, "leaderboard")
+    page.get_by_text("Robust accuracy is the per-point worst case").wait_for()
+    page.locator('[data-testid="stDataFrame"]').wait_for()
+    with page.expect_download() as download:
+        page.get_by_text("Download CSV").click()
+    csv = Path(download.value.path()).read_text().splitlines()
+    classifiers = [m for m in lab["models"].values() if m["kind"] == "classifier"]
+    assert csv[0].startswith("model,dataset,method,activation,norm,eps,clean,robust,protocol")
+    assert len(csv) == 1 + len(classifiers)  # each trained classifier, under its training's protocol
+    assert all("standard (apgd-ce10" in row for row in csv[1:])
+    screenshot(page, "leaderboard")

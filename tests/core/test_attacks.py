@@ -15,6 +15,13 @@ ATTACKS = [
     AttackSpec(name="pgd", norm="l2", eps=0.5, steps=3, restarts=2, step_size=0.5),
     AttackSpec(name="pgd", norm="linf", eps=0.1, steps=5, early_stop=True),
     AttackSpec(name="pgd", norm="l2", eps=1.0, steps=5, early_stop=True),
+    AttackSpec(name="apgd-ce", norm="linf", eps=0.1, steps=10),
+    AttackSpec(name="apgd-ce", norm="l2", eps=1.0, steps=10, restarts=2),
+    AttackSpec(name="apgd-dlr", norm="linf", eps=0.1, steps=10, eot=2),
+    AttackSpec(name="apgd-t", norm="linf", eps=0.1, steps=5, targets=3),
+    AttackSpec(name="apgd-t", norm="l2", eps=1.0, steps=5, targets=3),
+    AttackSpec(name="square", norm="linf", eps=0.1, queries=100),
+    AttackSpec(name="square", norm="l2", eps=1.0, queries=100),
 ]
 
 
@@ -31,20 +38,21 @@ def test_result_stays_in_eps_ball_and_box(trained_digits, spec):
 
 
 @pytest.mark.parametrize("was_training", [True, False])
-def test_attack_runs_in_eval_mode_and_restores_mode(trained_digits, was_training):
+@pytest.mark.parametrize("name", ["pgd", "apgd-ce", "apgd-t", "square"])
+def test_attack_runs_in_eval_mode_and_restores_mode(trained_digits, was_training, name):
     model, _, ds = trained_digits
     seen = []
     hook = model.register_forward_pre_hook(lambda m, i: seen.append(m.training))
     model.train(was_training)
     try:
-        build_attack(AttackSpec(steps=2))(model, ds.x_test[:8], ds.y_test[:8])
+        build_attack(AttackSpec(name=name, steps=2, targets=2, queries=5))(model, ds.x_test[:8], ds.y_test[:8])
     finally:
         hook.remove()
         model.eval()
     assert seen and not any(seen)
     assert model.training is False  # restored by the finally above; check the attack restored it:
     model.train(was_training)
-    build_attack(AttackSpec(steps=1))(model, ds.x_test[:8], ds.y_test[:8])
+    build_attack(AttackSpec(name=name, steps=1, targets=2, queries=5))(model, ds.x_test[:8], ds.y_test[:8])
     assert model.training is was_training
     model.eval()
 
@@ -59,10 +67,18 @@ def test_pgd_at_least_as_strong_as_fgsm(trained_digits):
     assert acc_pgd < accuracy(model, x, y) - 0.2  # the attack works on a standard model
 
 
-def test_eps_zero_returns_clean_input(trained_digits):
+@pytest.mark.parametrize("name", ["pgd", "fgsm", "apgd-ce", "apgd-t", "square"])
+def test_eps_zero_returns_clean_input(trained_digits, name):
     model, _, ds = trained_digits
     x, y = ds.x_test[:16], ds.y_test[:16]
-    assert torch.equal(build_attack(AttackSpec(eps=0.0))(model, x, y), x)
+    assert torch.equal(build_attack(AttackSpec(name=name, eps=0.0, queries=10))(model, x, y), x)
+
+
+def test_every_attack_name_has_a_builder():
+    from core.attacks import BUILDERS
+    from core.contract.names import ATTACKS
+
+    assert set(BUILDERS) == set(ATTACKS)
 
 
 def test_restarts_keep_the_per_sample_worst_case(trained_digits):

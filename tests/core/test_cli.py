@@ -8,27 +8,34 @@ def test_train_then_evaluate_smoke(tmp_path, capsys):
     assert main(["train", "--preset", "smoke", "--epochs", "1", "--out", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["status"] == "succeeded" and 0 <= printed["final"]["robust_acc"] <= 1
-    assert (
-        main(
-            [
-                "evaluate",
-                str(out),
-                "--preset",
-                "smoke",
-                "--eps",
-                "0,0.1",
-                "--steps",
-                "5",
-                "--test-subset",
-                "64",
-                "--out",
-                str(tmp_path / "eval.json"),
-            ]
-        )
-        == 0
-    )
+    args = [
+        "evaluate",
+        str(out),
+        "--preset",
+        "smoke",
+        "--eps",
+        "0.1",
+        "--eps-grid",
+        "0,0.05",
+        "--steps",
+        "5",
+        "--queries",
+        "50",
+        "--images",
+        "64",
+        "--out",
+        str(tmp_path / "eval.json"),
+    ]
+    assert main(args) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert "broken_by" not in printed and printed["protocol"]["ensemble"] == "standard"
     result = json.loads((tmp_path / "eval.json").read_text())
-    assert [p["eps"] for p in result["curve"]] == [0.0, 0.1]
+    assert [p["eps"] for p in result["curve"]] == [0.0, 0.05, 0.1] and len(result["broken_by"]) == 64
+    assert result["protocol_label"].startswith("standard (apgd-ce5, apgd-t5, square50), L∞ ε=0.1, 64 images")
+    assert (
+        main([*args[:2], "--preset", "smoke", "--attacks", "apgd-dlr,square", "--queries", "20", "--images", "32"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["protocol"]["ensemble"] == "custom"
     assert set(result["sanity"]) >= {"eps0_equals_clean", "monotone_in_eps", "large_eps_near_chance"}
 
 
@@ -53,9 +60,21 @@ def test_study_sat_prints_a_table(tmp_path, capsys):
     table = capsys.readouterr().out
     for label in ("relu", "silu", "relu+smooth(both)"):
         assert f"| {label} | 2 |" in table
-    assert len(json.loads((tmp_path / "table.json").read_text())["rows"]) == 6
+    assert "Robust accuracy under: standard (apgd-ce10, apgd-t10, square100)" in table
+    rows = json.loads((tmp_path / "table.json").read_text())["rows"]
+    assert len(rows) == 6 and all(r["robust_acc"] <= r["clean_acc"] for r in rows)
+    assert all({"pgd_robust_acc", "protocol_label", "breakdown"} <= set(r) for r in rows)
 
 
 def test_bad_input_is_a_clean_error(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "missing"), "--preset", "smoke"]) == 2
     assert "not a robustlab checkpoint" in capsys.readouterr().err
+
+
+def test_study_methods_compares_pgd_at_and_trades(tmp_path, capsys):
+    args = ["study", "methods", "--preset", "smoke", "--seeds", "1", "--epochs", "1", "--out", str(tmp_path)]
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    assert "| pgd | 1 |" in table and "| trades | 1 |" in table
+    specs = {p.parent.parent.name: json.loads(p.read_text())["spec"] for p in tmp_path.glob("*/seed0/checkpoint.json")}
+    assert specs["trades"]["method"] == "trades" and specs["pgd"]["method"] == "pgd"

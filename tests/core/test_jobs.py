@@ -3,22 +3,25 @@ no Celery, for every job kind of the table (smoke-sized), plus a stop request an
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import pytest
+import torch
+from safetensors.torch import load, save
 
 from core.contract.kinds import JOB_KINDS
 from core.contract.presets import ddpm_preset, eval_preset, train_preset
-from core.contract.specs import DDPMForwardSpec, DDPMSampleSpec, ImageAttackSpec
+from core.contract.specs import DDPMForwardSpec, DDPMSampleSpec, ImageAttackSpec, ModelSpec, ModelUploadSpec
 from core.jobs.execute import execute_job
 from core.jobs.model_cache import ModelCache
 from core.settings import Settings
 from core.store import jobs as store_jobs
-from core.store.artifacts import ArtifactStore
+from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.db import session_scope
 from core.store.migrate import upgrade
-from core.store.orm import Artifact
+from core.store.orm import Artifact, RegisteredModel
 from core.store.registry import get_model
 
 
@@ -142,8 +145,73 @@ def test_ddpm_sampling_and_the_forward_explorer(lab, diffusion):
     assert alpha_bars[0] > 0.99 > 0.01 > alpha_bars[1]
 
 
+def _upload(lab: Lab, data: bytes) -> str:
+    with session_scope(lab.settings.database_url) as s:
+        return record_artifact(
+            s, lab.store, key=f"uploads/test/{time.time_ns()}.safetensors", data=data, type="upload"
+        ).id
+
+
+def _trained_weights(lab: Lab, classifier: dict) -> tuple[dict, ModelSpec]:
+    with session_scope(lab.settings.database_url) as s:
+        uri = get_model(s, model_id=classifier["result"]["model_id"]).checkpoint_uri
+    model = ModelSpec.model_validate(json.loads(lab.store.get_bytes(f"{uri}/checkpoint.json"))["spec"]["model"])
+    return load(lab.store.get_bytes(f"{uri}/model.safetensors")), model
+
+
+def test_an_uploaded_classifier_is_checked_registered_and_evaluable(lab, classifier):
+    weights, model = _trained_weights(lab, classifier)
+    upload = _upload(lab, save(weights))
+    job = lab.run(
+        "model_upload", ModelUploadSpec(weights_artifact_id=upload, model=model, dataset="digits", name="mine")
+    )
+    assert job["status"] == "succeeded", job["error"]
+    assert job["result"]["clean_acc"] == pytest.approx(classifier["result"]["clean_acc"], abs=0.1)
+    with session_scope(lab.settings.database_url) as s:
+        registered = get_model(s, model_id=job["result"]["model_id"])
+        assert registered.name == "mine" and registered.summary["clean_images"] == 297
+        assert s.get(Artifact, upload) is None  # the upload is gone: the weights live in the checkpoint
+    evaluation = eval_preset("smoke").model_copy(update={"model_id": job["result"]["model_id"]})
+    assert lab.run("attack_evaluation", evaluation)["status"] == "succeeded"
+    with session_scope(lab.settings.database_url) as s:
+        assert len(get_model(s, model_id=job["result"]["model_id"]).summary["evaluations"]) == 1
+
+
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (lambda w: {k: v for k, v in w.items() if not k.endswith("bias")}, "missing"),
+        (lambda w: {**w, "extra.weight": torch.zeros(3)}, "unexpected extra.weight"),
+        (lambda w: {k: (v[:1] if k.endswith("bias") else v) for k, v in w.items()}, "wrong shape"),
+        (lambda w: {k: v.clone().fill_(float("nan")) if i == 0 else v for i, (k, v) in enumerate(w.items())}, "NaN"),
+    ],
+    ids=["missing", "unexpected", "shape", "nan"],
+)
+def test_a_bad_upload_fails_naming_the_problem_and_leaves_nothing(lab, classifier, spoil, message):
+    weights, model = _trained_weights(lab, classifier)
+    upload = _upload(lab, save(spoil(weights)))
+    with session_scope(lab.settings.database_url) as s:
+        before = s.query(RegisteredModel).count()
+    job = lab.run("model_upload", ModelUploadSpec(weights_artifact_id=upload, model=model, dataset="digits"))
+    assert job["status"] == "failed" and message in job["error"]
+    with session_scope(lab.settings.database_url) as s:
+        assert s.query(RegisteredModel).count() == before and s.get(Artifact, upload) is None
+
+
+def test_an_upload_for_the_wrong_dataset_is_refused(lab, classifier):
+    weights, model = _trained_weights(lab, classifier)
+    upload = _upload(lab, save(weights))
+    job = lab.run("model_upload", ModelUploadSpec(weights_artifact_id=upload, model=model, dataset="fashion-mnist"))
+    assert job["status"] == "failed" and "model.image_size is 8 but dataset 'fashion-mnist' has 28" in job["error"]
+    assert lab.run(
+        "model_upload",
+        ModelUploadSpec(weights_artifact_id=_upload(lab, b"not safetensors"), model=model, dataset="digits"),
+    )["error"].startswith("ValueError: weights: not a valid")
+
+
 def test_these_tests_cover_every_job_kind():
     covered = {
+        "model_upload",
         "adversarial_training",
         "attack_evaluation",
         "image_attack",

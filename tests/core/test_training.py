@@ -99,3 +99,34 @@ def test_gpu_preset_recipe_runs_with_bf16_autocast_and_channels_last(tmp_path):
     )
     result = train(small, tmp_path)
     assert math.isfinite(result.final["train_loss"])
+
+
+def test_trades_adversary_stays_in_the_ball_and_raises_the_kl(trained_digits):
+    import torch.nn.functional as F
+
+    from core.contract.specs import AttackSpec
+    from core.training.objectives import trades_adversary
+
+    model, _, ds = trained_digits
+    x = ds.x_test[:64]
+    spec = AttackSpec(eps=0.1, steps=5)
+    x_adv = trades_adversary(model, x, spec)
+    assert (x_adv - x).abs().max() <= 0.1 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    with torch.no_grad():
+        p = F.softmax(model(x), 1)
+        kl = lambda z: F.kl_div(F.log_softmax(model(z), 1), p, reduction="sum").item()  # noqa: E731
+        noise = (x + 0.1 * torch.sign(torch.randn_like(x))).clamp(0, 1)
+    assert kl(x_adv) > kl(noise) > 0  # the ascent beats a random corner of the ball
+
+
+def test_trades_trains_and_its_beta_trades_clean_for_robust(tmp_path):
+    spec = tiny_spec(method="trades", epochs=2, trades_beta=6.0)
+    result = train(spec, tmp_path / "trades")
+    assert math.isfinite(result.final["train_loss"]) and result.epochs_done == 2
+    zero_beta = train(spec.model_copy(update={"trades_beta": 0.0}), tmp_path / "beta0")
+    plain = train(tiny_spec(method="standard", epochs=2), tmp_path / "standard")
+    # β = 0 leaves the clean cross-entropy alone: exactly standard training
+    a, b = load_file(tmp_path / "beta0" / "model.safetensors"), load_file(tmp_path / "standard" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert zero_beta.final["train_loss"] == plain.final["train_loss"]
+    assert result.final["train_loss"] > zero_beta.final["train_loss"]  # the KL term adds to the loss

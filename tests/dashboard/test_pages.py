@@ -83,9 +83,12 @@ def test_new_experiment_starts_a_study_and_an_evaluation_of_a_chosen_model():
     at.button(key="st_submit").click().run()
     ((_, (body,), _),) = called(fake, "create_study")
     assert body["activations"] == ["relu", "silu"] and body["probes"] == ["both"] and body["seeds"] == 2
+    at.selectbox(key="ev_ensemble").set_value("rand")
+    at.number_input(key="ev_eps").set_value(0.2)
     at.button(key="ev_submit").click().run()
     evaluation = [c for c in called(fake, "submit") if c[1][0] == "attack_evaluation"]
-    assert evaluation[0][1][1]["model_id"] == "m1"
+    spec = evaluation[0][1][1]
+    assert spec["model_id"] == "m1" and spec["protocol"]["ensemble"] == "rand" and spec["protocol"]["eps"] == 0.2
 
 
 def test_robustness_draws_curves_scatter_and_the_study_table():
@@ -135,3 +138,25 @@ def test_models_lists_and_filters_the_registry(kind, rows):
     at = run_page("models", FakeApi())
     at.selectbox(key="md_kind").set_value(kind).run()
     assert len(at.dataframe[0].value) == rows
+
+
+def test_the_leaderboard_lists_each_model_under_each_protocol_and_downloads_csv():
+    at = run_page("leaderboard", FakeApi())
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    assert len(table) == 6  # three classifiers, each under standard and pgd
+    assert list(table["robust"]) == sorted(table["robust"], reverse=True)
+    assert set(table["protocol"].str.split(" ").str[0]) == {"standard", "pgd"}
+    assert at.get("download_button")[0].proto.label == "Download CSV"
+
+
+def test_an_evaluation_shows_its_protocol_breakdown_and_warnings():
+    from tests.dashboard.fake_api import evaluation
+
+    result = {**evaluation(0.8, 0.6), "warnings": ["the model is randomized (two passes differ): evaluate it with EOT"]}
+    at = run_page("jobs", FakeApi(jobs=[job("e1", kind="attack_evaluation", result=result)]), {"job": "e1"})
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("standard (apgd-ce100, apgd-t100, square5000)" in m.value for m in at.markdown)
+    assert list(at.dataframe[0].value["attack"]) == ["apgd-ce100-linf", "apgd-t100-linf", "square5000-linf"]
+    assert [w.value for w in at.warning] == result["warnings"]
+    assert [m.value for m in at.metric] == ["80.0%", "60.0%"]

@@ -55,7 +55,7 @@ def test_evaluation_job(client, trained):
     spec = {
         "model_id": model_id,
         "data": {"name": "digits", "test_subset": 100},
-        "attacks": [{"steps": 5}],
+        "protocol": {"ensemble": "custom", "attacks": [{"name": "apgd-ce", "steps": 5}], "images": 100},
         "eps_grid": [0.0, 0.1],
     }
     r = client.post("/v1/jobs", json={"kind": "attack_evaluation", "spec": spec})
@@ -63,7 +63,8 @@ def test_evaluation_job(client, trained):
     assert job["status"] == "succeeded", job["error"]
     result = job["result"]
     assert [p["eps"] for p in result["curve"]] == [0.0, 0.1]
-    assert result["curve"][1]["robust_acc"] <= result["clean_acc"]
+    assert result["curve"][1]["robust_acc"] == result["robust_acc"] <= result["clean_acc"]
+    assert result["breakdown"][0]["attack"] == "apgd-ce5-linf" and len(result["broken_by"]) == 100
     report = client.get(result and f"/v1/artifacts/{result['report_artifact_id']}")
     assert report.status_code == 200 and report.json()["clean_acc"] == result["clean_acc"]
 
@@ -235,6 +236,7 @@ def test_the_python_client_as_a_notebook_uses_it(stack, trained):
                 "model_id": trained[0]["result"]["model_id"],
                 "eps_grid": [0.1],
                 "data": {"name": "digits", "test_subset": 32},
+                "protocol": {"steps": 10, "queries": 100},
             },
         )
         reports = []
@@ -259,3 +261,33 @@ def test_the_command_line_submits_every_kind_that_acts_on_a_model(stack, trained
     assert '"status": "succeeded"' in out and '"adversarial_artifact_id"' in out
     assert main(["submit", "ddpm_sampling", "--api", stack.api_url, "--key", stack.key]) == 2
     assert "pass --model-id" in capsys.readouterr().err
+
+
+def test_upload_your_own_model_then_evaluate_it(client, trained):
+    import json
+
+    job = trained[0]
+    weights = client.get(f"/v1/artifacts/{job['result']['checkpoint_artifact_id']}").content
+    spec = client.get(f"/v1/models/{job['result']['model_id']}").json()["recipe"]["model"]
+    files = {"weights": ("mine.safetensors", weights, "application/octet-stream")}
+    r = client.post("/v1/models", files=files, data={"spec": json.dumps(spec), "dataset": "digits", "name": "mine"})
+    assert r.status_code == 201, r.text
+    model = r.json()
+    assert model["name"] == "mine" and model["recipe"]["method"] == "uploaded"
+    assert model["summary"]["clean_acc"] > 0.3 and model["summary"]["clean_images"] == 297
+    r = client.post("/v1/models", files=files, data={"spec": json.dumps({**spec, "width": 32}), "dataset": "digits"})
+    assert r.status_code == 422 and "wrong shape" in r.json()["detail"]
+    names = [m["name"] for m in client.get("/v1/models", params={"limit": 200}).json()["items"]]
+    assert names.count("mine") == 1  # the refused upload registered nothing
+    protocol = {"eps": 0.1, "images": 64, "steps": 5, "queries": 50}
+    r = client.post(
+        "/v1/jobs",
+        json={
+            "kind": "attack_evaluation",
+            "spec": {"model_id": model["id"], "protocol": protocol, "data": {"name": "digits"}},
+        },
+    )
+    result = wait_job(client, r.json()["id"])["result"]
+    assert result["protocol"]["images"] == 64 and [b["attack"] for b in result["breakdown"]][0] == "apgd-ce5-linf"
+    evaluations = client.get(f"/v1/models/{model['id']}").json()["summary"]["evaluations"]
+    assert [e["robust_acc"] for e in evaluations] == [result["robust_acc"]]

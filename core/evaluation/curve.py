@@ -1,8 +1,5 @@
-"""Clean accuracy, robustness curves and the sanity checks that flag gradient masking.
-
-Attacks at one ε run in order, each only on the points every earlier attack failed to break
-(auto-attack's scheme), so a point counts as robust only if it survives them all: the
-per-sample worst case.
+"""Robustness curves: clean accuracy and the robust accuracy at each radius under attacks run in
+order (each on the points still standing), with the sanity checks that flag an unreliable attack.
 """
 
 from __future__ import annotations
@@ -12,55 +9,13 @@ import logging
 import torch
 from torch import nn
 
-from core.attacks import build_attack
 from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress, stop_if_asked
 from core.contract.specs import AttackSpec
-from core.modes import eval_mode
+from core.evaluation.basics import predict
+from core.evaluation.in_order import attack_in_order
 
 log = logging.getLogger(__name__)
 MONOTONE_TOLERANCE = 0.005  # accuracy may rise this much between ε's before it is flagged
-
-
-@torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Predicted labels for `x`, in eval mode."""
-    device = next(model.parameters()).device
-    with eval_mode(model):
-        return torch.cat(
-            [model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
-        )
-
-
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> float:
-    return (predict(model, x, batch_size) == y).float().mean().item()
-
-
-def robust_mask(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    attack: AttackSpec,
-    eps: float,
-    candidates: torch.Tensor,
-    batch_size: int = 256,
-) -> torch.Tensor:
-    """Which of the `candidates` (a boolean mask) `attack` at radius `eps` fails to break.
-
-    The attack runs with early stopping: a point counts as broken once any iterate fools the model.
-    """
-    robust = candidates.clone()
-    if eps == 0:
-        return robust
-    device = next(model.parameters()).device
-    run = build_attack(attack.model_copy(update={"eps": eps, "early_stop": True}))
-    idx = robust.nonzero().flatten()
-    for start in range(0, len(idx), batch_size):
-        b = idx[start : start + batch_size]
-        xb, yb = x[b].to(device), y[b].to(device)
-        x_adv = run(model, xb, yb)
-        with torch.no_grad(), eval_mode(model):
-            robust[b] = (model(x_adv).argmax(1) == yb).cpu()
-    return robust
 
 
 def robustness_curve(
@@ -73,32 +28,56 @@ def robustness_curve(
     num_classes: int,
     large_eps: float | None = None,
     batch_size: int = 256,
+    detail_eps: float | None = None,
     progress: ProgressFn = no_progress,
     should_stop: StopFn = never_stop,
 ) -> dict:
-    """Accuracy at each ε of `eps_grid` (0 added) under the worst case of `attacks`, with checks.
+    """Accuracy at each ε of `eps_grid` (0 added) under `attacks` in order, with checks.
+
+    Args:
+        attacks: run at every radius (their own `eps` is replaced), each on the survivors of the
+            ones before.
+        detail_eps: the radius whose per-point record and per-attack breakdown are returned.
 
     Returns:
-        `{"clean_acc", "curve": [{"eps", "robust_acc", "per_attack": {label: acc}}], "sanity",
-        "warnings"}`. `per_attack` is each attack's accuracy on its own; `robust_acc` counts a
-        point only if it survives every attack (the per-sample worst case).
+        `{"clean_acc", "curve": [{"eps", "robust_acc", "broken_by": {label: points}}], "sanity",
+        "warnings", "detail"}`; `detail` (at `detail_eps`, else None) holds `broken_by`, per point
+        the attack that broke it (`clean` when the model got it wrong unattacked, None if robust),
+        and `after`: the robust accuracy after each attack in turn.
 
     Raises:
-        Stopped: `should_stop` asked, between two radii.
+        Stopped: `should_stop` asked.
     """
     if not attacks:
         raise ValueError("robustness_curve needs at least one attack")
-    grid = sorted({0.0, *eps_grid})
+    grid = sorted({0.0, *eps_grid, *([detail_eps] if detail_eps is not None else [])})
     large = large_eps or (1.0 if attacks[0].norm == "linf" else 2.0 * x[0].numel() ** 0.5)
     clean = predict(model, x, batch_size) == y
     clean_acc = clean.float().mean().item()
-    curve = []
+    curve, detail, n = [], None, len(x)
     for i, eps in enumerate(grid):
         stop_if_asked(should_stop)
-        masks = {a.label: robust_mask(model, x, y, a, eps, clean, batch_size) for a in attacks}
-        worst = torch.stack(list(masks.values())).all(0).float().mean().item()
-        per_attack = {label: m.float().mean().item() for label, m in masks.items()}
-        curve.append({"eps": eps, "robust_acc": worst, "per_attack": per_attack})
+        after: list[dict] = []
+
+        def record(_: int, label: str, robust: torch.Tensor, after=after) -> None:
+            after.append({"attack": label, "robust_acc": robust.float().mean().item()})
+
+        specs = [a.model_copy(update={"eps": eps, "early_stop": True}) for a in attacks]
+        if eps == 0:
+            robust, broken_by = clean.clone(), [None] * n
+        else:
+            robust, broken_by = attack_in_order(
+                model, x, y, specs, clean, batch_size=batch_size, should_stop=should_stop, on_attack_done=record
+            )
+        counts = {a.label: broken_by.count(a.label) for a in specs}
+        worst = robust.float().mean().item()
+        curve.append({"eps": eps, "robust_acc": worst, "broken_by": counts})
+        if eps == detail_eps:
+            detail = {
+                "eps": eps,
+                "after": after,
+                "broken_by": ["clean" if not c else b for c, b in zip(clean.tolist(), broken_by, strict=True)],
+            }
         progress(
             Progress(
                 fraction=(i + 1) / (len(grid) + 1),
@@ -107,13 +86,20 @@ def robustness_curve(
                 metrics={"eps": eps, "robust_acc": worst},
             )
         )
-    survivors = clean
-    for a in attacks:  # at the sanity radius only the survivors of earlier attacks are attacked
-        survivors = robust_mask(model, x, y, a, large, survivors, batch_size)
+    # at the sanity radius, the attacks in order on the clean-correct points
+    survivors, _ = attack_in_order(
+        model,
+        x,
+        y,
+        [a.model_copy(update={"eps": large, "early_stop": True}) for a in attacks],
+        clean,
+        batch_size=batch_size,
+        should_stop=should_stop,
+    )
     sanity, warnings = sanity_checks(clean_acc, curve, large, survivors.float().mean().item(), num_classes)
     for w in warnings:
         log.warning(w)
-    return {"clean_acc": clean_acc, "curve": curve, "sanity": sanity, "warnings": warnings}
+    return {"clean_acc": clean_acc, "curve": curve, "sanity": sanity, "warnings": warnings, "detail": detail}
 
 
 def sanity_checks(

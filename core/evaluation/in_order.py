@@ -1,0 +1,79 @@
+"""Attacks in order, each only on the points every earlier attack failed to break (auto-attack's
+scheme): a point counts as robust only if it survives them all (the per-sample worst case), and
+each broken point remembers which attack broke it.
+
+Whether a point is broken is decided by one more forward pass on the attack's output, so an
+attack cannot claim a success the model does not show.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from core.attacks import build_attack
+from core.contract.progress import StopFn, never_stop, stop_if_asked
+from core.contract.specs import AttackSpec
+from core.evaluation.basics import device_of
+from core.modes import eval_mode
+
+
+def attack_in_order(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attacks: list[AttackSpec],
+    candidates: torch.Tensor,
+    *,
+    batch_size: int = 256,
+    should_stop: StopFn = never_stop,
+    on_attack_done=None,
+) -> tuple[torch.Tensor, list[str | None]]:
+    """Run `attacks` in order on the `candidates` (a boolean mask) still standing.
+
+    Args:
+        on_attack_done: called as `on_attack_done(i, label, robust_mask)` after attack i.
+
+    Returns:
+        (which candidates survive every attack, per point the label of the attack that broke it
+        or None).
+
+    Raises:
+        Stopped: `should_stop` asked, between two batches.
+    """
+    robust = candidates.clone()
+    broken_by: list[str | None] = [None] * len(x)
+    device = device_of(model)
+    for i, spec in enumerate(attacks):
+        run = build_attack(spec)
+        idx = robust.nonzero().flatten()
+        for start in range(0, len(idx), batch_size):
+            stop_if_asked(should_stop)
+            b = idx[start : start + batch_size]
+            xb, yb = x[b].to(device), y[b].to(device)
+            x_adv = run(model, xb, yb)
+            with torch.no_grad(), eval_mode(model):
+                fooled = (model(x_adv).argmax(1) != yb).cpu()
+            robust[b[fooled]] = False
+            for j in b[fooled].tolist():
+                broken_by[j] = spec.label
+        if on_attack_done is not None:
+            on_attack_done(i, spec.label, robust)
+    return robust, broken_by
+
+
+def robust_mask(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attack: AttackSpec,
+    eps: float,
+    candidates: torch.Tensor,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """Which of the `candidates` `attack` at radius `eps` fails to break (with early stopping).
+    The training loop's per-epoch monitor."""
+    if eps == 0:
+        return candidates.clone()
+    spec = attack.model_copy(update={"eps": eps, "early_stop": True})
+    return attack_in_order(model, x, y, [spec], candidates, batch_size=batch_size)[0]

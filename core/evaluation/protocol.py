@@ -1,0 +1,94 @@
+"""`evaluate`: the one evaluation of a finished classifier, under a named protocol. The command
+line, the training job's summary, the evaluation job, the studies and the registry all call it,
+and every robust accuracy it returns carries its protocol."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from core.activations import true_gradients
+from core.contract.progress import ProgressFn, StopFn, never_stop, no_progress
+from core.contract.specs import ProtocolSpec
+from core.evaluation.checks import black_box_share, check_warnings, model_checks
+from core.evaluation.curve import robustness_curve
+
+
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    protocol: ProtocolSpec,
+    *,
+    num_classes: int,
+    eps_grid: list[float] | None = None,
+    large_eps: float | None = None,
+    batch_size: int = 256,
+    progress: ProgressFn = no_progress,
+    should_stop: StopFn = never_stop,
+) -> dict:
+    """Clean and robust accuracy of `model` on the first `protocol.images` of (x, y).
+
+    The attacks run in the protocol's order, each on the points still standing, with the
+    network's true gradients (a smooth-backward probe is a training device and is switched off),
+    from a random state fixed by `protocol.seed` (the global one is left as it was).
+
+    Args:
+        eps_grid: more radii for a robustness curve under the same attacks.
+        large_eps: the sanity check's radius (default 1 for L∞, twice the image's L2 diameter).
+
+    Returns:
+        `{"protocol", "protocol_label", "images", "eps", "norm", "clean_acc", "robust_acc",
+        "breakdown", "broken_by", "curve", "sanity", "checks", "warnings", "seconds"}`:
+        `breakdown` lists, per attack in order, the points it broke and the robust accuracy
+        after it; `broken_by` gives per point the attack that broke it (`clean` if the model got
+        it wrong unattacked, None if it stood).
+
+    Raises:
+        Stopped: `should_stop` asked.
+        ValueError: DLR attacks on a model with too few classes.
+    """
+    if num_classes < 4 and protocol.ensemble in ("standard", "rand"):
+        raise ValueError(f"the {protocol.ensemble} protocol's DLR losses need at least 4 classes; use 'custom'")
+    t0 = time.perf_counter()
+    x, y = x[: protocol.images], y[: protocol.images]
+    attacks = protocol.attack_specs()
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices), true_gradients(model):
+        torch.manual_seed(protocol.seed)
+        checks = model_checks(model, x, y)
+        result = robustness_curve(
+            model,
+            x,
+            y,
+            attacks,
+            eps_grid or [protocol.eps],
+            num_classes=num_classes,
+            large_eps=large_eps,
+            batch_size=batch_size,
+            detail_eps=protocol.eps,
+            progress=progress,
+            should_stop=should_stop,
+        )
+    detail = result["detail"]
+    checks["black_box_share"] = black_box_share(attacks, detail["broken_by"])
+    counts = next(p["broken_by"] for p in result["curve"] if p["eps"] == protocol.eps)
+    breakdown = [{**after, "broken": counts[after["attack"]]} for after in detail["after"]]
+    return {
+        "protocol": protocol.model_dump(mode="json"),
+        "protocol_label": protocol.label,
+        "images": len(x),
+        "eps": protocol.eps,
+        "norm": protocol.norm,
+        "clean_acc": result["clean_acc"],
+        "robust_acc": next(p["robust_acc"] for p in result["curve"] if p["eps"] == protocol.eps),
+        "breakdown": breakdown,
+        "broken_by": detail["broken_by"],
+        "curve": [{"eps": p["eps"], "robust_acc": p["robust_acc"]} for p in result["curve"]],
+        "sanity": result["sanity"],
+        "checks": checks,
+        "warnings": result["warnings"] + check_warnings(checks),
+        "seconds": time.perf_counter() - t0,
+    }

@@ -1,0 +1,74 @@
+"""What one training batch minimises, per method: the outer step of min_θ E[max_δ L(θ, x+δ, y)].
+
+- `standard`: CE(f(x), y).
+- `pgd` (Madry et al. 2018): CE(f(x_adv), y), x_adv from PGD on CE.
+- `fast` (Wong et al. 2020): the same with one FGSM step from a random start.
+- `trades` (Zhang et al. 2019, Eq. 5): CE(f(x), y) + β·KL(f(x) ‖ f(x_adv)), x_adv maximising that
+  KL inside the ε-ball, from x + 0.001·N(0, I).
+
+The inner maximisation runs in the probe's `attack` phase, the loss in its `update` phase.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.activations import gradient_phase
+from core.attacks import build_attack, default_step_size
+from core.attacks.threat import THREATS, into_box
+from core.contract.specs import AttackSpec, TrainSpec
+from core.modes import eval_mode
+
+TRADES_INIT = 0.001  # the scale of the random start of TRADES' inner maximisation
+
+BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def trades_adversary(model: nn.Module, x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    """argmax over the ε-ball (∩ box) of KL(f(x) ‖ f(x')), by `spec.iterations` signed (L∞) or
+    normalised (L2) steps of `spec.step_size` (default 2.5ε/steps)."""
+    threat = THREATS[spec.norm](spec.eps)
+    step_size = spec.step_size or default_step_size(spec.model_copy(update={"name": "pgd"}))
+    x = x.detach()
+    with eval_mode(model), gradient_phase(model, "attack"):
+        with torch.no_grad():
+            p_clean = F.softmax(model(x).float(), 1)
+        delta = into_box(x, threat.project(TRADES_INIT * torch.randn_like(x)))
+        for _ in range(spec.iterations):
+            d = delta.requires_grad_(True)
+            kl = F.kl_div(F.log_softmax(model(x + d).float(), 1), p_clean, reduction="sum")
+            (grad,) = torch.autograd.grad(kl, d)
+            with torch.no_grad():
+                delta = into_box(x, threat.project(threat.step(delta, grad, step_size)))
+    return (x + delta).detach()
+
+
+def batch_objective(spec: TrainSpec) -> BatchLoss:
+    """`objective(model, x, y) -> (loss, logits the train accuracy is counted on)` for `spec.method`."""
+    if spec.method == "trades":
+
+        def trades(model, x, y):
+            x_adv = trades_adversary(model, x, spec.attack)
+            with gradient_phase(model, "update"):
+                logits, logits_adv = model(x), model(x_adv)
+                kl = F.kl_div(F.log_softmax(logits_adv.float(), 1), F.softmax(logits.float(), 1), reduction="batchmean")
+                return F.cross_entropy(logits, y) + spec.trades_beta * kl, logits
+
+        return trades
+    attack = None
+    if spec.method == "pgd":
+        attack = build_attack(spec.attack)
+    elif spec.method == "fast":  # α = 1.25ε unless set
+        attack = build_attack(spec.attack.model_copy(update={"name": "fgsm", "random_start": True}))
+
+    def cross_entropy(model, x, y):
+        x_in = attack(model, x, y) if attack else x
+        with gradient_phase(model, "update"):
+            logits = model(x_in)
+            return F.cross_entropy(logits, y), logits
+
+    return cross_entropy

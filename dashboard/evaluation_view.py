@@ -1,0 +1,89 @@
+"""How an evaluation is shown wherever one appears (a job's page, a model's page): its protocol,
+clean and robust accuracy, which attack broke how many points, and the checks' flags; and the
+leaderboard of registered classifiers, one row per model and protocol."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+CHECK_NAMES = {
+    "randomized": "randomized model (two passes differ)",
+    "outputs_probabilities": "outputs probabilities, not logits",
+    "zero_gradient_share": "share of points with zero gradient",
+    "black_box_share": "share broken only by the black-box attack",
+}
+
+
+def breakdown_rows(evaluation: dict) -> pd.DataFrame:
+    """One row per attack, in the order they ran: points broken, robust accuracy after it."""
+    return pd.DataFrame(
+        [
+            {"attack": b["attack"], "points broken": b["broken"], "robust accuracy after": b["robust_acc"]}
+            for b in evaluation.get("breakdown") or []
+        ]
+    )
+
+
+def show_evaluation(evaluation: dict, key: str) -> None:
+    """The protocol, the two accuracies, the breakdown, the checks and any warnings."""
+    st.markdown(f"**Robust accuracy under:** {evaluation['protocol_label']}")
+    c1, c2 = st.columns(2)
+    c1.metric("clean accuracy", f"{evaluation['clean_acc']:.1%}")
+    c2.metric("robust accuracy", f"{evaluation['robust_acc']:.1%}")
+    if evaluation.get("breakdown"):
+        st.dataframe(
+            breakdown_rows(evaluation),
+            hide_index=True,
+            key=f"{key}_breakdown",
+            column_config={"robust accuracy after": st.column_config.NumberColumn(format="percent")},
+        )
+    checks = evaluation.get("checks") or {}
+    if checks:
+        shown = {CHECK_NAMES[k]: v for k, v in checks.items() if k in CHECK_NAMES and v is not None}
+        st.caption(
+            " · ".join(
+                f"{name}: {value:.1%}" if isinstance(value, float) else f"{name}: {'yes' if value else 'no'}"
+                for name, value in shown.items()
+            )
+        )
+    for warning in evaluation.get("warnings") or []:
+        st.warning(warning)
+
+
+def leaderboard_rows(models: list[dict]) -> pd.DataFrame:
+    """Every registered classifier under every protocol it was evaluated with."""
+    rows = []
+    for m in models:
+        summary = m.get("summary") or {}
+        recipe = m.get("recipe") or {}
+        for e in summary.get("evaluations") or []:
+            rows.append(
+                {
+                    "model": m["name"],
+                    "dataset": m["dataset"],
+                    "method": recipe.get("method", "–"),
+                    "activation": m["activation"],
+                    "norm": e["norm"],
+                    "eps": e["eps"],
+                    "clean": e["clean_acc"],
+                    "robust": e["robust_acc"],
+                    "protocol": e["protocol_label"],
+                    "images": e["images"],
+                    "model id": m["id"],
+                }
+            )
+    columns = [
+        "model",
+        "dataset",
+        "method",
+        "activation",
+        "norm",
+        "eps",
+        "clean",
+        "robust",
+        "protocol",
+        "images",
+        "model id",
+    ]
+    return pd.DataFrame(rows, columns=columns).sort_values("robust", ascending=False, ignore_index=True)

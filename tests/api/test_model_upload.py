@@ -1,0 +1,76 @@
+"""POST /v1/models: what the API checks before a worker loads anything (the worker's checks are
+tested in tests/core/test_jobs.py, the whole path in the integration tests)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+SPEC = json.dumps({"arch": "small_cnn", "image_size": 8, "width": 8})
+
+
+def safetensors_bytes(header: dict, body: bytes) -> bytes:
+    raw = json.dumps(header).encode()
+    return len(raw).to_bytes(8, "little") + raw + body
+
+
+GOOD = safetensors_bytes({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8)
+
+
+def upload(api, data: bytes, spec: str = SPEC, dataset: str = "digits", **form):
+    files = {"weights": ("model.safetensors", data, "application/octet-stream")}
+    return api.post("/v1/models", files=files, data={"spec": spec, "dataset": dataset, "wait": "0", **form})
+
+
+def test_a_structurally_valid_upload_becomes_a_model_upload_job(api):
+    r = upload(api, GOOD, name="mine")
+    assert r.status_code == 202, r.text  # no worker here: the job waits on the interactive queue
+    assert r.json()["kind"] == "model_upload" and api.queue.sent[-1] == (r.json()["id"], "interactive")
+    spec = r.json()["spec"]
+    assert spec["dataset"] == "digits" and spec["name"] == "mine" and spec["model"]["width"] == 8
+    assert api.get(f"/v1/artifacts/{spec['weights_artifact_id']}").content == GOOD
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"PK\x03\x04 a zip, say", "header length out of range"),
+        (b"\x02\x00\x00\x00\x00\x00\x00\x00[]", "header is not an object"),
+        (
+            safetensors_bytes({"w": {"dtype": "PICKLE", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8),
+            "unknown dtype",
+        ),
+        (
+            safetensors_bytes({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 80]}}, b"\0" * 8),
+            "outside the file",
+        ),
+        (safetensors_bytes({"w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}, b"\0" * 8), "gaps"),
+        (safetensors_bytes({}, b""), "no tensors"),
+    ],
+)
+def test_what_is_not_safetensors_is_422_and_nothing_is_queued(api, data, reason):
+    r = upload(api, data)
+    assert r.status_code == 422 and reason in r.json()["detail"] and not api.queue.sent
+
+
+def test_a_bad_spec_or_dataset_is_422_naming_the_field(api):
+    r = upload(api, GOOD, spec=json.dumps({"arch": "vit", "image_size": 8}))
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][:3] == ["body", "spec", "arch"]
+    assert upload(api, GOOD, spec="{not json").status_code == 422
+    r = upload(api, GOOD, dataset="folder")
+    assert r.status_code == 422 and "not 'folder'" in json.dumps(r.json()["detail"])
+    assert upload(api, GOOD, dataset="/etc").status_code == 422
+    assert not api.queue.sent
+
+
+def test_weights_over_the_limit_are_413(api):
+    api.settings.max_model_bytes = 100
+    r = upload(api, GOOD + b"\0" * 200)
+    assert r.status_code == 413 and not api.queue.sent
+
+
+def test_uploading_needs_a_key(api):
+    files = {"weights": ("m.safetensors", GOOD)}
+    r = api.post("/v1/models", files=files, data={"spec": SPEC, "dataset": "digits"}, headers={"Authorization": ""})
+    assert r.status_code == 401
