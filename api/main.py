@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
+from api.json_safety import FiniteJSONResponse, validation_error
 from api.metrics import MetricsMiddleware
 from api.routes import artifacts, attacks, health, jobs, keys, models, presets, samples, studies
 
@@ -14,7 +16,9 @@ def create_app() -> FastAPI:
         version="0.1.0",
         description="Adversarial training, attack evaluation and DDPM as a service. "
         "Every /v1 endpoint needs `Authorization: Bearer <API key>`.",
+        default_response_class=FiniteJSONResponse,
     )
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.add_middleware(MetricsMiddleware)
     for module in (jobs, studies, models, attacks, samples, presets, artifacts, keys, health):
         app.include_router(module.router)

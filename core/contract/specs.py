@@ -27,9 +27,10 @@ from core.contract.names import (
 
 
 class Spec(BaseModel):
-    """Base for every spec: unknown fields are errors, values are validated on assignment."""
+    """Base for every spec: unknown fields are errors, numbers must be finite (no NaN, no
+    infinities), values are validated on assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataSpec(Spec):
@@ -272,6 +273,16 @@ class TrainSpec(Spec):
     eval_attack: AttackSpec = Field(default_factory=lambda: AttackSpec(steps=20))
     eval_subset: int = Field(default=500, ge=1, le=100_000)
     protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
+
+    @model_validator(mode="after")
+    def _protocol_fits_the_classes(self) -> TrainSpec:
+        if self.protocol.ensemble in ("standard", "rand") and self.model.num_classes < 4:
+            raise ValueError(
+                f"protocol {self.protocol.ensemble!r} uses DLR losses, which need at least 4 classes; "
+                "give a 'pgd' or 'custom' protocol"
+            )
+        return self
+
     epochs: int = Field(default=5, ge=1, le=1000)
     batch_size: int = Field(default=128, ge=1, le=8192)
     optim: OptimSpec = Field(default_factory=OptimSpec)

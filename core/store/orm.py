@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 
 def new_id() -> str:
@@ -17,8 +20,30 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def finite(value: Any, replace=lambda f: None) -> Any:
+    """`value` with every NaN or infinite float replaced by `replace(f)` (default None)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return replace(value)
+    if isinstance(value, dict):
+        return {k: finite(v, replace) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v, replace) for v in value]
+    return value
+
+
+class FiniteJSON(TypeDecorator):
+    """JSON whose non-finite floats are stored as null: JSON has no NaN (PostgreSQL refuses it),
+    and a diverged run's NaN loss must not fail the job's final write."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return finite(value)
+
+
 class Base(DeclarativeBase):
-    pass
+    type_annotation_map = {dict: FiniteJSON}
 
 
 class Study(Base):
@@ -26,7 +51,7 @@ class Study(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     preset: Mapped[str] = mapped_column(String(50))
-    spec: Mapped[dict] = mapped_column(JSON)
+    spec: Mapped[dict] = mapped_column(FiniteJSON)
     owner: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -37,10 +62,10 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(50), index=True)
     status: Mapped[str] = mapped_column(String(20), index=True, default="queued")
     queue: Mapped[str] = mapped_column(String(50), default="train")
-    spec: Mapped[dict] = mapped_column(JSON)
+    spec: Mapped[dict] = mapped_column(FiniteJSON)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str] = mapped_column(String(500), default="")
-    result: Mapped[dict | None] = mapped_column(JSON)
+    result: Mapped[dict | None] = mapped_column(FiniteJSON)
     error: Mapped[str | None] = mapped_column(Text)
     owner: Mapped[str | None] = mapped_column(String(100))
     study_id: Mapped[str | None] = mapped_column(ForeignKey("studies.id"), index=True)
@@ -86,9 +111,9 @@ class RegisteredModel(Base):
     dataset: Mapped[str] = mapped_column(String(50))
     architecture: Mapped[str] = mapped_column(String(50))
     activation: Mapped[str] = mapped_column(String(50))
-    recipe: Mapped[dict] = mapped_column(JSON)
+    recipe: Mapped[dict] = mapped_column(FiniteJSON)
     checkpoint_uri: Mapped[str] = mapped_column(String(1000))
-    summary: Mapped[dict] = mapped_column(JSON, default=dict)
+    summary: Mapped[dict] = mapped_column(FiniteJSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

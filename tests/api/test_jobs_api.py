@@ -135,3 +135,31 @@ def test_ddpm_training_spec_is_validated_and_bounded(api):
 def test_huge_offsets_are_422_not_500(api, path):  # found by the schemathesis run
     assert api.get(path, params={"offset": 9223372036854775808}).status_code == 422
     assert api.get(path, params={"offset": 1_000_000_000}).json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    "spec, loc",
+    [
+        ('{"epochs": NaN}', ["body", "spec", "epochs"]),
+        ('{"optim": {"lr": Infinity}}', ["body", "spec", "optim", "lr"]),
+        ('{"protocol": {"eps": -Infinity}}', ["body", "spec", "protocol", "eps"]),
+        ('{"attack": {"eps": NaN}}', ["body", "spec", "attack", "eps"]),
+    ],
+)
+def test_nan_and_infinities_are_422_naming_the_field(api, spec, loc):
+    body = '{"kind": "adversarial_training", "spec": ' + spec + "}"
+    r = api.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == loc
+    assert r.json()["detail"][0]["input"] in ("NaN", "Infinity", "-Infinity") and not api.queue.sent
+
+
+def test_a_result_holding_nan_is_served_as_null(api):
+    from core.store import jobs as store_jobs
+    from core.store.db import session_scope
+
+    with session_scope(api.settings.database_url) as s:
+        job_id = store_jobs.create_job(s, kind="adversarial_training", spec={}).id
+        store_jobs.finish_job(s, job_id=job_id, status="failed", result={"final": {"train_loss": float("nan")}})
+        store_jobs.add_metrics(s, job_id=job_id, step=1, metrics={"train_loss": float("inf")})
+    assert api.get(f"/v1/jobs/{job_id}").json()["result"] == {"final": {"train_loss": None}}
+    assert api.get(f"/v1/jobs/{job_id}/metrics").json()[0]["value"] is None
