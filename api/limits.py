@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import HTTPException, status
+import time
+
+import redis
+from fastapi import Depends, HTTPException, status
 from pydantic import BaseModel
 
+from api.deps import KeyDep, SettingsDep, redis_client
 from core.contract.specs import (
     AttackSpec,
     DDPMSampleSpec,
@@ -64,3 +68,28 @@ def check_limits(spec: BaseModel, settings: Settings) -> None:
             raise _too_big("n", spec.n, settings.max_samples_per_request)
         if spec.num_steps > settings.max_sample_steps:
             raise _too_big("steps", spec.num_steps, settings.max_sample_steps)
+
+
+RATE_KEY = "robustlab:rate:{user}:{window}"
+
+
+def interactive_rate(caller: KeyDep, settings: SettingsDep) -> None:
+    """A per-user limit on the interactive endpoints, counted in Redis so that every API process
+    agrees: `interactive_per_minute` requests per calendar minute, then 429 with Retry-After. If
+    Redis cannot be reached the request passes (the broker being away fails the submission anyway)."""
+    now = time.time()
+    key = RATE_KEY.format(user=caller.user_id, window=int(now // 60))
+    try:
+        count, _ = redis_client(settings.redis_url).pipeline().incr(key).expire(key, 120).execute()
+    except redis.RedisError:
+        return
+    if count > settings.interactive_per_minute:
+        retry = max(1, int(60 - now % 60))
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"more than {settings.interactive_per_minute} interactive requests this minute; try again in {retry} s",
+            headers={"Retry-After": str(retry)},
+        )
+
+
+InteractiveRate = Depends(interactive_rate)

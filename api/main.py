@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 
 from api.json_safety import FiniteJSONResponse, validation_error
 from api.metrics import MetricsMiddleware
-from api.routes import artifacts, attacks, health, jobs, keys, models, presets, samples, studies
+from api.routes import artifacts, attacks, datasets, health, jobs, keys, models, presets, samples, studies
 
 
 def create_app() -> FastAPI:
@@ -20,6 +20,6 @@ def create_app() -> FastAPI:
     )
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_middleware(MetricsMiddleware)
-    for module in (jobs, studies, models, attacks, samples, presets, artifacts, keys, health):
+    for module in (jobs, studies, models, datasets, attacks, samples, presets, artifacts, keys, health):
         app.include_router(module.router)
     return app

@@ -8,7 +8,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.contract.kinds import JobKindName
-from core.contract.names import ACTIVATIONS, PROBE_PHASES, ActivationName, JobStatus, ModelKind, PresetName, ProbePhase
+from core.contract.names import (
+    ACTIVATIONS,
+    PROBE_PHASES,
+    ActivationName,
+    JobStatus,
+    ModelKind,
+    PresetName,
+    ProbePhase,
+    Role,
+)
 
 
 class JobIn(BaseModel):
@@ -113,11 +122,50 @@ class StudyOut(BaseModel):
 
 
 class KeyIn(BaseModel):
+    """A new key. A member gets a member key of their own; an admin may name another user (created
+    if new) and a role."""
+
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, description="what the key is for (a laptop, a script)")
+    user: str | None = Field(default=None, min_length=1, max_length=100, description="admin only: whose key")
+    role: Role | None = Field(default=None, description="admin only: that user's role")
+    expires_in_days: float | None = Field(default=None, gt=0, le=3650, description="None: until revoked")
 
 
 class KeyOut(BaseModel):
     id: str
     name: str
+    user: str
+    role: Role
+    expires_at: datetime | None
     key: str = Field(description="shown once; store it")
+
+
+class KeyInfo(BaseModel):
+    id: str
+    name: str
+    prefix: str
+    user: str
+    role: Role
+    revoked: bool
+    expires_at: datetime | None
+    created_at: datetime
+
+
+class Me(BaseModel):
+    user_id: str
+    name: str
+    role: Role
+    key_id: str
+
+
+class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    at: datetime
+    user_id: str | None
+    user_name: str
+    action: str
+    object_type: str
+    object_id: str | None
+    detail: dict[str, Any]

@@ -24,6 +24,9 @@ class Settings(BaseModel):
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(default=4096 * 4096, ge=1)
     max_model_bytes: int = Field(default=200 * 1024 * 1024, ge=1)  # an uploaded classifier's weights
+    max_dataset_bytes: int = Field(default=200 * 1024 * 1024, ge=1)  # an uploaded dataset's zip archive
+    max_dataset_files: int = Field(default=50_000, ge=1)  # images in one uploaded archive
+    data_root: Path = Path("var/data")  # the operator's folders of class folders, offered by name
     max_epochs: int = Field(default=200, ge=1)
     max_attack_steps: int = Field(default=5000, ge=1)  # gradient evaluations per point and attack
     max_attack_queries: int = Field(default=20_000, ge=1)  # Square's queries per point
@@ -31,6 +34,9 @@ class Settings(BaseModel):
     max_sample_steps: int = Field(default=1000, ge=1)
     max_eval_images: int = Field(default=20_000, ge=1)
     interactive_wait_seconds: float = Field(default=10.0, ge=0)
+    max_queued_jobs_per_user: int = Field(default=100, ge=1)  # unfinished jobs one user may have
+    max_running_train_jobs_per_user: int = Field(default=4, ge=1)  # beyond it, their jobs wait
+    interactive_per_minute: int = Field(default=120, ge=1)  # requests per user to the interactive endpoints
     lease_seconds: float = Field(default=30.0, gt=0)
     visibility_timeout: int = Field(default=3600, ge=1)
     model_cache_size: int = Field(default=4, ge=1)
@@ -47,6 +53,9 @@ ENV = {
     "max_upload_bytes": "ROBUSTLAB_MAX_UPLOAD_BYTES",
     "max_image_pixels": "ROBUSTLAB_MAX_IMAGE_PIXELS",
     "max_model_bytes": "ROBUSTLAB_MAX_MODEL_BYTES",
+    "max_dataset_bytes": "ROBUSTLAB_MAX_DATASET_BYTES",
+    "max_dataset_files": "ROBUSTLAB_MAX_DATASET_FILES",
+    "data_root": "ROBUSTLAB_DATA_ROOT",
     "max_epochs": "ROBUSTLAB_MAX_EPOCHS",
     "max_attack_steps": "ROBUSTLAB_MAX_ATTACK_STEPS",
     "max_attack_queries": "ROBUSTLAB_MAX_ATTACK_QUERIES",
@@ -54,6 +63,9 @@ ENV = {
     "max_sample_steps": "ROBUSTLAB_MAX_SAMPLE_STEPS",
     "max_eval_images": "ROBUSTLAB_MAX_EVAL_IMAGES",
     "interactive_wait_seconds": "ROBUSTLAB_INTERACTIVE_WAIT_SECONDS",
+    "max_queued_jobs_per_user": "ROBUSTLAB_MAX_QUEUED_JOBS_PER_USER",
+    "max_running_train_jobs_per_user": "ROBUSTLAB_MAX_RUNNING_TRAIN_JOBS_PER_USER",
+    "interactive_per_minute": "ROBUSTLAB_INTERACTIVE_PER_MINUTE",
     "lease_seconds": "ROBUSTLAB_LEASE_SECONDS",
     "visibility_timeout": "ROBUSTLAB_VISIBILITY_TIMEOUT",
     "model_cache_size": "ROBUSTLAB_MODEL_CACHE_SIZE",
@@ -69,6 +81,7 @@ def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
     values.setdefault("database_url", f"sqlite:///{var_dir / 'robustlab.db'}")
     values.setdefault("artifact_url", str(var_dir / "artifacts"))
     values.setdefault("work_dir", str(var_dir / "work"))
+    values.setdefault("data_root", str(var_dir / "data"))
     return Settings.model_validate(values)
 
 

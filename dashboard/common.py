@@ -1,26 +1,79 @@
-"""What every page shares: the API client, cached reads, error display and time formatting."""
+"""What every page shares: the signed-in person's API client, cached reads, error display and time
+formatting. Each person signs in with their own key, kept in their browser session (never on the
+server's disk); what they see and may do is what their key may do."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 import streamlit as st
 
-from core.contract.client import Lab, LabError
+from core.contract.client import DEFAULT_URL, Lab, LabError
 from core.contract.names import FINISHED
 
 REFRESH_SECONDS = 3  # how often a page showing running jobs reloads them
+DASHBOARD_ENV = ("ROBUSTLAB_API_URL",)  # what the dashboard reads: no key, each person brings theirs
 
 
-@st.cache_resource
-def _client_from_env() -> Lab:
-    return Lab.from_env()
+def api_url() -> str:
+    return os.environ.get("ROBUSTLAB_API_URL", DEFAULT_URL)
 
 
 def api() -> Lab:
-    """The client in `st.session_state["api"]` (tests put a fake there), else one from the
-    environment."""
-    return st.session_state["api"] if "api" in st.session_state else _client_from_env()
+    """The signed-in person's client (`st.session_state["api"]`; tests put a fake there)."""
+    return st.session_state["api"]
+
+
+def me() -> dict:
+    """The signed-in person: `{"name", "role", ...}` (asked once per browser session)."""
+    if "me" not in st.session_state:
+        st.session_state["me"] = call(api().me) or {"name": "?", "role": "member"}
+    return st.session_state["me"]
+
+
+def sign_in(key: str) -> bool:
+    """Check `key` against the API and keep the client in this browser session; False (with the
+    API's message shown) when it is refused."""
+    lab = Lab(api_url(), key.strip())
+    who = call(lab.me)
+    if who is None:
+        return False
+    st.session_state["api"], st.session_state["me"] = lab, who
+    return True
+
+
+def signed_in() -> bool:
+    """Whether this browser session has signed in: through the form, or once through a link
+    carrying `?key=` (which `make up` prints for the local admin; the key leaves the address)."""
+    if "api" in st.session_state:
+        me()
+        return True
+    key = st.query_params.get("key")
+    if key:
+        del st.query_params["key"]
+        return sign_in(key)
+    return False
+
+
+def sign_in_form() -> None:
+    st.title("robustlab")
+    st.markdown("Sign in with your API key (`robustlab keys create NAME`, or ask an admin for one).")
+    with st.form("sign_in"):
+        key = st.text_input("API key", type="password", key="sign_in_key")
+        if st.form_submit_button("Sign in", type="primary") and key and sign_in(key):
+            st.rerun()
+
+
+def sign_out() -> None:
+    for name in ("api", "me"):
+        st.session_state.pop(name, None)
+
+
+def may_change(owner_name: str | None) -> bool:
+    """Whether the signed-in person may cancel or delete an object of `owner_name`."""
+    who = me()
+    return who.get("role") == "admin" or owner_name == who.get("name")
 
 
 def call(fn, *args, **kwargs):

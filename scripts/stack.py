@@ -84,6 +84,11 @@ class Stack:
     def dashboard_url(self) -> str:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
+    @property
+    def sign_in_url(self) -> str:
+        """The dashboard, signing the local admin in (the key leaves the address at once)."""
+        return f"{self.dashboard_url}/?key={self.key}"
+
     def _spawn(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
         logs = self.var / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -130,7 +135,7 @@ class Stack:
         sys.path.insert(0, str(ROOT))
         from core.settings import settings_from_env
         from core.store.db import session_scope
-        from core.store.keys import create_key, verify_key
+        from core.store.keys import create_key, ensure_user, verify_key
         from core.store.migrate import upgrade
 
         settings = settings_from_env(self.env)
@@ -141,7 +146,7 @@ class Stack:
             if key_file.is_file() and verify_key(s, key=key_file.read_text().strip()):
                 self.key = key_file.read_text().strip()
             else:
-                _, self.key = create_key(s, name="local-admin")
+                _, self.key = create_key(s, name="local-admin", user=ensure_user(s, name="admin", role="admin"))
                 key_file.write_text(self.key)
                 key_file.chmod(0o600)
 
@@ -191,7 +196,7 @@ class Stack:
                     "--client.toolbarMode",
                     "viewer",
                 ],
-                env={"ROBUSTLAB_API_URL": self.api_url, "ROBUSTLAB_API_KEY": self.key},
+                env={"ROBUSTLAB_API_URL": self.api_url},
             )
         _wait(lambda: _http_ok(f"{self.api_url}/healthz"), 60, "api")
         if "dashboard" in self.procs:
@@ -285,7 +290,7 @@ def main() -> int:
         raise
     print(f"\nrobustlab is up.\n  API:        {stack.api_url}  (docs: {stack.api_url}/docs)")
     if "dashboard" in stack.procs:
-        print(f"  Dashboard:  {stack.dashboard_url}")
+        print(f"  Dashboard:  {stack.dashboard_url}  (signed in as the local admin: {stack.sign_in_url})")
     print(f"  Redis:      {stack.env['REDIS_URL']}\n  Database:   {stack.env['DATABASE_URL']}")
     print(f"  API key:    {stack.key}\n  Logs:       {stack.var / 'logs'}\nCtrl-C stops everything.", flush=True)
     stopping = []

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.contract.client import ENV as DASHBOARD_ENV
+from core.contract.client import ENV as CLIENT_ENV
 from core.contract.kinds import JOB_KINDS
 from core.settings import ENV
+from dashboard.common import DASHBOARD_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE, GPU_NODE = ROOT / "docker-compose.yml", ROOT / "deploy" / "gpu-node.yml"
@@ -30,7 +31,7 @@ DEPLOY_ONLY = {
     "AWS_SECRET_ACCESS_KEY",
     "AWS_ENDPOINT_URL",
 }
-CODE_READS = set(ENV.values()) | set(DASHBOARD_ENV)
+CODE_READS = set(ENV.values()) | set(DASHBOARD_ENV) | set(CLIENT_ENV)
 DUMMY = {
     "POSTGRES_PASSWORD": "pw",
     "REDIS_PASSWORD": "pw",

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from core.contract.kinds import JOB_KINDS, JobKindName, preset_specs
 from core.contract.names import QUEUES
+from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.db import session_scope
 from core.store.registry import register_model
 from tests.api.conftest import make_app
@@ -28,9 +29,12 @@ def api(tmp_path_factory):
         fields = {"dataset": "digits", "architecture": "unet2d", "activation": "silu", "summary": {}, "recipe": {}}
         diffusion = register_model(s, kind="diffusion", name="d", checkpoint_uri="jobs/y/checkpoint", **fields)
         models = {"classifier": classifier_id, "diffusion": diffusion.id}
+        upload = record_artifact(
+            s, ArtifactStore(str(tmp / "artifacts")), key="uploads/w.safetensors", data=b"w", type="upload"
+        ).id
     with TestClient(app) as client:
         client.headers["Authorization"] = f"Bearer {key}"
-        client.queue, client.models = queue, models
+        client.queue, client.models, client.upload = queue, models, upload
         yield client
 
 
@@ -40,6 +44,8 @@ def test_the_api_accepts_every_kind_and_sends_it_to_its_queue(api, kind):
     spec = next(iter(preset_specs(kind).values()))
     if row.acts_on:
         spec["model_id"] = api.models[row.acts_on]
+    for field in [f for f in spec if f.endswith("_artifact_id") and spec[f] is not None]:
+        spec[field] = api.upload
     r = api.post("/v1/jobs", json={"kind": kind, "spec": spec})
     assert r.status_code == 202, r.text
     assert r.json()["kind"] == kind and api.queue.sent[-1] == (r.json()["id"], row.queue)

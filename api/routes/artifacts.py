@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response, status
 
+from api.access import artifact_visible
 from api.deps import KeyDep, SessionDep, SettingsDep, not_found
 from core.store.artifacts import ArtifactStore
 from core.store.orm import Artifact
@@ -16,9 +17,10 @@ router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"])
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}, "image/png": {}}}},
 )
-def read_artifact(artifact_id: str, session: SessionDep, settings: SettingsDep, _: KeyDep) -> Response:
+def read_artifact(artifact_id: str, session: SessionDep, settings: SettingsDep, caller: KeyDep) -> Response:
+    """An artifact's bytes, if the caller may see it (a job's follow the job; an upload is its owner's)."""
     row = session.get(Artifact, artifact_id)
-    if row is None:
+    if row is None or not artifact_visible(session, caller, row):
         raise not_found("artifact", artifact_id)
     try:
         data = ArtifactStore(settings.artifact_url).get_bytes(row.uri)

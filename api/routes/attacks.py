@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, 
 from pydantic import ValidationError
 
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
+from api.limits import InteractiveRate
 from api.routes.jobs import submit
 from api.uploads import read_bounded, to_model_input
 from api.waiting import INTERACTIVE_RESPONSES, answer
@@ -20,12 +21,12 @@ from core.store.registry import get_model
 router = APIRouter(prefix="/v1/attacks", tags=["attacks"])
 
 
-@router.post("", responses=INTERACTIVE_RESPONSES)
+@router.post("", responses=INTERACTIVE_RESPONSES, dependencies=[InteractiveRate])
 def attack_upload(
     session: SessionDep,
     queue: QueueDep,
     settings: SettingsDep,
-    key: KeyDep,
+    caller: KeyDep,
     response: Response,
     model_id: Annotated[str, Form(max_length=64)],
     image: Annotated[UploadFile | None, File(description="PNG, JPEG, WebP or BMP")] = None,
@@ -50,11 +51,11 @@ def attack_upload(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"attack: {e.errors(include_url=False)}") from e
     png = None if image is None else _model_input(settings, image, model)
     with write_lock(settings.database_url):  # the upload's row and the job's, in one transaction
-        upload_id = None if png is None else _store_upload(session, settings, png, key.id)
+        upload_id = None if png is None else _store_upload(session, settings, png, caller.user_id)
         spec = ImageAttackSpec(
             model_id=model_id, input_artifact_id=upload_id, test_index=test_index, label=label, attack=attack_spec
         )
-        job = submit(session, queue, settings, kind="image_attack", spec=spec, owner=key.name)
+        job = submit(session, queue, settings, kind="image_attack", spec=spec, caller=caller)
     wait = settings.interactive_wait_seconds if wait is None else wait
     return answer(session, response, settings.database_url, job, wait)
 
@@ -66,12 +67,13 @@ def _model_input(settings, image: UploadFile, model) -> bytes:
     return to_model_input(data, channels=channels, size=size, max_pixels=settings.max_image_pixels)
 
 
-def _store_upload(session, settings, png: bytes, key_id: str) -> str:
+def _store_upload(session, settings, png: bytes, user_id: str) -> str:
     upload = record_artifact(
         session,
         ArtifactStore(settings.artifact_url),
         type="upload",
-        key=f"uploads/{key_id}/{time.time_ns()}.png",
+        key=f"uploads/{user_id}/{time.time_ns()}.png",
+        owner_id=user_id,
         data=png,
     )
     return upload.id

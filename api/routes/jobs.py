@@ -1,28 +1,36 @@
-"""Jobs: submit, list, read, metrics, artifacts, cancel."""
+"""Jobs: submit, list, read, metrics, artifacts, cancel, delete. Members see their own jobs and the
+lab's finished ones; they cancel and delete their own (see `api.access`)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.deps import MAX_OFFSET, KeyDep, QueueDep, SessionDep, SettingsDep, not_found
+from api.access import artifact_visible, data_root_folders, jobs_visible_to, require_owner, visible_dataset, visible_job
+from api.deps import MAX_OFFSET, Caller, KeyDep, QueueDep, SessionDep, SettingsDep
 from api.limits import check_limits
 from api.schemas import JobIn, JobList, JobOut, MetricOut
 from core.contract.kinds import job_kind
+from core.contract.names import FINISHED
+from core.contract.specs import DataSpec
 from core.settings import Settings
+from core.store import audit
 from core.store import jobs as store_jobs
+from core.store.artifacts import ArtifactStore
 from core.store.db import write_lock
+from core.store.deletion import InUse, delete_job
 from core.store.orm import Artifact, Job
 from core.store.registry import get_model
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+QUOTA_RETRY_SECONDS = 60  # what a 429 for the queued-job limit asks the client to wait
 
 
 def validate_spec(kind: str, raw: dict) -> BaseModel:
@@ -35,9 +43,34 @@ def validate_spec(kind: str, raw: dict) -> BaseModel:
         ) from e
 
 
-def check_references(session: Session, kind: str, spec: BaseModel) -> None:
+def check_data(session: Session, settings: Settings, caller: Caller, field: str, data: DataSpec) -> None:
+    """A spec's dataset comes from the catalogue: no path (422), a data-root folder that exists, an
+    uploaded dataset the caller may use (404 otherwise)."""
+    if data.root is not None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"spec.{field}.root: the service takes no paths; name a dataset (GET /v1/datasets)",
+        )
+    if data.name == "folder" and not data.folder:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"spec.{field}.folder: name a folder of the data root (GET /v1/datasets)",
+        )
+    if data.name == "folder" and data.folder not in data_root_folders(settings):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"spec.{field}.folder: no folder {data.folder!r} in the data root"
+        )
+    if data.name == "uploaded":
+        visible_dataset(session, caller, data.dataset_id)
+
+
+def check_references(session: Session, settings: Settings, caller: Caller, kind: str, spec: BaseModel) -> None:
     """The registered model a kind acts on exists and is of the kind's model kind (422 when none is
-    named, 404 when it is not there); an uploaded input exists (404)."""
+    named, 404 when it is not there); every artifact the spec names exists and is the caller's to
+    use (404 otherwise: another member's upload is private); its datasets come from the catalogue."""
+    for field in type(spec).model_fields:
+        if isinstance(value := getattr(spec, field), DataSpec):
+            check_data(session, settings, caller, field, value)
     acts_on = job_kind(kind).acts_on
     if acts_on is not None:
         model_id = spec.model_id
@@ -50,20 +83,63 @@ def check_references(session: Session, kind: str, spec: BaseModel) -> None:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, f"spec.model_id: no registered {acts_on} model with id {model_id!r}"
             )
-    artifact_id = getattr(spec, "input_artifact_id", None)
-    if artifact_id is not None and session.get(Artifact, artifact_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"spec.input_artifact_id: no artifact {artifact_id!r}")
+    for field in type(spec).model_fields:
+        artifact_id = getattr(spec, field) if field.endswith("_artifact_id") else None
+        if artifact_id is None:
+            continue
+        artifact = session.get(Artifact, artifact_id)
+        if artifact is None or not artifact_visible(session, caller, artifact):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"spec.{field}: no artifact {artifact_id!r}")
+
+
+def check_quota(session: Session, settings: Settings, caller: Caller, new_jobs: int = 1) -> None:
+    """429 (with Retry-After) when the caller's unfinished jobs would pass the per-user limit."""
+    waiting = session.scalar(
+        select(func.count()).select_from(Job).where(Job.owner_id == caller.user_id, Job.status.not_in(FINISHED))
+    )
+    if waiting + new_jobs > settings.max_queued_jobs_per_user:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"{caller.name} has {waiting} unfinished job(s); the limit per user is "
+            f"{settings.max_queued_jobs_per_user}: wait for some to finish, or cancel some",
+            headers={"Retry-After": str(QUOTA_RETRY_SECONDS)},
+        )
 
 
 def submit(
-    session: Session, queue, settings: Settings, *, kind: str, spec: BaseModel, owner: str, study_id: str | None = None
+    session: Session,
+    queue,
+    settings: Settings,
+    *,
+    kind: str,
+    spec: BaseModel,
+    caller: Caller,
+    study_id: str | None = None,
+    quota_checked: bool = False,
 ) -> Job:
-    """Store the job, commit, then enqueue it (a lost send is re-enqueued by the workers)."""
+    """Store the job (owned by the caller), commit, then enqueue it (a lost send is re-enqueued by
+    the workers)."""
     check_limits(spec, settings)
-    check_references(session, kind, spec)
+    check_references(session, settings, caller, kind, spec)
+    if not quota_checked:
+        check_quota(session, settings, caller)
     with write_lock(settings.database_url):
         job = store_jobs.create_job(
-            session, kind=kind, spec=spec.model_dump(mode="json"), owner=owner, study_id=study_id
+            session,
+            kind=kind,
+            spec=spec.model_dump(mode="json"),
+            owner=caller.name,
+            owner_id=caller.user_id,
+            study_id=study_id,
+        )
+        audit.record(
+            session,
+            user_id=caller.user_id,
+            user_name=caller.name,
+            action="submit",
+            object_type="job",
+            object_id=job.id,
+            detail={"kind": kind, "study_id": study_id},
         )
         session.commit()
     try:
@@ -74,46 +150,42 @@ def submit(
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
-def create_job(body: JobIn, session: SessionDep, queue: QueueDep, settings: SettingsDep, key: KeyDep) -> Job:
+def create_job(body: JobIn, session: SessionDep, queue: QueueDep, settings: SettingsDep, caller: KeyDep) -> Job:
     """Submit a job; 202 with the queued job. The spec is validated against the kind's model."""
-    return submit(session, queue, settings, kind=body.kind, spec=validate_spec(body.kind, body.spec), owner=key.name)
+    return submit(session, queue, settings, kind=body.kind, spec=validate_spec(body.kind, body.spec), caller=caller)
 
 
 @router.get("", response_model=JobList)
 def list_jobs(
     session: SessionDep,
-    _: KeyDep,
+    caller: KeyDep,
     status_: Annotated[str | None, Query(alias="status")] = None,
     kind: str | None = None,
     study: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict:
-    items, total = store_jobs.list_jobs(session, status=status_, kind=kind, study_id=study, limit=limit, offset=offset)
+    """The jobs the caller may see, newest first: their own, and the lab's finished ones."""
+    items, total = store_jobs.list_jobs(
+        session, status=status_, kind=kind, study_id=study, limit=limit, offset=offset, where=jobs_visible_to(caller)
+    )
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
-def _job(session: Session, job_id: str) -> Job:
-    job = store_jobs.get_job(session, job_id=job_id)
-    if job is None:
-        raise not_found("job", job_id)
-    return job
-
-
 @router.get("/{job_id}", response_model=JobOut)
-def read_job(job_id: str, session: SessionDep, _: KeyDep) -> Job:
-    return _job(session, job_id)
+def read_job(job_id: str, session: SessionDep, caller: KeyDep) -> Job:
+    return visible_job(session, caller, job_id)
 
 
 @router.get("/{job_id}/metrics", response_model=list[MetricOut])
-def read_metrics(job_id: str, session: SessionDep, _: KeyDep) -> list:
-    _job(session, job_id)
+def read_metrics(job_id: str, session: SessionDep, caller: KeyDep) -> list:
+    visible_job(session, caller, job_id)
     return store_jobs.get_metrics(session, job_id=job_id)
 
 
 @router.get("/{job_id}/artifacts")
-def read_artifacts(job_id: str, session: SessionDep, _: KeyDep) -> list[dict]:
-    _job(session, job_id)
+def read_artifacts(job_id: str, session: SessionDep, caller: KeyDep) -> list[dict]:
+    visible_job(session, caller, job_id)
     rows = session.scalars(select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.created_at)).all()
     return [
         {
@@ -130,9 +202,28 @@ def read_artifacts(job_id: str, session: SessionDep, _: KeyDep) -> list[dict]:
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
-def cancel_job(job_id: str, session: SessionDep, _: KeyDep) -> Job:
-    """Cancel: a queued job at once, a running one within a few batches."""
+def cancel_job(job_id: str, session: SessionDep, caller: KeyDep) -> Job:
+    """Cancel: a queued job at once, a running one within a few batches (its owner or an admin)."""
+    require_owner(caller, visible_job(session, caller, job_id).owner_id, "job")
     job = store_jobs.request_cancel(session, job_id=job_id)
-    if job is None:
-        raise not_found("job", job_id)
+    audit.record(
+        session, user_id=caller.user_id, user_name=caller.name, action="cancel", object_type="job", object_id=job_id
+    )
     return job
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def remove_job(job_id: str, session: SessionDep, settings: SettingsDep, caller: KeyDep) -> Response:
+    """Delete a finished job with its metrics, artifacts and the models it registered (its owner or
+    an admin); 409 while it, or a job using its model, has not finished."""
+    require_owner(caller, visible_job(session, caller, job_id).owner_id, "job")
+    with write_lock(settings.database_url):
+        try:
+            delete_job(session, ArtifactStore(settings.artifact_url), job_id=job_id)
+        except InUse as e:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
+        audit.record(
+            session, user_id=caller.user_id, user_name=caller.name, action="delete", object_type="job", object_id=job_id
+        )
+        session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -9,15 +9,18 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, Response, Uploa
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from api.access import require_owner
 from api.deps import MAX_OFFSET, KeyDep, QueueDep, SessionDep, SettingsDep, not_found
+from api.limits import InteractiveRate
 from api.routes.jobs import submit
 from api.schemas import ModelList, ModelOut
 from api.uploads import check_safetensors, read_bounded
 from api.waiting import wait_for, with_urls
-from core.contract.names import DatasetName
-from core.contract.specs import ModelSpec, ModelUploadSpec
+from core.contract.specs import DataSpec, ModelSpec, ModelUploadSpec
+from core.store import audit
 from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.db import write_lock
+from core.store.deletion import InUse, delete_model
 from core.store.orm import RegisteredModel
 from core.store.registry import get_model, list_models
 
@@ -54,12 +57,12 @@ UPLOAD_RESPONSES = {
 }
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=UPLOAD_RESPONSES)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=UPLOAD_RESPONSES, dependencies=[InteractiveRate])
 def upload_model(
     session: SessionDep,
     queue: QueueDep,
     settings: SettingsDep,
-    key: KeyDep,
+    caller: KeyDep,
     response: Response,
     weights: Annotated[UploadFile, File(description="safetensors weights of the architecture `spec` names")],
     spec: Annotated[
@@ -69,7 +72,14 @@ def upload_model(
             "classes, and the normalisation (mean, std) the weights expect"
         ),
     ],
-    dataset: Annotated[DatasetName, Form(description="the named dataset it classifies")],
+    dataset: Annotated[
+        str,
+        Form(
+            max_length=200,
+            description="the dataset it classifies: a name (fashion-mnist), folder:<name> or "
+            "uploaded:<id> (GET /v1/datasets)",
+        ),
+    ],
     name: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
     wait: Annotated[float, Form(ge=0, le=300)] = 60,
 ) -> dict:
@@ -80,7 +90,8 @@ def upload_model(
     check_safetensors(data)
     try:
         model_spec = ModelSpec.model_validate_json(spec)
-        job_spec = ModelUploadSpec(weights_artifact_id="pending", model=model_spec, dataset=dataset, name=name)
+        target = DataSpec.from_label(dataset)
+        job_spec = ModelUploadSpec(weights_artifact_id="pending", model=model_spec, data=target, name=name)
     except ValidationError as e:
         raise RequestValidationError(
             [{**err, "loc": ("body", "spec", *err["loc"])} for err in e.errors(include_url=False)]
@@ -88,10 +99,15 @@ def upload_model(
     store = ArtifactStore(settings.artifact_url)
     with write_lock(settings.database_url):
         upload = record_artifact(
-            session, store, type="upload", key=f"uploads/{key.id}/{time.time_ns()}.safetensors", data=data
+            session,
+            store,
+            type="upload",
+            key=f"uploads/{caller.user_id}/{time.time_ns()}.safetensors",
+            data=data,
+            owner_id=caller.user_id,
         )
         job_spec = job_spec.model_copy(update={"weights_artifact_id": upload.id})
-        job = submit(session, queue, settings, kind="model_upload", spec=job_spec, owner=key.name)
+        job = submit(session, queue, settings, kind="model_upload", spec=job_spec, caller=caller)
     done = wait_for(settings.database_url, job.id, wait)
     if done is None:
         response.status_code = status.HTTP_202_ACCEPTED
@@ -102,3 +118,28 @@ def upload_model(
             status.HTTP_422_UNPROCESSABLE_CONTENT, (done.error or done.status).removeprefix("ValueError: ")
         )
     return ModelOut.model_validate(get_model(session, model_id=done.result["model_id"])).model_dump(mode="json")
+
+
+@router.delete("/{model_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def remove_model(model_id: str, session: SessionDep, settings: SettingsDep, caller: KeyDep) -> Response:
+    """Delete a model with its checkpoint (its owner or an admin); 409 while a queued or running job
+    acts on it."""
+    row = get_model(session, model_id=model_id)
+    if row is None:
+        raise not_found("model", model_id)
+    require_owner(caller, row.owner_id, "model")
+    with write_lock(settings.database_url):
+        try:
+            delete_model(session, ArtifactStore(settings.artifact_url), model_id=model_id)
+        except InUse as e:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
+        audit.record(
+            session,
+            user_id=caller.user_id,
+            user_name=caller.name,
+            action="delete",
+            object_type="model",
+            object_id=model_id,
+        )
+        session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

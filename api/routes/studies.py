@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import select
 
+from api.access import require_owner
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
-from api.routes.jobs import submit
+from api.routes.jobs import check_quota, submit
 from api.schemas import StudyIn, StudyOut, StudySummary
 from core.contract.presets import train_preset
 from core.contract.specs import ActivationSpec
+from core.store import audit
+from core.store.artifacts import ArtifactStore
 from core.store.db import write_lock
+from core.store.deletion import InUse, delete_study
 from core.store.orm import Job, Study
 from core.study import sat_variants, summarise
 
@@ -47,23 +51,42 @@ def _out(session, study: Study) -> dict:
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=StudyOut)
-def create_study(body: StudyIn, session: SessionDep, queue: QueueDep, settings: SettingsDep, key: KeyDep) -> dict:
-    """Queue one PGD-AT job per (activation or probe, seed), all with the same recipe."""
+def create_study(body: StudyIn, session: SessionDep, queue: QueueDep, settings: SettingsDep, caller: KeyDep) -> dict:
+    """Queue one PGD-AT job per (activation or probe, seed), all with the same recipe; 429 when the
+    whole study would pass the caller's queued-job limit (nothing is queued then)."""
+    specs = _variant_specs(body)
+    check_quota(session, settings, caller, new_jobs=len(specs))
     with write_lock(settings.database_url):  # the study and all its jobs, without interleaving
-        study = Study(name=body.name, preset=body.preset, spec=body.model_dump(mode="json"), owner=key.name)
+        study = Study(
+            name=body.name,
+            preset=body.preset,
+            spec=body.model_dump(mode="json"),
+            owner=caller.name,
+            owner_id=caller.user_id,
+        )
         session.add(study)
         session.flush()
-        _submit_variants(session, queue, settings, body, study.id, key.name)
+        for spec in specs:
+            submit(
+                session,
+                queue,
+                settings,
+                kind="adversarial_training",
+                spec=spec,
+                caller=caller,
+                study_id=study.id,
+                quota_checked=True,
+            )
     return _out(session, study)
 
 
-def _submit_variants(session, queue, settings, body: StudyIn, study_id: str, owner: str) -> None:
+def _variant_specs(body: StudyIn) -> list:
+    specs = []
     for seed in range(body.seeds):
         for variant in sat_variants(body.activations, body.probes):
             spec = train_preset(body.train_preset, variant.activation, seed=seed)
-            if body.epochs:
-                spec = spec.model_copy(update={"epochs": body.epochs})
-            submit(session, queue, settings, kind="adversarial_training", spec=spec, owner=owner, study_id=study_id)
+            specs.append(spec.model_copy(update={"epochs": body.epochs}) if body.epochs else spec)
+    return specs
 
 
 @router.get("", response_model=list[StudySummary])
@@ -74,7 +97,34 @@ def list_studies(session: SessionDep, _: KeyDep, limit: Annotated[int, Query(ge=
 
 @router.get("/{study_id}", response_model=StudyOut)
 def read_study(study_id: str, session: SessionDep, _: KeyDep) -> dict:
+    """A study and its table (studies are shared across the lab)."""
+    return _out(session, _study(session, study_id))
+
+
+def _study(session, study_id: str) -> Study:
     study = session.get(Study, study_id)
     if study is None:
         raise not_found("study", study_id)
-    return _out(session, study)
+    return study
+
+
+@router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def remove_study(study_id: str, session: SessionDep, settings: SettingsDep, caller: KeyDep) -> Response:
+    """Delete a study with its jobs and what they made (its owner or an admin); 409 while one of
+    its jobs has not finished."""
+    require_owner(caller, _study(session, study_id).owner_id, "study")
+    with write_lock(settings.database_url):
+        try:
+            delete_study(session, ArtifactStore(settings.artifact_url), study_id=study_id)
+        except InUse as e:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
+        audit.record(
+            session,
+            user_id=caller.user_id,
+            user_name=caller.name,
+            action="delete",
+            object_type="study",
+            object_id=study_id,
+        )
+        session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

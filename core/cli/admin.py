@@ -1,11 +1,16 @@
-"""Commands that write the store directly (DATABASE_URL, ARTIFACT_URL), not through the API:
-`robustlab db upgrade` (migrations, and the bootstrap key a deployment's dashboard uses) and
-`robustlab models import FOLDER` (register a checkpoint trained on the command line)."""
+"""Commands that write the store directly (DATABASE_URL, ARTIFACT_URL, REDIS_URL), not through the
+API, for the operator on the server: `robustlab db upgrade` (migrations, and the bootstrap admin
+key), `robustlab db create-key USER` and `robustlab db revoke-key KEY_ID` (keys without a key),
+`robustlab db gc` (artifact files nothing points to) and `robustlab models import FOLDER`
+(register a checkpoint trained on the command line)."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+
+from core.contract.names import ROLES
 
 
 def cmd_db_upgrade(args) -> int:
@@ -21,6 +26,75 @@ def cmd_db_upgrade(args) -> int:
         with session_scope(settings.database_url) as s:
             report["bootstrap_key"] = ensure_key(s, name="bootstrap", key=settings.bootstrap_key).prefix
     print(json.dumps(report))
+    return 0
+
+
+def cmd_create_key(args) -> int:
+    from datetime import timedelta
+
+    from core.settings import get_settings
+    from core.store import audit
+    from core.store.db import session_scope
+    from core.store.keys import announce_key_change, create_key, ensure_user
+    from core.store.migrate import upgrade
+    from core.store.orm import utcnow
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    with session_scope(settings.database_url) as s:
+        user = ensure_user(s, name=args.user, role=args.role)
+        expires = utcnow() + timedelta(days=args.expires_days) if args.expires_days else None
+        row, key = create_key(s, name=args.name or f"{args.user}-cli", user=user, expires_at=expires)
+        audit.record(
+            s,
+            user_id=None,
+            user_name="operator (command line)",
+            action="create",
+            object_type="key",
+            object_id=row.id,
+            detail={"user": user.name, "role": user.role},
+        )
+        report = {"id": row.id, "user": user.name, "role": user.role, "expires_at": str(expires) if expires else None}
+    if args.role:
+        announce_key_change(settings.redis_url)
+    print(key)
+    print(json.dumps(report), file=sys.stderr)
+    return 0
+
+
+def cmd_revoke_key(args) -> int:
+    from core.settings import get_settings
+    from core.store import audit
+    from core.store.db import session_scope
+    from core.store.keys import announce_key_change, revoke_key
+
+    settings = get_settings()
+    with session_scope(settings.database_url) as s:
+        if revoke_key(s, key_id=args.key_id) is None:
+            raise ValueError(f"no key with id {args.key_id}")
+        audit.record(
+            s,
+            user_id=None,
+            user_name="operator (command line)",
+            action="revoke",
+            object_type="key",
+            object_id=args.key_id,
+        )
+    told = announce_key_change(settings.redis_url)
+    print(json.dumps({"revoked": args.key_id, "api_processes_told": told}))
+    return 0
+
+
+def cmd_gc(args) -> int:
+    from core.settings import get_settings
+    from core.store.artifacts import ArtifactStore
+    from core.store.db import session_scope
+    from core.store.deletion import collect_garbage
+
+    settings = get_settings()
+    with session_scope(settings.database_url) as s:
+        deleted = collect_garbage(s, ArtifactStore(settings.artifact_url), older_than_seconds=args.older_than)
+    print(json.dumps({"deleted": len(deleted), "keys": deleted[:100]}))
     return 0
 
 
@@ -50,6 +124,18 @@ def add_commands(sub) -> None:
     db = sub.add_parser("db", help="the job store (DATABASE_URL)").add_subparsers(dest="db", required=True)
     u = db.add_parser("upgrade", help="apply migrations; with ROBUSTLAB_BOOTSTRAP_KEY set, make sure that key exists")
     u.set_defaults(func=cmd_db_upgrade)
+    k = db.add_parser("create-key", help="make a key for USER (created if new), printed once")
+    k.add_argument("user")
+    k.add_argument("--role", choices=ROLES, help="set the user's role (default: member for a new user)")
+    k.add_argument("--name", help="what the key is for (default USER-cli)")
+    k.add_argument("--expires-days", type=float)
+    k.set_defaults(func=cmd_create_key)
+    r = db.add_parser("revoke-key", help="revoke a key by id: it stops working at once on every API process")
+    r.add_argument("key_id")
+    r.set_defaults(func=cmd_revoke_key)
+    g = db.add_parser("gc", help="delete artifact files that no row, model or job points to")
+    g.add_argument("--older-than", type=float, default=3600, help="seconds; younger files are kept")
+    g.set_defaults(func=cmd_gc)
     m = sub.add_parser("models", help="the model registry (writes to DATABASE_URL and ARTIFACT_URL)")
     commands = m.add_subparsers(dest="models", required=True)
     i = commands.add_parser("import", help="register a checkpoint folder trained outside the service")

@@ -135,6 +135,10 @@ class Lab:
         return self.post(f"/v1/jobs/{job_id}/cancel")
 
     # Everything else
+    def me(self) -> dict:
+        """Who this key belongs to: `{"user_id", "name", "role", "key_id"}`."""
+        return self.get("/v1/me")
+
     def presets(self) -> dict:
         """`{kind: {preset: spec}}`: ready-to-edit specs for every job kind."""
         return self.get("/v1/presets")

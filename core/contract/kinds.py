@@ -16,6 +16,7 @@ from typing import Any, Literal
 from core.contract import presets
 from core.contract.names import ModelKind, Queue
 from core.contract.specs import (
+    DatasetUploadSpec,
     DDPMForwardSpec,
     DDPMSampleSpec,
     DDPMTrainSpec,
@@ -94,6 +95,14 @@ _ROWS = (
         queue="interactive",
         runner=f"{_CLASSIFIER}:run_model_upload",
         presets=presets.upload_presets,
+    ),
+    JobKind(
+        name="dataset_upload",
+        title="Register an uploaded dataset",
+        spec=DatasetUploadSpec,
+        queue="interactive",
+        runner="core.jobs.data_runners:run_dataset_upload",
+        presets=presets.dataset_upload_presets,
     ),
     JobKind(
         name="ddpm_training",

@@ -12,6 +12,9 @@ JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JOB_STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
 FINISHED: tuple[JobStatus, ...] = ("succeeded", "failed", "cancelled")
 
+Role = Literal["admin", "member"]  # admin: everything; member: reads what the lab shares, changes its own
+ROLES: tuple[Role, ...] = get_args(Role)
+
 Queue = Literal["train", "interactive"]
 QUEUES: tuple[Queue, ...] = get_args(Queue)
 
@@ -27,7 +30,8 @@ Probe = Literal["none", ProbePhase]
 Architecture = Literal["small_cnn", "preact_resnet18"]
 ARCHITECTURES: tuple[Architecture, ...] = get_args(Architecture)
 
-DatasetName = Literal["fashion-mnist", "mnist", "cifar10", "digits", "folder"]
+DatasetName = Literal["fashion-mnist", "mnist", "cifar10", "digits", "folder", "uploaded"]
+NAMED_DATASETS: tuple[DatasetName, ...] = ("fashion-mnist", "mnist", "cifar10", "digits")  # known by name alone
 DATASETS: tuple[DatasetName, ...] = get_args(DatasetName)
 
 Norm = Literal["linf", "l2"]

@@ -10,6 +10,7 @@ from core.contract.names import PRESET_NAMES, SAMPLERS, PresetName
 from core.contract.specs import (
     ActivationSpec,
     AttackSpec,
+    DatasetUploadSpec,
     DataSpec,
     DDPMForwardSpec,
     DDPMSampleSpec,
@@ -143,7 +144,12 @@ def image_attack_presets() -> dict[str, ImageAttackSpec]:
 
 def upload_presets() -> dict[str, ModelUploadSpec]:
     """The shape of an upload: the weights come through `POST /v1/models`."""
-    return {"default": ModelUploadSpec(weights_artifact_id="", model=ModelSpec(), dataset="fashion-mnist")}
+    return {"default": ModelUploadSpec(weights_artifact_id="", model=ModelSpec(), data=DataSpec())}
+
+
+def dataset_upload_presets() -> dict[str, DatasetUploadSpec]:
+    """The shape of a dataset upload: the archive comes through `POST /v1/datasets`."""
+    return {"default": DatasetUploadSpec(archive_artifact_id="", name="my-dataset")}
 
 
 def ddpm_presets() -> dict[str, DDPMTrainSpec]:

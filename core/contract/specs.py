@@ -37,18 +37,49 @@ class DataSpec(Spec):
     """Which dataset, and which fixed-seed subsets of it.
 
     Args:
-        name: dataset name (`fashion-mnist`, `mnist`, `cifar10`, `digits`, `folder`).
-        root: folder holding the files; `None` uses the default search path.
+        name: `fashion-mnist`, `mnist`, `cifar10`, `digits` (by name), `folder` (class
+            sub-folders) or `uploaded` (a dataset uploaded through the API).
+        root: on the command line only, a local folder holding the files (`None`: the default
+            search path). The service never takes a path: it refuses specs that set one.
+        folder: for `folder` in the service: a folder of the operator's data root, by name.
+        dataset_id: for `uploaded`: the dataset's id (`GET /v1/datasets`).
         train_subset: number of training images to keep (random, fixed by `seed`); `None` = all.
         test_subset: number of test images to keep; `None` = all.
         seed: seed of the subset draw.
     """
 
     name: DatasetName = "fashion-mnist"
-    root: str | None = None
+    root: str | None = Field(default=None, max_length=4096)
+    folder: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    dataset_id: str | None = Field(default=None, max_length=64)
     train_subset: int | None = Field(default=None, ge=1, le=10_000_000)
     test_subset: int | None = Field(default=None, ge=1, le=10_000_000)
     seed: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _source_fits_the_name(self) -> DataSpec:
+        if (self.name == "uploaded") != (self.dataset_id is not None):
+            raise ValueError("give dataset_id exactly for an 'uploaded' dataset")
+        if self.folder is not None and self.name != "folder":
+            raise ValueError("folder names a folder of the data root: only for the 'folder' dataset")
+        return self
+
+    @property
+    def label(self) -> str:
+        """How the registry names it: `fashion-mnist`, `folder:<name>`, `uploaded:<id>`."""
+        if self.name == "uploaded":
+            return f"uploaded:{self.dataset_id}"
+        return f"folder:{self.folder}" if self.name == "folder" and self.folder else self.name
+
+    @classmethod
+    def from_label(cls, label: str) -> DataSpec:
+        """The spec a registry label stands for (the inverse of `label`)."""
+        kind, _, rest = label.partition(":")
+        if kind == "uploaded" and rest:
+            return cls(name="uploaded", dataset_id=rest)
+        if kind == "folder" and rest:
+            return cls(name="folder", folder=rest)
+        return cls(name=label)
 
 
 class ActivationSpec(Spec):
@@ -354,20 +385,28 @@ class ModelUploadSpec(Spec):
         weights_artifact_id: the uploaded safetensors weights.
         model: an architecture robustlab knows; `mean` and `std` are the normalisation the weights
             expect (None: 0.5 per channel). Inputs are images in [0, 1].
-        dataset: the named dataset it classifies; its test split gives the clean accuracy.
+        data: the dataset it classifies (of the catalogue); its test split gives the clean accuracy.
         name: the registry name (default `<dataset>-upload-<arch>`).
     """
 
     weights_artifact_id: str = Field(max_length=64)
     model: ModelSpec
-    dataset: DatasetName
+    data: DataSpec
     name: str | None = Field(default=None, min_length=1, max_length=200)
 
-    @model_validator(mode="after")
-    def _named_dataset(self) -> ModelUploadSpec:
-        if self.dataset == "folder":
-            raise ValueError("an uploaded model names a dataset of the catalogue, not 'folder'")
-        return self
+
+class DatasetUploadSpec(Spec):
+    """Register a dataset uploaded as a zip of class folders (the job behind `POST /v1/datasets`).
+
+    Args:
+        archive_artifact_id: the uploaded zip archive.
+        name: the catalogue name (shown beside its id).
+        seed: the draw of the test split when the archive has none (a fifth of each class).
+    """
+
+    archive_artifact_id: str = Field(max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    seed: int = Field(default=0, ge=0)
 
 
 class UNetSpec(Spec):

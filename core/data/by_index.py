@@ -12,20 +12,19 @@ from core.data.dataset import Dataset
 from core.data.loaders import load_dataset
 
 
-def test_image(name: str, index: int) -> tuple[torch.Tensor, int]:
-    """Image `index` of a named dataset's test split (C×H×W in [0, 1]) and its label.
+def test_image(spec: DataSpec, index: int) -> tuple[torch.Tensor, int]:
+    """Image `index` of the dataset's test split (C×H×W in [0, 1]) and its label (subsets ignored).
 
     Raises:
-        ValueError: the index is out of range, or the dataset has no name to load it by.
+        ValueError: the index is out of range.
     """
-    ds = _cached_dataset(name)
+    whole = spec.model_copy(update={"train_subset": None, "test_subset": None, "seed": 0})
+    ds = _cached_dataset(whole.model_dump_json())
     if index >= len(ds.x_test):
-        raise ValueError(f"test_index {index} out of range: {name} has {len(ds.x_test)} test images")
+        raise ValueError(f"test_index {index} out of range: {spec.label} has {len(ds.x_test)} test images")
     return ds.x_test[index], int(ds.y_test[index])
 
 
 @lru_cache(maxsize=2)
-def _cached_dataset(name: str) -> Dataset:
-    if name == "folder":
-        raise ValueError("test images are available for named datasets, not 'folder'")
-    return load_dataset(DataSpec(name=name))
+def _cached_dataset(spec_json: str) -> Dataset:
+    return load_dataset(DataSpec.model_validate_json(spec_json))

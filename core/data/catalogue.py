@@ -52,6 +52,7 @@ HOW_TO_GET = {
     "cifar10": "unpack cifar-10-python.tar.gz there (cifar-10-batches-py/), "
     "or pass download=True where a network exists",
     "folder": "make one sub-folder per class under <root>/train and <root>/test",
+    "uploaded": "upload it again (POST /v1/datasets): its files are missing from the artifact store",
 }
 
 

@@ -7,11 +7,13 @@ Files are looked up in `spec.root`, then `$ROBUSTLAB_DATA_DIR/<name>`, then (Fas
 
 from __future__ import annotations
 
+import json
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import load_file
 
 from core.contract.names import DatasetName
 from core.contract.specs import DataSpec
@@ -20,6 +22,8 @@ from core.data.dataset import Dataset, subset, to_tensors
 from core.data.download import fetch
 from core.data.folder import read_folder
 from core.data.idx import find_idx, read_idx
+
+UPLOADED_ARRAYS, UPLOADED_META = "dataset.safetensors", "dataset.json"  # an uploaded dataset's files
 
 
 def load_dataset(spec: DataSpec, *, download: bool = False, url: str | None = None) -> Dataset:
@@ -107,6 +111,20 @@ def load_folder(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
     return Dataset("folder", *to_tensors(x_tr, y_tr), *to_tensors(x_te, y_te), classes)
 
 
+def load_uploaded(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
+    """A dataset uploaded through the API, as the job layer fetched it into `root`: its arrays
+    (`dataset.safetensors`) and class names (`dataset.json`)."""
+    if not spec.root:
+        raise ValueError("an uploaded dataset is read from the folder the job layer fetched it to (root)")
+    root = Path(spec.root)
+    if not (root / UPLOADED_ARRAYS).is_file():
+        raise catalogue.missing("uploaded", [root])
+    arrays = load_file(root / UPLOADED_ARRAYS)
+    classes = json.loads((root / UPLOADED_META).read_text())["classes"]
+    train = to_tensors(arrays["x_train"], arrays["y_train"])
+    return Dataset("uploaded", *train, *to_tensors(arrays["x_test"], arrays["y_test"]), classes)
+
+
 # One loader per dataset name of the contract (a test checks that none is missing).
 LOADERS: dict[DatasetName, Callable[..., Dataset]] = {
     "fashion-mnist": load_idx,
@@ -114,4 +132,5 @@ LOADERS: dict[DatasetName, Callable[..., Dataset]] = {
     "cifar10": load_cifar10,
     "digits": load_digits,
     "folder": load_folder,
+    "uploaded": load_uploaded,
 }

@@ -10,8 +10,8 @@ import torch
 
 from core.attacks import build_attack
 from core.contract.checkpoint import META_FILE, MODEL_FILE
-from core.contract.specs import DataSpec, EvalSpec, ImageAttackSpec, ModelUploadSpec, TrainSpec
-from core.data import class_names, load_dataset, test_image
+from core.contract.specs import EvalSpec, ImageAttackSpec, ModelUploadSpec, TrainSpec
+from core.data import class_names
 from core.evaluation import evaluate
 from core.evaluation.summary import classifier_summary, evaluation_entry
 from core.images import perturbation_png, png_bytes, tensor_from_png
@@ -26,7 +26,7 @@ from core.training import train
 
 def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
     folder = ctx.checkpoint_folder()
-    ds = load_dataset(spec.data)
+    ds = ctx.load_data(spec.data)
     report = ctx.training_reporter(folder, 0.0, 0.8)
     result = train(spec, folder, dataset=ds, progress=report, should_stop=ctx.should_stop)
     model = load_model(folder, device=ctx.device)
@@ -49,14 +49,15 @@ def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
         )
         registered = register_model(
             s,
+            owner_id=ctx.owner_id,
             kind="classifier",
             job_id=ctx.job_id,
-            dataset=spec.data.name,
+            dataset=spec.data.label,
             architecture=spec.model.arch,
             activation=spec.model.activation.label,
             checkpoint_uri=ctx.checkpoint_prefix,
             summary=summary,
-            name=f"{spec.data.name}-{spec.method}-{spec.model.activation.label}-seed{spec.seed}",
+            name=f"{spec.data.label}-{spec.method}-{spec.model.activation.label}-seed{spec.seed}",
             recipe={
                 "method": spec.method,
                 "attack": spec.attack.model_dump(),
@@ -82,7 +83,7 @@ def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> dict:
     if spec.model_id is None:
         raise ValueError("attack_evaluation needs model_id")
     model, _ = ctx.registered_model(spec.model_id, "classifier")
-    ds = load_dataset(spec.data)
+    ds = ctx.load_data(spec.data)
     result = evaluate(
         model,
         ds.x_test,
@@ -111,7 +112,7 @@ def _attack_input(spec: ImageAttackSpec, ctx: JobContext, model, dataset: str) -
             key = upload.uri
         x = tensor_from_png(ctx.store.get_bytes(key), model.spec.in_channels)[None]
         return x, spec.label, spec.input_artifact_id
-    x, y = test_image(dataset, spec.test_index)
+    x, y = ctx.test_image(dataset, spec.test_index)
     with ctx.session() as s:
         art = ctx.save_artifact(s, "input.png", type="image", data=png_bytes(x))
         ident = art.id
@@ -161,7 +162,7 @@ def run_model_upload(spec: ModelUploadSpec, ctx: JobContext) -> dict:
     try:
         data = ctx.store.get_bytes(key)
         model = checked_classifier(spec.model, weights_from_bytes(data))
-        ds = load_dataset(DataSpec(name=spec.dataset))
+        ds = ctx.load_data(spec.data)
         check_fits_dataset(spec.model, ds)
         clean_acc, images = clean_accuracy(model, ds)
     except Exception:
@@ -171,20 +172,21 @@ def run_model_upload(spec: ModelUploadSpec, ctx: JobContext) -> dict:
     meta = {
         "kind": "classifier",
         "uploaded": True,
-        "spec": {"model": spec.model.model_dump(mode="json"), "data": {"name": spec.dataset}},
+        "spec": {"model": spec.model.model_dump(mode="json"), "data": spec.data.model_dump(mode="json")},
     }
     with ctx.session() as s:
         weights = ctx.save_artifact(s, f"checkpoint/{MODEL_FILE}", type="checkpoint", data=data)
         ctx.store.put_bytes(f"{ctx.checkpoint_prefix}/{META_FILE}", json.dumps(meta, indent=1).encode())
         registered = register_model(
             s,
+            owner_id=ctx.owner_id,
             kind="classifier",
             job_id=ctx.job_id,
-            dataset=spec.dataset,
+            dataset=spec.data.label,
             architecture=spec.model.arch,
             activation=spec.model.activation.label,
             checkpoint_uri=ctx.checkpoint_prefix,
-            name=spec.name or f"{spec.dataset}-upload-{spec.model.arch}",
+            name=spec.name or f"{spec.data.label}-upload-{spec.model.arch}",
             summary={"clean_acc": clean_acc, "clean_images": images, "uploaded": True, "evaluations": []},
             recipe={"method": "uploaded", "model": spec.model.model_dump(mode="json")},
         )

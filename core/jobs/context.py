@@ -14,9 +14,15 @@ from sqlalchemy.orm import Session
 
 from core.contract.names import ModelKind
 from core.contract.progress import Progress, ProgressFn
+from core.contract.specs import DataSpec
+from core.data.archive import ArchiveLimits
+from core.data.by_index import test_image
+from core.data.dataset import Dataset
+from core.data.loaders import UPLOADED_ARRAYS, load_dataset
 from core.jobs.model_cache import ModelCache
 from core.store import jobs as store_jobs
 from core.store.artifacts import ArtifactStore, record_artifact
+from core.store.orm import DatasetRow
 from core.store.registry import get_model
 from core.training.checkpoint import has_checkpoint
 
@@ -32,6 +38,9 @@ class JobContext:
     work_dir: Path
     models: ModelCache
     device: str
+    owner_id: str | None = None  # the owning user: what the job registers is theirs
+    data_root: Path = Path("var/data")  # the operator's folders, offered as `folder` datasets by name
+    archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)  # what an uploaded dataset may hold
     lease_lost: threading.Event = field(default_factory=threading.Event)
     _last_progress: float = 0.0
     _last_stop_check: float = 0.0
@@ -93,6 +102,39 @@ class JobContext:
             stage(p)
 
         return report
+
+    def local_data(self, spec: DataSpec) -> DataSpec:
+        """`spec` as this node reads it: a `folder` of the data root by its path, an `uploaded`
+        dataset fetched once from the artifact store into the work folder.
+
+        Raises:
+            ValueError: the spec carries a path (the service never takes one), names no folder,
+                or names an uploaded dataset that does not exist.
+        """
+        if spec.root is not None:
+            raise ValueError("data.root: the service takes no paths; name a dataset of the catalogue")
+        if spec.name == "folder":
+            if not spec.folder:
+                raise ValueError("data.folder: name a folder of the data root (GET /v1/datasets)")
+            return spec.model_copy(update={"root": str(self.data_root / spec.folder)})
+        if spec.name == "uploaded":
+            with self.session() as s:
+                row = s.get(DatasetRow, spec.dataset_id)
+                if row is None:
+                    raise ValueError(f"no uploaded dataset with id {spec.dataset_id}")
+                uri = row.uri
+            local = self.work_dir / "datasets" / spec.dataset_id
+            if not (local / UPLOADED_ARRAYS).is_file():
+                self.store.download_folder(uri, local)
+            return spec.model_copy(update={"root": str(local)})
+        return spec
+
+    def load_data(self, spec: DataSpec) -> Dataset:
+        return load_dataset(self.local_data(spec))
+
+    def test_image(self, dataset_label: str, index: int):
+        """Image `index` of the test split of the dataset a registry label names, and its label."""
+        return test_image(self.local_data(DataSpec.from_label(dataset_label)), index)
 
     def registered_model(self, model_id: str, kind: ModelKind) -> tuple:
         """The registered model `model_id` of `kind` (loaded once through the worker's cache) and

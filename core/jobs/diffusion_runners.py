@@ -10,7 +10,6 @@ from sqlalchemy import select
 from core.contract.checkpoint import MODEL_FILE
 from core.contract.progress import Progress
 from core.contract.specs import DDPMForwardSpec, DDPMSampleSpec, DDPMTrainSpec
-from core.data import load_dataset, test_image
 from core.diffusion.ddpm import load_diffusion, train_ddpm
 from core.diffusion.quality import sample_quality
 from core.diffusion.sampling import forward_explorer, sample
@@ -37,13 +36,13 @@ def _quality_classifier(ctx: JobContext, dataset: str):
 
 def run_ddpm_training(spec: DDPMTrainSpec, ctx: JobContext) -> dict:
     folder = ctx.checkpoint_folder()
-    ds = load_dataset(spec.data)
+    ds = ctx.load_data(spec.data)
     t0 = time.perf_counter()
     report = ctx.training_reporter(folder, 0.0, 0.85)
     result = train_ddpm(spec, folder, dataset=ds, progress=report, should_stop=ctx.should_stop)
     train_seconds = time.perf_counter() - t0
     model = load_diffusion(folder, device=ctx.device)
-    classifier_id, classifier = _quality_classifier(ctx, spec.data.name)
+    classifier_id, classifier = _quality_classifier(ctx, spec.data.label)
     summary = {"history": result.history, "train_seconds": train_seconds, "quality": None}
     if classifier is not None and classifier.spec.image_size == model.data_size:
         n = min(QUALITY_SAMPLES, len(ds.x_test))
@@ -64,14 +63,15 @@ def run_ddpm_training(spec: DDPMTrainSpec, ctx: JobContext) -> dict:
         )
         row = register_model(
             s,
+            owner_id=ctx.owner_id,
             kind="diffusion",
             job_id=ctx.job_id,
-            dataset=spec.data.name,
+            dataset=spec.data.label,
             architecture="unet2d",
             activation="silu",
             checkpoint_uri=ctx.checkpoint_prefix,
             summary=summary,
-            name=f"{spec.data.name}-ddpm-seed{spec.seed}",
+            name=f"{spec.data.label}-ddpm-seed{spec.seed}",
             recipe={**spec.model_dump(mode="json"), "facts": model.facts()},
         )
         return {
@@ -117,7 +117,7 @@ def run_ddpm_forward(spec: DDPMForwardSpec, ctx: JobContext) -> dict:
     model, dataset = ctx.registered_model(spec.model_id, "diffusion")
     big_t = model.spec.num_train_timesteps
     timesteps = spec.timesteps or [round(i * (big_t - 1) / 9) for i in range(10)]
-    x0, label = test_image(dataset, spec.test_index)
+    x0, label = ctx.test_image(dataset, spec.test_index)
     frames = []
     for i, t in enumerate(timesteps):
         out = forward_explorer(model, x0[None], t, seed=spec.seed)

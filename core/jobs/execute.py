@@ -13,6 +13,7 @@ from functools import partial
 
 from core.contract.kinds import job_kind
 from core.contract.progress import Stopped
+from core.data.archive import ArchiveLimits
 from core.device import resolve_device
 from core.jobs.context import JobContext
 from core.jobs.model_cache import ModelCache
@@ -37,16 +38,34 @@ def _heartbeat(ctx: JobContext, settings: Settings, worker: str, done: threading
 
 
 def execute_job(job_id: str, *, settings: Settings, worker: str, models: ModelCache) -> str:
-    """Run job `job_id` if this worker can claim it; returns the job's status afterwards."""
+    """Run the job this delivery of `job_id` stands for: on the interactive queue that job; on the
+    train queue the fairest queued one (see `claim_fairly`). Returns the status of the job run (or
+    of `job_id` when nothing could be claimed)."""
     session = partial(session_scope, settings.database_url)
     with session() as s:
-        job = store_jobs.claim_job(s, job_id=job_id, worker=worker, lease_seconds=settings.lease_seconds)
+        delivered = store_jobs.get_job(s, job_id=job_id)
+        if delivered is None:
+            log.info("job %s not found", job_id)
+            return "missing"
+        if delivered.queue == "train":  # a delivery is a turn: the fairest queued train job runs
+            job = store_jobs.claim_fairly(
+                s,
+                delivered=job_id,
+                queue="train",
+                worker=worker,
+                lease_seconds=settings.lease_seconds,
+                running_limit=settings.max_running_train_jobs_per_user,
+            )
+        else:
+            job = store_jobs.claim_job(s, job_id=job_id, worker=worker, lease_seconds=settings.lease_seconds)
         if job is None:
-            current = store_jobs.get_job(s, job_id=job_id)
-            status = current.status if current else "missing"
-            log.info("job %s not claimed (status %s)", job_id, status)
-            return status
-        kind, raw_spec = job.kind, job.spec
+            s.refresh(delivered)
+            log.info("nothing claimed for delivery of job %s (status %s)", job_id, delivered.status)
+            return delivered.status
+        if job.id != job_id:
+            log.info("delivery of job %s runs job %s (fair turn)", job_id, job.id)
+        job_id = job.id
+        kind, raw_spec, owner_id = job.kind, job.spec, job.owner_id
     ctx = JobContext(
         job_id=job_id,
         session=session,
@@ -54,6 +73,9 @@ def execute_job(job_id: str, *, settings: Settings, worker: str, models: ModelCa
         work_dir=settings.work_dir,
         models=models,
         device=str(resolve_device("auto")),
+        owner_id=owner_id,
+        data_root=settings.data_root,
+        archive_limits=ArchiveLimits(max_files=settings.max_dataset_files, max_pixels=settings.max_image_pixels),
     )
     done = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(ctx, settings, worker, done), daemon=True)

@@ -50,6 +50,23 @@ class ArtifactStore:
         if self.fs.exists(path):
             self.fs.rm(path)
 
+    def delete_tree(self, prefix: str) -> None:
+        """Remove every file under `prefix` (nothing if there is none)."""
+        path = self._path(prefix)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def all_keys(self) -> list[str]:
+        """Every file's key in the store."""
+        return sorted(p[len(self.root) + 1 :] for p in self.fs.find(self.root) if not p.endswith("/"))
+
+    def modified(self, key: str) -> float:
+        """The file's last modification as a POSIX time (0 when the file system does not say)."""
+        try:
+            return self.fs.modified(self._path(key)).timestamp()
+        except (NotImplementedError, AttributeError, OSError):
+            return 0.0
+
     def exists(self, key: str) -> bool:
         return self.fs.exists(self._path(key))
 
@@ -72,9 +89,17 @@ class ArtifactStore:
 
 
 def record_artifact(
-    session: Session, store: ArtifactStore, *, key: str, data: bytes, type: str, job_id: str | None = None
+    session: Session,
+    store: ArtifactStore,
+    *,
+    key: str,
+    data: bytes,
+    type: str,
+    job_id: str | None = None,
+    owner_id: str | None = None,
 ) -> Artifact:
-    """Write `data` at `key` and record it (`uri` holds the key inside the store)."""
+    """Write `data` at `key` and record it (`uri` holds the key inside the store); a job's
+    artifact follows its job's visibility, one without a job belongs to `owner_id`."""
     store.put_bytes(key, data)
     row = Artifact(
         job_id=job_id,
@@ -83,6 +108,7 @@ def record_artifact(
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         content_type=CONTENT_TYPES.get(Path(key).suffix, "application/octet-stream"),
+        owner_id=owner_id,
     )
     session.add(row)
     session.flush()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -14,12 +14,20 @@ from core.store.pages import filtered_page
 
 
 def create_job(
-    session: Session, *, kind: str, spec: dict, owner: str | None = None, study_id: str | None = None
+    session: Session,
+    *,
+    kind: str,
+    spec: dict,
+    owner: str | None = None,
+    owner_id: str | None = None,
+    study_id: str | None = None,
 ) -> Job:
+    """A queued job of `kind`; `owner` is the owning user's name (for display), `owner_id` its id."""
     job = Job(
         kind=kind,
         spec=spec,
         owner=owner,
+        owner_id=owner_id,
         study_id=study_id,
         queue=job_kind(kind).queue,
         status="queued",
@@ -42,10 +50,12 @@ def list_jobs(
     study_id: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    where=None,
 ) -> tuple[list[Job], int]:
-    """A page of jobs, newest first, and the total count matching the filters."""
+    """A page of jobs, newest first, and the total count matching the filters (and `where`, an
+    SQL condition such as what a caller may see)."""
     filters = {Job.status: status, Job.kind: kind, Job.study_id: study_id}
-    return filtered_page(session, Job, filters, limit=limit, offset=offset)
+    return filtered_page(session, Job, filters, limit=limit, offset=offset, where=where)
 
 
 def claim_job(session: Session, *, job_id: str, worker: str, lease_seconds: float) -> Job | None:
@@ -63,6 +73,7 @@ def claim_job(session: Session, *, job_id: str, worker: str, lease_seconds: floa
             lease_owner=worker,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             started_at=func.coalesce(Job.started_at, now),
+            claimed_at=now,
             attempts=Job.attempts + 1,
             updated_at=now,
         )
@@ -73,6 +84,57 @@ def claim_job(session: Session, *, job_id: str, worker: str, lease_seconds: floa
     job = session.get(Job, job_id)
     session.refresh(job)
     return job
+
+
+def fair_order(session: Session, *, queue: str, running_limit: int) -> list[str]:
+    """The queued jobs of `queue` in the order the lab's users should be served: only users with
+    fewer than `running_limit` jobs running; of those, the fewest running first, then the one
+    served longest ago (its latest claim), then each user's oldest job. So one user's long study
+    interleaves with everyone else's jobs instead of holding the workers until it is done."""
+    running = dict(
+        session.execute(
+            select(Job.owner_id, func.count()).where(Job.queue == queue, Job.status == "running").group_by(Job.owner_id)
+        ).all()
+    )
+    served = dict(
+        session.execute(
+            select(Job.owner_id, func.max(Job.claimed_at)).where(Job.queue == queue).group_by(Job.owner_id)
+        ).all()
+    )
+    queued = session.execute(
+        select(Job.id, Job.owner_id, Job.created_at)
+        .where(Job.queue == queue, Job.status == "queued", Job.cancel_requested.is_(False))
+        .order_by(Job.created_at)
+        .limit(1000)
+    ).all()
+    never = datetime.min.replace(tzinfo=UTC)
+    waiting = [q for q in queued if running.get(q.owner_id, 0) < running_limit]
+    waiting.sort(
+        key=lambda q: (running.get(q.owner_id, 0), _aware(served.get(q.owner_id)) or never, _aware(q.created_at))
+    )
+    return [q.id for q in waiting]
+
+
+def claim_fairly(
+    session: Session, *, delivered: str, queue: str, worker: str, lease_seconds: float, running_limit: int
+) -> Job | None:
+    """The job a worker delivered `delivered` should run: that job itself when it is a crashed
+    run to resume (running under an expired lease), else the fairest queued job of `queue`
+    (`fair_order`), which may be another one: a delivery is a turn, and every queued job has one
+    coming. None when nothing may run now (the re-enqueue loop delivers the skipped jobs again)."""
+    resumed = session.get(Job, delivered)
+    if resumed is not None and resumed.status == "running":
+        return claim_job(session, job_id=delivered, worker=worker, lease_seconds=lease_seconds)
+    for job_id in fair_order(session, queue=queue, running_limit=running_limit):
+        job = claim_job(session, job_id=job_id, worker=worker, lease_seconds=lease_seconds)
+        if job is not None:
+            return job
+    return None
+
+
+def _aware(t: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes for timezone-aware columns: they are UTC."""
+    return t if t is None or t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def heartbeat(session: Session, *, job_id: str, worker: str, lease_seconds: float) -> bool:

@@ -46,6 +46,16 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict: FiniteJSON}
 
 
+class User(Base):
+    """A person (or a service) of the lab; keys belong to users, objects are owned by users."""
+
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20), default="member")  # one of ROLES
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Study(Base):
     __tablename__ = "studies"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -53,6 +63,7 @@ class Study(Base):
     preset: Mapped[str] = mapped_column(String(50))
     spec: Mapped[dict] = mapped_column(FiniteJSON)
     owner: Mapped[str | None] = mapped_column(String(100))
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -68,6 +79,7 @@ class Job(Base):
     result: Mapped[dict | None] = mapped_column(FiniteJSON)
     error: Mapped[str | None] = mapped_column(Text)
     owner: Mapped[str | None] = mapped_column(String(100))
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
     study_id: Mapped[str | None] = mapped_column(ForeignKey("studies.id"), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -76,6 +88,7 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the latest claim
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -99,6 +112,7 @@ class Artifact(Base):
     content_type: Mapped[str] = mapped_column(String(100), default="application/octet-stream")
     size: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -114,6 +128,22 @@ class RegisteredModel(Base):
     recipe: Mapped[dict] = mapped_column(FiniteJSON)
     checkpoint_uri: Mapped[str] = mapped_column(String(1000))
     summary: Mapped[dict] = mapped_column(FiniteJSON, default=dict)
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DatasetRow(Base):
+    """A dataset uploaded through the API: its arrays live in the artifact store."""
+
+    __tablename__ = "datasets"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    classes: Mapped[dict] = mapped_column(FiniteJSON)  # {"names": [...], "train": [...], "test": [...]} counts
+    channels: Mapped[int] = mapped_column(Integer)
+    image_size: Mapped[int] = mapped_column(Integer)
+    uri: Mapped[str] = mapped_column(String(1000))  # the folder of dataset.safetensors and dataset.json
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -124,4 +154,21 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(12))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEntry(Base):
+    """Who did what to which object, when: submissions, cancellations, deletions, uploads, keys."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    user_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    user_name: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    object_type: Mapped[str] = mapped_column(String(50))
+    object_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict] = mapped_column(FiniteJSON, default=dict)

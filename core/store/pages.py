@@ -8,10 +8,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 
-def filtered_page(session: Session, entity, filters: dict[Any, Any], *, limit: int, offset: int) -> tuple[list, int]:
-    """Rows of `entity` whose columns equal the non-None values of `filters` ({column: value}),
-    newest first (ties by id), and how many match in all."""
-    query = select(entity)
+def filtered_page(
+    session: Session, entity, filters: dict[Any, Any], *, limit: int, offset: int, where=None
+) -> tuple[list, int]:
+    """Rows of `entity` whose columns equal the non-None values of `filters` ({column: value}) and
+    that meet `where` (an SQL condition, if any), newest first (ties by id), and how many match."""
+    query = select(entity) if where is None else select(entity).where(where)
     for column, value in filters.items():
         if value is not None:
             query = query.where(column == value)

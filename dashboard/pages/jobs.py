@@ -8,7 +8,16 @@ import streamlit as st
 from core.contract.kinds import JOB_KINDS
 from core.contract.names import FINISHED, JOB_STATUSES
 from dashboard.charts import training_curves
-from dashboard.common import REFRESH_SECONDS, api, call, duration, elapsed_and_eta, show_image, side_by_side_json
+from dashboard.common import (
+    REFRESH_SECONDS,
+    api,
+    call,
+    duration,
+    elapsed_and_eta,
+    may_change,
+    show_image,
+    side_by_side_json,
+)
 from dashboard.evaluation_view import show_evaluation
 
 
@@ -54,7 +63,7 @@ def job_table() -> None:
                 "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent")
             },
         )
-        active = [j for j in items if j["status"] not in FINISHED]
+        active = [j for j in items if j["status"] not in FINISHED and may_change(j["owner"])]
         if active:
             c1, c2 = st.columns([3, 1])
             victim = c1.selectbox(
@@ -103,7 +112,11 @@ def job_page(job_id: str) -> None:
         metrics = call(api().metrics, job_id) or []
         if metrics:
             st.plotly_chart(training_curves(metrics), width="stretch", key="curves")
-        if current["status"] not in FINISHED and st.button("Cancel this job", key="cancel_one"):
+        if (
+            current["status"] not in FINISHED
+            and may_change(current["owner"])
+            and st.button("Cancel this job", key="cancel_one")
+        ):
             call(api().cancel, job_id)
         if current["status"] in FINISHED and running:
             st.rerun()  # the job just finished: redraw the whole page once, with its artifacts

@@ -11,7 +11,7 @@ from api.deps import get_queue
 from api.main import create_app
 from core.settings import Settings, get_settings
 from core.store.db import session_scope
-from core.store.keys import create_key
+from core.store.keys import create_key, ensure_user
 from core.store.migrate import upgrade
 from core.store.registry import register_model
 from tests.dbs import database_url
@@ -26,8 +26,8 @@ class RecordingQueue:
 
 
 def make_app(url: str, tmp_path):
-    """An app on the database at `url` (migrated), with a key, a registered model and a recording
-    queue; returns (app, key, queue, model_id, settings)."""
+    """An app on the database at `url` (migrated), with an admin key, a registered model and a
+    recording queue; returns (app, key, queue, model_id, settings)."""
     upgrade(url)
     settings = Settings(
         database_url=url,
@@ -39,7 +39,7 @@ def make_app(url: str, tmp_path):
         max_epochs=50,
     )
     with session_scope(url) as s:
-        _, key = create_key(s, name="tester")
+        _, key = create_key(s, name="tester", user=ensure_user(s, name="tester", role="admin"))
         model = register_model(
             s,
             kind="classifier",

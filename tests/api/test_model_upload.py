@@ -28,7 +28,7 @@ def test_a_structurally_valid_upload_becomes_a_model_upload_job(api):
     assert r.status_code == 202, r.text  # no worker here: the job waits on the interactive queue
     assert r.json()["kind"] == "model_upload" and api.queue.sent[-1] == (r.json()["id"], "interactive")
     spec = r.json()["spec"]
-    assert spec["dataset"] == "digits" and spec["name"] == "mine" and spec["model"]["width"] == 8
+    assert spec["data"]["name"] == "digits" and spec["name"] == "mine" and spec["model"]["width"] == 8
     assert api.get(f"/v1/artifacts/{spec['weights_artifact_id']}").content == GOOD
 
 
@@ -59,7 +59,7 @@ def test_a_bad_spec_or_dataset_is_422_naming_the_field(api):
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][:3] == ["body", "spec", "arch"]
     assert upload(api, GOOD, spec="{not json").status_code == 422
     r = upload(api, GOOD, dataset="folder")
-    assert r.status_code == 422 and "not 'folder'" in json.dumps(r.json()["detail"])
+    assert r.status_code == 422 and "name a folder of the data root" in json.dumps(r.json()["detail"])
     assert upload(api, GOOD, dataset="/etc").status_code == 422
     assert not api.queue.sent
 

@@ -13,7 +13,16 @@ from safetensors.torch import load, save
 
 from core.contract.kinds import JOB_KINDS
 from core.contract.presets import ddpm_preset, eval_preset, train_preset
-from core.contract.specs import DDPMForwardSpec, DDPMSampleSpec, ImageAttackSpec, ModelSpec, ModelUploadSpec
+from core.contract.specs import (
+    DatasetUploadSpec,
+    DataSpec,
+    DDPMForwardSpec,
+    DDPMSampleSpec,
+    ImageAttackSpec,
+    ModelSpec,
+    ModelUploadSpec,
+    ProtocolSpec,
+)
 from core.jobs.execute import execute_job
 from core.jobs.model_cache import ModelCache
 from core.settings import Settings
@@ -163,7 +172,8 @@ def test_an_uploaded_classifier_is_checked_registered_and_evaluable(lab, classif
     weights, model = _trained_weights(lab, classifier)
     upload = _upload(lab, save(weights))
     job = lab.run(
-        "model_upload", ModelUploadSpec(weights_artifact_id=upload, model=model, dataset="digits", name="mine")
+        "model_upload",
+        ModelUploadSpec(weights_artifact_id=upload, model=model, data=DataSpec(name="digits"), name="mine"),
     )
     assert job["status"] == "succeeded", job["error"]
     assert job["result"]["clean_acc"] == pytest.approx(classifier["result"]["clean_acc"], abs=0.1)
@@ -192,7 +202,9 @@ def test_a_bad_upload_fails_naming_the_problem_and_leaves_nothing(lab, classifie
     upload = _upload(lab, save(spoil(weights)))
     with session_scope(lab.settings.database_url) as s:
         before = s.query(RegisteredModel).count()
-    job = lab.run("model_upload", ModelUploadSpec(weights_artifact_id=upload, model=model, dataset="digits"))
+    job = lab.run(
+        "model_upload", ModelUploadSpec(weights_artifact_id=upload, model=model, data=DataSpec(name="digits"))
+    )
     assert job["status"] == "failed" and message in job["error"]
     with session_scope(lab.settings.database_url) as s:
         assert s.query(RegisteredModel).count() == before and s.get(Artifact, upload) is None
@@ -201,16 +213,60 @@ def test_a_bad_upload_fails_naming_the_problem_and_leaves_nothing(lab, classifie
 def test_an_upload_for_the_wrong_dataset_is_refused(lab, classifier):
     weights, model = _trained_weights(lab, classifier)
     upload = _upload(lab, save(weights))
-    job = lab.run("model_upload", ModelUploadSpec(weights_artifact_id=upload, model=model, dataset="fashion-mnist"))
+    job = lab.run(
+        "model_upload", ModelUploadSpec(weights_artifact_id=upload, model=model, data=DataSpec(name="fashion-mnist"))
+    )
     assert job["status"] == "failed" and "model.image_size is 8 but dataset 'fashion-mnist' has 28" in job["error"]
     assert lab.run(
         "model_upload",
-        ModelUploadSpec(weights_artifact_id=_upload(lab, b"not safetensors"), model=model, dataset="digits"),
+        ModelUploadSpec(
+            weights_artifact_id=_upload(lab, b"not safetensors"), model=model, data=DataSpec(name="digits")
+        ),
     )["error"].startswith("ValueError: weights: not a valid")
+
+
+def test_an_uploaded_dataset_is_registered_and_trains_like_any_other(lab):
+    from tests.api.test_datasets import class_folders_zip, png
+
+    entries = {
+        f"{c}/{i}.png": png(30 * i + (100 if c == "bright" else 0)) for c in ("dark", "bright") for i in range(5)
+    }
+    upload = _upload(lab, class_folders_zip(entries))
+    job = lab.run("dataset_upload", DatasetUploadSpec(archive_artifact_id=upload, name="shades"))
+    assert job["status"] == "succeeded", job["error"]
+    result = job["result"]
+    assert result["classes"] == ["bright", "dark"] and (result["train"], result["test"]) == (8, 2)
+    with session_scope(lab.settings.database_url) as s:
+        assert s.get(Artifact, upload) is None  # the archive is gone: the arrays are the dataset
+    data = DataSpec(name="uploaded", dataset_id=result["dataset_id"])
+    spec = train_preset("smoke").model_copy(
+        update={
+            "data": data,
+            "epochs": 1,
+            "eval_subset": 2,
+            "model": train_preset("smoke").model.model_copy(update={"num_classes": 2}),
+        }
+    )
+    spec = spec.model_copy(update={"protocol": ProtocolSpec(ensemble="pgd", images=2)})  # DLR needs 4 classes
+    trained = lab.run("adversarial_training", spec)
+    assert trained["status"] == "succeeded", trained["error"]
+    with session_scope(lab.settings.database_url) as s:
+        assert get_model(s, model_id=trained["result"]["model_id"]).dataset == f"uploaded:{result['dataset_id']}"
+
+
+def test_a_hostile_archive_fails_the_job_and_leaves_nothing(lab):
+    from tests.api.test_datasets import HOSTILE
+
+    upload = _upload(lab, HOSTILE["fake image"][0])
+    job = lab.run("dataset_upload", DatasetUploadSpec(archive_artifact_id=upload, name="bad"))
+    assert job["status"] == "failed" and "not a readable image" in job["error"]
+    with session_scope(lab.settings.database_url) as s:
+        assert s.get(Artifact, upload) is None
 
 
 def test_these_tests_cover_every_job_kind():
     covered = {
+        "dataset_upload",
         "model_upload",
         "adversarial_training",
         "attack_evaluation",

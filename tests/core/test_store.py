@@ -75,12 +75,26 @@ def test_cancel_queued_and_running(db):
         assert store_jobs.cancel_requested(s, job_id=running)
 
 
-def test_keys_are_stored_hashed(db):
+def test_keys_are_stored_hashed_belong_to_users_and_expire(db):
+    from datetime import timedelta
+
+    from core.store.keys import ensure_user, revoke_key
+    from core.store.orm import utcnow
+
     with session_scope(db) as s:
         row, key = create_key(s, name="k")
         assert key not in row.key_hash and row.key_hash != key
-        assert verify_key(s, key=key).id == row.id
+        found, user = verify_key(s, key=key)
+        assert found.id == row.id and user.name == "k" and user.role == "member"
         assert verify_key(s, key=key + "x") is None
+        admin = ensure_user(s, name="ops", role="admin")
+        _, soon = create_key(s, name="soon", user=admin, expires_at=utcnow() + timedelta(hours=1))
+        _, gone = create_key(s, name="gone", user=admin, expires_at=utcnow() - timedelta(seconds=1))
+        assert verify_key(s, key=soon)[1].role == "admin" and verify_key(s, key=gone) is None
+        revoke_key(s, key_id=row.id)
+        assert verify_key(s, key=key) is None
+        with pytest.raises(ValueError, match="role must be"):
+            ensure_user(s, name="x", role="root")
 
 
 def test_artifacts_round_trip_with_checksum(db, tmp_path):
@@ -150,7 +164,8 @@ def test_db_upgrade_makes_the_bootstrap_key_valid(db, monkeypatch, capsys):
         get_settings.cache_clear()
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["bootstrap_key"] == key[:10]
     with session_scope(db) as s:
-        assert verify_key(s, key=key).name == "bootstrap"
+        row, user = verify_key(s, key=key)
+        assert row.name == "bootstrap" and user.role == "admin"
         with pytest.raises(ValueError, match="at least 32"):
             ensure_key(s, name="weak", key="rl_short")
 
@@ -190,3 +205,73 @@ def test_sqlite_writers_line_up_across_threads_and_processes(tmp_path):
     assert waited > 0.5  # the other process held it
     with write_lock("postgresql://u@h/db"):  # a no-op where the database takes concurrent writers
         pass
+
+
+def test_the_migrations_build_exactly_the_tables_the_code_uses(db):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from core.store.db import engine_for
+    from core.store.orm import Base
+
+    with engine_for(db).connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_keys_from_before_users_become_admins_and_jobs_keep_their_owner(tmp_path):
+    import sqlalchemy as sa
+
+    from core.store.keys import hash_key
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0001")
+    engine = sa.create_engine(url)
+    with engine.begin() as c:
+        c.execute(
+            sa.text(
+                "INSERT INTO api_keys (id, name, prefix, key_hash, revoked, created_at) "
+                "VALUES ('k1', 'alice', 'rl_x', :h, 0, '2026-01-01')"
+            ),
+            {"h": hash_key("rl_" + "a" * 40)},
+        )
+        c.execute(
+            sa.text(
+                "INSERT INTO jobs (id, kind, status, queue, spec, progress, message, owner, attempts, "
+                "cancel_requested, created_at, updated_at) VALUES ('j1', 'adversarial_training', "
+                "'succeeded', 'train', '{}', 1, '', 'alice', 1, 0, '2026-01-01', '2026-01-01')"
+            )
+        )
+    upgrade(url)
+    with session_scope(url) as s:
+        key, user = verify_key(s, key="rl_" + "a" * 40)
+        assert user.name == "alice" and user.role == "admin"
+        assert store_jobs.get_job(s, job_id="j1").owner_id == user.id
+
+
+def test_fair_order_serves_the_user_served_longest_ago_and_caps_running_jobs(db):
+    from core.store.keys import ensure_user
+
+    with session_scope(db) as s:
+        alice, bob, carol = (ensure_user(s, name=n).id for n in ("alice", "bob", "carol"))
+        study = [store_jobs.create_job(s, kind="adversarial_training", spec={}, owner_id=alice).id for _ in range(4)]
+
+    def claim(job_id, worker):
+        with session_scope(db) as session:
+            job = store_jobs.claim_fairly(
+                session, delivered=job_id, queue="train", worker=worker, lease_seconds=30, running_limit=2
+            )
+            return None if job is None else job.id
+
+    assert claim(study[0], "w1") == study[0]  # alone in the queue: the oldest job
+    with session_scope(db) as s:
+        late = store_jobs.create_job(s, kind="adversarial_training", spec={}, owner_id=bob).id
+    assert claim(study[1], "w2") == late  # a delivery of alice's job: bob, with nothing running, goes first
+    assert claim(study[2], "w3") == study[1]  # alice's next; bob has no more
+    assert claim(study[3], "w4") is None  # alice has 2 running, the cap: her others wait
+    with session_scope(db) as s:
+        extra = store_jobs.create_job(s, kind="adversarial_training", spec={}, owner_id=carol).id
+    assert claim(study[3], "w4") == extra  # but carol is served
+    with session_scope(db) as s:
+        assert store_jobs.fair_order(s, queue="train", running_limit=2) == []
+        assert store_jobs.fair_order(s, queue="train", running_limit=3) == study[2:]

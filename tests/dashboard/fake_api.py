@@ -108,7 +108,15 @@ DIFFUSION = {
 class FakeApi:
     base_url = "http://fake"
 
-    def __init__(self, *, jobs: list[dict] | None = None, models: list[dict] | None = None, fail: str | None = None):
+    def __init__(
+        self,
+        *,
+        jobs: list[dict] | None = None,
+        models: list[dict] | None = None,
+        fail: str | None = None,
+        user: str = "test",
+        role: str = "admin",
+    ):
         self.calls: list[tuple] = []
         self._jobs = jobs if jobs is not None else [job("a1"), job("r1", status="running")]
         self._models = (
@@ -122,11 +130,16 @@ class FakeApi:
             ]
         )
         self.fail = fail  # a method name that raises LabError, to test error display
+        self.user, self.role = user, role
 
     def _record(self, name: str, *args, **kwargs):
         self.calls.append((name, args, kwargs))
         if name == self.fail:
             raise LabError("503 Service Unavailable: the database is away")
+
+    def me(self):
+        self._record("me")
+        return {"user_id": "u1", "name": self.user, "role": self.role, "key_id": "k1"}
 
     def jobs(self, **filters):
         self._record("jobs", **filters)

@@ -160,3 +160,34 @@ def test_an_evaluation_shows_its_protocol_breakdown_and_warnings():
     assert list(at.dataframe[0].value["attack"]) == ["apgd-ce100-linf", "apgd-t100-linf", "square5000-linf"]
     assert [w.value for w in at.warning] == result["warnings"]
     assert [m.value for m in at.metric] == ["80.0%", "60.0%"]
+
+
+def test_a_member_is_offered_to_cancel_only_their_own_jobs():
+    jobs = [job("mine", status="running", owner="ann"), job("theirs", status="running", owner="bob")]
+    at = run_page("jobs", FakeApi(jobs=jobs, user="ann", role="member"))
+    assert at.selectbox(key="cancel_choice").options == ["mine · adversarial_training"]
+
+
+def test_the_app_asks_for_a_key_and_signs_in_from_a_link(monkeypatch):
+    import httpx
+
+    app = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+    at = AppTest.from_file(str(app), default_timeout=60)
+    at.run()
+    assert at.text_input(key="sign_in_key") is not None and not at.exception  # no key: the sign-in form
+
+    def fake_request(self, method, url, **kwargs):  # the API, as far as /v1/me goes
+        ok = self.headers["Authorization"] == "Bearer rl_good"
+        body = {"user_id": "u", "name": "ann", "role": "member", "key_id": "k"} if ok else {"detail": "invalid key"}
+        return httpx.Response(200 if ok else 401, json=body, request=httpx.Request(method, f"http://api{url}"))
+
+    monkeypatch.setattr(httpx.Client, "request", fake_request)
+    at = AppTest.from_file(str(app), default_timeout=60)
+    at.query_params["key"] = "rl_bad"
+    at.run()
+    assert any("401" in e.value for e in at.error) and "api" not in at.session_state
+    at = AppTest.from_file(str(app), default_timeout=60)
+    at.query_params["key"] = "rl_good"
+    at.run()
+    assert at.session_state["me"]["name"] == "ann" and "key" not in at.query_params
+    assert any("Signed in as **ann** (member)" in c.value for c in at.sidebar.caption)

@@ -1,0 +1,73 @@
+"""Who may see and change what. Every route checks the caller against the object, not only the key.
+
+- Admins see and change everything.
+- Members read what the lab shares: the registry (models), studies, and finished jobs with their
+  metrics and artifacts. Another member's queued or running job, and another member's uploads,
+  are private: asking for one answers 404, as if it did not exist.
+- Members cancel, delete or change only what they own: 403 for someone else's shared object.
+- Objects with no owner (made on the command line, or before owners existed) are shared and
+  changed by admins only.
+"""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, status
+from sqlalchemy import or_
+from sqlalchemy.orm import Session
+
+from api.deps import Caller, not_found
+from core.contract.names import FINISHED
+from core.store.orm import Artifact, DatasetRow, Job
+
+
+def owns(caller: Caller, owner_id: str | None) -> bool:
+    return caller.admin or (owner_id is not None and owner_id == caller.user_id)
+
+
+def job_visible(caller: Caller, job: Job) -> bool:
+    return owns(caller, job.owner_id) or job.owner_id is None or job.status in FINISHED
+
+
+def jobs_visible_to(caller: Caller):
+    """The SQL condition for `job_visible` (None for an admin: every job)."""
+    if caller.admin:
+        return None
+    return or_(Job.owner_id == caller.user_id, Job.owner_id.is_(None), Job.status.in_(FINISHED))
+
+
+def visible_job(session: Session, caller: Caller, job_id: str) -> Job:
+    """The job, if the caller may see it; 404 otherwise."""
+    job = session.get(Job, job_id)
+    if job is None or not job_visible(caller, job):
+        raise not_found("job", job_id)
+    return job
+
+
+def artifact_visible(session: Session, caller: Caller, artifact: Artifact) -> bool:
+    if owns(caller, artifact.owner_id):
+        return True
+    if artifact.job_id is not None:
+        job = session.get(Job, artifact.job_id)
+        return job is None or job_visible(caller, job)
+    return artifact.owner_id is None  # made without a job and without an owner: an import, shared
+
+
+def require_owner(caller: Caller, owner_id: str | None, what: str) -> None:
+    """403 unless the caller owns the object (or is an admin)."""
+    if not owns(caller, owner_id):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"only its owner or an admin may change this {what}")
+
+
+def visible_dataset(session, caller: Caller, dataset_id: str) -> DatasetRow:
+    row = session.get(DatasetRow, dataset_id)
+    if row is None or not (caller.admin or row.owner_id == caller.user_id):
+        raise not_found("dataset", dataset_id)
+    return row
+
+
+def data_root_folders(settings) -> list[str]:
+    """The folders of the data root holding train/ and test/ (as far as this process can see)."""
+    root = settings.data_root
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "train").is_dir() and (p / "test").is_dir())

@@ -1,0 +1,169 @@
+"""Image datasets uploaded as zip archives of class folders, read in memory (never extracted to
+disk) and checked against an archive's own dangers before a pixel is decoded: path traversal,
+links, zip bombs (a declared size or a compression ratio too large, or bytes beyond what a
+member declared), too many files, files that are not images. Torch-free.
+
+Layouts: `train/<class>/<image>` with `test/<class>/<image>`, or `<class>/<image>` alone (then a
+fixed fifth of each class, by a seeded draw, is the test split); one enclosing folder is allowed.
+"""
+
+from __future__ import annotations
+
+import io
+import stat
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import numpy as np
+from PIL import Image
+
+from core.data.folder import IMAGE_SUFFIXES
+
+IGNORED = ("__MACOSX/", ".DS_Store", "Thumbs.db")
+TEST_SHARE = 0.2  # of each class, when the archive has no test split
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """What one archive may hold."""
+
+    max_files: int = 50_000
+    max_bytes: int = 1 << 30  # uncompressed, all members together
+    max_ratio: float = 200.0  # uncompressed / compressed, per member
+    max_pixels: int = 4096 * 4096  # per image
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str  # the member's name in the archive
+    split: str  # "train", "test", or "" (to be split)
+    label: str  # the class folder
+
+
+class ArchiveError(ValueError):
+    """The archive is refused; the message says why (a client's 4xx)."""
+
+
+def members(data: bytes, limits: ArchiveLimits = ArchiveLimits()) -> list[Member]:
+    """The archive's images with their split and class, after every structural check.
+
+    Raises:
+        ArchiveError: not a zip, a dangerous or unexpected member, too many or too large files.
+    """
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError) as e:
+        raise ArchiveError("not a zip archive") from e
+    infos = [i for i in zf.infolist() if not i.is_dir() and not any(m in i.filename for m in IGNORED)]
+    if len(infos) > limits.max_files:
+        raise ArchiveError(f"{len(infos)} files; the limit is {limits.max_files}")
+    total = 0
+    for info in infos:
+        name = info.filename
+        path = PurePosixPath(name)
+        if name.startswith("/") or "\\" in name or ".." in path.parts or ":" in path.parts[0]:
+            raise ArchiveError(f"{name!r}: a path that leaves the archive")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise ArchiveError(f"{name!r}: a link")
+        if info.flag_bits & 0x1:
+            raise ArchiveError(f"{name!r}: encrypted")
+        total += info.file_size
+        if total > limits.max_bytes:
+            raise ArchiveError(f"more than {limits.max_bytes} bytes uncompressed")
+        if info.file_size > limits.max_ratio * max(info.compress_size, 1):
+            raise ArchiveError(
+                f"{name!r}: compressed {info.file_size / max(info.compress_size, 1):.0f}:1 (a zip bomb?)"
+            )
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise ArchiveError(f"{name!r} is not an image ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return _layout([i.filename for i in infos])
+
+
+def _layout(names: list[str]) -> list[Member]:
+    parts = [PurePosixPath(n).parts for n in names]
+    if not parts:
+        raise ArchiveError("no images")
+    if len({p[0] for p in parts}) == 1 and all(len(p) > 2 for p in parts):
+        parts = [p[1:] for p in parts]  # one enclosing folder
+    split_layout = {p[0] for p in parts} <= {"train", "test"} and all(len(p) == 3 for p in parts)
+    out = []
+    for name, p in zip(names, parts, strict=True):
+        if split_layout:
+            out.append(Member(name, p[0], p[1]))
+        elif len(p) == 2:
+            out.append(Member(name, "", p[0]))
+        else:
+            raise ArchiveError(f"{name!r}: expected <class>/<image> or train|test/<class>/<image>")
+    if split_layout and {m.split for m in out} != {"train", "test"}:
+        raise ArchiveError("a train/ and a test/ folder, or class folders alone")
+    return out
+
+
+def read_archive(data: bytes, limits: ArchiveLimits = ArchiveLimits(), seed: int = 0) -> dict:
+    """Decode every image of the archive (all converted to the first image's channels and size).
+
+    Returns:
+        `{"x_train", "y_train", "x_test", "y_test", "classes"}`: uint8 N×C×H×W, int64 labels.
+
+    Raises:
+        ArchiveError: as `members`, or an image that does not decode, is too large, or whose
+            bytes differ from what the archive declared; train and test with different classes.
+    """
+    found = members(data, limits)
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    classes = sorted({m.label for m in found})
+    splits = {m.split for m in found}
+    if "test" in splits and sorted({m.label for m in found if m.split == "test"}) != classes:
+        raise ArchiveError("train and test have different class folders")
+    if len(classes) < 2:
+        raise ArchiveError("at least two class folders")
+    shape, images, labels, split_of = None, [], [], []
+    for m in found:
+        info = zf.getinfo(m.name)
+        with zf.open(info) as f:
+            raw = f.read(info.file_size + 1)
+        if len(raw) != info.file_size:
+            raise ArchiveError(f"{m.name!r}: its bytes differ from the size the archive declares")
+        arr, shape = _decode(m.name, raw, shape, limits.max_pixels)
+        images.append(arr)
+        labels.append(classes.index(m.label))
+        split_of.append(m.split)
+    x, y = np.stack(images), np.asarray(labels, dtype=np.int64)
+    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+    test = np.array([s == "test" for s in split_of])
+    if "test" not in splits:
+        test = _seeded_test_split(y, seed)
+    return {"x_train": x[~test], "y_train": y[~test], "x_test": x[test], "y_test": y[test], "classes": classes}
+
+
+def _decode(name: str, raw: bytes, shape, max_pixels: int):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(raw))
+            if img.width * img.height > max_pixels:
+                raise ArchiveError(f"{name!r}: {img.width}×{img.height} pixels; the limit is {max_pixels}")
+            img.load()
+    except ArchiveError:
+        raise
+    except Exception as e:  # PIL raises several types for bytes that are not an image
+        raise ArchiveError(f"{name!r} is not a readable image") from e
+    if shape is None:  # the first image sets the channels and the (square) side of all
+        channels = 1 if img.mode in ("L", "1", "I", "I;16") else 3
+        side = min(img.height, img.width)
+        shape = (side, side, channels)
+    img = img.convert("L" if shape[2] == 1 else "RGB")
+    if (img.height, img.width) != shape[:2]:
+        img = img.resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.uint8), shape
+
+
+def _seeded_test_split(y: np.ndarray, seed: int) -> np.ndarray:
+    test = np.zeros(len(y), dtype=bool)
+    rng = np.random.default_rng(seed)
+    for label in np.unique(y):
+        idx = np.flatnonzero(y == label)
+        test[rng.permutation(idx)[: max(1, round(TEST_SHARE * len(idx)))]] = True
+    return test

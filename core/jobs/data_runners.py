@@ -1,0 +1,58 @@
+"""The dataset job kind's runner: an uploaded zip archive of class folders, checked and decoded
+(`core.data.archive`), stored as arrays and registered in the catalogue. A refused archive leaves
+nothing behind."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from safetensors.numpy import save
+
+from core.contract.specs import DatasetUploadSpec
+from core.data.archive import read_archive
+from core.data.loaders import UPLOADED_ARRAYS, UPLOADED_META
+from core.jobs.context import JobContext
+from core.store.artifacts import delete_artifact
+from core.store.orm import Artifact, DatasetRow
+
+
+def run_dataset_upload(spec: DatasetUploadSpec, ctx: JobContext) -> dict:
+    with ctx.session() as s:
+        upload = s.get(Artifact, spec.archive_artifact_id)
+        if upload is None:
+            raise ValueError(f"no upload with id {spec.archive_artifact_id}")
+        key = upload.uri
+    try:
+        arrays = read_archive(ctx.store.get_bytes(key), ctx.archive_limits, seed=spec.seed)
+    except Exception:
+        with ctx.session() as s:
+            delete_artifact(s, ctx.store, artifact_id=spec.archive_artifact_id)
+        raise
+    classes = arrays.pop("classes")
+    counts = {split: np.bincount(arrays[f"y_{split}"], minlength=len(classes)).tolist() for split in ("train", "test")}
+    with ctx.session() as s:
+        ctx.save_artifact(s, f"dataset/{UPLOADED_ARRAYS}", type="dataset", data=save(arrays))
+        ctx.save_artifact(s, f"dataset/{UPLOADED_META}", type="dataset", data=json.dumps({"classes": classes}).encode())
+        _, channels, size, _ = arrays["x_train"].shape
+        row = DatasetRow(
+            name=spec.name,
+            owner_id=ctx.owner_id,
+            classes={"names": classes, **counts},
+            channels=channels,
+            image_size=size,
+            uri=f"jobs/{ctx.job_id}/dataset",
+            job_id=ctx.job_id,
+        )
+        s.add(row)
+        s.flush()
+        delete_artifact(s, ctx.store, artifact_id=spec.archive_artifact_id)
+        return {
+            "dataset_id": row.id,
+            "name": spec.name,
+            "classes": classes,
+            "train": sum(counts["train"]),
+            "test": sum(counts["test"]),
+            "channels": channels,
+            "image_size": size,
+        }

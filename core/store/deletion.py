@@ -1,0 +1,134 @@
+"""Deleting jobs, models and studies with what they made, and collecting the artifacts nothing
+points to any more. Nothing is deleted while a job that uses it is queued or running."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from core.contract.names import FINISHED
+from core.store.artifacts import ArtifactStore
+from core.store.orm import Artifact, DatasetRow, Job, MetricPoint, RegisteredModel, Study
+
+log = logging.getLogger(__name__)
+
+
+class InUse(ValueError):
+    """The object is used by a job that has not finished (or is such a job)."""
+
+
+def _users_of_model(session: Session, model_id: str) -> list[str]:
+    unfinished = session.scalars(select(Job).where(Job.status.not_in(FINISHED))).all()
+    return [j.id for j in unfinished if (j.spec or {}).get("model_id") == model_id]
+
+
+def delete_model(session: Session, store: ArtifactStore, *, model_id: str) -> None:
+    """The model, its checkpoint files and their artifact rows.
+
+    Raises:
+        InUse: a queued or running job acts on the model.
+    """
+    model = session.get(RegisteredModel, model_id)
+    if model is None:
+        return
+    if users := _users_of_model(session, model_id):
+        raise InUse(f"model {model_id} is used by unfinished job(s) {', '.join(users)}: cancel them first")
+    prefix = model.checkpoint_uri.rstrip("/") + "/"
+    session.execute(delete(Artifact).where(Artifact.uri.startswith(prefix)))
+    store.delete_tree(model.checkpoint_uri)
+    session.delete(model)
+    session.flush()
+
+
+def delete_job(session: Session, store: ArtifactStore, *, job_id: str) -> None:
+    """A finished job with its metrics, its artifacts and the models and datasets it registered.
+
+    Raises:
+        InUse: the job has not finished, or a model it made is used by an unfinished job.
+    """
+    job = session.get(Job, job_id)
+    if job is None:
+        return
+    if job.status not in FINISHED:
+        raise InUse(f"job {job_id} is {job.status}: cancel it first")
+    for model in session.scalars(select(RegisteredModel).where(RegisteredModel.job_id == job_id)).all():
+        delete_model(session, store, model_id=model.id)
+    for dataset in session.scalars(select(DatasetRow).where(DatasetRow.job_id == job_id)).all():
+        delete_dataset(session, store, dataset_id=dataset.id)
+    for artifact in session.scalars(select(Artifact).where(Artifact.job_id == job_id)).all():
+        store.delete(artifact.uri)
+        session.delete(artifact)
+    store.delete_tree(f"jobs/{job_id}")
+    session.execute(delete(MetricPoint).where(MetricPoint.job_id == job_id))
+    session.delete(job)
+    session.flush()
+
+
+def delete_study(session: Session, store: ArtifactStore, *, study_id: str) -> None:
+    """The study, its jobs and what they made.
+
+    Raises:
+        InUse: one of its jobs has not finished.
+    """
+    study = session.get(Study, study_id)
+    if study is None:
+        return
+    jobs = session.scalars(select(Job).where(Job.study_id == study_id)).all()
+    if running := [j.id for j in jobs if j.status not in FINISHED]:
+        raise InUse(f"study {study_id} has unfinished job(s) {', '.join(running)}: cancel them first")
+    for job in jobs:
+        delete_job(session, store, job_id=job.id)
+    session.delete(study)
+    session.flush()
+
+
+def collect_garbage(session: Session, store: ArtifactStore, *, older_than_seconds: float = 3600) -> list[str]:
+    """Delete the files of the artifact store that nothing points to: no artifact row, no
+    registered model's checkpoint, no existing job's folder. Files younger than
+    `older_than_seconds` are left alone (a writer may not have recorded them yet). Returns the
+    deleted keys."""
+    kept = set(session.scalars(select(Artifact.uri)).all())
+    uris = [
+        *session.scalars(select(RegisteredModel.checkpoint_uri)).all(),
+        *session.scalars(select(DatasetRow.uri)).all(),
+    ]
+    prefixes = [uri.rstrip("/") + "/" for uri in uris]
+    jobs = set(session.scalars(select(Job.id)).all())
+    deleted, now = [], time.time()
+    for key in store.all_keys():
+        parts = key.split("/")
+        if (
+            key in kept
+            or any(key.startswith(p) for p in prefixes)
+            or (parts[0] == "jobs" and len(parts) > 1 and parts[1] in jobs)
+        ):
+            continue
+        if now - store.modified(key) < older_than_seconds:
+            continue
+        store.delete(key)
+        deleted.append(key)
+    if deleted:
+        log.info("collected %d artifact file(s) nothing pointed to", len(deleted))
+    return deleted
+
+
+def delete_dataset(session: Session, store: ArtifactStore, *, dataset_id: str) -> None:
+    """An uploaded dataset with its arrays.
+
+    Raises:
+        InUse: a queued or running job reads it.
+    """
+    row = session.get(DatasetRow, dataset_id)
+    if row is None:
+        return
+    unfinished = session.scalars(select(Job).where(Job.status.not_in(FINISHED))).all()
+    if users := [j.id for j in unfinished if ((j.spec or {}).get("data") or {}).get("dataset_id") == dataset_id]:
+        raise InUse(f"dataset {dataset_id} is used by unfinished job(s) {', '.join(users)}: cancel them first")
+    prefix = row.uri.rstrip("/") + "/"
+    session.execute(delete(Artifact).where(Artifact.uri.startswith(prefix)))
+    store.delete_tree(row.uri)
+    session.delete(row)
+    session.flush()
