@@ -9,15 +9,8 @@ from fastapi import Depends, HTTPException, status
 from pydantic import BaseModel
 
 from api.deps import KeyDep, SettingsDep, redis_client
-from core.contract.specs import (
-    AttackSpec,
-    DDPMSampleSpec,
-    DDPMTrainSpec,
-    EvalSpec,
-    ImageAttackSpec,
-    ProtocolSpec,
-    TrainSpec,
-)
+from core.contract.diffusion_specs import DDPMSampleSpec, DDPMTrainSpec
+from core.contract.specs import AttackSpec, EvalSpec, ImageAttackSpec, ProtocolSpec, TrainSpec
 from core.settings import Settings
 
 

@@ -14,7 +14,8 @@ import json
 import time
 
 from bench.common import machine
-from core.contract.specs import DataSpec, DDPMSampleSpec
+from core.contract.diffusion_specs import DDPMSampleSpec
+from core.contract.specs import DataSpec
 from core.data import load_dataset
 from core.diffusion.ddpm import load_diffusion
 from core.diffusion.quality import sample_quality

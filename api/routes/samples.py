@@ -10,7 +10,7 @@ from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep
 from api.limits import InteractiveRate
 from api.routes.jobs import submit
 from api.waiting import INTERACTIVE_RESPONSES, answer
-from core.contract.specs import DDPMForwardSpec, DDPMSampleSpec
+from core.contract.diffusion_specs import DDPMForwardSpec, DDPMSampleSpec
 
 router = APIRouter(prefix="/v1/samples", tags=["samples"])
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.contract.diffusion_specs import DDPMSampleSpec, DDPMTrainSpec
 from core.contract.names import PRESET_NAMES, SAMPLERS
 from core.contract.presets import ddpm_preset
 from core.contract.progress import progress_bar
-from core.contract.specs import DDPMSampleSpec, DDPMTrainSpec
 
 
 def cmd_train(args) -> int:

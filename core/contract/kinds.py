@@ -14,18 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.contract import presets
+from core.contract.diffusion_specs import DDPMForwardSpec, DDPMSampleSpec, DDPMTrainSpec
 from core.contract.names import ModelKind, Queue
-from core.contract.specs import (
-    DatasetUploadSpec,
-    DDPMForwardSpec,
-    DDPMSampleSpec,
-    DDPMTrainSpec,
-    EvalSpec,
-    ImageAttackSpec,
-    ModelUploadSpec,
-    Spec,
-    TrainSpec,
-)
+from core.contract.specs import DatasetUploadSpec, EvalSpec, ImageAttackSpec, ModelUploadSpec, Spec, TrainSpec
 
 TASK_NAME = "robustlab.execute_job"  # the one Celery task; the job's kind picks the runner
 

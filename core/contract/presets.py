@@ -6,15 +6,13 @@ Specs that act on a registered model leave `model_id` empty for the caller to fi
 
 from __future__ import annotations
 
+from core.contract.diffusion_specs import DDPMForwardSpec, DDPMSampleSpec, DDPMTrainSpec, UNetSpec
 from core.contract.names import PRESET_NAMES, SAMPLERS, PresetName
 from core.contract.specs import (
     ActivationSpec,
     AttackSpec,
     DatasetUploadSpec,
     DataSpec,
-    DDPMForwardSpec,
-    DDPMSampleSpec,
-    DDPMTrainSpec,
     EvalSpec,
     ImageAttackSpec,
     ModelSpec,
@@ -22,7 +20,6 @@ from core.contract.specs import (
     OptimSpec,
     ProtocolSpec,
     TrainSpec,
-    UNetSpec,
 )
 
 # Seconds-sized, for tests and first tries: far below the field's settings, and labelled so.

@@ -11,7 +11,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.contract.names import (
-    DEFAULT_SAMPLER_STEPS,
     GRADIENT_ATTACKS,
     ActivationName,
     Architecture,
@@ -21,7 +20,6 @@ from core.contract.names import (
     EnsembleName,
     Norm,
     Probe,
-    SamplerName,
     TrainMethod,
 )
 
@@ -407,104 +405,3 @@ class DatasetUploadSpec(Spec):
     archive_artifact_id: str = Field(max_length=64)
     name: str = Field(min_length=1, max_length=200)
     seed: int = Field(default=0, ge=0)
-
-
-class UNetSpec(Spec):
-    """A diffusers `UNet2DModel`: one resolution level per entry of `block_out_channels`."""
-
-    block_out_channels: list[int] = Field(default_factory=lambda: [32, 64, 64], min_length=1, max_length=5)
-    layers_per_block: int = Field(default=1, ge=1, le=4)
-    attention: bool = Field(default=False, description="self-attention at the lowest resolution")
-    norm_num_groups: int = Field(default=8, ge=1, le=64)
-
-    @model_validator(mode="after")
-    def _groups_divide_channels(self) -> UNetSpec:
-        if any(c % self.norm_num_groups for c in self.block_out_channels):
-            raise ValueError("every block_out_channels value must be divisible by norm_num_groups")
-        return self
-
-
-class DDPMTrainSpec(Spec):
-    """DDPM training (Ho et al. 2020): ε-prediction with the simple loss, EMA weights.
-
-    Args:
-        image_size: side the images are padded to (28 → 32 for Fashion-MNIST; a power-of-2
-            multiple of the UNet's downsampling).
-        schedule: `linear` β from `beta_start` to `beta_end` (Ho et al.) or `cosine` (Nichol &
-            Dhariwal 2021).
-        class_conditional: condition on the label; labels are dropped with probability
-            `cond_drop_prob` so one model also predicts unconditionally (classifier-free guidance).
-    """
-
-    data: DataSpec = Field(default_factory=DataSpec)
-    image_size: int = Field(default=32, ge=8, le=256)
-    unet: UNetSpec = Field(default_factory=UNetSpec)
-    schedule: Literal["linear", "cosine"] = "linear"
-    num_train_timesteps: int = Field(default=1000, ge=10, le=4000)
-    beta_start: float = Field(default=1e-4, gt=0, lt=1)
-    beta_end: float = Field(default=0.02, gt=0, lt=1)
-    class_conditional: bool = False
-    cond_drop_prob: float = Field(default=0.1, ge=0, le=1)
-    epochs: int = Field(default=10, ge=1, le=1000)
-    batch_size: int = Field(default=128, ge=1, le=8192)
-    lr: float = Field(default=2e-3, gt=0, le=1)
-    ema_decay: float = Field(default=0.995, ge=0, lt=1)
-    seed: int = Field(default=0, ge=0)
-    device: Device = "auto"
-    amp: bool = False
-    channels_last: bool = False
-
-
-class DDPMSampleSpec(Spec):
-    """Samples from a trained diffusion model.
-
-    Args:
-        model_id: the registered diffusion model (the service; the CLI passes a folder).
-        n: number of images.
-        sampler: `ddpm` (ancestral, the full chain), `ddim` (Song et al. 2021) or `dpm_solver`.
-        steps: denoising steps; `None` gives 1000 (ddpm), 50 (ddim) or 20 (dpm_solver).
-        eta: DDIM's η (0 = deterministic).
-        seed: the same seed gives the same images.
-        guidance_scale: classifier-free guidance weight w (1 = plain conditional sampling);
-            needs a class-conditional model and `class_labels`.
-        class_labels: one label per image, or one for all; `None` samples unconditionally.
-        trajectory: also return `trajectory_frames` frames of x_T … x_0.
-    """
-
-    model_id: str | None = Field(default=None, max_length=64)
-    n: int = Field(default=16, ge=1, le=1024)
-    sampler: SamplerName = "ddim"
-    steps: int | None = Field(default=None, ge=1, le=4000)
-    eta: float = Field(default=0.0, ge=0, le=1)
-    seed: int = Field(default=0, ge=0)
-    guidance_scale: float = Field(default=1.0, ge=0, le=50)
-    class_labels: list[int] | None = Field(default=None, max_length=1024)
-    trajectory: bool = False
-    trajectory_frames: int = Field(default=10, ge=2, le=100)
-
-    @property
-    def num_steps(self) -> int:
-        return self.steps or DEFAULT_SAMPLER_STEPS[self.sampler]
-
-
-class DDPMForwardSpec(Spec):
-    """The forward process made visible: one test image, noised to x_t for each t, and the
-    model's prediction x̂_0 from each x_t (the dashboard's explorer).
-
-    Args:
-        model_id: the registered diffusion model.
-        test_index: the image of the model's dataset's test split.
-        timesteps: the t values; `None` gives ten from 0 to T−1, evenly spaced.
-        seed: the noise draw (the same seed gives the same x_t).
-    """
-
-    model_id: str = Field(max_length=64)
-    test_index: int = Field(default=0, ge=0, le=1_000_000)
-    timesteps: list[int] | None = Field(default=None, min_length=1, max_length=50)
-    seed: int = Field(default=0, ge=0)
-
-    @model_validator(mode="after")
-    def _timesteps_in_range(self) -> DDPMForwardSpec:
-        if self.timesteps and not all(0 <= t < 4000 for t in self.timesteps):
-            raise ValueError("timesteps must lie in [0, num_train_timesteps)")
-        return self

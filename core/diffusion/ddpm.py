@@ -21,8 +21,8 @@ from safetensors.torch import load_file
 from torch import nn
 
 from core.contract.checkpoint import MODEL_FILE, read_meta
+from core.contract.diffusion_specs import DDPMTrainSpec
 from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress, stop_if_asked
-from core.contract.specs import DDPMTrainSpec
 from core.data import Dataset, load_dataset
 from core.device import autocast, resolve_device
 from core.training.checkpoint import resume_from, save_checkpoint

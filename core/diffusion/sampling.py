@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from core.contract.diffusion_specs import DDPMSampleSpec
 from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress, stop_if_asked
-from core.contract.specs import DDPMSampleSpec
 from core.diffusion.ddpm import DiffusionModel, make_scheduler, predict_x0, q_sample, to_image_space, to_model_space
 
 CHUNK = 256  # images denoised at once

@@ -8,8 +8,8 @@ import time
 from sqlalchemy import select
 
 from core.contract.checkpoint import MODEL_FILE
+from core.contract.diffusion_specs import DDPMForwardSpec, DDPMSampleSpec, DDPMTrainSpec
 from core.contract.progress import Progress
-from core.contract.specs import DDPMForwardSpec, DDPMSampleSpec, DDPMTrainSpec
 from core.diffusion.ddpm import load_diffusion, train_ddpm
 from core.diffusion.quality import sample_quality
 from core.diffusion.sampling import forward_explorer, sample

@@ -67,6 +67,7 @@ def claim_job(session: Session, *, job_id: str, worker: str, lease_seconds: floa
     claimable = (Job.status == "queued") | ((Job.status == "running") & (Job.lease_expires_at < now))
     result = session.execute(
         update(Job)
+        .execution_options(synchronize_session=False)  # no evaluation against loaded rows: refreshed below
         .where(Job.id == job_id, claimable, Job.cancel_requested.is_(False))
         .values(
             status="running",

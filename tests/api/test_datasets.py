@@ -117,3 +117,12 @@ def test_a_good_archive_becomes_a_dataset_upload_job_and_specs_take_no_paths(api
         "cifar10",
         "digits",
     ]
+
+
+def test_an_archive_of_100k_tiny_files_is_refused_from_its_directory(api):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for i in range(100_001):
+            zf.writestr(f"c{i % 2}/{i}.png", b"")
+    r = upload(api, buf.getvalue())
+    assert r.status_code == 422 and "100001 files; the limit is 50000" in r.json()["detail"] and not api.queue.sent

@@ -3,9 +3,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from core.contract.diffusion_specs import DDPMSampleSpec, UNetSpec
 from core.contract.presets import ddpm_preset
 from core.contract.progress import Stopped
-from core.contract.specs import DataSpec, DDPMSampleSpec, UNetSpec
+from core.contract.specs import DataSpec
 from core.diffusion.ddpm import (
     load_diffusion,
     make_scheduler,

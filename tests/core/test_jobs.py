@@ -11,18 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load, save
 
+from core.contract.diffusion_specs import DDPMForwardSpec, DDPMSampleSpec
 from core.contract.kinds import JOB_KINDS
 from core.contract.presets import ddpm_preset, eval_preset, train_preset
-from core.contract.specs import (
-    DatasetUploadSpec,
-    DataSpec,
-    DDPMForwardSpec,
-    DDPMSampleSpec,
-    ImageAttackSpec,
-    ModelSpec,
-    ModelUploadSpec,
-    ProtocolSpec,
-)
+from core.contract.specs import DatasetUploadSpec, DataSpec, ImageAttackSpec, ModelSpec, ModelUploadSpec, ProtocolSpec
 from core.jobs.execute import execute_job
 from core.jobs.model_cache import ModelCache
 from core.settings import Settings

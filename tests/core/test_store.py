@@ -275,3 +275,19 @@ def test_fair_order_serves_the_user_served_longest_ago_and_caps_running_jobs(db)
     with session_scope(db) as s:
         assert store_jobs.fair_order(s, queue="train", running_limit=2) == []
         assert store_jobs.fair_order(s, queue="train", running_limit=3) == study[2:]
+
+
+def test_a_crashed_run_is_resumed_on_its_own_delivery_before_any_fair_turn(db):
+    with session_scope(db) as s:
+        crashed = store_jobs.create_job(s, kind="adversarial_training", spec={}).id
+        waiting = store_jobs.create_job(s, kind="adversarial_training", spec={}).id
+        store_jobs.claim_job(s, job_id=crashed, worker="dead", lease_seconds=0.01)
+    time.sleep(0.05)
+    with session_scope(db) as s:
+        store_jobs.get_job(s, job_id=crashed)  # loaded in the session first, as execute_job does
+        job = store_jobs.claim_fairly(
+            s, delivered=crashed, queue="train", worker="w", lease_seconds=30, running_limit=4
+        )
+        assert job.id == crashed and job.attempts == 2 and job.lease_owner == "w"
+    with session_scope(db) as s:
+        assert store_jobs.get_job(s, job_id=waiting).status == "queued"

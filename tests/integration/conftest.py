@@ -36,7 +36,12 @@ def running_stack(folder, *, with_dashboard: bool = False, extra_env: dict | Non
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    extra = {"ROBUSTLAB_LEASE_SECONDS": "3", "ROBUSTLAB_MAX_EPOCHS": "500"}
+    extra = {
+        "ROBUSTLAB_LEASE_SECONDS": "3",
+        "ROBUSTLAB_MAX_EPOCHS": "500",
+        "ROBUSTLAB_MAX_QUEUED_JOBS_PER_USER": "10",
+        "ROBUSTLAB_INTERACTIVE_PER_MINUTE": "15",
+    }
     with running_stack(tmp_path_factory.mktemp("stack"), extra_env=extra) as s:
         yield s
 
@@ -58,3 +63,9 @@ def wait_job(client, job_id: str, until=("succeeded", "failed", "cancelled"), ti
             return job
         time.sleep(0.2)
     raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s: {job}")
+
+
+def member(client, name: str) -> httpx.Client:
+    """A client with a new member key of user `name`, made by the admin's client."""
+    key = client.post("/v1/keys", json={"name": f"{name}-key", "user": name, "role": "member"}).json()["key"]
+    return httpx.Client(base_url=str(client.base_url), headers={"Authorization": f"Bearer {key}"}, timeout=30)

@@ -291,3 +291,60 @@ def test_upload_your_own_model_then_evaluate_it(client, trained):
     assert result["protocol"]["images"] == 64 and [b["attack"] for b in result["breakdown"]][0] == "apgd-ce5-linf"
     evaluations = client.get(f"/v1/models/{model['id']}").json()["summary"]["evaluations"]
     assert [e["robust_acc"] for e in evaluations] == [result["robust_acc"]]
+
+
+def test_train_jobs_of_different_users_interleave(client):
+    from tests.integration.conftest import member
+
+    one = smoke_spec(epochs=1)
+    with member(client, "alice") as alice, member(client, "bob") as bob:
+        study = [
+            alice.post("/v1/jobs", json={"kind": "adversarial_training", "spec": one}).json()["id"] for _ in range(4)
+        ]
+        late = bob.post("/v1/jobs", json={"kind": "adversarial_training", "spec": one}).json()["id"]
+        jobs = [wait_job(alice, j, timeout=300) for j in study] + [wait_job(bob, late, timeout=300)]
+    assert all(j["status"] == "succeeded" for j in jobs), [j["error"] for j in jobs]
+    order = [j["id"] for j in sorted(jobs, key=lambda j: j["started_at"])]
+    assert order.index(late) <= 1, "bob's job waited behind alice's whole study"
+
+
+def test_the_queued_job_limit_answers_429_and_the_rate_limit_holds_across_api_processes(client, trained):
+    from tests.integration.conftest import member
+
+    with member(client, "carol") as carol:
+        ids = []
+        for _ in range(10):
+            r = carol.post("/v1/jobs", json={"kind": "adversarial_training", "spec": smoke_spec(epochs=50)})
+            assert r.status_code == 202
+            ids.append(r.json()["id"])
+        r = carol.post("/v1/jobs", json={"kind": "adversarial_training", "spec": smoke_spec()})
+        assert (
+            r.status_code == 429 and r.headers["Retry-After"] == "60" and "limit per user is 10" in r.json()["detail"]
+        )
+        for job_id in ids:
+            carol.post(f"/v1/jobs/{job_id}/cancel")
+        form = {"model_id": trained[0]["result"]["model_id"], "test_index": "0", "wait": "0"}
+        codes = [carol.post("/v1/attacks", data=form).status_code for _ in range(31)]  # 15 a minute: a 429 by the 31st
+        assert 429 in codes and set(codes) <= {200, 202, 429}
+        limited = carol.post("/v1/attacks", data=form)
+        if limited.status_code == 429:
+            assert 1 <= int(limited.headers["Retry-After"]) <= 60
+        assert client.post("/v1/attacks", data=form).status_code in (200, 202)  # a quota is per user
+
+
+def test_a_dataset_upload_through_the_stack_then_a_hostile_one_and_the_worker_lives_on(client):
+    from tests.api.test_datasets import HOSTILE, class_folders_zip
+
+    def upload(data: bytes, name: str):
+        return client.post(
+            "/v1/datasets", files={"archive": ("d.zip", data, "application/zip")}, data={"name": name, "wait": "60"}
+        )
+
+    r = upload(HOSTILE["fake image"][0], "bad")  # passes the directory checks, fails decoding in the worker
+    assert r.status_code == 422 and "not a readable image" in r.json()["detail"]
+    r = upload(class_folders_zip(), "good")
+    assert r.status_code == 201, r.text
+    dataset = r.json()
+    assert dataset["classes"] == ["cat", "dog"] and sum(dataset["train"]) == 8 and dataset["image_size"] == 8
+    assert dataset["id"] in {d["id"] for d in client.get("/v1/datasets").json()["uploaded"]}
+    assert client.delete(f"/v1/datasets/{dataset['id']}").status_code == 204

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Fill .whl/ (the Python packages robustlab's core needs that the GPU machine's image lacks, for
+# its Python 3.12) and .data/fashion-mnist (the dataset), both kept out of git, to carry with
+# bench/gpu.sh through the device tool.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+grep -qx "/.whl/" .git/info/exclude || echo "/.whl/" >> .git/info/exclude
+grep -qx "/.data/" .git/info/exclude || echo "/.data/" >> .git/info/exclude
+mkdir -p .whl .data/fashion-mnist
+cp /usr/share/datasets/fashion-mnist/*.gz .data/fashion-mnist/
+PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
+# pydantic with what it pins (pydantic-core's exact version, annotated-types, typing-inspection)
+python3 -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp "${PLATFORMS[@]}" -d .whl \
+  "pydantic>=2.6"
+rm -f .whl/typing_extensions-*.whl  # the image has it; two versions would stop the install
+du -sh .whl .data
