@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import redis
@@ -10,7 +11,8 @@ from pydantic import BaseModel
 
 from api.deps import KeyDep, SettingsDep, redis_client
 from core.contract.diffusion_specs import DDPMSampleSpec, DDPMTrainSpec
-from core.contract.specs import AttackSpec, EvalSpec, ImageAttackSpec, ProtocolSpec, TrainSpec
+from core.contract.memory import estimate_bytes, fields_to_change
+from core.contract.specs import AttackSpec, EvalSpec, ImageAttackSpec, ModelSpec, ProtocolSpec, TrainSpec
 from core.settings import Settings
 
 
@@ -86,3 +88,42 @@ def interactive_rate(caller: KeyDep, settings: SettingsDep) -> None:
 
 
 InteractiveRate = Depends(interactive_rate)
+
+
+WORKER_KEY = "robustlab:worker:"  # what each worker announces (worker/duties.py), with a TTL
+_budgets: dict[str, tuple[float, dict[str, int]]] = {}
+BUDGETS_CACHE_SECONDS = 10.0
+
+
+def announced_budgets(redis_url: str) -> dict[str, int]:
+    """The largest memory budget announced by a live worker of each queue (cached a few seconds;
+    empty when Redis cannot be reached or no worker has announced one)."""
+    now = time.monotonic()
+    hit = _budgets.get(redis_url)
+    if hit and hit[0] > now:
+        return hit[1]
+    budgets: dict[str, int] = {}
+    try:
+        client = redis_client(redis_url)
+        for key in client.scan_iter(WORKER_KEY + "*"):
+            info = json.loads(client.get(key) or "{}")
+            for queue in info.get("queues", []):
+                budgets[queue] = max(budgets.get(queue, 0), int(info.get("memory_bytes") or 0))
+    except (redis.RedisError, ValueError):
+        budgets = {}
+    _budgets[redis_url] = (now + BUDGETS_CACHE_SECONDS, budgets)
+    return budgets
+
+
+def check_memory(spec: BaseModel, queue: str, settings: Settings, model: ModelSpec | None = None) -> None:
+    """422 naming the fields to change when the job's estimated memory is more than the largest
+    budget a worker of its queue has announced (no check when no worker has announced one)."""
+    needed = estimate_bytes(spec, model)
+    budget = announced_budgets(settings.redis_url).get(queue, 0)
+    if needed is None or not budget or needed <= budget:
+        return
+    raise HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        f"this job needs about {needed / 2**30:.1f} GiB of memory, more than any {queue} worker offers "
+        f"({budget / 2**30:.1f} GiB): lower {fields_to_change(spec)}",
+    )

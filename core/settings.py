@@ -5,11 +5,24 @@ Every variable is listed in `.env.example`; the compose file and `make up` set t
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, Field
+
+# Wall-clock limits per job kind, seconds (ROBUSTLAB_JOB_TIME_LIMITS overrides any of them).
+DEFAULT_TIME_LIMITS = {
+    "adversarial_training": 48 * 3600.0,
+    "attack_evaluation": 12 * 3600.0,
+    "ddpm_training": 72 * 3600.0,
+    "dataset_upload": 3600.0,
+    "model_upload": 1800.0,
+    "image_attack": 600.0,
+    "ddpm_sampling": 1800.0,
+    "ddpm_forward": 600.0,
+}
 
 
 class Settings(BaseModel):
@@ -40,6 +53,11 @@ class Settings(BaseModel):
     lease_seconds: float = Field(default=30.0, gt=0)
     visibility_timeout: int = Field(default=3600, ge=1)
     model_cache_size: int = Field(default=4, ge=1)
+    max_attempts: int = Field(default=3, ge=1)  # abnormal ends (crash, kill) before a job is failed for good
+    memory_budget_bytes: int = Field(default=0, ge=0)  # a job's child past it is killed; 0: 90 % of the machine
+    outage_seconds: float = Field(default=300.0, ge=0)  # how long a job's final write waits for the store
+    job_time_limits: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_TIME_LIMITS))
+    fault_dir: Path | None = None  # tests only: per-job injected crashes (core/jobs/faults.py)
     bootstrap_key: str | None = None
 
 
@@ -69,6 +87,11 @@ ENV = {
     "lease_seconds": "ROBUSTLAB_LEASE_SECONDS",
     "visibility_timeout": "ROBUSTLAB_VISIBILITY_TIMEOUT",
     "model_cache_size": "ROBUSTLAB_MODEL_CACHE_SIZE",
+    "max_attempts": "ROBUSTLAB_MAX_ATTEMPTS",
+    "memory_budget_bytes": "ROBUSTLAB_MEMORY_BUDGET_BYTES",
+    "outage_seconds": "ROBUSTLAB_OUTAGE_SECONDS",
+    "job_time_limits": "ROBUSTLAB_JOB_TIME_LIMITS",
+    "fault_dir": "ROBUSTLAB_FAULT_DIR",
     "bootstrap_key": "ROBUSTLAB_BOOTSTRAP_KEY",
 }
 
@@ -77,12 +100,37 @@ def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
     """Settings from `environ` (default `os.environ`); unset variables keep their defaults."""
     environ = os.environ if environ is None else environ
     values = {field: environ[var] for field, var in ENV.items() if environ.get(var)}
+    if "job_time_limits" in values:  # JSON: {"kind": seconds}, over the defaults
+        values["job_time_limits"] = {**DEFAULT_TIME_LIMITS, **json.loads(values["job_time_limits"])}
     var_dir = Path(values.get("var_dir", "var"))
     values.setdefault("database_url", f"sqlite:///{var_dir / 'robustlab.db'}")
     values.setdefault("artifact_url", str(var_dir / "artifacts"))
     values.setdefault("work_dir", str(var_dir / "work"))
     values.setdefault("data_root", str(var_dir / "data"))
     return Settings.model_validate(values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a child process these settings (`settings_from_env` read back)."""
+    env = {}
+    for field, var in ENV.items():
+        value = getattr(settings, field)
+        if value is None:
+            continue
+        env[var] = json.dumps(value) if isinstance(value, dict) else str(value)
+    return env
+
+
+def time_limit(settings: Settings, kind: str) -> float:
+    """The kind's wall-clock limit in seconds (a day for a kind without one)."""
+    return settings.job_time_limits.get(kind, 24 * 3600.0)
+
+
+def memory_budget(settings: Settings) -> int:
+    """What one job's process may hold, in bytes: the setting, else 90 % of this machine's memory."""
+    if settings.memory_budget_bytes:
+        return settings.memory_budget_bytes
+    return int(0.9 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
 @lru_cache

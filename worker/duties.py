@@ -1,5 +1,6 @@
-"""What each worker does beside its task: announce itself (for /healthz) and re-enqueue jobs
-that Redis lost or whose worker died (one worker at a time, under a Redis lock)."""
+"""What each worker does beside its task: announce itself (its queues for /healthz, its memory
+budget for the API's memory admission) and re-enqueue jobs that Redis lost or whose worker died
+(one worker at a time, under a Redis lock)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import threading
 import redis
 
 from core.contract.kinds import TASK_NAME
-from core.settings import get_settings
+from core.settings import get_settings, memory_budget
 from core.store import jobs as store_jobs
 from core.store.db import session_scope
 from core.store.orm import utcnow
@@ -38,7 +39,8 @@ def _loop(app, queues: list[str], name: str) -> None:
     client = redis.Redis.from_url(settings.redis_url)
     while True:
         try:
-            client.set(WORKER_KEY + name, json.dumps({"queues": queues}), ex=max(1, int(3 * every)))
+            announcement = {"queues": queues, "memory_bytes": memory_budget(settings)}  # for memory admission
+            client.set(WORKER_KEY + name, json.dumps(announcement), ex=max(1, int(3 * every)))
             if client.set(RECONCILE_LOCK, name, nx=True, ex=max(1, int(every))):
                 reenqueue_lost_jobs(app, client, settings, grace_seconds=2 * settings.lease_seconds)
         except Exception:  # Redis or the database away for a moment: try again next round

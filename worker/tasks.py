@@ -28,11 +28,14 @@ def model_cache():
     return ModelCache(get_settings().model_cache_size)
 
 
-@shared_task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def execute(job_id: str) -> str:
+@shared_task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def execute(self, job_id: str) -> str:
     from core.jobs.execute import execute_job
 
-    return execute_job(job_id, settings=get_settings(), worker=worker_name(), models=model_cache())
+    def resend(again: str) -> None:  # a job whose attempt crashed goes back on its queue at once
+        self.app.send_task(TASK_NAME, args=[again], queue="train", task_id=again)
+
+    return execute_job(job_id, settings=get_settings(), worker=worker_name(), models=model_cache(), resend=resend)
 
 
 @worker_ready.connect

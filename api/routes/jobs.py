@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from api.access import artifact_visible, data_root_folders, jobs_visible_to, require_owner, visible_dataset, visible_job
 from api.deps import MAX_OFFSET, Caller, KeyDep, QueueDep, SessionDep, SettingsDep
-from api.limits import check_limits
+from api.limits import check_limits, check_memory
 from api.schemas import JobIn, JobList, JobOut, MetricOut
 from core.contract.kinds import job_kind
 from core.contract.names import FINISHED
-from core.contract.specs import DataSpec
+from core.contract.specs import DataSpec, ModelSpec
 from core.settings import Settings
 from core.store import audit
 from core.store import jobs as store_jobs
@@ -92,6 +92,18 @@ def check_references(session: Session, settings: Settings, caller: Caller, kind:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"spec.{field}: no artifact {artifact_id!r}")
 
 
+def registered_model_spec(session: Session, spec: BaseModel) -> ModelSpec | None:
+    """The architecture of the registered classifier a spec acts on, if any (for memory admission)."""
+    model_id = getattr(spec, "model_id", None)
+    row = get_model(session, model_id=model_id) if model_id else None
+    if row is None or row.kind != "classifier" or "model" not in (row.recipe or {}):
+        return None
+    try:
+        return ModelSpec.model_validate(row.recipe["model"])
+    except ValueError:
+        return None
+
+
 def check_quota(session: Session, settings: Settings, caller: Caller, new_jobs: int = 1) -> None:
     """429 (with Retry-After) when the caller's unfinished jobs would pass the per-user limit."""
     waiting = session.scalar(
@@ -121,6 +133,7 @@ def submit(
     the workers)."""
     check_limits(spec, settings)
     check_references(session, settings, caller, kind, spec)
+    check_memory(spec, job_kind(kind).queue, settings, model=registered_model_spec(session, spec))
     if not quota_checked:
         check_quota(session, settings, caller)
     with write_lock(settings.database_url):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import torch
+from sqlalchemy import select
 
 from core.attacks import build_attack
 from core.contract.checkpoint import META_FILE, MODEL_FILE
@@ -19,7 +20,7 @@ from core.jobs.context import JobContext
 from core.models import load_model
 from core.models.bring_your_own import check_fits_dataset, checked_classifier, clean_accuracy, weights_from_bytes
 from core.store.artifacts import delete_artifact
-from core.store.orm import Artifact
+from core.store.orm import Artifact, RegisteredModel
 from core.store.registry import record_evaluation, register_model
 from core.training import train
 
@@ -155,6 +156,13 @@ def run_model_upload(spec: ModelUploadSpec, ctx: JobContext) -> dict:
     """Check an uploaded classifier and register it with its clean accuracy. A failed check leaves
     nothing behind: the upload is deleted and no model is registered."""
     with ctx.session() as s:
+        done = s.scalar(select(RegisteredModel).where(RegisteredModel.job_id == ctx.job_id))
+        if done is not None:  # registered by an attempt that crashed before the job's final write
+            return {
+                "model_id": done.id,
+                "clean_acc": done.summary["clean_acc"],
+                "clean_images": done.summary["clean_images"],
+            }
         upload = s.get(Artifact, spec.weights_artifact_id)
         if upload is None:
             raise ValueError(f"no upload with id {spec.weights_artifact_id}")

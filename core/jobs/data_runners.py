@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 from safetensors.numpy import save
+from sqlalchemy import select
 
 from core.contract.specs import DatasetUploadSpec
 from core.data.archive import read_archive
@@ -17,8 +18,22 @@ from core.store.artifacts import delete_artifact
 from core.store.orm import Artifact, DatasetRow
 
 
+def _result(row: DatasetRow) -> dict:
+    return {
+        "dataset_id": row.id,
+        "name": row.name,
+        "classes": row.classes["names"],
+        "train": sum(row.classes["train"]),
+        "test": sum(row.classes["test"]),
+        "channels": row.channels,
+        "image_size": row.image_size,
+    }
+
+
 def run_dataset_upload(spec: DatasetUploadSpec, ctx: JobContext) -> dict:
     with ctx.session() as s:
+        if (done := s.scalar(select(DatasetRow).where(DatasetRow.job_id == ctx.job_id))) is not None:
+            return _result(done)  # registered by an attempt that crashed before the job's final write
         upload = s.get(Artifact, spec.archive_artifact_id)
         if upload is None:
             raise ValueError(f"no upload with id {spec.archive_artifact_id}")
@@ -47,12 +62,4 @@ def run_dataset_upload(spec: DatasetUploadSpec, ctx: JobContext) -> dict:
         s.add(row)
         s.flush()
         delete_artifact(s, ctx.store, artifact_id=spec.archive_artifact_id)
-        return {
-            "dataset_id": row.id,
-            "name": spec.name,
-            "classes": classes,
-            "train": sum(counts["train"]),
-            "test": sum(counts["test"]),
-            "channels": channels,
-            "image_size": size,
-        }
+        return _result(row)

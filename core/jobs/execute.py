@@ -1,48 +1,37 @@
 """`execute_job(job_id)`: the whole life of one delivery of a job, for the worker task to call.
 
-Claim the lease (a job never runs twice at once), keep it alive from a heartbeat thread, run the
-kind's runner (from the table of job kinds), store the result. A crash leaves the lease to expire;
-the job is then delivered again and resumes from its last checkpoint.
+Claim the lease (a job never runs twice at once); a job that has already ended abnormally
+`max_attempts` times is failed with each attempt's cause instead of run again. A train job then
+runs in a supervised child process (`core.jobs.supervise`): whatever it does to its process, the
+worker lives on. The interactive queue's kinds run in process, where the worker keeps recent
+models loaded: they are bounded (one image, at most `max_samples_per_request` samples, bounded
+attack steps), so their memory is small and predictable. A worker that dies leaves the lease to
+expire; the job is then delivered again and resumes from its last checkpoint.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from functools import partial
+from collections.abc import Callable
 
-from core.contract.kinds import job_kind
-from core.contract.progress import Stopped
-from core.data.archive import ArchiveLimits
-from core.device import resolve_device
-from core.jobs.context import JobContext
 from core.jobs.model_cache import ModelCache
+from core.jobs.running import finish, run_in_process
+from core.jobs.supervise import poison_message, supervise
 from core.settings import Settings
 from core.store import jobs as store_jobs
-from core.store.artifacts import ArtifactStore
 from core.store.db import session_scope
 
 log = logging.getLogger(__name__)
 
 
-def _heartbeat(ctx: JobContext, settings: Settings, worker: str, done: threading.Event) -> None:
-    while not done.wait(settings.lease_seconds / 3):
-        try:
-            with ctx.session() as s:
-                if not store_jobs.heartbeat(s, job_id=ctx.job_id, worker=worker, lease_seconds=settings.lease_seconds):
-                    log.warning("job %s: lease lost, stopping", ctx.job_id)
-                    ctx.lease_lost.set()
-                    return
-        except Exception:  # a database hiccup must not kill the job; the next beat retries
-            log.exception("job %s: heartbeat failed", ctx.job_id)
-
-
-def execute_job(job_id: str, *, settings: Settings, worker: str, models: ModelCache) -> str:
+def execute_job(
+    job_id: str, *, settings: Settings, worker: str, models: ModelCache, resend: Callable[[str], None] | None = None
+) -> str:
     """Run the job this delivery of `job_id` stands for: on the interactive queue that job; on the
-    train queue the fairest queued one (see `claim_fairly`). Returns the status of the job run (or
-    of `job_id` when nothing could be claimed)."""
-    session = partial(session_scope, settings.database_url)
-    with session() as s:
+    train queue the fairest queued one (see `claim_fairly`), in a child process. `resend(job_id)`
+    puts a job back on its queue after an abnormal end (else the re-enqueue loop does, later).
+    Returns the status of the job run (or of `job_id` when nothing could be claimed)."""
+    with session_scope(settings.database_url) as s:
         delivered = store_jobs.get_job(s, job_id=job_id)
         if delivered is None:
             log.info("job %s not found", job_id)
@@ -64,35 +53,18 @@ def execute_job(job_id: str, *, settings: Settings, worker: str, models: ModelCa
             return delivered.status
         if job.id != job_id:
             log.info("delivery of job %s runs job %s (fair turn)", job_id, job.id)
-        job_id = job.id
-        kind, raw_spec, owner_id = job.kind, job.spec, job.owner_id
-    ctx = JobContext(
-        job_id=job_id,
-        session=session,
-        store=ArtifactStore(settings.artifact_url),
-        work_dir=settings.work_dir,
-        models=models,
-        device=str(resolve_device("auto")),
-        owner_id=owner_id,
-        data_root=settings.data_root,
-        archive_limits=ArchiveLimits(max_files=settings.max_dataset_files, max_pixels=settings.max_image_pixels),
-    )
-    done = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(ctx, settings, worker, done), daemon=True)
-    beat.start()
-    try:
-        row = job_kind(kind)
-        result = row.resolve_runner()(row.spec.model_validate(raw_spec), ctx)
-        status, error = "succeeded", None
-    except Stopped:
-        if ctx.lease_lost.is_set():
-            return "running"  # another worker holds the job now
-        status, result, error = "cancelled", None, None
-    except Exception as e:  # the job fails, the worker lives on
-        log.exception("job %s failed", job_id)
-        status, result, error = "failed", None, f"{type(e).__name__}: {e}"
-    finally:
-        done.set()
-    with session() as s:
-        store_jobs.finish_job(s, job_id=job_id, status=status, result=result, error=error)
-    return status
+        job_id, kind, raw_spec, owner_id, attempt, queue = (
+            job.id,
+            job.kind,
+            job.spec,
+            job.owner_id,
+            job.attempts,
+            job.queue,
+        )
+        poisoned = poison_message(job, ended=attempt - 1) if attempt > settings.max_attempts else None
+    if poisoned is not None:  # earlier attempts took their workers down without a word
+        finish(settings, job_id, "failed", None, poisoned)
+        return "failed"
+    if queue == "train":
+        return supervise(job_id, kind, attempt, settings=settings, worker=worker, resend=resend)
+    return run_in_process(job_id, kind, raw_spec, owner_id, settings=settings, worker=worker, models=models)

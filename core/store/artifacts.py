@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 
 import fsspec
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.store.orm import Artifact
@@ -101,16 +102,22 @@ def record_artifact(
     """Write `data` at `key` and record it (`uri` holds the key inside the store); a job's
     artifact follows its job's visibility, one without a job belongs to `owner_id`."""
     store.put_bytes(key, data)
-    row = Artifact(
-        job_id=job_id,
-        uri=key,
-        type=type,
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        content_type=CONTENT_TYPES.get(Path(key).suffix, "application/octet-stream"),
-        owner_id=owner_id,
-    )
-    session.add(row)
+    fields = {
+        "type": type,
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "owner_id": owner_id,
+        "content_type": CONTENT_TYPES.get(Path(key).suffix, "application/octet-stream"),
+    }
+    row = None  # a job's artifact at a key is recorded once, however often the job runs
+    if job_id is not None:
+        row = session.scalar(select(Artifact).where(Artifact.job_id == job_id, Artifact.uri == key))
+    if row is None:
+        row = Artifact(job_id=job_id, uri=key, **fields)
+        session.add(row)
+    else:
+        for name, value in fields.items():
+            setattr(row, name, value)
     session.flush()
     return row
 

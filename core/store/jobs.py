@@ -180,6 +180,34 @@ def finish_job(
     session.execute(update(Job).where(Job.id == job_id).values(**values))
 
 
+def record_attempt(session: Session, *, job_id: str, entry: dict) -> None:
+    """Append how a supervised attempt ended to the job's `attempt_log`."""
+    job = session.get(Job, job_id)
+    job.attempt_log = [*(job.attempt_log or []), entry]  # a new list: the JSON column sees the change
+    session.flush()
+
+
+def requeue(session: Session, *, job_id: str) -> bool:
+    """Put a running job whose attempt ended abnormally back in the queue (its checkpoint stays);
+    False when it is no longer running (cancelled meanwhile, say)."""
+    result = session.execute(
+        update(Job)
+        .execution_options(synchronize_session=False)
+        .where(Job.id == job_id, Job.status == "running")
+        .values(status="queued", lease_owner=None, lease_expires_at=None, enqueued_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+def attempt_causes(job: Job) -> list[str]:
+    """One line per attempt so far: how it ended, or that the worker died without a trace."""
+    logged = {e.get("attempt"): e for e in job.attempt_log or []}
+    return [
+        logged[i]["cause"] if i in logged else "the worker died without recording a cause"
+        for i in range(1, job.attempts + 1)
+    ]
+
+
 def request_cancel(session: Session, *, job_id: str) -> Job | None:
     """Cancel a queued job at once; ask a running one to stop (its worker sees the flag)."""
     job = session.get(Job, job_id)

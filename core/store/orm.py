@@ -82,6 +82,7 @@ class Job(Base):
     owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
     study_id: Mapped[str | None] = mapped_column(ForeignKey("studies.id"), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempt_log: Mapped[list | None] = mapped_column(FiniteJSON)  # how each supervised attempt ended
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

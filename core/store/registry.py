@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.store.orm import RegisteredModel
@@ -9,8 +10,22 @@ from core.store.pages import filtered_page
 
 
 def register_model(session: Session, **fields) -> RegisteredModel:
-    row = RegisteredModel(**fields)
-    session.add(row)
+    """Register a model; a job's model is registered once: a re-run of the same job (after a crash
+    between registering and finishing) updates the row it made instead of adding another."""
+    existing = None
+    if fields.get("job_id") is not None:
+        existing = session.scalar(
+            select(RegisteredModel).where(
+                RegisteredModel.job_id == fields["job_id"], RegisteredModel.kind == fields.get("kind", "classifier")
+            )
+        )
+    if existing is None:
+        row = RegisteredModel(**fields)
+        session.add(row)
+    else:
+        row = existing
+        for name, value in fields.items():
+            setattr(row, name, value)
     session.flush()
     return row
 

@@ -163,3 +163,20 @@ def test_a_result_holding_nan_is_served_as_null(api):
         store_jobs.add_metrics(s, job_id=job_id, step=1, metrics={"train_loss": float("inf")})
     assert api.get(f"/v1/jobs/{job_id}").json()["result"] == {"final": {"train_loss": None}}
     assert api.get(f"/v1/jobs/{job_id}/metrics").json()[0]["value"] is None
+
+
+def test_a_job_that_would_not_fit_any_worker_is_422_naming_the_fields(api, monkeypatch):
+    from api import limits
+    from core.contract.presets import train_preset
+
+    monkeypatch.setattr(limits, "announced_budgets", lambda url: {"train": 4 * 2**30, "interactive": 2**30})
+    gpu = train_preset("gpu").model_dump(mode="json")
+    huge = {**gpu, "batch_size": 8192, "model": {**gpu["model"], "width": 512}}  # passes every field's bound
+    r = api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": huge})
+    assert r.status_code == 422 and "more than any train worker offers (4.0 GiB)" in r.json()["detail"]
+    assert "lower batch_size, model.width or model.arch" in r.json()["detail"]
+    for preset in ("smoke", "cpu"):  # the presets fit
+        spec = train_preset(preset).model_dump(mode="json")
+        assert api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": spec}).status_code == 202
+    monkeypatch.setattr(limits, "announced_budgets", lambda url: {})  # nobody announced: no admission
+    assert api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": huge}).status_code == 202

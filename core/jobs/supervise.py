@@ -1,0 +1,162 @@
+"""A worker that survives its job. A train job runs in a child process (`core.jobs.child`, a fresh
+interpreter: spawn, not fork) while the worker holds its lease and watches it: its memory (killed
+past the worker's budget), its wall-clock time (killed and failed past its kind's limit), the
+lease (killed if another worker took the job), and how it ended (exit code or signal, peak
+resident memory, its last progress message). An abnormal end is recorded in the job's
+`attempt_log`; the job goes back to the queue until it has ended abnormally `max_attempts` times,
+then it is failed with every attempt's cause (a poison job stops taking workers down)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from sqlalchemy import select
+
+from core.jobs.running import finish, heartbeat
+from core.settings import Settings, memory_budget, settings_env, time_limit
+from core.store import jobs as store_jobs
+from core.store.artifacts import ArtifactStore, record_artifact
+from core.store.db import session_scope
+from core.store.orm import Artifact, utcnow
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 0.25
+GRACE_SECONDS = 10.0  # between SIGTERM and SIGKILL
+
+
+def _rss(pid: int) -> int:
+    """The process' resident memory in bytes (0 when it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after a grace period."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def describe_exit(returncode: int) -> tuple[str, int | None, str | None]:
+    """(words, exit code, signal name) of a child's return code (negative: killed by a signal)."""
+    if returncode < 0:
+        sig = signal.Signals(-returncode).name
+        hint = {
+            "SIGKILL": " (the out-of-memory killer, the worker or an operator)",
+            "SIGSEGV": " (a crash in native code)",
+        }
+        return f"killed by {sig}{hint.get(sig, '')}", None, sig
+    return f"exited with code {returncode}", returncode, None
+
+
+def _taken_over(settings: Settings, job_id: str, worker: str) -> bool:
+    """Whether another worker holds the job now (a lost heartbeat may also mean it just finished)."""
+    with session_scope(settings.database_url) as s:
+        job = store_jobs.get_job(s, job_id=job_id)
+        return job.status == "running" and job.lease_owner != worker
+
+
+def supervise(
+    job_id: str,
+    kind: str,
+    attempt: int,
+    *,
+    settings: Settings,
+    worker: str,
+    resend: Callable[[str], None] | None = None,
+) -> str:
+    """Run the claimed job `job_id` in a child process and deal with how it ends; returns the job's
+    status afterwards."""
+    done, lost = threading.Event(), threading.Event()
+    threading.Thread(target=heartbeat, args=(job_id, settings, worker, done, lost), daemon=True).start()
+    budget, limit = memory_budget(settings), time_limit(settings, kind)
+    started = time.monotonic()
+    env = {**os.environ, **settings_env(settings)}  # the child sees the settings the worker was given
+    proc = subprocess.Popen([sys.executable, "-m", "core.jobs.child", job_id], env=env)
+    peak, cause, timed_out, usage_peak = 0, None, False, 0
+    try:
+        while proc.returncode is None:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode, usage_peak = os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024
+                break
+            rss = _rss(proc.pid)
+            peak = max(peak, rss)
+            if rss > budget and cause is None:
+                cause = f"used {rss / 2**30:.2f} GiB, past the worker's memory budget of {budget / 2**30:.2f} GiB"
+                proc.kill()
+            elif time.monotonic() - started > limit and cause is None:
+                cause, timed_out = f"timed out after {limit:g} s (the limit for {kind})", True
+                _stop(proc)
+            elif lost.is_set() and _taken_over(settings, job_id, worker):
+                _stop(proc)
+            time.sleep(POLL_SECONDS)
+    finally:
+        done.set()
+    peak = max(peak, usage_peak)
+    words, code, sig = describe_exit(proc.returncode)
+    with session_scope(settings.database_url) as s:
+        job = store_jobs.get_job(s, job_id=job_id)
+        if job.status == "running" and job.lease_owner != worker:
+            return "running"  # another worker holds the job now
+        entry = {
+            "attempt": attempt,
+            "worker": worker,
+            "at": utcnow().isoformat(),
+            "exit_code": code,
+            "signal": sig,
+            "peak_rss_mb": round(peak / 2**20),
+            "seconds": round(time.monotonic() - started, 1),
+            "last_message": job.message,
+        }
+        if job.status != "running":  # it wrote its own end
+            store_jobs.record_attempt(s, job_id=job_id, entry={**entry, "cause": "finished"})
+            return job.status
+        entry["cause"] = f"{cause or words}; peak memory {peak / 2**20:.0f} MiB; last message: {job.message!r}"
+        store_jobs.record_attempt(s, job_id=job_id, entry=entry)
+        log.warning("job %s, attempt %d: %s", job_id, attempt, entry["cause"])
+        if timed_out:
+            _keep_checkpoint(s, settings, job_id)
+            give_up = f"timed out after {limit:g} s (the limit for {kind}); its last checkpoint is kept"
+        elif attempt >= settings.max_attempts:
+            give_up = poison_message(job)
+        else:
+            give_up = None
+            requeued = store_jobs.requeue(s, job_id=job_id)
+    if give_up is not None:
+        finish(settings, job_id, "failed", None, give_up)
+        return "failed"
+    if requeued and resend is not None:
+        resend(job_id)
+    return "queued" if requeued else "cancelled"
+
+
+def poison_message(job, ended: int | None = None) -> str:
+    """Why a job is given up: each of its first `ended` attempts' causes (default: all so far)."""
+    causes = store_jobs.attempt_causes(job)[:ended]
+    lines = "; ".join(f"attempt {i}: {c}" for i, c in enumerate(causes, 1))
+    return f"gave up after {len(causes)} abnormal ends (ROBUSTLAB_MAX_ATTEMPTS): {lines}"
+
+
+def _keep_checkpoint(session, settings: Settings, job_id: str) -> None:
+    """Make the job's last checkpoint downloadable (artifact rows for the files its training
+    copied to the store each epoch)."""
+    store = ArtifactStore(settings.artifact_url)
+    prefix = f"jobs/{job_id}/checkpoint/"
+    recorded = set(session.scalars(select(Artifact.uri).where(Artifact.job_id == job_id)).all())
+    for key in store.all_keys():
+        if key.startswith(prefix) and key not in recorded:
+            record_artifact(session, store, key=key, data=store.get_bytes(key), type="checkpoint", job_id=job_id)

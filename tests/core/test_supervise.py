@@ -1,0 +1,105 @@
+"""A worker that survives its job: faults injected into a job's child process (SIGKILL, a segfault,
+memory past the budget, a crash between registering the model and finishing) against execute_job
+on SQLite; the worker (this process) lives on, the job is retried up to the cap and then failed
+with every attempt's cause; a run past its time limit is failed and keeps its checkpoint; a re-run
+registers nothing twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.contract.presets import train_preset
+from core.settings import Settings
+from core.store import jobs as store_jobs
+from core.store.db import session_scope
+from core.store.orm import Artifact, RegisteredModel
+from tests.core.test_jobs import Lab
+
+QUICK = train_preset("smoke").model_copy(update={"epochs": 2, "eval_subset": 32})
+
+
+@pytest.fixture
+def lab(tmp_path):
+    lab = Lab(tmp_path)
+    lab.settings = Settings(**{**lab.settings.model_dump(), "fault_dir": tmp_path / "faults", "max_attempts": 2})
+    (tmp_path / "faults").mkdir()
+    return lab
+
+
+def fault(lab, job_id: str, text: str) -> None:
+    (lab.settings.fault_dir / job_id).write_text(text)
+
+
+def attempts(lab, job_id: str) -> list[dict]:
+    with session_scope(lab.settings.database_url) as s:
+        return store_jobs.get_job(s, job_id=job_id).attempt_log or []
+
+
+@pytest.mark.parametrize(
+    "what, words",
+    [("sigkill@start", "killed by SIGKILL"), ("segfault@start", "killed by SIGSEGV (a crash in native code)")],
+)
+def test_a_job_that_crashes_its_process_is_retried_to_the_cap_then_failed_with_each_cause(lab, what, words):
+    job_id = lab.create("adversarial_training", QUICK)
+    fault(lab, job_id, what)
+    assert lab.execute(job_id) == "queued"  # the worker lives on; the job goes back to the queue
+    assert lab.job(job_id)["status"] == "queued"
+    assert lab.execute(job_id) == "failed"
+    job = lab.job(job_id)
+    assert job["status"] == "failed" and job["error"].startswith("gave up after 2 abnormal ends")
+    assert job["error"].count(words) == 2
+    log = attempts(lab, job_id)
+    assert [e["attempt"] for e in log] == [1, 2] and all(e["peak_rss_mb"] > 50 for e in log)
+
+
+def test_a_job_past_the_memory_budget_is_killed_and_the_cause_says_so(lab):
+    lab.settings = lab.settings.model_copy(update={"memory_budget_bytes": 1_500_000_000, "max_attempts": 1})
+    job_id = lab.create("adversarial_training", QUICK)
+    fault(lab, job_id, "allocate:2000000000@start")
+    assert lab.execute(job_id) == "failed"
+    error = lab.job(job_id)["error"]
+    assert "past the worker's memory budget of 1.40 GiB" in error and "gave up after 1 abnormal ends" in error
+
+
+def test_a_crash_once_then_a_resume_from_the_checkpoint(lab):
+    job_id = lab.create("adversarial_training", QUICK)
+    fault(lab, job_id, "sigkill@epoch:1 once")
+    assert lab.execute(job_id) == "queued"
+    assert lab.execute(job_id) == "succeeded"
+    log = attempts(lab, job_id)
+    assert "killed by SIGKILL" in log[0]["cause"] and log[1]["cause"] == "finished"
+    assert log[0]["last_message"] == "epoch 1/2 done"  # the second attempt resumed from that checkpoint
+
+
+def test_a_crash_between_registering_and_finishing_registers_nothing_twice(lab):
+    job_id = lab.create("adversarial_training", QUICK)
+    fault(lab, job_id, "sigkill@finish once")
+    assert lab.execute(job_id) == "queued"  # the model is registered, the job is not finished
+    with session_scope(lab.settings.database_url) as s:
+        assert s.query(RegisteredModel).filter(RegisteredModel.job_id == job_id).count() == 1
+    assert lab.execute(job_id) == "succeeded"
+    job = lab.job(job_id)
+    with session_scope(lab.settings.database_url) as s:
+        models = s.query(RegisteredModel).filter(RegisteredModel.job_id == job_id).all()
+        uris = [a.uri for a in s.query(Artifact).filter(Artifact.job_id == job_id).all()]
+        assert [m.id for m in models] == [job["result"]["model_id"]]
+        assert len(uris) == len(set(uris)) and f"jobs/{job_id}/checkpoint/model.safetensors" in uris
+
+
+def test_a_job_past_its_time_limit_is_failed_and_its_checkpoint_is_kept(lab):
+    lab.settings = lab.settings.model_copy(update={"job_time_limits": {"adversarial_training": 45.0}})
+    job_id = lab.create("adversarial_training", QUICK.model_copy(update={"epochs": 500}))
+    assert lab.execute(job_id) == "failed"
+    job = lab.job(job_id)
+    assert job["error"].startswith("timed out after 45 s (the limit for adversarial_training)")
+    assert {"model.safetensors", "checkpoint.json"} <= set(job["artifacts"])  # downloadable
+
+
+def test_workers_that_died_without_a_word_count_as_attempts(lab):
+    job_id = lab.create("adversarial_training", QUICK)
+    for _ in range(2):  # two deliveries whose workers vanished: claimed, never heard of again
+        with session_scope(lab.settings.database_url) as s:
+            store_jobs.claim_job(s, job_id=job_id, worker="gone", lease_seconds=0)
+            s.execute(store_jobs.update(store_jobs.Job).values(status="queued"))
+    assert lab.execute(job_id) == "failed"
+    assert lab.job(job_id)["error"].count("the worker died without recording a cause") == 2
