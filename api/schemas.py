@@ -49,6 +49,7 @@ class JobOut(BaseModel):
     owner: str | None
     study_id: str | None
     attempts: int
+    attempt_log: list[dict[str, Any]] | None = Field(default=None, description="how each supervised attempt ended")
     cancel_requested: bool
     created_at: datetime
     started_at: datetime | None
