@@ -84,8 +84,12 @@ def page(browser):
     context.close()
 
 
-def open_page(page, stack, path: str) -> None:
-    page.goto(f"{stack.dashboard_url}/{path}")
+def open_page(page, stack, path: str, *, key: str | None = None) -> None:
+    """Open a page signed in (a new page load is a new browser session: the link carries the key,
+    as the one `make up` prints does); `key=""` opens it signed out."""
+    key = stack.key if key is None else key
+    sign_in = f"{'&' if '?' in path else '?'}key={key}" if key else ""
+    page.goto(f"{stack.dashboard_url}/{path}{sign_in}")
     page.wait_for_selector('[data-testid="stAppViewContainer"]')
     page.wait_for_function(
         '!document.querySelector(\'[data-testid="stStatusWidget"] [data-testid="stStatusWidgetRunningIcon"]\')'
@@ -201,3 +205,15 @@ def test_leaderboard_lists_the_evaluated_models_and_offers_csv(page, stack, lab)
     assert len(csv) == 1 + len(classifiers)  # each trained classifier, under its training's protocol
     assert all("standard (apgd-ce10" in row for row in csv[1:])
     screenshot(page, "leaderboard")
+
+
+def test_the_dashboard_asks_for_a_key_and_refuses_a_wrong_one(page, stack):
+    open_page(page, stack, "", key="")
+    page.get_by_text("Sign in with your API key").wait_for()
+    assert page.get_by_text("of 3 jobs").count() == 0  # nothing shown before signing in
+    page.get_by_label("API key").fill("rl_not-a-key")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("invalid, expired or revoked API key").wait_for()
+    page.get_by_label("API key").fill(stack.key)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign out").wait_for()
