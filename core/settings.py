@@ -50,7 +50,7 @@ class Settings(BaseModel):
     max_queued_jobs_per_user: int = Field(default=100, ge=1)  # unfinished jobs one user may have
     max_running_train_jobs_per_user: int = Field(default=4, ge=1)  # beyond it, their jobs wait
     interactive_per_minute: int = Field(default=120, ge=1)  # requests per user to the interactive endpoints
-    lease_seconds: float = Field(default=30.0, gt=0)
+    lease_seconds: float = Field(default=60.0, gt=0)  # longer than the store outages a job rides out
     visibility_timeout: int = Field(default=3600, ge=1)
     model_cache_size: int = Field(default=4, ge=1)
     max_attempts: int = Field(default=3, ge=1)  # abnormal ends (crash, kill) before a job is failed for good

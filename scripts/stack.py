@@ -71,6 +71,7 @@ class Stack:
         self.with_dashboard = with_dashboard
         self.embedded_redis = not os.environ.get("REDIS_URL") if embedded_redis is None else embedded_redis
         self.procs: dict[str, subprocess.Popen] = {}
+        self.redis_port: int | None = None  # the embedded Redis', kept across a restart
         env = {**os.environ, **(extra_env or {}), "ROBUSTLAB_VAR_DIR": str(self.var), "PYTHONUNBUFFERED": "1"}
         self.env = {k: v for k, v in env.items() if v is not None}  # None in extra_env removes a variable
         self.env.setdefault("ROBUSTLAB_PUBLIC_URL", f"http://127.0.0.1:{api_port}")
@@ -105,9 +106,11 @@ class Stack:
         return proc
 
     def start_redis(self) -> None:
+        """The embedded Redis; started again (after `kill("redis")`) on the same port, from its
+        append-only file."""
         if not self.embedded_redis:
             return
-        port = free_port()
+        port = self.redis_port = self.redis_port or free_port()
         data = self.var / "redis"
         data.mkdir(parents=True, exist_ok=True)
         self._spawn(

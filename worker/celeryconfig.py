@@ -17,3 +17,6 @@ worker_prefetch_multiplier = 1
 task_default_queue = "train"
 worker_hijack_root_logger = False
 worker_send_task_events = False
+# Redis away for a moment: a running job goes on (it needs only the database; its lease keeps any
+# redelivery from running it twice) instead of being cancelled and queued again.
+worker_cancel_long_running_tasks_on_connection_loss = False

@@ -11,6 +11,7 @@ import threading
 import redis
 
 from core.contract.kinds import TASK_NAME
+from core.jobs.outage import STORE_AWAY
 from core.settings import get_settings, memory_budget
 from core.store import jobs as store_jobs
 from core.store.db import session_scope
@@ -43,7 +44,9 @@ def _loop(app, queues: list[str], name: str) -> None:
             client.set(WORKER_KEY + name, json.dumps(announcement), ex=max(1, int(3 * every)))
             if client.set(RECONCILE_LOCK, name, nx=True, ex=max(1, int(every))):
                 reenqueue_lost_jobs(app, client, settings, grace_seconds=2 * settings.lease_seconds)
-        except Exception:  # Redis or the database away for a moment: try again next round
+        except (redis.ConnectionError, redis.TimeoutError, *STORE_AWAY) as e:  # away for a moment
+            log.warning("worker duties: %s; again in %.0f s", e, every)
+        except Exception:
             log.exception("worker duties failed; retrying")
         if _stop.wait(every):
             client.delete(WORKER_KEY + name)

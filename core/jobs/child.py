@@ -11,6 +11,7 @@ import sys
 from core.contract.progress import Progress
 from core.jobs.faults import maybe_fail
 from core.jobs.model_cache import ModelCache
+from core.jobs.outage import while_store_away
 from core.jobs.running import finish, make_context, run_claimed
 from core.settings import get_settings
 from core.store import jobs as store_jobs
@@ -23,9 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     (job_id,) = argv if argv is not None else sys.argv[1:]
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s/child] %(message)s")
     settings = get_settings()
-    with session_scope(settings.database_url) as s:
-        job = store_jobs.get_job(s, job_id=job_id)
-        kind, raw_spec, owner_id = job.kind, job.spec, job.owner_id
+
+    def read_job() -> tuple[str, dict, str | None]:
+        with session_scope(settings.database_url) as s:
+            job = store_jobs.get_job(s, job_id=job_id)
+            return job.kind, job.spec, job.owner_id
+
+    kind, raw_spec, owner_id = while_store_away(settings.outage_seconds, f"job {job_id}'s spec", read_job)
     maybe_fail(settings.fault_dir, job_id, "start")
     ctx = make_context(job_id, owner_id, settings, ModelCache(settings.model_cache_size))
     report = ctx.progress

@@ -3,6 +3,7 @@ artifact store, a work folder, the model cache, and the helpers every runner sha
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -20,12 +21,14 @@ from core.data.by_index import test_image
 from core.data.dataset import Dataset
 from core.data.loaders import UPLOADED_ARRAYS, load_dataset
 from core.jobs.model_cache import ModelCache
+from core.jobs.outage import STORE_AWAY
 from core.store import jobs as store_jobs
 from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.orm import DatasetRow
 from core.store.registry import get_model
 from core.training.checkpoint import has_checkpoint
 
+log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 0.5  # seconds between progress writes without new metrics
 STOP_CHECK_INTERVAL = 0.5  # seconds between reads of the cancel flag
 
@@ -41,21 +44,31 @@ class JobContext:
     owner_id: str | None = None  # the owning user: what the job registers is theirs
     data_root: Path = Path("var/data")  # the operator's folders, offered as `folder` datasets by name
     archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)  # what an uploaded dataset may hold
+    outage_seconds: float = 300.0  # how long the job rides out its store being away
     lease_lost: threading.Event = field(default_factory=threading.Event)
     _last_progress: float = 0.0
     _last_stop_check: float = 0.0
     _stop: bool = False
+    _unwritten_metrics: list[tuple[int, dict]] = field(default_factory=list)
 
     def progress(self, p: Progress) -> None:
-        """Write progress (throttled) and any metrics to the store."""
+        """Write progress (throttled) and any metrics to the store. While the store is away (a
+        database restart) the job trains on: metrics wait here and are written, in order, with the
+        first progress after it is back."""
         now = time.monotonic()
-        if not p.metrics and p.fraction < 1.0 and now - self._last_progress < PROGRESS_INTERVAL:
+        if p.metrics and p.step is not None:
+            self._unwritten_metrics.append((p.step, dict(p.metrics)))
+        if not self._unwritten_metrics and p.fraction < 1.0 and now - self._last_progress < PROGRESS_INTERVAL:
             return
         self._last_progress = now
-        with self.session() as s:
-            store_jobs.report_progress(s, job_id=self.job_id, fraction=p.fraction, message=p.message)
-            if p.metrics and p.step is not None:
-                store_jobs.add_metrics(s, job_id=self.job_id, step=p.step, metrics=p.metrics)
+        try:
+            with self.session() as s:
+                store_jobs.report_progress(s, job_id=self.job_id, fraction=p.fraction, message=p.message)
+                for step, metrics in self._unwritten_metrics:
+                    store_jobs.add_metrics(s, job_id=self.job_id, step=step, metrics=metrics)
+            self._unwritten_metrics.clear()
+        except STORE_AWAY:
+            log.warning("job %s: the store is away; %d metric step(s) kept", self.job_id, len(self._unwritten_metrics))
 
     def scaled(self, start: float, end: float, metrics: bool = True) -> ProgressFn:
         """A reporter for a stage spanning [start, end] of the whole job; its metrics are dropped
@@ -74,8 +87,11 @@ class JobContext:
         now = time.monotonic()
         if now - self._last_stop_check >= STOP_CHECK_INTERVAL:
             self._last_stop_check = now
-            with self.session() as s:
-                self._stop = store_jobs.cancel_requested(s, job_id=self.job_id)
+            try:
+                with self.session() as s:
+                    self._stop = store_jobs.cancel_requested(s, job_id=self.job_id)
+            except STORE_AWAY:  # the store is away: no cancel can have been requested meanwhile
+                pass
         return self._stop
 
     @property

@@ -1,8 +1,10 @@
 """Running one claimed job in this process: the context, the kind's runner, and the final write.
 Used by the child process of a supervised job, and in process for the interactive queue.
 
-The store may be away for a while (a database restart): progress writes are skipped meanwhile
-(`JobContext.progress`), and the final write is retried until it lands or `outage_seconds` pass.
+The store may be away for a while (a database restart), for at most `outage_seconds`: progress and
+metrics wait in the job (`JobContext.progress`), the heartbeat retries every second, a runner
+whose own writes (its model, its artifacts) hit the outage is run again from its checkpoint once
+the store is back (final writes are idempotent, keyed by the job), and the final write is retried.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from core.data.archive import ArchiveLimits
 from core.device import resolve_device
 from core.jobs.context import JobContext
 from core.jobs.model_cache import ModelCache
+from core.jobs.outage import STORE_AWAY, while_store_away
 from core.settings import Settings
 from core.store import jobs as store_jobs
 from core.store.artifacts import ArtifactStore
@@ -37,51 +40,59 @@ def make_context(job_id: str, owner_id: str | None, settings: Settings, models: 
         owner_id=owner_id,
         data_root=settings.data_root,
         archive_limits=ArchiveLimits(max_files=settings.max_dataset_files, max_pixels=settings.max_image_pixels),
+        outage_seconds=settings.outage_seconds,
     )
 
 
 def heartbeat(job_id: str, settings: Settings, worker: str, done: threading.Event, lost: threading.Event) -> None:
     """Extend the job's lease every third of it until `done`; set `lost` (and stop) when another
-    worker holds the lease. A database hiccup is logged and the next beat tries again."""
-    while not done.wait(settings.lease_seconds / 3):
+    worker holds the lease. While the store is away nobody can claim the job; the heartbeat tries
+    again every second, so that the lease is renewed as soon as the store is back (an outage
+    shorter than the lease never lets another worker take the job)."""
+    wait = settings.lease_seconds / 3
+    while not done.wait(wait):
         try:
             with session_scope(settings.database_url) as s:
                 if not store_jobs.heartbeat(s, job_id=job_id, worker=worker, lease_seconds=settings.lease_seconds):
                     log.warning("job %s: lease lost, stopping", job_id)
                     lost.set()
                     return
-        except Exception:  # the store is away for a moment: the lease is long enough to wait
-            log.exception("job %s: heartbeat failed", job_id)
+            wait = settings.lease_seconds / 3
+        except Exception:
+            log.warning("job %s: heartbeat failed (the store is away?); again in 1 s", job_id, exc_info=True)
+            wait = min(1.0, settings.lease_seconds / 3)
 
 
 def run_claimed(ctx: JobContext, kind: str, raw_spec: dict) -> tuple[str, dict | None, str | None]:
     """Run the claimed job's runner: (status, result, error). Never raises for the job's own
     failure: a failing job fails, the process lives on."""
-    try:
-        row = job_kind(kind)
-        result = row.resolve_runner()(row.spec.model_validate(raw_spec), ctx)
-        return "succeeded", result, None
-    except Stopped:
-        return ("running" if ctx.lease_lost.is_set() else "cancelled"), None, None
-    except Exception as e:
-        log.exception("job %s failed", ctx.job_id)
-        return "failed", None, f"{type(e).__name__}: {e}"
+    row = job_kind(kind)
+    deadline = time.monotonic() + ctx.outage_seconds
+    while True:
+        try:
+            result = row.resolve_runner()(row.spec.model_validate(raw_spec), ctx)
+            return "succeeded", result, None
+        except Stopped:
+            return ("running" if ctx.lease_lost.is_set() else "cancelled"), None, None
+        except STORE_AWAY as e:
+            if time.monotonic() > deadline:
+                log.exception("job %s: the store stayed away", ctx.job_id)
+                return "failed", None, f"the job store stayed away for over {ctx.outage_seconds:g} s: {e}"
+            log.warning("job %s: the store went away; running it again from its checkpoint", ctx.job_id)
+            time.sleep(2.0)
+        except Exception as e:
+            log.exception("job %s failed", ctx.job_id)
+            return "failed", None, f"{type(e).__name__}: {e}"
 
 
 def finish(settings: Settings, job_id: str, status: str, result: dict | None, error: str | None) -> None:
     """The job's final write, retried while the store is away (at most `outage_seconds`)."""
-    deadline, wait = time.monotonic() + settings.outage_seconds, 1.0
-    while True:
-        try:
-            with session_scope(settings.database_url) as s:
-                store_jobs.finish_job(s, job_id=job_id, status=status, result=result, error=error)
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            log.warning("job %s: the store is away; retrying its final write in %.0f s", job_id, wait, exc_info=True)
-            time.sleep(wait)
-            wait = min(2 * wait, 15.0)
+
+    def write() -> None:
+        with session_scope(settings.database_url) as s:
+            store_jobs.finish_job(s, job_id=job_id, status=status, result=result, error=error)
+
+    while_store_away(settings.outage_seconds, f"job {job_id}'s final write", write)
 
 
 def run_in_process(

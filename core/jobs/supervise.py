@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
+from core.jobs.outage import STORE_AWAY, while_store_away
 from core.jobs.running import finish, heartbeat
 from core.settings import Settings, memory_budget, settings_env, time_limit
 from core.store import jobs as store_jobs
@@ -63,10 +64,14 @@ def describe_exit(returncode: int) -> tuple[str, int | None, str | None]:
 
 
 def _taken_over(settings: Settings, job_id: str, worker: str) -> bool:
-    """Whether another worker holds the job now (a lost heartbeat may also mean it just finished)."""
-    with session_scope(settings.database_url) as s:
-        job = store_jobs.get_job(s, job_id=job_id)
-        return job.status == "running" and job.lease_owner != worker
+    """Whether another worker holds the job now (a lost heartbeat may also mean it just finished;
+    a store that is away again answers no, and the next poll asks again)."""
+    try:
+        with session_scope(settings.database_url) as s:
+            job = store_jobs.get_job(s, job_id=job_id)
+            return job.status == "running" and job.lease_owner != worker
+    except STORE_AWAY:
+        return False
 
 
 def supervise(
@@ -108,40 +113,54 @@ def supervise(
         done.set()
     peak = max(peak, usage_peak)
     words, code, sig = describe_exit(proc.returncode)
-    with session_scope(settings.database_url) as s:
-        job = store_jobs.get_job(s, job_id=job_id)
-        if job.status == "running" and job.lease_owner != worker:
-            return "running"  # another worker holds the job now
-        entry = {
-            "attempt": attempt,
-            "worker": worker,
-            "at": utcnow().isoformat(),
-            "exit_code": code,
-            "signal": sig,
-            "peak_rss_mb": round(peak / 2**20),
-            "seconds": round(time.monotonic() - started, 1),
-            "last_message": job.message,
-        }
-        if job.status != "running":  # it wrote its own end
-            store_jobs.record_attempt(s, job_id=job_id, entry={**entry, "cause": "finished"})
-            return job.status
-        entry["cause"] = f"{cause or words}; peak memory {peak / 2**20:.0f} MiB; last message: {job.message!r}"
-        store_jobs.record_attempt(s, job_id=job_id, entry=entry)
-        log.warning("job %s, attempt %d: %s", job_id, attempt, entry["cause"])
-        if timed_out:
-            _keep_checkpoint(s, settings, job_id)
-            give_up = f"timed out after {limit:g} s (the limit for {kind}); its last checkpoint is kept"
-        elif attempt >= settings.max_attempts:
-            give_up = poison_message(job)
-        else:
-            give_up = None
-            requeued = store_jobs.requeue(s, job_id=job_id)
+    entry = {
+        "attempt": attempt,
+        "worker": worker,
+        "at": utcnow().isoformat(),
+        "exit_code": code,
+        "signal": sig,
+        "peak_rss_mb": round(peak / 2**20),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    why = cause or words
+    outcome, give_up = while_store_away(
+        settings.outage_seconds,
+        f"job {job_id}'s attempt record",
+        lambda: _record_end(settings, job_id, worker, entry, why, peak, timed_out=timed_out),
+    )
     if give_up is not None:
         finish(settings, job_id, "failed", None, give_up)
         return "failed"
-    if requeued and resend is not None:
-        resend(job_id)
-    return "queued" if requeued else "cancelled"
+    if outcome == "queued" and resend is not None:
+        try:
+            resend(job_id)
+        except Exception:  # the broker is away: the workers' re-enqueue loop sends it later
+            log.warning("job %s: could not put it back on its queue now", job_id, exc_info=True)
+    return outcome
+
+
+def _record_end(
+    settings: Settings, job_id: str, worker: str, entry: dict, why: str, peak: int, *, timed_out: bool
+) -> tuple[str, str | None]:
+    """Record how the child ended in the job's attempt log and decide what comes next: (the job's
+    status now, the error to fail it with or None). One transaction, safe to run again."""
+    with session_scope(settings.database_url) as s:
+        job = store_jobs.get_job(s, job_id=job_id)
+        if job.status == "running" and job.lease_owner != worker:
+            return "running", None  # another worker holds the job now
+        entry = {**entry, "last_message": job.message}
+        if job.status != "running":  # it wrote its own end
+            store_jobs.record_attempt(s, job_id=job_id, entry={**entry, "cause": "finished"})
+            return job.status, None
+        entry["cause"] = f"{why}; peak memory {peak / 2**20:.0f} MiB; last message: {job.message!r}"
+        store_jobs.record_attempt(s, job_id=job_id, entry=entry)
+        log.warning("job %s, attempt %d: %s", job_id, entry["attempt"], entry["cause"])
+        if timed_out:
+            _keep_checkpoint(s, settings, job_id)
+            return "failed", f"{why}; its last checkpoint is kept"
+        if entry["attempt"] >= settings.max_attempts:
+            return "failed", poison_message(job)
+        return ("queued" if store_jobs.requeue(s, job_id=job_id) else "cancelled"), None
 
 
 def poison_message(job, ended: int | None = None) -> str:
