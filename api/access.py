@@ -11,12 +11,16 @@
 
 from __future__ import annotations
 
-from fastapi import HTTPException, status
+from fastapi import HTTPException, Response, status
 from sqlalchemy import or_
 from sqlalchemy.orm import Session
 
 from api.deps import Caller, not_found
 from core.contract.names import FINISHED
+from core.store import audit
+from core.store.artifacts import ArtifactStore
+from core.store.db import write_lock
+from core.store.deletion import InUse
 from core.store.orm import Artifact, DatasetRow, Job
 
 
@@ -71,3 +75,23 @@ def data_root_folders(settings) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / "train").is_dir() and (p / "test").is_dir())
+
+
+def delete_audited(session: Session, settings, caller: Caller, what: str, object_id: str, delete) -> Response:
+    """Run `delete(session, store)` under the write lock, audit it, commit: 204, or 409 naming
+    what still uses the object."""
+    with write_lock(settings.database_url):
+        try:
+            delete(session, ArtifactStore(settings.artifact_url))
+        except InUse as e:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
+        audit.record(
+            session,
+            user_id=caller.user_id,
+            user_name=caller.name,
+            action="delete",
+            object_type=what,
+            object_id=object_id,
+        )
+        session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -5,12 +5,13 @@ a path. An uploaded dataset is its owner's (and the admins'): others get 404."""
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
 from sqlalchemy import select
 
-from api.access import data_root_folders, visible_dataset
+from api.access import data_root_folders, delete_audited, visible_dataset
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep
 from api.limits import InteractiveRate
 from api.routes.jobs import submit
@@ -20,10 +21,9 @@ from core.contract.names import NAMED_DATASETS
 from core.contract.specs import DatasetUploadSpec
 from core.data.archive import ArchiveError, ArchiveLimits, members
 from core.data.catalogue import class_names
-from core.store import audit
 from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.db import write_lock
-from core.store.deletion import InUse, delete_dataset
+from core.store.deletion import delete_dataset
 from core.store.orm import DatasetRow
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -113,18 +113,6 @@ def remove_dataset(dataset_id: str, session: SessionDep, settings: SettingsDep, 
     """Delete an uploaded dataset with its arrays (its owner or an admin); 409 while an unfinished
     job uses it."""
     visible_dataset(session, caller, dataset_id)
-    with write_lock(settings.database_url):
-        try:
-            delete_dataset(session, ArtifactStore(settings.artifact_url), dataset_id=dataset_id)
-        except InUse as e:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
-        audit.record(
-            session,
-            user_id=caller.user_id,
-            user_name=caller.name,
-            action="delete",
-            object_type="dataset",
-            object_id=dataset_id,
-        )
-        session.commit()
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return delete_audited(
+        session, settings, caller, "dataset", dataset_id, partial(delete_dataset, dataset_id=dataset_id)
+    )

@@ -4,6 +4,7 @@ lab's finished ones; they cancel and delete their own (see `api.access`)."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -12,7 +13,15 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.access import artifact_visible, data_root_folders, jobs_visible_to, require_owner, visible_dataset, visible_job
+from api.access import (
+    artifact_visible,
+    data_root_folders,
+    delete_audited,
+    jobs_visible_to,
+    require_owner,
+    visible_dataset,
+    visible_job,
+)
 from api.deps import MAX_OFFSET, Caller, KeyDep, QueueDep, SessionDep, SettingsDep
 from api.limits import check_limits, check_memory
 from api.schemas import JobIn, JobList, JobOut, MetricOut
@@ -22,9 +31,8 @@ from core.contract.specs import DataSpec, ModelSpec
 from core.settings import Settings
 from core.store import audit
 from core.store import jobs as store_jobs
-from core.store.artifacts import ArtifactStore
 from core.store.db import write_lock
-from core.store.deletion import InUse, delete_job
+from core.store.deletion import delete_job
 from core.store.orm import Artifact, Job
 from core.store.registry import get_model
 
@@ -230,13 +238,4 @@ def remove_job(job_id: str, session: SessionDep, settings: SettingsDep, caller: 
     """Delete a finished job with its metrics, artifacts and the models it registered (its owner or
     an admin); 409 while it, or a job using its model, has not finished."""
     require_owner(caller, visible_job(session, caller, job_id).owner_id, "job")
-    with write_lock(settings.database_url):
-        try:
-            delete_job(session, ArtifactStore(settings.artifact_url), job_id=job_id)
-        except InUse as e:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
-        audit.record(
-            session, user_id=caller.user_id, user_name=caller.name, action="delete", object_type="job", object_id=job_id
-        )
-        session.commit()
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return delete_audited(session, settings, caller, "job", job_id, partial(delete_job, job_id=job_id))

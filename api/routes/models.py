@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from api.access import require_owner
+from api.access import delete_audited, require_owner
 from api.deps import MAX_OFFSET, KeyDep, QueueDep, SessionDep, SettingsDep, not_found
 from api.limits import InteractiveRate
 from api.routes.jobs import submit
@@ -17,10 +18,9 @@ from api.schemas import ModelList, ModelOut
 from api.uploads import check_safetensors, read_bounded
 from api.waiting import wait_for, with_urls
 from core.contract.specs import DataSpec, ModelSpec, ModelUploadSpec
-from core.store import audit
 from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.db import write_lock
-from core.store.deletion import InUse, delete_model
+from core.store.deletion import delete_model
 from core.store.orm import RegisteredModel
 from core.store.registry import get_model, list_models
 
@@ -128,18 +128,4 @@ def remove_model(model_id: str, session: SessionDep, settings: SettingsDep, call
     if row is None:
         raise not_found("model", model_id)
     require_owner(caller, row.owner_id, "model")
-    with write_lock(settings.database_url):
-        try:
-            delete_model(session, ArtifactStore(settings.artifact_url), model_id=model_id)
-        except InUse as e:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
-        audit.record(
-            session,
-            user_id=caller.user_id,
-            user_name=caller.name,
-            action="delete",
-            object_type="model",
-            object_id=model_id,
-        )
-        session.commit()
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return delete_audited(session, settings, caller, "model", model_id, partial(delete_model, model_id=model_id))

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select
 
-from api.access import require_owner
+from api.access import delete_audited, require_owner
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
 from api.routes.jobs import check_quota, submit
 from api.schemas import StudyIn, StudyOut, StudySummary
 from core.contract.presets import train_preset
 from core.contract.specs import ActivationSpec
-from core.store import audit
-from core.store.artifacts import ArtifactStore
 from core.store.db import write_lock
-from core.store.deletion import InUse, delete_study
+from core.store.deletion import delete_study
 from core.store.orm import Job, Study
 from core.study import sat_variants, summarise
 
@@ -113,18 +112,4 @@ def remove_study(study_id: str, session: SessionDep, settings: SettingsDep, call
     """Delete a study with its jobs and what they made (its owner or an admin); 409 while one of
     its jobs has not finished."""
     require_owner(caller, _study(session, study_id).owner_id, "study")
-    with write_lock(settings.database_url):
-        try:
-            delete_study(session, ArtifactStore(settings.artifact_url), study_id=study_id)
-        except InUse as e:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
-        audit.record(
-            session,
-            user_id=caller.user_id,
-            user_name=caller.name,
-            action="delete",
-            object_type="study",
-            object_id=study_id,
-        )
-        session.commit()
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return delete_audited(session, settings, caller, "study", study_id, partial(delete_study, study_id=study_id))

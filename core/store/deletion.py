@@ -85,11 +85,9 @@ def delete_study(session: Session, store: ArtifactStore, *, study_id: str) -> No
     session.flush()
 
 
-def collect_garbage(session: Session, store: ArtifactStore, *, older_than_seconds: float = 3600) -> list[str]:
-    """Delete the files of the artifact store that nothing points to: no artifact row, no
-    registered model's checkpoint, no existing job's folder. Files younger than
-    `older_than_seconds` are left alone (a writer may not have recorded them yet). Returns the
-    deleted keys."""
+def unreferenced_keys(session: Session, store: ArtifactStore) -> list[str]:
+    """The files of the artifact store that nothing points to: no artifact row, no registered
+    model's checkpoint, no uploaded dataset, no existing job's folder."""
     kept = set(session.scalars(select(Artifact.uri)).all())
     uris = [
         *session.scalars(select(RegisteredModel.checkpoint_uri)).all(),
@@ -97,15 +95,21 @@ def collect_garbage(session: Session, store: ArtifactStore, *, older_than_second
     ]
     prefixes = [uri.rstrip("/") + "/" for uri in uris]
     jobs = set(session.scalars(select(Job.id)).all())
-    deleted, now = [], time.time()
-    for key in store.all_keys():
+
+    def referenced(key: str) -> bool:
         parts = key.split("/")
-        if (
-            key in kept
-            or any(key.startswith(p) for p in prefixes)
-            or (parts[0] == "jobs" and len(parts) > 1 and parts[1] in jobs)
-        ):
-            continue
+        in_a_job = parts[0] == "jobs" and len(parts) > 1 and parts[1] in jobs
+        return key in kept or in_a_job or any(key.startswith(p) for p in prefixes)
+
+    return [key for key in store.all_keys() if not referenced(key)]
+
+
+def collect_garbage(session: Session, store: ArtifactStore, *, older_than_seconds: float = 3600) -> list[str]:
+    """Delete the files nothing points to (`unreferenced_keys`). Files younger than
+    `older_than_seconds` are left alone (a writer may not have recorded them yet). Returns the
+    deleted keys."""
+    deleted, now = [], time.time()
+    for key in unreferenced_keys(session, store):
         if now - store.modified(key) < older_than_seconds:
             continue
         store.delete(key)

@@ -291,3 +291,22 @@ def test_a_crashed_run_is_resumed_on_its_own_delivery_before_any_fair_turn(db):
         assert job.id == crashed and job.attempts == 2 and job.lease_owner == "w"
     with session_scope(db) as s:
         assert store_jobs.get_job(s, job_id=waiting).status == "queued"
+
+
+def test_garbage_collection_deletes_only_what_nothing_points_to(db, tmp_path):
+    from core.store.deletion import collect_garbage, unreferenced_keys
+
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    with session_scope(db) as s:
+        job_id = store_jobs.create_job(s, kind="adversarial_training", spec={"epochs": 1}).id
+        record_artifact(s, store, key="uploads/a.png", data=b"png", type="image")
+    store.put_bytes(f"jobs/{job_id}/checkpoint/model.safetensors", b"weights")  # a running job's folder
+    store.put_bytes("jobs/gone/checkpoint/model.safetensors", b"weights")  # a deleted job's
+    store.put_bytes("uploads/stray.png", b"png")
+    strays = ["jobs/gone/checkpoint/model.safetensors", "uploads/stray.png"]
+    with session_scope(db) as s:
+        assert sorted(unreferenced_keys(s, store)) == strays
+        assert collect_garbage(s, store, older_than_seconds=3600) == []  # too young: a writer may be at work
+        assert sorted(collect_garbage(s, store, older_than_seconds=0)) == strays
+        assert unreferenced_keys(s, store) == []
+    assert sorted(store.all_keys()) == [f"jobs/{job_id}/checkpoint/model.safetensors", "uploads/a.png"]
