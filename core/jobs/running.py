@@ -66,8 +66,7 @@ def heartbeat(job_id: str, settings: Settings, worker: str, done: threading.Even
 def run_claimed(ctx: JobContext, kind: str, raw_spec: dict) -> tuple[str, dict | None, str | None]:
     """Run the claimed job's runner: (status, result, error). Never raises for the job's own
     failure: a failing job fails, the process lives on."""
-    row = job_kind(kind)
-    deadline = time.monotonic() + ctx.outage_seconds
+    row, away_since = job_kind(kind), None
     while True:
         try:
             result = row.resolve_runner()(row.spec.model_validate(raw_spec), ctx)
@@ -75,7 +74,8 @@ def run_claimed(ctx: JobContext, kind: str, raw_spec: dict) -> tuple[str, dict |
         except Stopped:
             return ("running" if ctx.lease_lost.is_set() else "cancelled"), None, None
         except STORE_AWAY as e:
-            if time.monotonic() > deadline:
+            away_since = away_since or time.monotonic()
+            if time.monotonic() - away_since > ctx.outage_seconds:
                 log.exception("job %s: the store stayed away", ctx.job_id)
                 return "failed", None, f"the job store stayed away for over {ctx.outage_seconds:g} s: {e}"
             log.warning("job %s: the store went away; running it again from its checkpoint", ctx.job_id)

@@ -85,3 +85,28 @@ def test_a_write_gives_up_after_the_outage_allowance_and_never_retries_a_real_er
     with pytest.raises(IntegrityError):
         while_store_away(30, "test", conflict)
     assert calls == [1]
+
+
+def test_a_runner_whose_own_writes_hit_an_outage_runs_again_then_gives_up_after_the_allowance(monkeypatch):
+    import threading
+    from types import SimpleNamespace
+
+    from core.jobs import running
+
+    calls, away_for = [], [1]
+
+    def runner(spec, ctx):
+        calls.append(1)
+        if len(calls) <= away_for[0]:
+            raise AWAY
+        return {"ok": True}
+
+    row = SimpleNamespace(resolve_runner=lambda: runner, spec=SimpleNamespace(model_validate=lambda raw: raw))
+    monkeypatch.setattr(running, "job_kind", lambda kind: row)
+    monkeypatch.setattr(running.time, "sleep", lambda s: None)
+    ctx = SimpleNamespace(job_id="j", outage_seconds=60, lease_lost=threading.Event())
+    assert running.run_claimed(ctx, "k", {}) == ("succeeded", {"ok": True}, None) and len(calls) == 2
+    calls.clear()
+    away_for[0], ctx.outage_seconds = 10**9, 0.05
+    status, result, error = running.run_claimed(ctx, "k", {})
+    assert (status, result) == ("failed", None) and "stayed away for over 0.05 s" in error
