@@ -15,7 +15,8 @@ from core.contract.specs import DataSpec, EvalSpec, ModelSpec, Spec, TrainSpec
 
 MIB = 2**20
 BASELINE_BYTES = 520 * MIB  # the interpreter, torch, robustlab, numpy, sklearn, in a job's process
-SAVED_PER_ACTIVATION = 3  # tensors kept per layer for backward (input, pre-activation, output)
+SAVED_PER_ACTIVATION = 3  # tensors kept per small-CNN layer for backward (input, pre-activation, output)
+SAVED_PER_UNET_LEVEL = 4  # a UNet level keeps more (normalisations, time embedding, skips, attention)
 # images (train, test), channels, side of the datasets known by name; others are not estimated
 DATASET_SHAPES = {
     "fashion-mnist": (60_000, 10_000, 1, 28),
@@ -36,13 +37,13 @@ def dataset_bytes(data: DataSpec) -> int:
 
 
 def classifier_numbers(model: ModelSpec) -> tuple[int, int]:
-    """(parameters, activation elements per image) of a classifier."""
+    """(parameters, activation elements kept for the backward pass per image) of a classifier."""
     c, side, w, k = model.in_channels, model.image_size, model.width, model.num_classes
     if model.arch == "small_cnn":
         q = side // 4
         params = (c * w * 9 + w) + (w * 2 * w * 9 + 2 * w) + (2 * w * q * q * 4 * w + 4 * w) + (4 * w * k + k)
         activations = w * side * side * 2 + 2 * w * (side // 2) ** 2 * 2 + 4 * w
-        return params, activations
+        return params, activations * SAVED_PER_ACTIVATION
     widths, sides = [w, 2 * w, 4 * w, 8 * w], [side, (side + 1) // 2, (side + 3) // 4, (side + 7) // 8]
     params, c_in = c * w * 9, w
     activations = w * side * side
@@ -51,7 +52,7 @@ def classifier_numbers(model: ModelSpec) -> tuple[int, int]:
             params += c_in * c_out * 9 + c_out * c_out * 9 + 4 * (c_in + c_out)
             if block == 0 and (i > 0 or c_in != c_out):
                 params += c_in * c_out
-            activations += 6 * c_out * s * s  # two (batch norm, activation, convolution) triples
+            activations += 6 * c_out * s * s  # two (batch norm, activation, convolution) triples, each kept
             c_in = c_out
     return params + 8 * w * k + k, activations
 
@@ -69,16 +70,16 @@ def estimate_bytes(spec: Spec, model: ModelSpec | None = None) -> int | None:
     if isinstance(spec, TrainSpec):
         params, activations = classifier_numbers(spec.model)
         states = 4 if spec.optim.name == "adam" else 3  # weights, grads, momentum (+ Adam's second moment)
-        batch = spec.batch_size * activations * 4 * SAVED_PER_ACTIVATION
+        batch = spec.batch_size * activations * (2 if spec.amp else 4)  # bf16 under amp
         return BASELINE_BYTES + dataset_bytes(spec.data) + params * 4 * states + batch
     if isinstance(spec, EvalSpec) and model is not None:
         params, activations = classifier_numbers(model)
-        batch = spec.batch_size * activations * 4 * SAVED_PER_ACTIVATION  # an attack's backward, no optimizer
+        batch = spec.batch_size * activations * 4  # an attack's backward, no optimizer
         return BASELINE_BYTES + dataset_bytes(spec.data) + params * 4 * 2 + batch
     if isinstance(spec, DDPMTrainSpec):
         side, c = spec.image_size, 1 if spec.data.name not in DATASET_SHAPES else DATASET_SHAPES[spec.data.name][2]
         activations = sum(4 * ch * (side >> i) ** 2 for i, ch in enumerate(spec.unet.block_out_channels)) * 2
-        batch = spec.batch_size * activations * 4 * SAVED_PER_ACTIVATION + spec.batch_size * c * side * side * 4
+        batch = spec.batch_size * activations * 4 * SAVED_PER_UNET_LEVEL + spec.batch_size * c * side * side * 4
         return BASELINE_BYTES + 300 * MIB + dataset_bytes(spec.data) + unet_params(spec) * 4 * 5 + batch
     return None
 

@@ -1,0 +1,30 @@
+"""Memory admission's estimate: it grows with what costs memory, and stays in range on the presets
+(its error against measured peak RSS is in docs/benchmarks.md, from bench/memory_estimate.py)."""
+
+from __future__ import annotations
+
+from core.contract.memory import estimate_bytes, fields_to_change
+from core.contract.presets import ddpm_preset, train_preset
+
+GIB = 2**30
+
+
+def test_the_estimate_grows_with_batch_width_and_precision():
+    spec = train_preset("gpu")
+    base = estimate_bytes(spec)
+    assert estimate_bytes(spec.model_copy(update={"batch_size": 512})) > base
+    wider = spec.model_copy(update={"model": spec.model.model_copy(update={"width": 128})})
+    assert estimate_bytes(wider) > base
+    assert estimate_bytes(spec.model_copy(update={"amp": False})) > base  # fp32 activations take twice bf16's
+    ddpm = ddpm_preset("gpu")
+    assert estimate_bytes(ddpm.model_copy(update={"batch_size": 512})) > estimate_bytes(ddpm)
+
+
+def test_the_presets_fit_a_small_machine_and_a_monster_does_not():
+    for name in ("smoke", "cpu", "gpu"):
+        assert 0.4 * GIB < estimate_bytes(train_preset(name)) < 8 * GIB
+        assert 0.4 * GIB < estimate_bytes(ddpm_preset(name)) < 8 * GIB
+    monster = train_preset("gpu").model_copy(update={"batch_size": 8192})
+    monster = monster.model_copy(update={"model": monster.model.model_copy(update={"width": 512})})
+    assert estimate_bytes(monster) > 64 * GIB
+    assert fields_to_change(monster) == "batch_size, model.width or model.arch"
