@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 
 from core.contract.presets import ddpm_presets, train_preset, training_presets
@@ -41,7 +40,7 @@ def faults(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, faults, proxy):
+def stack(tmp_path_factory, faults, proxy):  # this module's stack; conftest's `client` talks to it
     env = {
         "ROBUSTLAB_FAULT_DIR": str(faults),
         "ROBUSTLAB_MAX_ATTEMPTS": "2",
@@ -53,12 +52,6 @@ def stack(tmp_path_factory, faults, proxy):
         env["DATABASE_URL"] = proxy.url
     with running_stack(tmp_path_factory.mktemp("stack"), extra_env=env) as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def client(stack):
-    with httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {stack.key}"}, timeout=30) as c:
-        yield c
 
 
 def submit(client, epochs: int, seed: int = 0) -> str:
