@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from core.contract.kinds import job_kind
@@ -154,6 +154,12 @@ def report_progress(session: Session, *, job_id: str, fraction: float, message: 
 
 
 def add_metrics(session: Session, *, job_id: str, step: int, metrics: dict[str, float]) -> None:
+    """A step's metrics, replacing any written before for that step (a write repeated after an
+    outage, or a resumed run reporting a step again, leaves each metric once)."""
+    names = list(metrics)
+    session.execute(
+        delete(MetricPoint).where(MetricPoint.job_id == job_id, MetricPoint.step == step, MetricPoint.name.in_(names))
+    )
     session.add_all(MetricPoint(job_id=job_id, step=step, name=k, value=float(v)) for k, v in metrics.items())
 
 

@@ -310,3 +310,15 @@ def test_garbage_collection_deletes_only_what_nothing_points_to(db, tmp_path):
         assert sorted(collect_garbage(s, store, older_than_seconds=0)) == strays
         assert unreferenced_keys(s, store) == []
     assert sorted(store.all_keys()) == [f"jobs/{job_id}/checkpoint/model.safetensors", "uploads/a.png"]
+
+
+def test_a_step_written_twice_keeps_each_metric_once(db):
+    with session_scope(db) as s:
+        job_id = store_jobs.create_job(s, kind="adversarial_training", spec={"epochs": 1}).id
+        store_jobs.add_metrics(s, job_id=job_id, step=1, metrics={"loss": 1.0, "acc": 0.5})
+    with session_scope(db) as s:  # the same step again: a write repeated after an outage
+        store_jobs.add_metrics(s, job_id=job_id, step=1, metrics={"loss": 0.9, "acc": 0.5})
+        store_jobs.add_metrics(s, job_id=job_id, step=2, metrics={"loss": 0.8})
+    with session_scope(db) as s:
+        points = [(m.step, m.name, m.value) for m in store_jobs.get_metrics(s, job_id=job_id)]
+    assert sorted(points) == [(1, "acc", 0.5), (1, "loss", 0.9), (2, "loss", 0.8)]
