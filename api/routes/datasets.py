@@ -39,6 +39,7 @@ def dataset_out(row: DatasetRow) -> dict:
         "test": row.classes["test"],
         "channels": row.channels,
         "image_size": row.image_size,
+        "provenance": row.provenance,
         "owner_id": row.owner_id,
         "created_at": row.created_at,
     }

@@ -72,13 +72,34 @@ def check_data(session: Session, settings: Settings, caller: Caller, field: str,
         visible_dataset(session, caller, data.dataset_id)
 
 
+MODEL_REFERENCES = {"classifier_id": "classifier", "diffusion_id": "diffusion"}  # spec fields naming models
+
+
+def nested_specs(spec: BaseModel, path: str = ""):
+    """`(path, spec)` for `spec` (path "") and every spec inside it, depth first (`generated.data`)."""
+    yield path, spec
+    for field in type(spec).model_fields:
+        if isinstance(value := getattr(spec, field), BaseModel):
+            yield from nested_specs(value, f"{path}.{field}" if path else field)
+
+
+def check_model(session: Session, field: str, model_id: str, kind: str) -> None:
+    """404 unless `model_id` is a registered model of `kind` (models are the lab's: all may read)."""
+    model = get_model(session, model_id=model_id)
+    if model is None or model.kind != kind:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{field}: no registered {kind} model with id {model_id!r}")
+
+
 def check_references(session: Session, settings: Settings, caller: Caller, kind: str, spec: BaseModel) -> None:
     """The registered model a kind acts on exists and is of the kind's model kind (422 when none is
     named, 404 when it is not there); every artifact the spec names exists and is the caller's to
     use (404 otherwise: another member's upload is private); its datasets come from the catalogue."""
-    for field in type(spec).model_fields:
-        if isinstance(value := getattr(spec, field), DataSpec):
+    for field, value in nested_specs(spec):
+        if isinstance(value, DataSpec):
             check_data(session, settings, caller, field, value)
+        for name, model_kind in MODEL_REFERENCES.items():
+            if (model_id := getattr(value, name, None)) is not None:
+                check_model(session, ".".join(["spec", *filter(None, [field]), name]), model_id, model_kind)
     acts_on = job_kind(kind).acts_on
     if acts_on is not None:
         model_id = spec.model_id

@@ -110,3 +110,97 @@ class DDPMForwardSpec(Spec):
         if self.timesteps and not all(0 <= t < 4000 for t in self.timesteps):
             raise ValueError("timesteps must lie in [0, num_train_timesteps)")
         return self
+
+
+class SampleFilterSpec(Spec):
+    """Which generated images to keep, judged by a registered classifier of the same data.
+
+    Args:
+        classifier_id: the registered classifier.
+        mode: `agree` keeps an image when the classifier predicts the label it was generated
+            for; `relabel` gives each image the classifier's prediction instead (Gowal et al.
+            2021's pseudo-labels).
+        confidence: either way, keep an image only when the classifier's softmax probability of
+            its (kept) label is at least this (0 keeps every image `mode` keeps).
+    """
+
+    classifier_id: str = Field(max_length=64)
+    mode: Literal["agree", "relabel"] = "agree"
+    confidence: float = Field(default=0.0, ge=0, le=1)
+
+
+class DatasetGenerationSpec(Spec):
+    """A labelled dataset sampled from a class-conditional diffusion model (Gowal et al. 2021,
+    Wang et al. 2023): `per_class` images of each class, written in shards so a job that dies
+    part-way resumes at the first shard it had not written.
+
+    Args:
+        model_id: the registered class-conditional diffusion model.
+        per_class: images generated per class (before the filter).
+        sampler, steps, eta: the reverse process; the default, DDIM with η = 1 at 50 steps, is one
+            of the stochastic 50-step samplers measured best in docs/results.md.
+        guidance_scale: classifier-free guidance weight w (1 = plain conditional sampling).
+        seed: the same seed gives the same images (shard k draws from seed and k alone).
+        filter: keep or relabel images with a registered classifier; None keeps them all.
+        shard_size: images per stored shard (the unit of resumption).
+        name: the catalogue name (default `<dataset>-generated-<n>`).
+
+    The dataset's test split is the real test split of the diffusion model's dataset, so a model
+    trained on it is measured on real images.
+    """
+
+    model_id: str | None = Field(default=None, max_length=64)
+    per_class: int = Field(default=1000, ge=1, le=100_000)
+    sampler: SamplerName = "ddim"
+    steps: int | None = Field(default=50, ge=1, le=4000)
+    eta: float = Field(default=1.0, ge=0, le=1)
+    guidance_scale: float = Field(default=1.0, ge=0, le=50)
+    seed: int = Field(default=0, ge=0)
+    filter: SampleFilterSpec | None = None
+    shard_size: int = Field(default=1000, ge=1, le=1024)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @property
+    def num_steps(self) -> int:
+        return self.steps or DEFAULT_SAMPLER_STEPS[self.sampler]
+
+
+class PurifierSpec(Spec):
+    """Diffusion purification (DiffPure, Nie et al. 2022): noise the input to step `t_star` of the
+    forward process, run the reverse process back to 0 in `steps` steps, classify the result.
+
+    Args:
+        t_star: the diffusion step the input is noised to (of the model's T training steps); the
+            larger, the more of an attack is washed out, and of the image too.
+        steps: reverse steps from t* to 0.
+        sampler: `ddim` (η = 0: the only randomness is the forward noise) or `ddpm` (ancestral:
+            fresh noise at every step).
+    """
+
+    t_star: int = Field(default=100, ge=1, le=4000)
+    steps: int = Field(default=10, ge=1, le=1000)
+    sampler: Literal["ddim", "ddpm"] = "ddim"
+
+    @model_validator(mode="after")
+    def _steps_fit(self) -> PurifierSpec:
+        if self.steps > self.t_star:
+            raise ValueError(f"steps ({self.steps}) cannot exceed t_star ({self.t_star})")
+        return self
+
+
+class DefendedModelSpec(Spec):
+    """Register a defended model: a classifier behind a diffusion purifier. It is evaluated like any
+    classifier, and its evaluation reports the non-adaptive, BPDA and adaptive robust accuracy
+    side by side (the defense's robust accuracy is the lowest).
+
+    Args:
+        classifier_id: the registered classifier.
+        diffusion_id: the registered diffusion model of the same data (unconditional use).
+        purifier: t*, reverse steps and sampler.
+        name: the registry name (default `<classifier name>+purify-t<t*>`).
+    """
+
+    classifier_id: str = Field(max_length=64)
+    diffusion_id: str = Field(max_length=64)
+    purifier: PurifierSpec = Field(default_factory=PurifierSpec)
+    name: str | None = Field(default=None, min_length=1, max_length=200)

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.contract import presets
-from core.contract.diffusion_specs import DDPMForwardSpec, DDPMSampleSpec, DDPMTrainSpec
+from core.contract.diffusion_specs import (
+    DatasetGenerationSpec,
+    DDPMForwardSpec,
+    DDPMSampleSpec,
+    DDPMTrainSpec,
+    DefendedModelSpec,
+)
 from core.contract.names import ModelKind, Queue
 from core.contract.specs import DatasetUploadSpec, EvalSpec, ImageAttackSpec, ModelUploadSpec, Spec, TrainSpec
 
@@ -120,6 +126,23 @@ _ROWS = (
         runner=f"{_DIFFUSION}:run_ddpm_forward",
         presets=presets.forward_presets,
         acts_on="diffusion",
+    ),
+    JobKind(
+        name="dataset_generation",
+        title="Generate a labelled dataset",
+        spec=DatasetGenerationSpec,
+        queue="train",
+        runner="core.jobs.generation_runners:run_dataset_generation",
+        presets=presets.generation_presets,
+        acts_on="diffusion",
+    ),
+    JobKind(
+        name="defended_model",
+        title="Register a purification defense",
+        spec=DefendedModelSpec,
+        queue="interactive",
+        runner="core.jobs.defense_runners:run_defended_model",
+        presets=presets.defense_presets,
     ),
 )
 JOB_KINDS: dict[str, JobKind] = {kind.name: kind for kind in _ROWS}

@@ -6,7 +6,15 @@ Specs that act on a registered model leave `model_id` empty for the caller to fi
 
 from __future__ import annotations
 
-from core.contract.diffusion_specs import DDPMForwardSpec, DDPMSampleSpec, DDPMTrainSpec, UNetSpec
+from core.contract.diffusion_specs import (
+    DatasetGenerationSpec,
+    DDPMForwardSpec,
+    DDPMSampleSpec,
+    DDPMTrainSpec,
+    DefendedModelSpec,
+    PurifierSpec,
+    UNetSpec,
+)
 from core.contract.names import PRESET_NAMES, SAMPLERS, PresetName
 from core.contract.specs import (
     ActivationSpec,
@@ -160,3 +168,21 @@ def sampling_presets() -> dict[str, DDPMSampleSpec]:
 
 def forward_presets() -> dict[str, DDPMForwardSpec]:
     return {"default": DDPMForwardSpec(model_id="")}
+
+
+def generation_presets() -> dict[str, DatasetGenerationSpec]:
+    """`smoke`: 20 images per class in a few DDIM steps; `cpu`: 2,000 per class (20k for
+    Fashion-MNIST) with DDIM η = 1 at 50 steps; `gpu`: 5,000 per class."""
+    return {
+        "smoke": DatasetGenerationSpec(per_class=20, steps=5, shard_size=50),
+        "cpu": DatasetGenerationSpec(per_class=2000),
+        "gpu": DatasetGenerationSpec(per_class=5000, shard_size=1024),
+    }
+
+
+def defense_presets() -> dict[str, DefendedModelSpec]:
+    """Purification at t* = 100 and t* = 200 of T = 1000 (10 DDIM steps back); ids left empty."""
+    return {
+        f"t{t}": DefendedModelSpec(classifier_id="", diffusion_id="", purifier=PurifierSpec(t_star=t, steps=10))
+        for t in (100, 200)
+    }

@@ -283,6 +283,25 @@ class ProtocolSpec(Spec):
         )
 
 
+class GeneratedMixSpec(Spec):
+    """Generated images mixed into training (Gowal et al. 2021 use 30 % real : 70 % generated).
+
+    Args:
+        data: the generated dataset (`{"name": "uploaded", "dataset_id": ID}`, made by a
+            `dataset_generation` job); its train split is mixed in. Its images must have the real
+            data's shape and classes.
+        fraction: the share of each batch drawn from it.
+        length: `same_steps` keeps the optimizer steps of training on the real data alone (the
+            same compute; each epoch then sees a (1 − fraction) share of the real images);
+            `same_epochs` makes an epoch one pass over the real images (1 / (1 − fraction) times
+            the steps).
+    """
+
+    data: DataSpec
+    fraction: float = Field(default=0.7, gt=0, lt=1)
+    length: Literal["same_steps", "same_epochs"] = "same_steps"
+
+
 class TrainSpec(Spec):
     """One training run: standard, PGD adversarial training (Madry et al. 2018), Fast-AT (Wong et
     al. 2020) or TRADES (Zhang et al. 2019).
@@ -291,7 +310,7 @@ class TrainSpec(Spec):
     divergence from the clean prediction); `eval_attack` measures the per-epoch robust accuracy on
     `eval_subset` held-out images, a cheap monitor; `protocol` measures the finished model (the
     robust accuracy stored with it). `trades_beta` is TRADES' β (default 6), the weight of the
-    robustness term.
+    robustness term. `generated` mixes a generated dataset into every batch.
     """
 
     data: DataSpec = Field(default_factory=DataSpec)
@@ -302,6 +321,7 @@ class TrainSpec(Spec):
     eval_attack: AttackSpec = Field(default_factory=lambda: AttackSpec(steps=20))
     eval_subset: int = Field(default=500, ge=1, le=100_000)
     protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
+    generated: GeneratedMixSpec | None = None
 
     @model_validator(mode="after")
     def _protocol_fits_the_classes(self) -> TrainSpec:

@@ -112,17 +112,24 @@ def load_folder(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
 
 
 def load_uploaded(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
-    """A dataset uploaded through the API, as the job layer fetched it into `root`: its arrays
-    (`dataset.safetensors`) and class names (`dataset.json`)."""
+    """A dataset of the catalogue (uploaded or generated), as the job layer fetched it into `root`:
+    `dataset.json` (class names, and `files`: the arrays' files, default `dataset.safetensors`)
+    and the safetensors files, whose `x_train`/`y_train` and `x_test`/`y_test` are joined in order."""
     if not spec.root:
-        raise ValueError("an uploaded dataset is read from the folder the job layer fetched it to (root)")
+        raise ValueError("a dataset of the catalogue is read from the folder the job layer fetched it to (root)")
     root = Path(spec.root)
-    if not (root / UPLOADED_ARRAYS).is_file():
+    if not (root / UPLOADED_META).is_file():
         raise catalogue.missing("uploaded", [root])
-    arrays = load_file(root / UPLOADED_ARRAYS)
-    classes = json.loads((root / UPLOADED_META).read_text())["classes"]
+    meta = json.loads((root / UPLOADED_META).read_text())
+    parts: dict[str, list[np.ndarray]] = {}
+    for name in meta.get("files", [UPLOADED_ARRAYS]):
+        if Path(name).name != name or not (root / name).is_file():
+            raise catalogue.missing("uploaded", [root / Path(name).name])
+        for key, array in load_file(root / name).items():
+            parts.setdefault(key, []).append(array)
+    arrays = {key: np.concatenate(chunks) for key, chunks in parts.items()}
     train = to_tensors(arrays["x_train"], arrays["y_train"])
-    return Dataset("uploaded", *train, *to_tensors(arrays["x_test"], arrays["y_test"]), classes)
+    return Dataset("uploaded", *train, *to_tensors(arrays["x_test"], arrays["y_test"]), meta["classes"])
 
 
 # One loader per dataset name of the contract (a test checks that none is missing).

@@ -28,11 +28,14 @@ def attack_in_order(
     batch_size: int = 256,
     should_stop: StopFn = never_stop,
     on_attack_done=None,
+    judge: nn.Module | None = None,
 ) -> tuple[torch.Tensor, list[str | None]]:
     """Run `attacks` in order on the `candidates` (a boolean mask) still standing.
 
     Args:
         on_attack_done: called as `on_attack_done(i, label, robust_mask)` after attack i.
+        judge: the model whose prediction on the attack's output decides whether a point is
+            broken (default `model`): a transfer attack, made on `model`, judged on `judge`.
 
     Returns:
         (which candidates survive every attack, per point the label of the attack that broke it
@@ -44,6 +47,7 @@ def attack_in_order(
     robust = candidates.clone()
     broken_by: list[str | None] = [None] * len(x)
     device = device_of(model)
+    judge = model if judge is None else judge
     for i, spec in enumerate(attacks):
         run = build_attack(spec)
         idx = robust.nonzero().flatten()
@@ -52,8 +56,8 @@ def attack_in_order(
             b = idx[start : start + batch_size]
             xb, yb = x[b].to(device), y[b].to(device)
             x_adv = run(model, xb, yb)
-            with torch.no_grad(), eval_mode(model):
-                fooled = (model(x_adv).argmax(1) != yb).cpu()
+            with torch.no_grad(), eval_mode(judge):
+                fooled = (judge(x_adv).argmax(1) != yb).cpu()
             robust[b[fooled]] = False
             for j in b[fooled].tolist():
                 broken_by[j] = spec.label

@@ -29,7 +29,8 @@ def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
     folder = ctx.checkpoint_folder()
     ds = ctx.load_data(spec.data)
     report = ctx.training_reporter(folder, 0.0, 0.8)
-    result = train(spec, folder, dataset=ds, progress=report, should_stop=ctx.should_stop)
+    generated = ctx.load_data(spec.generated.data) if spec.generated else None
+    result = train(spec, folder, dataset=ds, generated=generated, progress=report, should_stop=ctx.should_stop)
     model = load_model(folder, device=ctx.device)
     summary = classifier_summary(
         model,
@@ -67,6 +68,7 @@ def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
                 "optim": spec.optim.model_dump(),
                 "seed": spec.seed,
                 "model": spec.model.model_dump(),
+                **({"generated": spec.generated.model_dump(mode="json")} if spec.generated else {}),
             },
         )
         return {
@@ -85,18 +87,32 @@ def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> dict:
         raise ValueError("attack_evaluation needs model_id")
     model, _ = ctx.registered_model(spec.model_id, "classifier")
     ds = ctx.load_data(spec.data)
-    result = evaluate(
-        model,
-        ds.x_test,
-        ds.y_test,
-        spec.protocol,
-        num_classes=ds.num_classes,
-        eps_grid=spec.eps_grid,
-        large_eps=spec.large_eps,
-        batch_size=spec.batch_size,
-        progress=ctx.progress,
-        should_stop=ctx.should_stop,
-    )
+    if getattr(model, "purifier", None) is not None:  # a defended model: its three numbers
+        from core.evaluation.defense import evaluate_defense  # diffusers is heavy: only when needed
+
+        result = evaluate_defense(
+            model,
+            ds.x_test,
+            ds.y_test,
+            spec.protocol,
+            num_classes=ds.num_classes,
+            batch_size=spec.batch_size,
+            progress=ctx.progress,
+            should_stop=ctx.should_stop,
+        )
+    else:
+        result = evaluate(
+            model,
+            ds.x_test,
+            ds.y_test,
+            spec.protocol,
+            num_classes=ds.num_classes,
+            eps_grid=spec.eps_grid,
+            large_eps=spec.large_eps,
+            batch_size=spec.batch_size,
+            progress=ctx.progress,
+            should_stop=ctx.should_stop,
+        )
     with ctx.session() as s:
         report = ctx.save_artifact(s, "evaluation.json", type="report", data=json.dumps(result, indent=1).encode())
         record_evaluation(s, model_id=spec.model_id, entry=evaluation_entry(result, ctx.job_id))

@@ -19,7 +19,7 @@ from core.contract.specs import DataSpec
 from core.data.archive import ArchiveLimits
 from core.data.by_index import test_image
 from core.data.dataset import Dataset
-from core.data.loaders import UPLOADED_ARRAYS, load_dataset
+from core.data.loaders import UPLOADED_META, load_dataset
 from core.jobs.model_cache import ModelCache
 from core.jobs.outage import STORE_AWAY
 from core.store import jobs as store_jobs
@@ -140,7 +140,7 @@ class JobContext:
                     raise ValueError(f"no uploaded dataset with id {spec.dataset_id}")
                 uri = row.uri
             local = self.work_dir / "datasets" / spec.dataset_id
-            if not (local / UPLOADED_ARRAYS).is_file():
+            if not (local / UPLOADED_META).is_file():
                 self.store.download_folder(uri, local)
             return spec.model_copy(update={"root": str(local)})
         return spec
@@ -153,8 +153,8 @@ class JobContext:
         return test_image(self.local_data(DataSpec.from_label(dataset_label)), index)
 
     def registered_model(self, model_id: str, kind: ModelKind) -> tuple:
-        """The registered model `model_id` of `kind` (loaded once through the worker's cache) and
-        the name of its dataset.
+        """The registered model `model_id` of `kind` (loaded once through the worker's cache; a
+        defended model built from its registered parts) and the name of its dataset.
 
         Raises:
             ValueError: there is no model of that kind with that id.
@@ -163,8 +163,19 @@ class JobContext:
             row = get_model(s, model_id=model_id)
             if row is None or row.kind != kind:
                 raise ValueError(f"no {kind} with id {model_id}")
-            uri, dataset = row.checkpoint_uri, row.dataset
+            uri, dataset, defense = row.checkpoint_uri, row.dataset, (row.recipe or {}).get("defense")
+        if defense is not None:
+            return self._defended(defense), dataset
         return self.models.get(model_id, uri, self.store, self.device), dataset
+
+    def _defended(self, defense: dict):
+        """A defended model: its classifier behind its diffusion purifier (both from the cache)."""
+        from core.contract.diffusion_specs import PurifierSpec
+        from core.diffusion.purify import Purified  # diffusers is heavy: only when needed
+
+        classifier, _ = self.registered_model(defense["classifier_id"], "classifier")
+        diffusion, _ = self.registered_model(defense["diffusion_id"], "diffusion")
+        return Purified(classifier, diffusion, PurifierSpec.model_validate(defense["purifier"]))
 
     def save_artifact(self, session: Session, name: str, *, type: str, data: bytes):
         """Store `data` as the job's artifact `jobs/<job id>/<name>` and record it; returns the row."""

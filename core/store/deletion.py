@@ -22,7 +22,20 @@ class InUse(ValueError):
 
 def _users_of_model(session: Session, model_id: str) -> list[str]:
     unfinished = session.scalars(select(Job).where(Job.status.not_in(FINISHED))).all()
-    return [j.id for j in unfinished if (j.spec or {}).get("model_id") == model_id]
+    return [j.id for j in unfinished if model_id in _models_named(j.spec or {})]
+
+
+def _models_named(spec: dict) -> set:
+    """The registered models a job's spec names: the one it acts on and any parts or filter."""
+    filter_ = spec.get("filter") or {}
+    return {spec.get("model_id"), spec.get("classifier_id"), spec.get("diffusion_id"), filter_.get("classifier_id")}
+
+
+def _defenses_using(session: Session, model_id: str) -> list[str]:
+    """The defended models whose classifier or purifier is `model_id`."""
+    rows = session.scalars(select(RegisteredModel).where(RegisteredModel.architecture == "purified")).all()
+    parts = {r.id: (r.recipe or {}).get("defense") or {} for r in rows}
+    return [ident for ident, d in parts.items() if model_id in (d.get("classifier_id"), d.get("diffusion_id"))]
 
 
 def delete_model(session: Session, store: ArtifactStore, *, model_id: str) -> None:
@@ -36,6 +49,8 @@ def delete_model(session: Session, store: ArtifactStore, *, model_id: str) -> No
         return
     if users := _users_of_model(session, model_id):
         raise InUse(f"model {model_id} is used by unfinished job(s) {', '.join(users)}: cancel them first")
+    if defenses := _defenses_using(session, model_id):
+        raise InUse(f"model {model_id} is part of defended model(s) {', '.join(defenses)}: delete them first")
     prefix = model.checkpoint_uri.rstrip("/") + "/"
     session.execute(delete(Artifact).where(Artifact.uri.startswith(prefix)))
     store.delete_tree(model.checkpoint_uri)
@@ -119,6 +134,14 @@ def collect_garbage(session: Session, store: ArtifactStore, *, older_than_second
     return deleted
 
 
+def _datasets_read(spec: dict) -> set[str | None]:
+    """The catalogue datasets a job's spec reads: its data, and the generated data mixed in."""
+    return {
+        ((spec.get("data") or {}).get("dataset_id")),
+        (((spec.get("generated") or {}).get("data") or {}).get("dataset_id")),
+    }
+
+
 def delete_dataset(session: Session, store: ArtifactStore, *, dataset_id: str) -> None:
     """An uploaded dataset with its arrays.
 
@@ -129,7 +152,7 @@ def delete_dataset(session: Session, store: ArtifactStore, *, dataset_id: str) -
     if row is None:
         return
     unfinished = session.scalars(select(Job).where(Job.status.not_in(FINISHED))).all()
-    if users := [j.id for j in unfinished if ((j.spec or {}).get("data") or {}).get("dataset_id") == dataset_id]:
+    if users := [j.id for j in unfinished if dataset_id in _datasets_read(j.spec or {})]:
         raise InUse(f"dataset {dataset_id} is used by unfinished job(s) {', '.join(users)}: cancel them first")
     prefix = row.uri.rstrip("/") + "/"
     session.execute(delete(Artifact).where(Artifact.uri.startswith(prefix)))

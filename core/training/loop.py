@@ -10,7 +10,6 @@ in `out_dir`, and a resumed CPU run ends with the same weights as an uninterrupt
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from core.device import autocast, prepare, resolve_device, to_input
 from core.evaluation import predict, robust_mask
 from core.models import DATASET_STATS, Classifier, build_model
 from core.training.checkpoint import resume_from, save_checkpoint
+from core.training.mixing import batch_indices, batch_plan, check_mixable, epoch_orders
 from core.training.objectives import batch_objective
 from core.training.schedules import lr_at
 
@@ -77,6 +77,7 @@ def train(
     out_dir: str | Path,
     *,
     dataset: Dataset | None = None,
+    generated: Dataset | None = None,
     progress: ProgressFn = no_progress,
     should_stop: StopFn = never_stop,
     resume: bool = True,
@@ -88,6 +89,7 @@ def train(
         out_dir: checkpoint folder; if it holds a checkpoint and `resume` is True, training
             continues from it.
         dataset: the data, if already loaded (else `spec.data` is loaded).
+        generated: the generated data `spec.generated` names, if already loaded.
         progress: called every few batches and with each epoch's metrics.
         should_stop: checked every batch; when True the run raises `Stopped`, keeping the last
             epoch's checkpoint (a later call resumes from it).
@@ -105,25 +107,30 @@ def train(
         log.info("resuming %s from epoch %d", out_dir, start_epoch)
 
     objective = batch_objective(spec)
-    n = len(ds.x_train)
-    batches_per_epoch = math.ceil(n / spec.batch_size)
+    if spec.generated is not None:
+        generated = generated or load_dataset(spec.generated.data)
+        check_mixable(ds, generated)
+    plan = batch_plan(spec.batch_size, len(ds.x_train), spec.generated, len(generated.x_train) if generated else 0)
+    batches_per_epoch = plan.batches
     total_steps = batches_per_epoch * spec.epochs
     x_eval, y_eval = ds.x_test[: spec.eval_subset], ds.y_test[: spec.eval_subset]
     report_every = max(1, batches_per_epoch // 20)
 
     for epoch in range(start_epoch, spec.epochs):
         t0 = time.perf_counter()
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(spec.seed * 100_003 + epoch))
+        orders = epoch_orders(plan, spec.seed, epoch)
         model.train()
-        loss_sum, correct = 0.0, 0
+        loss_sum, correct, seen = 0.0, 0, 0
         for b in range(batches_per_epoch):
             stop_if_asked(should_stop)
             step = epoch * batches_per_epoch + b
             for group in opt.param_groups:
                 group["lr"] = lr_at(spec.optim, step / total_steps)
-            idx = order[b * spec.batch_size : (b + 1) * spec.batch_size]
-            x = to_input(ds.x_train[idx], device, spec.channels_last)
-            y = ds.y_train[idx].to(device)
+            real, gen = batch_indices(plan, orders, b)
+            x, y = ds.x_train[real], ds.y_train[real]
+            if gen is not None:
+                x, y = torch.cat([x, generated.x_train[gen]]), torch.cat([y, generated.y_train[gen]])
+            x, y = to_input(x, device, spec.channels_last), y.to(device)
             with autocast(device, spec.amp):
                 loss, logits = objective(model, x, y)
             opt.zero_grad(set_to_none=True)
@@ -131,6 +138,7 @@ def train(
             opt.step()
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
             if b % report_every == 0:
                 progress(
                     Progress(
@@ -138,7 +146,7 @@ def train(
                         message=f"epoch {epoch + 1}/{spec.epochs} batch {b + 1}/{batches_per_epoch}",
                     )
                 )
-        metrics = {"train_loss": loss_sum / n, "train_acc": correct / n, "lr": opt.param_groups[0]["lr"]}
+        metrics = {"train_loss": loss_sum / seen, "train_acc": correct / seen, "lr": opt.param_groups[0]["lr"]}
         metrics.update(held_out_metrics(model, x_eval, y_eval, spec.eval_attack))
         metrics["epoch_seconds"] = time.perf_counter() - t0
         history.append({"epoch": epoch + 1, **metrics})

@@ -1,0 +1,115 @@
+"""The generated-dataset job kind's runner: samples a labelled dataset from a registered
+class-conditional diffusion model, shard by shard (a job that dies resumes at its first missing
+shard), and registers it in the catalogue with its provenance."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+from safetensors.numpy import load, save
+from sqlalchemy import select
+
+from core.contract.diffusion_specs import DatasetGenerationSpec
+from core.contract.progress import Progress
+from core.contract.specs import DataSpec
+from core.data.loaders import UPLOADED_META
+from core.diffusion.generate import generate_shard, shard_ranges
+from core.jobs.context import JobContext
+from core.store.orm import DatasetRow
+
+TEST_FILE = "test.safetensors"
+
+
+def _shard_name(k: int) -> str:
+    return f"shard_{k:05d}.safetensors"
+
+
+def _result(row: DatasetRow) -> dict:
+    return {
+        "dataset_id": row.id,
+        "name": row.name,
+        "classes": row.classes["names"],
+        "train": sum(row.classes["train"]),
+        "test": sum(row.classes["test"]),
+        "provenance": row.provenance,
+    }
+
+
+def _filter_classifier(spec: DatasetGenerationSpec, ctx: JobContext, dataset: str, size: int, classes: int):
+    if spec.filter is None:
+        return None
+    classifier, classifier_data = ctx.registered_model(spec.filter.classifier_id, "classifier")
+    if classifier_data != dataset or classifier.spec.image_size != size or classifier.spec.num_classes != classes:
+        raise ValueError(f"filter classifier {spec.filter.classifier_id} is not a classifier of {dataset}")
+    return classifier
+
+
+def run_dataset_generation(spec: DatasetGenerationSpec, ctx: JobContext) -> dict:
+    if spec.model_id is None:
+        raise ValueError("dataset_generation needs model_id (a class-conditional diffusion model)")
+    with ctx.session() as s:
+        if (done := s.scalar(select(DatasetRow).where(DatasetRow.job_id == ctx.job_id))) is not None:
+            return _result(done)  # registered by an attempt that crashed before the job's final write
+    model, dataset = ctx.registered_model(spec.model_id, "diffusion")
+    if not model.spec.class_conditional:
+        raise ValueError(f"diffusion model {spec.model_id} is not class-conditional: it cannot generate labels")
+    real = ctx.load_data(DataSpec.from_label(dataset))
+    classifier = _filter_classifier(spec, ctx, dataset, real.image_size, real.num_classes)
+    ranges = shard_ranges(spec, model.num_classes)
+    drawn = np.zeros(model.num_classes, dtype=np.int64)
+    kept = np.zeros(model.num_classes, dtype=np.int64)
+    seconds, made = 0.0, 0
+    for k, span in enumerate(ranges):
+        key = f"jobs/{ctx.job_id}/dataset/{_shard_name(k)}"
+        if ctx.store.exists(key):  # written by an earlier attempt of this job
+            arrays = load(ctx.store.get_bytes(key))
+        else:
+            t0 = time.perf_counter()
+            arrays = generate_shard(model, spec, k, span, classifier=classifier, should_stop=ctx.should_stop)
+            seconds, made = seconds + time.perf_counter() - t0, made + span[1] - span[0]
+            with ctx.session() as s:
+                ctx.save_artifact(s, f"dataset/{_shard_name(k)}", type="dataset", data=save(arrays))
+        drawn += np.bincount(arrays["drawn"], minlength=model.num_classes)
+        kept += np.bincount(arrays["y_train"], minlength=model.num_classes)
+        ctx.progress(Progress((k + 1) / len(ranges), f"shard {k + 1}/{len(ranges)}: {int(kept.sum())} images kept"))
+    if kept.sum() == 0:
+        raise ValueError("the filter kept no generated image: lower its confidence or drop it")
+    x_test = (real.x_test * 255).round().byte().numpy()
+    test_counts = np.bincount(real.y_test.numpy(), minlength=real.num_classes).tolist()
+    provenance = {
+        "generated_by": ctx.job_id,
+        "diffusion_model_id": spec.model_id,
+        "dataset": dataset,
+        "sampler": spec.sampler,
+        "steps": spec.num_steps,
+        "eta": spec.eta,
+        "guidance_scale": spec.guidance_scale,
+        "seed": spec.seed,
+        "filter": spec.filter.model_dump(mode="json") if spec.filter else None,
+        "drawn_per_class": drawn.tolist(),
+        "kept_per_class": kept.tolist(),
+        "images_per_second": made / seconds if seconds else None,  # this attempt's sampling and filtering
+        "test_split": f"the real test split of {dataset}",
+    }
+    files = [_shard_name(k) for k in range(len(ranges))] + [TEST_FILE]
+    with ctx.session() as s:
+        ctx.save_artifact(
+            s, f"dataset/{TEST_FILE}", type="dataset", data=save({"x_test": x_test, "y_test": real.y_test.numpy()})
+        )
+        meta = {"classes": real.classes, "files": files, "provenance": provenance}
+        ctx.save_artifact(s, f"dataset/{UPLOADED_META}", type="dataset", data=json.dumps(meta).encode())
+        row = DatasetRow(
+            name=spec.name or f"{dataset}-generated-{int(kept.sum())}",
+            owner_id=ctx.owner_id,
+            classes={"names": real.classes, "train": kept.tolist(), "test": test_counts},
+            channels=real.in_channels,
+            image_size=real.image_size,
+            uri=f"jobs/{ctx.job_id}/dataset",
+            job_id=ctx.job_id,
+            provenance=provenance,
+        )
+        s.add(row)
+        s.flush()
+        return _result(row)
