@@ -12,5 +12,10 @@ PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --p
 # pydantic with what it pins (pydantic-core's exact version, annotated-types, typing-inspection)
 python3 -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp "${PLATFORMS[@]}" -d .whl \
   "pydantic>=2.6"
+# diffusers (the UNet of bench/purification_speed.py) with what it needs that the image lacks
+DIFFUSERS=$(.venv/bin/python -c "import diffusers; print(diffusers.__version__)")
+python3 -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp "${PLATFORMS[@]}" -d .whl \
+  "diffusers==$DIFFUSERS"
 rm -f .whl/typing_extensions-*.whl  # the image has it; two versions would stop the install
+rm -f .whl/numpy-*.whl .whl/torch-*.whl .whl/nvidia_*.whl .whl/triton-*.whl  # the image's own, matched to its torch
 du -sh .whl .data

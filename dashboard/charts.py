@@ -117,3 +117,10 @@ def top_k_bar(probabilities: list[float], classes: list[str], title: str, k: int
         margin={"t": 40, "b": 40},
     )
     return fig
+
+
+def class_histogram(classes: list[str], drawn: list[int], kept: list[int]) -> go.Figure:
+    """A generated dataset's images per class: drawn from the diffusion model, and kept by its filter."""
+    fig = go.Figure([go.Bar(x=classes, y=drawn, name="drawn"), go.Bar(x=classes, y=kept, name="kept")])
+    fig.update_layout(barmode="group", yaxis_title="images", height=320, margin={"t": 30, "b": 40})
+    return fig

@@ -149,6 +149,11 @@ class Lab:
     def model(self, model_id: str) -> dict:
         return self.get(f"/v1/models/{model_id}")
 
+    def datasets(self) -> dict:
+        """The catalogue: `{"named", "folders", "uploaded"}`; uploaded and generated datasets are
+        the caller's, each with its class counts (and a generated one's `provenance`)."""
+        return self.get("/v1/datasets")
+
     def create_study(self, body: dict) -> dict:
         return self.post("/v1/studies", body)
 

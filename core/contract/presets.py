@@ -171,8 +171,8 @@ def forward_presets() -> dict[str, DDPMForwardSpec]:
 
 
 def generation_presets() -> dict[str, DatasetGenerationSpec]:
-    """`smoke`: 20 images per class in a few DDIM steps; `cpu`: 2,000 per class (20k for
-    Fashion-MNIST) with DDIM η = 1 at 50 steps; `gpu`: 5,000 per class."""
+    """`smoke`: 20 images per class in 5 steps; `cpu`: 2,000 per class (20k for Fashion-MNIST)
+    with ancestral DDPM at 50 steps; `gpu`: 5,000 per class."""
     return {
         "smoke": DatasetGenerationSpec(per_class=20, steps=5, shard_size=50),
         "cpu": DatasetGenerationSpec(per_class=2000),

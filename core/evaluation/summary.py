@@ -32,7 +32,8 @@ def curve_grid(eps: float) -> list[float]:
 
 def evaluation_entry(evaluation: dict, job_id: str | None = None) -> dict:
     """The part of an `evaluate` result the registry lists among a model's evaluations."""
-    return {**{k: evaluation[k] for k in EVALUATION_FIELDS}, "job_id": job_id}
+    defense = {k: evaluation[k] for k in ("defense", "robust_acc_by") if k in evaluation}  # a defended model's
+    return {**{k: evaluation[k] for k in EVALUATION_FIELDS}, **defense, "job_id": job_id}
 
 
 def classifier_summary(

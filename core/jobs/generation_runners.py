@@ -8,6 +8,7 @@ import json
 import time
 
 import numpy as np
+import torch
 from safetensors.numpy import load, save
 from sqlalchemy import select
 
@@ -16,10 +17,12 @@ from core.contract.progress import Progress
 from core.contract.specs import DataSpec
 from core.data.loaders import UPLOADED_META
 from core.diffusion.generate import generate_shard, shard_ranges
+from core.images import grid_png
 from core.jobs.context import JobContext
 from core.store.orm import DatasetRow
 
 TEST_FILE = "test.safetensors"
+GRID_PER_CLASS = 8  # the sample grid: one row per class
 
 
 def _shard_name(k: int) -> str:
@@ -46,6 +49,14 @@ def _filter_classifier(spec: DatasetGenerationSpec, ctx: JobContext, dataset: st
     return classifier
 
 
+def _grid(examples: list[list[np.ndarray]], shape) -> bytes:
+    """One row per class of the kept images (blank where a class kept fewer)."""
+    blank = np.full(tuple(shape), 255, dtype=np.uint8)
+    rows = [row + [blank] * (GRID_PER_CLASS - len(row)) for row in examples]
+    images = torch.from_numpy(np.stack([image for row in rows for image in row])).float() / 255
+    return grid_png(images, nrow=GRID_PER_CLASS)
+
+
 def run_dataset_generation(spec: DatasetGenerationSpec, ctx: JobContext) -> dict:
     if spec.model_id is None:
         raise ValueError("dataset_generation needs model_id (a class-conditional diffusion model)")
@@ -60,11 +71,12 @@ def run_dataset_generation(spec: DatasetGenerationSpec, ctx: JobContext) -> dict
     ranges = shard_ranges(spec, model.num_classes)
     drawn = np.zeros(model.num_classes, dtype=np.int64)
     kept = np.zeros(model.num_classes, dtype=np.int64)
-    seconds, made = 0.0, 0
+    seconds, made, resumed = 0.0, 0, 0
+    examples: list[list[np.ndarray]] = [[] for _ in range(model.num_classes)]
     for k, span in enumerate(ranges):
         key = f"jobs/{ctx.job_id}/dataset/{_shard_name(k)}"
         if ctx.store.exists(key):  # written by an earlier attempt of this job
-            arrays = load(ctx.store.get_bytes(key))
+            arrays, resumed = load(ctx.store.get_bytes(key)), resumed + 1
         else:
             t0 = time.perf_counter()
             arrays = generate_shard(model, spec, k, span, classifier=classifier, should_stop=ctx.should_stop)
@@ -73,7 +85,11 @@ def run_dataset_generation(spec: DatasetGenerationSpec, ctx: JobContext) -> dict
                 ctx.save_artifact(s, f"dataset/{_shard_name(k)}", type="dataset", data=save(arrays))
         drawn += np.bincount(arrays["drawn"], minlength=model.num_classes)
         kept += np.bincount(arrays["y_train"], minlength=model.num_classes)
-        ctx.progress(Progress((k + 1) / len(ranges), f"shard {k + 1}/{len(ranges)}: {int(kept.sum())} images kept"))
+        for image, label in zip(arrays["x_train"], arrays["y_train"], strict=True):
+            if len(examples[label]) < GRID_PER_CLASS:
+                examples[label].append(image)
+        message = f"shard {k + 1}/{len(ranges)}: {int(kept.sum())} images kept"
+        ctx.progress(Progress((k + 1) / len(ranges), message, {"images_kept": float(kept.sum())}, step=k + 1))
     if kept.sum() == 0:
         raise ValueError("the filter kept no generated image: lower its confidence or drop it")
     x_test = (real.x_test * 255).round().byte().numpy()
@@ -95,6 +111,8 @@ def run_dataset_generation(spec: DatasetGenerationSpec, ctx: JobContext) -> dict
     }
     files = [_shard_name(k) for k in range(len(ranges))] + [TEST_FILE]
     with ctx.session() as s:
+        grid = ctx.save_artifact(s, "samples.png", type="image", data=_grid(examples, real.x_test.shape[1:]))
+        provenance["grid_artifact_id"] = grid.id
         ctx.save_artifact(
             s, f"dataset/{TEST_FILE}", type="dataset", data=save({"x_test": x_test, "y_test": real.y_test.numpy()})
         )
@@ -112,4 +130,4 @@ def run_dataset_generation(spec: DatasetGenerationSpec, ctx: JobContext) -> dict
         )
         s.add(row)
         s.flush()
-        return _result(row)
+        return {**_result(row), "shards": len(ranges), "shards_resumed": resumed}

@@ -70,8 +70,32 @@ def training_form(ps: dict) -> None:
     spec["seed"] = c3.number_input("Seed", 0, 10_000, spec["seed"], key="at_seed")
     if spec["method"] == "trades":
         spec["trades_beta"] = st.number_input("TRADES β", 0.0, 100.0, spec["trades_beta"], key="at_beta")
+    generated_mix(spec)
     st.caption(f"The finished model is evaluated under: {protocol_text(spec['protocol'])}")
     submit_section("adversarial_training", spec, "Start training", "at_submit")
+
+
+def generated_datasets() -> list[dict]:
+    catalogue = call(api().datasets) or {"uploaded": []}
+    return [d for d in catalogue["uploaded"] if d.get("provenance")]
+
+
+def generated_mix(spec: dict) -> None:
+    """Optionally mix a generated dataset into every batch (Gowal et al. 2021: 70 % generated)."""
+    with st.expander("Mix in generated images"):
+        options = [None, *generated_datasets()]
+        chosen = st.selectbox(
+            "Generated dataset",
+            options,
+            format_func=lambda d: "none" if d is None else f"{d['name']} · {sum(d['train'])} images · {d['id'][:8]}",
+            key="at_generated",
+        )
+        c1, c2 = st.columns(2)
+        fraction = c1.slider("Generated share of each batch", 0.05, 0.95, 0.7, key="at_fraction")
+        length = c2.selectbox("Length", ["same_steps", "same_epochs"], key="at_length")
+        if chosen is not None:
+            data = {"name": "uploaded", "dataset_id": chosen["id"]}
+            spec["generated"] = {"data": data, "fraction": fraction, "length": length}
 
 
 def evaluation_form(ps: dict) -> None:
@@ -118,6 +142,51 @@ def ddpm_sampling_form(ps: dict) -> None:
     submit_section("ddpm_sampling", spec, "Start sampling", "ds_submit", disabled=model is None)
 
 
+def generation_form(ps: dict) -> None:
+    st.markdown(
+        "Sample a labelled training set from a class-conditional diffusion model (Gowal et al. 2021); "
+        "it joins the dataset catalogue with its provenance and can be mixed into adversarial training."
+    )
+    model = choose_model("diffusion", key="gd_model", label="Class-conditional diffusion model")
+    preset = st.selectbox("Preset", list(ps["dataset_generation"]), index=1, key="gd_preset")
+    spec = copy.deepcopy(ps["dataset_generation"][preset])
+    c1, c2, c3, c4 = st.columns(4)
+    spec["per_class"] = c1.number_input("Images per class", 1, 100_000, spec["per_class"], key="gd_n")
+    spec["steps"] = c2.number_input("Sampler steps", 1, 1000, spec["steps"], key="gd_steps")
+    spec["guidance_scale"] = c3.number_input("Guidance w", 0.0, 20.0, spec["guidance_scale"], key="gd_w")
+    spec["seed"] = c4.number_input("Seed", 0, 10_000, spec["seed"], key="gd_seed")
+    if st.checkbox("Filter with a classifier", key="gd_filter"):
+        classifier = choose_model("classifier", key="gd_classifier", label="Filter classifier")
+        c1, c2 = st.columns(2)
+        mode = c1.selectbox("Mode", ["agree", "relabel"], key="gd_mode")
+        confidence = c2.slider("Minimum confidence", 0.0, 1.0, 0.0, key="gd_conf")
+        if classifier is not None:
+            spec["filter"] = {"classifier_id": classifier["id"], "mode": mode, "confidence": confidence}
+    if model is not None:
+        spec["model_id"] = model["id"]
+    submit_section("dataset_generation", spec, "Generate dataset", "gd_submit", disabled=model is None)
+
+
+def defense_form(ps: dict) -> None:
+    st.markdown(
+        "Diffusion purification (DiffPure): noise the input to t*, denoise, classify. Evaluate it under "
+        "Attack evaluation with the `rand` protocol: the result shows the non-adaptive, BPDA and adaptive "
+        "robust accuracy side by side, and the defense's is the lowest."
+    )
+    classifier = choose_model("classifier", key="df_classifier", label="Classifier")
+    diffusion = choose_model("diffusion", key="df_diffusion", label="Diffusion model (same data)")
+    preset = st.selectbox("Preset", list(ps["defended_model"]), key="df_preset")
+    spec = copy.deepcopy(ps["defended_model"][preset])
+    c1, c2, c3 = st.columns(3)
+    spec["purifier"]["t_star"] = c1.number_input("t*", 1, 3999, spec["purifier"]["t_star"], key="df_t")
+    spec["purifier"]["steps"] = c2.number_input("Reverse steps", 1, 1000, spec["purifier"]["steps"], key="df_steps")
+    spec["purifier"]["sampler"] = c3.selectbox("Reverse sampler", ["ddim", "ddpm"], key="df_sampler")
+    ready = classifier is not None and diffusion is not None
+    if ready:
+        spec["classifier_id"], spec["diffusion_id"] = classifier["id"], diffusion["id"]
+    submit_section("defended_model", spec, "Register defense", "df_submit", disabled=not ready)
+
+
 def study_form() -> None:
     st.markdown(
         "Smooth adversarial training (Xie et al. 2020): one PGD-AT run per activation, probe and "
@@ -146,17 +215,18 @@ def render() -> None:
     ps = call(presets, api())
     if ps is None:
         return
-    tabs = st.tabs(["Adversarial training", "Attack evaluation", "DDPM training", "DDPM sampling", "SAT study"])
-    with tabs[0]:
-        training_form(ps)
-    with tabs[1]:
-        evaluation_form(ps)
-    with tabs[2]:
-        ddpm_training_form(ps)
-    with tabs[3]:
-        ddpm_sampling_form(ps)
-    with tabs[4]:
-        study_form()
+    forms = {
+        "Adversarial training": lambda: training_form(ps),
+        "Attack evaluation": lambda: evaluation_form(ps),
+        "DDPM training": lambda: ddpm_training_form(ps),
+        "DDPM sampling": lambda: ddpm_sampling_form(ps),
+        "Generated dataset": lambda: generation_form(ps),
+        "Purification defense": lambda: defense_form(ps),
+        "SAT study": study_form,
+    }
+    for tab, form in zip(st.tabs(list(forms)), forms.values(), strict=True):
+        with tab:
+            form()
 
 
 render()

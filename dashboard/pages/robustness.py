@@ -1,12 +1,19 @@
-"""Robustness: curves of the chosen models, the accuracy–robustness scatter, the study table."""
+"""Robustness: curves of the chosen models, the accuracy–robustness scatter, the study table,
+purification defenses' three numbers side by side, and generated datasets."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from dashboard.charts import accuracy_robustness, robustness_curves
-from dashboard.common import api, call, model_label
+from dashboard.charts import accuracy_robustness, class_histogram, robustness_curves
+from dashboard.common import api, call, model_label, show_image
+
+WAY_NAMES = {
+    "non_adaptive": "non-adaptive (attack the classifier, then purify)",
+    "bpda": "BPDA + EOT",
+    "adaptive": "adaptive (exact gradients + EOT)",
+}
 
 STUDY_REFRESH_SECONDS = 10
 
@@ -45,6 +52,51 @@ def all_classifiers() -> list[dict]:
     return page["items"] if page else []
 
 
+def defense_rows(models: list[dict]) -> list[dict]:
+    """One row per evaluation of a defended model: its three robust accuracies and the lowest."""
+    rows = []
+    for m in models:
+        for e in (m.get("summary") or {}).get("evaluations", []):
+            if "defense" not in e:
+                continue
+            ways = e["defense"]
+            row = {"model": model_label(m), "t*": ways["purifier"]["t_star"], "protocol": e["protocol_label"]}
+            row["clean"] = e["clean_acc"]
+            row |= {WAY_NAMES[w]: ways[w]["robust_acc"] for w in WAY_NAMES}
+            row["robust accuracy (the lowest)"] = e["robust_acc"]
+            rows.append(row)
+    return rows
+
+
+def defenses(models: list[dict]) -> None:
+    rows = defense_rows([m for m in models if m.get("architecture") == "purified"])
+    if not rows:
+        st.info("No evaluated purification defense yet: register one under New experiment, then evaluate it.")
+        return
+    st.caption("The same images, three ways of attacking: the defense's robust accuracy is the lowest.")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def generated() -> None:
+    catalogue = call(api().datasets) or {"uploaded": []}
+    made = [d for d in catalogue["uploaded"] if d.get("provenance")]
+    if not made:
+        st.info("No generated dataset yet: generate one under New experiment.")
+        return
+    chosen = st.selectbox("Dataset", made, format_func=lambda d: f"{d['name']} · {d['id'][:8]}", key="rb_generated")
+    p = chosen["provenance"]
+    st.caption(
+        f"{p['sampler']}-{p['steps']} (η = {p['eta']:g}), guidance {p['guidance_scale']:g}, seed {p['seed']}, "
+        f"filter: {p['filter']['mode'] if p['filter'] else 'none'}; diffusion model {p['diffusion_model_id'][:8]}"
+    )
+    left, right = st.columns(2)
+    with left:
+        if p.get("grid_artifact_id"):
+            show_image(f"/v1/artifacts/{p['grid_artifact_id']}", "samples, one row per class", width=320)
+    figure = class_histogram(chosen["classes"], p["drawn_per_class"], p["kept_per_class"])
+    right.plotly_chart(figure, width="stretch", key="generated_histogram")
+
+
 def render() -> None:
     st.title("Robustness")
     models = all_classifiers()
@@ -65,6 +117,10 @@ def render() -> None:
     st.plotly_chart(accuracy_robustness(models), width="stretch", key="scatter")
     st.subheader("Study table")
     study_table()
+    st.subheader("Purification defenses")
+    defenses(models)
+    st.subheader("Generated datasets")
+    generated()
 
 
 render()

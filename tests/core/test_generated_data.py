@@ -85,7 +85,9 @@ def test_filter_agrees_or_relabels_above_the_confidence():
     assert keep.tolist() == [True, False, True] and labels.tolist() == [0, 1, 2]
     keep, _ = filter_samples(images, drawn, clf, SampleFilterSpec(classifier_id="c", confidence=0.9))
     assert keep.tolist() == [True, False, False]
-    keep, labels = filter_samples(images, drawn, clf, SampleFilterSpec(classifier_id="c", mode="relabel", confidence=0.9))
+    keep, labels = filter_samples(
+        images, drawn, clf, SampleFilterSpec(classifier_id="c", mode="relabel", confidence=0.9)
+    )
     assert keep.tolist() == [True, True, False] and labels[:2].tolist() == [0, 0]
     keep, labels = filter_samples(images, drawn, None, None)
     assert keep.all() and labels is drawn
@@ -138,7 +140,9 @@ def test_training_mixes_generated_images(tmp_path):
     from core.models import load_model
 
     acc = {
-        (name, inverted): accuracy(load_model(tmp_path / name), 1 - real.x_test if inverted else real.x_test, real.y_test)
+        (name, inverted): accuracy(
+            load_model(tmp_path / name), 1 - real.x_test if inverted else real.x_test, real.y_test
+        )
         for name in ("mixed", "real")
         for inverted in (False, True)
     }

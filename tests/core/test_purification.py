@@ -18,7 +18,11 @@ from core.evaluation.defense import WAYS, evaluate_defense
 def diffusion(tmp_path_factory):
     folder = tmp_path_factory.mktemp("purifier")
     spec = ddpm_preset("smoke").model_copy(
-        update={"data": DataSpec(name="digits", train_subset=256), "epochs": 2, "unet": UNetSpec(block_out_channels=[8, 16])}
+        update={
+            "data": DataSpec(name="digits", train_subset=256),
+            "epochs": 2,
+            "unet": UNetSpec(block_out_channels=[8, 16]),
+        }
     )
     train_ddpm(spec, folder)
     return load_diffusion(folder)

@@ -105,6 +105,41 @@ DIFFUSION = {
 }
 
 
+GENERATED = {
+    "id": "gen1",
+    "name": "fashion-mnist-generated-19000",
+    "label": "uploaded:gen1",
+    "classes": [f"c{i}" for i in range(10)],
+    "train": [1900] * 10,
+    "test": [1000] * 10,
+    "channels": 1,
+    "image_size": 28,
+    "provenance": {
+        "diffusion_model_id": "diff1",
+        "sampler": "ddim",
+        "steps": 50,
+        "eta": 1.0,
+        "guidance_scale": 1.0,
+        "seed": 0,
+        "filter": {"classifier_id": "m1", "mode": "agree", "confidence": 0.0},
+        "drawn_per_class": [2000] * 10,
+        "kept_per_class": [1900] * 10,
+        "grid_artifact_id": "grid1",
+    },
+}
+
+
+def defended(ident: str, robust: dict[str, float]) -> dict:
+    """A purification defense evaluated three ways (`robust`: way → robust accuracy)."""
+    model = classifier(ident, "relu", 0.7, min(robust.values()))
+    entry = evaluation(0.7, min(robust.values()), job_id=f"job-{ident}")
+    ways = {w: {"clean_acc": 0.7, "robust_acc": r, "breakdown": []} for w, r in robust.items()}
+    entry["defense"] = {"purifier": {"t_star": 100, "steps": 10, "sampler": "ddim"}, **ways}
+    model["architecture"] = "purified"
+    model["summary"]["evaluations"] = [entry]
+    return model
+
+
 class FakeApi:
     base_url = "http://fake"
 
@@ -205,6 +240,10 @@ class FakeApi:
             and filters.get("activation") in (None, m["activation"])
         ]
         return {"items": items, "total": len(items), "limit": 200, "offset": 0}
+
+    def datasets(self):
+        self._record("datasets")
+        return {"named": [{"name": "fashion-mnist", "classes": []}], "folders": [], "uploaded": [GENERATED]}
 
     def create_study(self, body):
         self._record("create_study", body)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.dashboard.fake_api import FakeApi, job
+from tests.dashboard.fake_api import DIFFUSION, FakeApi, classifier, defended, job
 
 PAGES = Path(__file__).resolve().parents[2] / "dashboard" / "pages"
 
@@ -95,7 +95,7 @@ def test_robustness_draws_curves_scatter_and_the_study_table():
     study_jobs = [job(f"s{m}", study_id="s1", result={"model_id": m}) for m in ("m1", "m3")]
     at = run_page("robustness", FakeApi(jobs=study_jobs))
     charts = at.get("plotly_chart")
-    assert len(charts) == 3  # curves, the scatter of all models, the study's scatter
+    assert len(charts) == 4  # curves, the scatter of all models, the study's scatter, a generated dataset's classes
     assert at.dataframe[0].value.loc[0, "variant"] == "relu"
 
 
@@ -191,3 +191,41 @@ def test_the_app_asks_for_a_key_and_signs_in_from_a_link(monkeypatch):
     at.run()
     assert at.session_state["me"]["name"] == "ann" and "key" not in at.query_params
     assert any("Signed in as **ann** (member)" in c.value for c in at.sidebar.caption)
+
+
+def test_new_experiment_generates_a_dataset_mixes_it_in_and_registers_a_defense():
+    fake = FakeApi()
+    at = run_page("new_experiment", fake)
+    at.number_input(key="gd_n").set_value(500)
+    at.checkbox(key="gd_filter").check().run()
+    at.selectbox(key="gd_mode").set_value("relabel")
+    at.button(key="gd_submit").click().run()
+    at.selectbox(key="at_generated").set_value(at.selectbox(key="at_generated").options[1])
+    at.button(key="at_submit").click().run()
+    at.number_input(key="df_t").set_value(200)
+    at.button(key="df_submit").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    specs = {kind: spec for _, (kind, spec), _ in called(fake, "submit")}
+    generation = specs["dataset_generation"]
+    assert generation["model_id"] == "diff1" and generation["per_class"] == 500
+    assert generation["filter"] == {"classifier_id": "m1", "mode": "relabel", "confidence": 0.0}
+    mix = specs["adversarial_training"]["generated"]
+    assert mix["data"] == {"name": "uploaded", "dataset_id": "gen1"} and mix["fraction"] == 0.7
+    defense = specs["defended_model"]
+    assert defense["classifier_id"] == "m1" and defense["diffusion_id"] == "diff1"
+    assert defense["purifier"]["t_star"] == 200
+
+
+def test_robustness_shows_a_defenses_three_numbers_and_a_generated_dataset():
+    models = [
+        classifier("m1", "relu", 0.8, 0.6),
+        defended("p1", {"non_adaptive": 0.6, "bpda": 0.4, "adaptive": 0.2}),
+        DIFFUSION,
+    ]
+    at = run_page("robustness", FakeApi(models=models))
+    table = next(d.value for d in at.dataframe if "robust accuracy (the lowest)" in d.value.columns)
+    row = table.iloc[0]
+    assert row["non-adaptive (attack the classifier, then purify)"] == 0.6 and row["BPDA + EOT"] == 0.4
+    assert row["robust accuracy (the lowest)"] == 0.2 and row["t*"] == 100
+    assert any("ddim-50" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 3  # curves, scatter, the class histogram
