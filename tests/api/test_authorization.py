@@ -266,3 +266,39 @@ def test_every_action_is_in_the_audit_log(world):
     mine = [(e["user_name"], e["action"]) for e in log if e["object_id"] == job_id]
     assert mine == [("tester", "delete"), ("tester", "cancel"), ("owner", "submit")]
     assert json.dumps(log)  # plain JSON
+
+
+def test_specs_inside_specs_are_checked_like_the_top_level(world):
+    """A generated dataset mixed into training is the caller's to use, like the main data; models
+    named inside a spec (a filter's classifier, a defense's parts) must exist and be of their kind."""
+    dataset = world.make("dataset")["dataset_id"]
+    classifier, diffusion = world.make("model")["model_id"], world.make("diffusion")["model_id"]
+    mix = {"data": {"name": "digits"}, "model": {"image_size": 8}}
+    mix["generated"] = {"data": {"name": "uploaded", "dataset_id": dataset}, "fraction": 0.7}
+
+    def submit(key: str, kind: str, spec: dict):
+        headers = {"Authorization": f"Bearer {key}"}
+        return world.client.post("/v1/jobs", json={"kind": kind, "spec": spec}, headers=headers)
+
+    assert submit(world.owner_key, "adversarial_training", mix).status_code == 202
+    refused = submit(world.other_key, "adversarial_training", mix)
+    assert refused.status_code == 404 and dataset in refused.text
+    assert (
+        submit(
+            world.owner_key, "adversarial_training", {**mix, "generated": {**mix["generated"], "fraction": 1}}
+        ).status_code
+        == 422
+    )
+    generate = {"model_id": diffusion, "per_class": 5, "filter": {"classifier_id": diffusion}}
+    r = submit(world.owner_key, "dataset_generation", generate)
+    assert r.status_code == 404 and "spec.filter.classifier_id" in r.text
+    generate["filter"]["classifier_id"] = classifier
+    assert submit(world.owner_key, "dataset_generation", generate).status_code == 202
+    assert submit(world.owner_key, "dataset_generation", {**generate, "per_class": 0}).status_code == 422
+    defense = {"classifier_id": diffusion, "diffusion_id": classifier}
+    r = submit(world.owner_key, "defended_model", defense)
+    assert r.status_code == 404 and "spec.classifier_id" in r.text
+    defense = {"classifier_id": classifier, "diffusion_id": diffusion, "purifier": {"t_star": 5, "steps": 10}}
+    assert submit(world.owner_key, "defended_model", defense).status_code == 422
+    defense["purifier"]["steps"] = 5
+    assert submit(world.owner_key, "defended_model", defense).status_code == 202
