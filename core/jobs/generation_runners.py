@@ -4,6 +4,7 @@ shard), and registers it in the catalogue with its provenance."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 
@@ -19,7 +20,7 @@ from core.data.loaders import UPLOADED_META
 from core.diffusion.generate import generate_shard, shard_ranges
 from core.images import grid_png
 from core.jobs.context import JobContext
-from core.store.orm import DatasetRow
+from core.store.orm import Artifact, DatasetRow
 
 TEST_FILE = "test.safetensors"
 GRID_PER_CLASS = 8  # the sample grid: one row per class
@@ -57,6 +58,19 @@ def _grid(examples: list[list[np.ndarray]], shape) -> bytes:
     return grid_png(images, nrow=GRID_PER_CLASS)
 
 
+def _written_shard(ctx: JobContext, k: int) -> dict | None:
+    """Shard k as an earlier attempt recorded it, or None. Only a recorded shard whose bytes still
+    match the recorded hash counts: a write cut short by a crash is made again."""
+    key = f"jobs/{ctx.job_id}/dataset/{_shard_name(k)}"
+    with ctx.session() as s:
+        row = s.scalar(select(Artifact).where(Artifact.job_id == ctx.job_id, Artifact.uri == key))
+        expected = None if row is None else row.sha256
+    if expected is None or not ctx.store.exists(key):
+        return None
+    data = ctx.store.get_bytes(key)
+    return load(data) if hashlib.sha256(data).hexdigest() == expected else None
+
+
 def run_dataset_generation(spec: DatasetGenerationSpec, ctx: JobContext) -> dict:
     if spec.model_id is None:
         raise ValueError("dataset_generation needs model_id (a class-conditional diffusion model)")
@@ -74,9 +88,8 @@ def run_dataset_generation(spec: DatasetGenerationSpec, ctx: JobContext) -> dict
     seconds, made, resumed = 0.0, 0, 0
     examples: list[list[np.ndarray]] = [[] for _ in range(model.num_classes)]
     for k, span in enumerate(ranges):
-        key = f"jobs/{ctx.job_id}/dataset/{_shard_name(k)}"
-        if ctx.store.exists(key):  # written by an earlier attempt of this job
-            arrays, resumed = load(ctx.store.get_bytes(key)), resumed + 1
+        if (arrays := _written_shard(ctx, k)) is not None:  # by an earlier attempt of this job
+            resumed += 1
         else:
             t0 = time.perf_counter()
             arrays = generate_shard(model, spec, k, span, classifier=classifier, should_stop=ctx.should_stop)

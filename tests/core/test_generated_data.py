@@ -151,3 +151,35 @@ def test_training_mixes_generated_images(tmp_path):
     bad = Dataset("g", real.x_train[:, :, :4, :4], real.y_train, real.x_test, real.y_test, real.classes)
     with pytest.raises(ValueError, match="do not fit"):
         train(spec, tmp_path / "bad", dataset=real, generated=bad)
+
+
+def test_only_a_recorded_intact_shard_is_reused(tmp_path):
+    """A shard file cut short by a crash (or never recorded) is made again, not loaded."""
+    from functools import partial
+
+    from safetensors.numpy import save
+
+    from core.jobs.context import JobContext
+    from core.jobs.generation_runners import _written_shard
+    from core.store import jobs as store_jobs
+    from core.store.artifacts import ArtifactStore
+    from core.store.db import session_scope
+    from core.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(url)
+    with session_scope(url) as s:
+        job_id = store_jobs.create_job(s, kind="dataset_generation", spec={}).id
+    store = ArtifactStore(f"file://{tmp_path / 'artifacts'}")
+    ctx = JobContext(
+        job_id=job_id, session=partial(session_scope, url), store=store, work_dir=tmp_path, models=None, device="cpu"
+    )
+    shard = {"x_train": np.zeros((2, 1, 4, 4), np.uint8), "y_train": np.array([0, 1]), "drawn": np.array([0, 1])}
+    assert _written_shard(ctx, 0) is None
+    store.put_bytes(f"jobs/{job_id}/dataset/shard_00000.safetensors", save(shard))  # written, not recorded
+    assert _written_shard(ctx, 0) is None
+    with session_scope(url) as s:
+        ctx.save_artifact(s, "dataset/shard_00000.safetensors", type="dataset", data=save(shard))
+    assert _written_shard(ctx, 0)["y_train"].tolist() == [0, 1]
+    store.put_bytes(f"jobs/{job_id}/dataset/shard_00000.safetensors", save(shard)[:-10])  # truncated by a crash
+    assert _written_shard(ctx, 0) is None
