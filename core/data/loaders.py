@@ -111,6 +111,15 @@ def load_folder(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
     return Dataset("folder", *to_tensors(x_tr, y_tr), *to_tensors(x_te, y_te), classes)
 
 
+def dataset_files_present(root: Path) -> bool:
+    """Whether a catalogue dataset's folder holds its `dataset.json` and every file it lists."""
+    meta = root / UPLOADED_META
+    if not meta.is_file():
+        return False
+    files = json.loads(meta.read_text()).get("files", [UPLOADED_ARRAYS])
+    return all((root / Path(name).name).is_file() for name in files)
+
+
 def load_uploaded(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
     """A dataset of the catalogue (uploaded or generated), as the job layer fetched it into `root`:
     `dataset.json` (class names, and `files`: the arrays' files, default `dataset.safetensors`)

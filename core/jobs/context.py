@@ -19,7 +19,7 @@ from core.contract.specs import DataSpec
 from core.data.archive import ArchiveLimits
 from core.data.by_index import test_image
 from core.data.dataset import Dataset
-from core.data.loaders import UPLOADED_META, load_dataset
+from core.data.loaders import dataset_files_present, load_dataset
 from core.jobs.model_cache import ModelCache
 from core.jobs.outage import STORE_AWAY
 from core.store import jobs as store_jobs
@@ -140,7 +140,7 @@ class JobContext:
                     raise ValueError(f"no uploaded dataset with id {spec.dataset_id}")
                 uri = row.uri
             local = self.work_dir / "datasets" / spec.dataset_id
-            if not (local / UPLOADED_META).is_file():
+            if not dataset_files_present(local):  # not fetched yet, or a fetch cut short
                 self.store.download_folder(uri, local)
             return spec.model_copy(update={"root": str(local)})
         return spec

@@ -13,6 +13,7 @@ from core.contract.presets import ddpm_preset
 from core.contract.specs import DataSpec, GeneratedMixSpec, ModelSpec, OptimSpec
 from core.data import load_dataset
 from core.data.dataset import Dataset
+from core.data.loaders import dataset_files_present
 from core.diffusion.ddpm import load_diffusion, train_ddpm
 from core.diffusion.generate import MAX_IMAGES, filter_samples, generate_shard, shard_ranges
 from core.training import train
@@ -100,9 +101,12 @@ def test_shards_load_as_one_dataset(tmp_path):
     save_file({"x_test": x, "y_test": np.array([1, 0])}, tmp_path / "t.safetensors")
     meta = {"classes": ["a", "b"], "files": ["a.safetensors", "b.safetensors", "t.safetensors"]}
     (tmp_path / "dataset.json").write_text(json.dumps(meta))
+    assert dataset_files_present(tmp_path)
     ds = load_dataset(DataSpec(name="uploaded", dataset_id="x", root=str(tmp_path)))
     assert ds.x_train.shape == (2, 1, 4, 4) and ds.y_train.tolist() == [0, 1] and ds.y_test.tolist() == [1, 0]
     assert ds.x_train[1].flatten()[0] == pytest.approx(16 / 255)
+    (tmp_path / "b.safetensors").unlink()  # a fetch cut short
+    assert not dataset_files_present(tmp_path)
     (tmp_path / "dataset.json").write_text(json.dumps({**meta, "files": ["../escape.safetensors"]}))
     with pytest.raises(FileNotFoundError):
         load_dataset(DataSpec(name="uploaded", dataset_id="x", root=str(tmp_path)))
