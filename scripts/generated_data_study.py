@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             spec = {"model_id": diffusion, "per_class": amount // 10}
             if filtered:
                 spec["filter"] = {"classifier_id": filter_id, "mode": "agree"}
-            name = f"+{amount // 1000}k generated" + (", filtered" if filtered else "")
+            name = f"+{amount:,} generated" + (", filtered" if filtered else "")
             arms[name] = ledger.run(f"data {name}", "dataset_generation", spec)
     rows, pgd_at = [], None
     for name, dataset in arms.items():
@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"\nRobust accuracy under: {results[0]['protocol_label']}\n")
     print("| arm | seeds | clean | robust |\n|---|---|---|---|\n" + "\n".join(rows))
-    protocol = {"ensemble": "rand", "eps": 0.1, "images": 200 if args.preset == "cpu" else 20, "steps": 20, "eot": 4}
+    protocol = {"ensemble": "rand", "eps": 0.1, "images": 200, "steps": 20, "eot": 4}  # reduced: 2 cores
+    if args.preset == "smoke":
+        protocol.update(images=20, steps=5, eot=2)
     data_name = ddpm["data"]["name"]
     print(f"\nPurification, evaluated with {protocol}\n")
     print(

@@ -87,32 +87,22 @@ def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> dict:
         raise ValueError("attack_evaluation needs model_id")
     model, _ = ctx.registered_model(spec.model_id, "classifier")
     ds = ctx.load_data(spec.data)
+    measure, extra = evaluate, {"eps_grid": spec.eps_grid, "large_eps": spec.large_eps}
     if getattr(model, "purifier", None) is not None:  # a defended model: its three numbers
         from core.evaluation.defense import evaluate_defense  # diffusers is heavy: only when needed
 
-        result = evaluate_defense(
-            model,
-            ds.x_test,
-            ds.y_test,
-            spec.protocol,
-            num_classes=ds.num_classes,
-            batch_size=spec.batch_size,
-            progress=ctx.progress,
-            should_stop=ctx.should_stop,
-        )
-    else:
-        result = evaluate(
-            model,
-            ds.x_test,
-            ds.y_test,
-            spec.protocol,
-            num_classes=ds.num_classes,
-            eps_grid=spec.eps_grid,
-            large_eps=spec.large_eps,
-            batch_size=spec.batch_size,
-            progress=ctx.progress,
-            should_stop=ctx.should_stop,
-        )
+        measure, extra = evaluate_defense, {}
+    result = measure(
+        model,
+        ds.x_test,
+        ds.y_test,
+        spec.protocol,
+        num_classes=ds.num_classes,
+        batch_size=spec.batch_size,
+        progress=ctx.progress,
+        should_stop=ctx.should_stop,
+        **extra,
+    )
     with ctx.session() as s:
         report = ctx.save_artifact(s, "evaluation.json", type="report", data=json.dumps(result, indent=1).encode())
         record_evaluation(s, model_id=spec.model_id, entry=evaluation_entry(result, ctx.job_id))

@@ -18,7 +18,8 @@ from core.store.artifacts import delete_artifact
 from core.store.orm import Artifact, DatasetRow
 
 
-def _result(row: DatasetRow) -> dict:
+def dataset_result(row: DatasetRow) -> dict:
+    """A registered dataset as a job's result."""
     return {
         "dataset_id": row.id,
         "name": row.name,
@@ -33,7 +34,7 @@ def _result(row: DatasetRow) -> dict:
 def run_dataset_upload(spec: DatasetUploadSpec, ctx: JobContext) -> dict:
     with ctx.session() as s:
         if (done := s.scalar(select(DatasetRow).where(DatasetRow.job_id == ctx.job_id))) is not None:
-            return _result(done)  # registered by an attempt that crashed before the job's final write
+            return dataset_result(done)  # registered by an attempt that crashed before the job's final write
         upload = s.get(Artifact, spec.archive_artifact_id)
         if upload is None:
             raise ValueError(f"no upload with id {spec.archive_artifact_id}")
@@ -62,4 +63,4 @@ def run_dataset_upload(spec: DatasetUploadSpec, ctx: JobContext) -> dict:
         s.add(row)
         s.flush()
         delete_artifact(s, ctx.store, artifact_id=spec.archive_artifact_id)
-        return _result(row)
+        return dataset_result(row)

@@ -20,6 +20,7 @@ from core.data.loaders import UPLOADED_META
 from core.diffusion.generate import generate_shard, shard_ranges
 from core.images import grid_png
 from core.jobs.context import JobContext
+from core.jobs.data_runners import dataset_result
 from core.store.orm import Artifact, DatasetRow
 
 TEST_FILE = "test.safetensors"
@@ -28,17 +29,6 @@ GRID_PER_CLASS = 8  # the sample grid: one row per class
 
 def _shard_name(k: int) -> str:
     return f"shard_{k:05d}.safetensors"
-
-
-def _result(row: DatasetRow) -> dict:
-    return {
-        "dataset_id": row.id,
-        "name": row.name,
-        "classes": row.classes["names"],
-        "train": sum(row.classes["train"]),
-        "test": sum(row.classes["test"]),
-        "provenance": row.provenance,
-    }
 
 
 def _filter_classifier(spec: DatasetGenerationSpec, ctx: JobContext, dataset: str, size: int, classes: int):
@@ -76,7 +66,10 @@ def run_dataset_generation(spec: DatasetGenerationSpec, ctx: JobContext) -> dict
         raise ValueError("dataset_generation needs model_id (a class-conditional diffusion model)")
     with ctx.session() as s:
         if (done := s.scalar(select(DatasetRow).where(DatasetRow.job_id == ctx.job_id))) is not None:
-            return _result(done)  # registered by an attempt that crashed before the job's final write
+            return {
+                **dataset_result(done),
+                "provenance": done.provenance,
+            }  # registered by an attempt that crashed before the job's final write
     model, dataset = ctx.registered_model(spec.model_id, "diffusion")
     if not model.spec.class_conditional:
         raise ValueError(f"diffusion model {spec.model_id} is not class-conditional: it cannot generate labels")
@@ -143,4 +136,4 @@ def run_dataset_generation(spec: DatasetGenerationSpec, ctx: JobContext) -> dict
         )
         s.add(row)
         s.flush()
-        return {**_result(row), "shards": len(ranges), "shards_resumed": resumed}
+        return {**dataset_result(row), "provenance": provenance, "shards": len(ranges), "shards_resumed": resumed}

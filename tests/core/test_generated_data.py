@@ -19,21 +19,13 @@ from core.diffusion.generate import MAX_IMAGES, filter_samples, generate_shard, 
 from core.training import train
 from core.training.mixing import batch_indices, batch_plan, epoch_orders
 from tests.conftest import tiny_spec
+from tests.core.test_diffusion import tiny
 
 
 @pytest.fixture(scope="module")
 def conditional(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cond-ddpm")
-    spec = ddpm_preset("smoke").model_copy(
-        update={
-            "data": DataSpec(name="digits", train_subset=128),
-            "epochs": 1,
-            "batch_size": 32,
-            "unet": UNetSpec(block_out_channels=[8, 16]),
-            "class_conditional": True,
-        }
-    )
-    train_ddpm(spec, folder)
+    train_ddpm(tiny(epochs=1, class_conditional=True), folder)
     return load_diffusion(folder)
 
 

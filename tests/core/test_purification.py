@@ -6,25 +6,18 @@ import pytest
 import torch
 
 import core.diffusion.purify as purify_module
-from core.contract.diffusion_specs import PurifierSpec, UNetSpec
-from core.contract.presets import ddpm_preset
+from core.contract.diffusion_specs import PurifierSpec
 from core.contract.specs import AttackSpec, DataSpec, ProtocolSpec
 from core.diffusion.ddpm import load_diffusion, train_ddpm
 from core.diffusion.purify import Purified, reverse_timesteps
 from core.evaluation.defense import WAYS, evaluate_defense
+from tests.core.test_diffusion import tiny
 
 
 @pytest.fixture(scope="module")
 def diffusion(tmp_path_factory):
     folder = tmp_path_factory.mktemp("purifier")
-    spec = ddpm_preset("smoke").model_copy(
-        update={
-            "data": DataSpec(name="digits", train_subset=256),
-            "epochs": 2,
-            "unet": UNetSpec(block_out_channels=[8, 16]),
-        }
-    )
-    train_ddpm(spec, folder)
+    train_ddpm(tiny(data=DataSpec(name="digits", train_subset=256)), folder)
     return load_diffusion(folder)
 
 
