@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from api.routes.jobs import MODEL_REFERENCES
 from core.contract.kinds import JOB_KINDS, JobKindName, preset_specs
 from core.contract.names import QUEUES
 from core.store.artifacts import ArtifactStore, record_artifact
@@ -44,6 +45,9 @@ def test_the_api_accepts_every_kind_and_sends_it_to_its_queue(api, kind):
     spec = next(iter(preset_specs(kind).values()))
     if row.acts_on:
         spec["model_id"] = api.models[row.acts_on]
+    for field, model_kind in MODEL_REFERENCES.items():  # the models a spec names besides model_id
+        if field in spec:
+            spec[field] = api.models[model_kind]
     for field in [f for f in spec if f.endswith("_artifact_id") and spec[f] is not None]:
         spec[field] = api.upload
     r = api.post("/v1/jobs", json={"kind": kind, "spec": spec})

@@ -11,10 +11,25 @@ import pytest
 import torch
 from safetensors.torch import load, save
 
-from core.contract.diffusion_specs import DDPMForwardSpec, DDPMSampleSpec
+from core.contract.diffusion_specs import (
+    DatasetGenerationSpec,
+    DDPMForwardSpec,
+    DDPMSampleSpec,
+    DefendedModelSpec,
+    PurifierSpec,
+    SampleFilterSpec,
+)
 from core.contract.kinds import JOB_KINDS
 from core.contract.presets import ddpm_preset, eval_preset, train_preset
-from core.contract.specs import DatasetUploadSpec, DataSpec, ImageAttackSpec, ModelSpec, ModelUploadSpec, ProtocolSpec
+from core.contract.specs import (
+    DatasetUploadSpec,
+    DataSpec,
+    GeneratedMixSpec,
+    ImageAttackSpec,
+    ModelSpec,
+    ModelUploadSpec,
+    ProtocolSpec,
+)
 from core.jobs.execute import execute_job
 from core.jobs.model_cache import ModelCache
 from core.settings import Settings
@@ -146,6 +161,59 @@ def test_ddpm_sampling_and_the_forward_explorer(lab, diffusion):
     assert alpha_bars[0] > 0.99 > 0.01 > alpha_bars[1]
 
 
+def test_a_generated_dataset_is_registered_and_mixed_into_training(lab, classifier, diffusion):
+    conditional = lab.run(
+        "ddpm_training", ddpm_preset("smoke").model_copy(update={"epochs": 1, "class_conditional": True})
+    )
+    assert conditional["status"] == "succeeded", conditional["error"]
+    filter_ = SampleFilterSpec(classifier_id=classifier["result"]["model_id"], mode="relabel")
+    spec = DatasetGenerationSpec(
+        model_id=conditional["result"]["model_id"], per_class=3, steps=3, shard_size=10, filter=filter_
+    )
+    job = lab.run("dataset_generation", spec)
+    assert job["status"] == "succeeded", job["error"]
+    result = job["result"]
+    assert result["shards"] == 3 and result["shards_resumed"] == 0 and result["test"] == 297
+    assert result["train"] == sum(result["provenance"]["kept_per_class"]) <= 30
+    assert {"shard_00000.safetensors", "test.safetensors", "dataset.json", "samples.png"} <= set(job["artifacts"])
+    mixed = train_preset("smoke").model_copy(
+        update={
+            "epochs": 1,
+            "eval_subset": 32,
+            "generated": GeneratedMixSpec(data=DataSpec(name="uploaded", dataset_id=result["dataset_id"])),
+        }
+    )
+    trained = lab.run("adversarial_training", mixed)
+    assert trained["status"] == "succeeded", trained["error"]
+    unconditional = spec.model_copy(update={"model_id": diffusion["result"]["model_id"], "filter": None})
+    failed = lab.run("dataset_generation", unconditional)
+    assert failed["status"] == "failed" and "not class-conditional" in failed["error"]
+
+
+def test_a_defended_model_is_registered_and_evaluated_three_ways(lab, classifier, diffusion):
+    spec = DefendedModelSpec(
+        classifier_id=classifier["result"]["model_id"],
+        diffusion_id=diffusion["result"]["model_id"],
+        purifier=PurifierSpec(t_star=20, steps=2),
+    )
+    job = lab.run("defended_model", spec)
+    assert job["status"] == "succeeded", job["error"]
+    defended = job["result"]["model_id"]
+    protocol = ProtocolSpec(ensemble="rand", images=16, steps=2, eot=2)
+    evaluation = lab.run(
+        "attack_evaluation", eval_preset("smoke").model_copy(update={"model_id": defended, "protocol": protocol})
+    )
+    assert evaluation["status"] == "succeeded", evaluation["error"]
+    ways = evaluation["result"]["defense"]
+    assert evaluation["result"]["robust_acc"] == min(
+        ways[w]["robust_acc"] for w in ("non_adaptive", "bpda", "adaptive")
+    )
+    with session_scope(lab.settings.database_url) as s:
+        row = get_model(s, model_id=defended)
+        assert row.kind == "classifier" and row.architecture == "purified"
+        assert row.summary["evaluations"][-1]["robust_acc_by"] == evaluation["result"]["robust_acc_by"]
+
+
 def _upload(lab: Lab, data: bytes) -> str:
     with session_scope(lab.settings.database_url) as s:
         return record_artifact(
@@ -266,6 +334,8 @@ def test_these_tests_cover_every_job_kind():
         "ddpm_training",
         "ddpm_sampling",
         "ddpm_forward",
+        "dataset_generation",
+        "defended_model",
     }
     assert covered == set(JOB_KINDS), "a new job kind needs its in-process test here"
 
