@@ -36,7 +36,7 @@ def non_adaptive(defended: Purified, x, y, protocol: ProtocolSpec, *, batch_size
             defended.classifier,
             x,
             y,
-            protocol.attack_specs(),
+            [a.model_copy(update={"eot": 1}) for a in protocol.attack_specs()],  # the classifier is deterministic
             correct,
             batch_size=batch_size,
             should_stop=should_stop,

@@ -65,11 +65,9 @@ def run_dataset_generation(spec: DatasetGenerationSpec, ctx: JobContext) -> dict
     if spec.model_id is None:
         raise ValueError("dataset_generation needs model_id (a class-conditional diffusion model)")
     with ctx.session() as s:
-        if (done := s.scalar(select(DatasetRow).where(DatasetRow.job_id == ctx.job_id))) is not None:
-            return {
-                **dataset_result(done),
-                "provenance": done.provenance,
-            }  # registered by an attempt that crashed before the job's final write
+        done = s.scalar(select(DatasetRow).where(DatasetRow.job_id == ctx.job_id))
+        if done is not None:  # registered by an attempt that crashed before the job's final write
+            return {**dataset_result(done), "provenance": done.provenance}
     model, dataset = ctx.registered_model(spec.model_id, "diffusion")
     if not model.spec.class_conditional:
         raise ValueError(f"diffusion model {spec.model_id} is not class-conditional: it cannot generate labels")
