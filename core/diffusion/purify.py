@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from core.contract.diffusion_specs import PurifierSpec
-from core.diffusion.ddpm import DiffusionModel, make_scheduler, to_image_space, to_model_space
+from core.diffusion.ddpm import DiffusionModel, make_scheduler, predict_x0, q_sample, to_image_space, to_model_space
 
 Gradient = Literal["exact", "bpda"]
 
@@ -65,11 +65,12 @@ class Purified(nn.Module):
         eta = 1.0 if self.purifier.sampler == "ddpm" else 0.0
         a = self.alpha_bar
         z = to_model_space(x, self.diffusion.spec.image_size)
-        z = a[self.timesteps[0]].sqrt() * z + (1 - a[self.timesteps[0]]).sqrt() * torch.randn_like(z)
+        start = torch.full((len(z),), self.timesteps[0], device=z.device)
+        z = q_sample(z, start, torch.randn_like(z), a)
         grad = torch.is_grad_enabled() and z.requires_grad
         for t, s in zip(self.timesteps, self.timesteps[1:], strict=False):
             eps = checkpoint(self._eps, z, t, use_reentrant=False) if grad else self._eps(z, t)
-            x0 = ((z - (1 - a[t]).sqrt() * eps) / a[t].sqrt()).clamp(-1, 1)
+            x0 = predict_x0(z, torch.full((len(z),), t, device=z.device), eps, a).clamp(-1, 1)
             sigma = eta * ((1 - a[s]) / (1 - a[t]) * (1 - a[t] / a[s])).sqrt()
             z = a[s].sqrt() * x0 + (1 - a[s] - sigma**2).clamp_min(0).sqrt() * eps
             if eta and s > 0:
