@@ -91,28 +91,40 @@ InteractiveRate = Depends(interactive_rate)
 
 
 WORKER_KEY = "robustlab:worker:"  # what each worker announces (worker/duties.py), with a TTL
-_budgets: dict[str, tuple[float, dict[str, int]]] = {}
+_announced: dict[str, tuple[float, dict[str, int], dict[str, int]]] = {}
 BUDGETS_CACHE_SECONDS = 10.0
 
 
-def announced_budgets(redis_url: str) -> dict[str, int]:
-    """The largest memory budget announced by a live worker of each queue (cached a few seconds;
-    empty when Redis cannot be reached or no worker has announced one)."""
+def _announcements(redis_url: str) -> tuple[dict[str, int], dict[str, int]]:
+    """(the largest memory budget, the most devices) announced by a live worker of each queue,
+    cached a few seconds; empty when Redis cannot be reached or no worker has announced."""
     now = time.monotonic()
-    hit = _budgets.get(redis_url)
+    hit = _announced.get(redis_url)
     if hit and hit[0] > now:
-        return hit[1]
+        return hit[1], hit[2]
     budgets: dict[str, int] = {}
+    devices: dict[str, int] = {}
     try:
         client = redis_client(redis_url)
         for key in client.scan_iter(WORKER_KEY + "*"):
             info = json.loads(client.get(key) or "{}")
             for queue in info.get("queues", []):
                 budgets[queue] = max(budgets.get(queue, 0), int(info.get("memory_bytes") or 0))
+                devices[queue] = max(devices.get(queue, 0), int(info.get("devices") or 1))
     except (redis.RedisError, ValueError):
-        budgets = {}
-    _budgets[redis_url] = (now + BUDGETS_CACHE_SECONDS, budgets)
-    return budgets
+        budgets, devices = {}, {}
+    _announced[redis_url] = (now + BUDGETS_CACHE_SECONDS, budgets, devices)
+    return budgets, devices
+
+
+def announced_budgets(redis_url: str) -> dict[str, int]:
+    """The largest memory budget announced by a live worker of each queue."""
+    return _announcements(redis_url)[0]
+
+
+def announced_devices(redis_url: str) -> dict[str, int]:
+    """The most devices a live worker of each queue announced (for `gpus` jobs)."""
+    return _announcements(redis_url)[1]
 
 
 def check_memory(spec: BaseModel, queue: str, settings: Settings, model: ModelSpec | None = None) -> None:

@@ -31,3 +31,9 @@ def prepare(model: nn.Module, device: torch.device, channels_last: bool) -> nn.M
 def to_input(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
     x = x.to(device, non_blocking=True)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def owned_devices(setting: int = 0) -> int:
+    """How many devices a worker offers multi-process (`gpus`) jobs: `setting` when set, else its
+    CUDA devices, else 1 (the CPU, one process)."""
+    return setting or torch.cuda.device_count() or 1

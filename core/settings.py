@@ -57,6 +57,7 @@ class Settings(BaseModel):
     memory_budget_bytes: int = Field(default=0, ge=0)  # a job's child past it is killed; 0: 90 % of the machine
     outage_seconds: float = Field(default=300.0, ge=0)  # how long a job's final write waits for the store
     job_time_limits: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_TIME_LIMITS))
+    devices: int = Field(default=0, ge=0)  # a train worker's devices for `gpus` jobs; 0: its CUDA devices (or 1)
     fault_dir: Path | None = None  # tests only: per-job injected crashes (core/jobs/faults.py)
     bootstrap_key: str | None = None
 
@@ -91,6 +92,7 @@ ENV = {
     "memory_budget_bytes": "ROBUSTLAB_MEMORY_BUDGET_BYTES",
     "outage_seconds": "ROBUSTLAB_OUTAGE_SECONDS",
     "job_time_limits": "ROBUSTLAB_JOB_TIME_LIMITS",
+    "devices": "ROBUSTLAB_DEVICES",
     "fault_dir": "ROBUSTLAB_FAULT_DIR",
     "bootstrap_key": "ROBUSTLAB_BOOTSTRAP_KEY",
 }

@@ -11,6 +11,7 @@ import threading
 import redis
 
 from core.contract.kinds import TASK_NAME
+from core.device import owned_devices
 from core.jobs.outage import STORE_AWAY
 from core.settings import get_settings, memory_budget
 from core.store import jobs as store_jobs
@@ -40,7 +41,11 @@ def _loop(app, queues: list[str], name: str) -> None:
     client = redis.Redis.from_url(settings.redis_url)
     while True:
         try:
-            announcement = {"queues": queues, "memory_bytes": memory_budget(settings)}  # for memory admission
+            announcement = {  # for memory admission and `gpus` jobs
+                "queues": queues,
+                "memory_bytes": memory_budget(settings),
+                "devices": owned_devices(settings.devices),
+            }
             client.set(WORKER_KEY + name, json.dumps(announcement), ex=max(1, int(3 * every)))
             if client.set(RECONCILE_LOCK, name, nx=True, ex=max(1, int(every))):
                 reenqueue_lost_jobs(app, client, settings, grace_seconds=2 * settings.lease_seconds)

@@ -23,7 +23,7 @@ from api.access import (
     visible_job,
 )
 from api.deps import MAX_OFFSET, Caller, KeyDep, QueueDep, SessionDep, SettingsDep
-from api.limits import check_limits, check_memory
+from api.limits import announced_devices, check_limits, check_memory
 from api.schemas import JobIn, JobList, JobOut, MetricOut
 from core.contract.kinds import job_kind
 from core.contract.names import FINISHED
@@ -174,6 +174,9 @@ def submit(
             owner_id=caller.user_id,
             study_id=study_id,
         )
+        largest = announced_devices(settings.redis_url).get(job.queue, 0)
+        if largest and store_jobs.devices_asked(job) > largest:  # accepted: it waits for such a worker
+            job.message = store_jobs.waiting_for_devices(store_jobs.devices_asked(job), largest)
         audit.record(
             session,
             user_id=caller.user_id,

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from core.contract.names import DEFAULT_SAMPLER_STEPS, Device, SamplerName
-from core.contract.specs import DataSpec, Spec
+from core.contract.specs import MAX_GPUS, DataSpec, Spec, check_batch_splits
 
 
 class UNetSpec(Spec):
@@ -55,6 +55,11 @@ class DDPMTrainSpec(Spec):
     device: Device = "auto"
     amp: bool = False
     channels_last: bool = False
+    gpus: int = Field(default=1, ge=1, le=MAX_GPUS)  # processes, one per device (>1: torchrun, DDP)
+
+    @model_validator(mode="after")
+    def _batch_splits(self) -> DDPMTrainSpec:
+        return check_batch_splits(self)
 
 
 class DDPMSampleSpec(Spec):

@@ -302,6 +302,16 @@ class GeneratedMixSpec(Spec):
     length: Literal["same_steps", "same_epochs"] = "same_steps"
 
 
+MAX_GPUS = 64  # devices one job may ask for (one node)
+
+
+def check_batch_splits(spec):
+    """`spec` unchanged, or a ValueError when its batch cannot give each of its `gpus` processes an image."""
+    if spec.batch_size < spec.gpus:
+        raise ValueError(f"batch_size {spec.batch_size} is smaller than gpus {spec.gpus}: each process needs images")
+    return spec
+
+
 class TrainSpec(Spec):
     """One training run: standard, PGD adversarial training (Madry et al. 2018), Fast-AT (Wong et
     al. 2020) or TRADES (Zhang et al. 2019).
@@ -339,6 +349,11 @@ class TrainSpec(Spec):
     device: Device = "auto"
     amp: bool = False
     channels_last: bool = False
+    gpus: int = Field(default=1, ge=1, le=MAX_GPUS)  # processes, one per device (>1: torchrun, DDP)
+
+    @model_validator(mode="after")
+    def _batch_splits(self) -> TrainSpec:
+        return check_batch_splits(self)
 
 
 class EvalSpec(Spec):

@@ -20,6 +20,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
 from safetensors.torch import load_file
 from torch import nn
 
+import core.training.distributed as ddp
 from core.contract.checkpoint import MODEL_FILE, read_meta
 from core.contract.diffusion_specs import DDPMTrainSpec
 from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress, stop_if_asked
@@ -128,7 +129,8 @@ def train_ddpm(
     """Train ε_θ with the simple loss, keeping EMA weights; a checkpoint every epoch in `out_dir`.
 
     Returns the run's `TrainResult`; raises `Stopped` when `should_stop` asks (the last epoch's
-    checkpoint stays).
+    checkpoint stays). In a torch.distributed process group each rank trains on its share of
+    every batch, as `core.training.train` does.
     """
     out_dir = Path(out_dir)
     device = resolve_device(spec.device)
@@ -140,16 +142,26 @@ def train_ddpm(
     opt = torch.optim.Adam(model.unet.parameters(), lr=spec.lr)
     alphas_cumprod = make_scheduler(spec).alphas_cumprod
     start_epoch, history = resume_from(out_dir, model, opt, spec) if resume else (0, [])
+    rank, ranks = ddp.world()
+    unet = ddp.wrap(model.unet, device)  # the update runs through it (`model.unet` in one process)
+    if rank:
+        progress = no_progress
     n = len(ds.x_train)
     batches = math.ceil(n / spec.batch_size)
     for epoch in range(start_epoch, spec.epochs):
         t0 = time.perf_counter()
         order = torch.randperm(n, generator=torch.Generator().manual_seed(spec.seed * 100_003 + epoch))
+        if ranks > 1:
+            torch.manual_seed(ddp.rank_seed(spec.seed, epoch))
         model.train()
         loss_sum = 0.0
         for b in range(batches):
-            stop_if_asked(should_stop)
+            stop_if_asked(lambda: ddp.any_rank(should_stop(), device))
             idx = order[b * spec.batch_size : (b + 1) * spec.batch_size]
+            total = len(idx)
+            if total < ranks:  # a last batch smaller than the world: every rank skips it alike
+                continue
+            idx = ddp.share(idx)
             x0 = to_model_space(ds.x_train[idx], spec.image_size).to(device)
             labels = None
             if spec.class_conditional:  # drop labels with p = cond_drop_prob (classifier-free guidance)
@@ -159,10 +171,10 @@ def train_ddpm(
             t = torch.randint(0, spec.num_train_timesteps, (len(x0),), device=device)
             noise = torch.randn_like(x0)
             with autocast(device, spec.amp):
-                eps = model.unet(q_sample(x0, t, noise, alphas_cumprod), t, class_labels=labels).sample
+                eps = unet(q_sample(x0, t, noise, alphas_cumprod), t, class_labels=labels).sample
                 loss = F.mse_loss(eps.float(), noise)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * ddp.loss_weight(len(x0), total)).backward()
             opt.step()
             model.update_ema(spec.ema_decay)
             loss_sum += loss.item() * len(x0)
@@ -173,12 +185,16 @@ def train_ddpm(
                         f"epoch {epoch + 1}/{spec.epochs} batch {b + 1}/{batches}",
                     )
                 )
+        (loss_sum,) = ddp.summed([loss_sum], device)
+        if rank:  # rank 0 writes the checkpoint and reports; the others train on
+            continue
         metrics = {"train_loss": loss_sum / n, "epoch_seconds": time.perf_counter() - t0}
         history.append({"epoch": epoch + 1, **metrics})
         meta = {"spec": spec.model_dump(mode="json"), "epoch": epoch + 1, "history": history, "facts": model.facts()}
         save_checkpoint(out_dir, model, opt, meta, kind="diffusion")
         log.info("epoch %d/%d loss %.4f", epoch + 1, spec.epochs, metrics["train_loss"])
         progress(Progress((epoch + 1) / spec.epochs, f"epoch {epoch + 1}/{spec.epochs} done", metrics, epoch + 1))
+    ddp.follower_done()
     return TrainResult(out_dir, spec.epochs, history, spec)
 
 

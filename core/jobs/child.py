@@ -1,14 +1,21 @@
 """`python -m core.jobs.child JOB_ID`: the process one supervised job runs in. Its worker claimed
 the job, holds its lease and watches this process; if the job crashes it (an out-of-memory kill, a
 segfault in a native op), only this process dies. Settings come from the environment, as the
-worker's do."""
+worker's do.
+
+A job with `gpus: G > 1` runs as G of these under torchrun (`core.training.distributed`): rank 0
+is the job (progress, checkpoints, evaluation, the final write); the others only train beside it
+and exit when training ends. If rank 0 fails while the others may still wait in an all-reduce, it
+exits non-zero so that torchrun stops them."""
 
 from __future__ import annotations
 
 import logging
 import sys
 
-from core.contract.progress import Progress
+import core.training.distributed as ddp
+from core.contract.kinds import job_kind
+from core.contract.progress import Progress, Stopped
 from core.jobs.faults import maybe_fail
 from core.jobs.model_cache import ModelCache
 from core.jobs.outage import while_store_away
@@ -31,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
             return job.kind, job.spec, job.owner_id
 
     kind, raw_spec, owner_id = while_store_away(settings.outage_seconds, f"job {job_id}'s spec", read_job)
-    maybe_fail(settings.fault_dir, job_id, "start")
+    distributed = ddp.start_from_env()
     ctx = make_context(job_id, owner_id, settings, ModelCache(settings.model_cache_size))
+    if ddp.is_follower():
+        return follow(ctx, kind, raw_spec)
+    maybe_fail(settings.fault_dir, job_id, "start")
     report = ctx.progress
 
     def progress(p: Progress) -> None:
@@ -44,7 +54,18 @@ def main(argv: list[str] | None = None) -> int:
     status, result, error = run_claimed(ctx, kind, raw_spec)
     maybe_fail(settings.fault_dir, job_id, "finish")
     finish(settings, job_id, status, result, error)
-    return 0
+    return 1 if distributed and status == "failed" else 0
+
+
+def follow(ctx, kind: str, raw_spec: dict) -> int:
+    """A follower rank's part: the runner up to the end of its training (`FollowerDone`), quiet."""
+    ctx.progress = lambda p: None
+    try:
+        job_kind(kind).resolve_runner()(job_kind(kind).spec.model_validate(raw_spec), ctx)
+    except (ddp.FollowerDone, Stopped):
+        return 0
+    log.error("job %s: rank %d ran past training", ctx.job_id, ddp.world()[0])
+    return 1
 
 
 if __name__ == "__main__":

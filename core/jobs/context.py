@@ -27,6 +27,7 @@ from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.orm import DatasetRow
 from core.store.registry import get_model
 from core.training.checkpoint import has_checkpoint
+from core.training.distributed import rank_zero_first
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 0.5  # seconds between progress writes without new metrics
@@ -103,8 +104,9 @@ class JobContext:
         """The job's local checkpoint folder, filled from the artifact store when this node has
         none (a job resumed on another node after a crash)."""
         folder = self.work_dir / self.job_id
-        if not has_checkpoint(folder):
-            self.store.download_folder(self.checkpoint_prefix, folder)
+        with rank_zero_first():  # the ranks of a multi-process job share the folder
+            if not has_checkpoint(folder):
+                self.store.download_folder(self.checkpoint_prefix, folder)
         return folder
 
     def training_reporter(self, folder: Path, start: float, end: float) -> ProgressFn:
@@ -140,8 +142,9 @@ class JobContext:
                     raise ValueError(f"no uploaded dataset with id {spec.dataset_id}")
                 uri = row.uri
             local = self.work_dir / "datasets" / spec.dataset_id
-            if not dataset_files_present(local):  # not fetched yet, or a fetch cut short
-                self.store.download_folder(uri, local)
+            with rank_zero_first():  # the ranks of a multi-process job share the folder
+                if not dataset_files_present(local):  # not fetched yet, or a fetch cut short
+                    self.store.download_folder(uri, local)
             return spec.model_copy(update={"root": str(local)})
         return spec
 

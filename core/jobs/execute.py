@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from core.device import owned_devices
 from core.jobs.model_cache import ModelCache
 from core.jobs.running import finish, run_in_process
 from core.jobs.supervise import poison_message, supervise
@@ -44,6 +45,7 @@ def execute_job(
                 worker=worker,
                 lease_seconds=settings.lease_seconds,
                 running_limit=settings.max_running_train_jobs_per_user,
+                devices=owned_devices(settings.devices),
             )
         else:
             job = store_jobs.claim_job(s, job_id=job_id, worker=worker, lease_seconds=settings.lease_seconds)
@@ -61,10 +63,11 @@ def execute_job(
             job.attempts,
             job.queue,
         )
+        gpus = store_jobs.devices_asked(job)
         poisoned = poison_message(job, ended=attempt - 1) if attempt > settings.max_attempts else None
     if poisoned is not None:  # earlier attempts took their workers down without a word
         finish(settings, job_id, "failed", None, poisoned)
         return "failed"
     if queue == "train":
-        return supervise(job_id, kind, attempt, settings=settings, worker=worker, resend=resend)
+        return supervise(job_id, kind, attempt, settings=settings, worker=worker, resend=resend, gpus=gpus)
     return run_in_process(job_id, kind, raw_spec, owner_id, settings=settings, worker=worker, models=models)

@@ -4,10 +4,14 @@ past the worker's budget), its wall-clock time (killed and failed past its kind'
 lease (killed if another worker took the job), and how it ended (exit code or signal, peak
 resident memory, its last progress message). An abnormal end is recorded in the job's
 `attempt_log`; the job goes back to the queue until it has ended abnormally `max_attempts` times,
-then it is failed with every attempt's cause (a poison job stops taking workers down)."""
+then it is failed with every attempt's cause (a poison job stops taking workers down).
+
+A job with `gpus: G > 1` runs under torchrun, G child processes in their own process group: memory
+is counted over the group and a kill reaches all of it."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -16,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -41,14 +46,40 @@ def _rss(pid: int) -> int:
         return 0
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL after a grace period."""
+def _group_rss(pgid: int) -> int:
+    """The resident memory of every process in group `pgid` (torchrun and its ranks), in bytes."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid):
+            total += _rss(int(stat.parent.name))
+    return total
+
+
+def _signal(proc: subprocess.Popen, sig: signal.Signals, group: bool) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
+
+
+def _stop(proc: subprocess.Popen, group: bool = False) -> None:
+    """SIGTERM, then SIGKILL after a grace period (to the whole process group when `group`)."""
     if proc.poll() is None:
-        proc.terminate()
+        _signal(proc, signal.SIGTERM, group)
         try:
             proc.wait(GRACE_SECONDS)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _signal(proc, signal.SIGKILL, group)
+
+
+def child_command(job_id: str, gpus: int) -> list[str]:
+    """The child process' command line: one interpreter, or torchrun starting `gpus` of them."""
+    if gpus <= 1:
+        return [sys.executable, "-m", "core.jobs.child", job_id]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}"]
+    return [*launch, "-m", "core.jobs.child", job_id]
 
 
 def describe_exit(returncode: int) -> tuple[str, int | None, str | None]:
@@ -82,15 +113,17 @@ def supervise(
     settings: Settings,
     worker: str,
     resend: Callable[[str], None] | None = None,
+    gpus: int = 1,
 ) -> str:
-    """Run the claimed job `job_id` in a child process and deal with how it ends; returns the job's
-    status afterwards."""
+    """Run the claimed job `job_id` in a child process (`gpus` > 1: torchrun and that many) and
+    deal with how it ends; returns the job's status afterwards."""
     done, lost = threading.Event(), threading.Event()
     threading.Thread(target=heartbeat, args=(job_id, settings, worker, done, lost), daemon=True).start()
     budget, limit = memory_budget(settings), time_limit(settings, kind)
     started = time.monotonic()
     env = {**os.environ, **settings_env(settings)}  # the child sees the settings the worker was given
-    proc = subprocess.Popen([sys.executable, "-m", "core.jobs.child", job_id], env=env)
+    group = gpus > 1
+    proc = subprocess.Popen(child_command(job_id, gpus), env=env, start_new_session=group)
     peak, cause, timed_out, usage_peak = 0, None, False, 0
     try:
         while proc.returncode is None:
@@ -98,19 +131,21 @@ def supervise(
             if pid:
                 proc.returncode, usage_peak = os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024
                 break
-            rss = _rss(proc.pid)
+            rss = _group_rss(proc.pid) if group else _rss(proc.pid)
             peak = max(peak, rss)
             if rss > budget and cause is None:
                 cause = f"used {rss / 2**30:.2f} GiB, past the worker's memory budget of {budget / 2**30:.2f} GiB"
-                proc.kill()
+                _signal(proc, signal.SIGKILL, group)
             elif time.monotonic() - started > limit and cause is None:
                 cause, timed_out = f"timed out after {limit:g} s (the limit for {kind})", True
-                _stop(proc)
+                _stop(proc, group)
             elif lost.is_set() and _taken_over(settings, job_id, worker):
-                _stop(proc)
+                _stop(proc, group)
             time.sleep(POLL_SECONDS)
     finally:
         done.set()
+        if group:  # no rank outlives its launcher
+            _signal(proc, signal.SIGKILL, group)
     peak = max(peak, usage_peak)
     words, code, sig = describe_exit(proc.returncode)
     entry = {

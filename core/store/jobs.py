@@ -87,11 +87,27 @@ def claim_job(session: Session, *, job_id: str, worker: str, lease_seconds: floa
     return job
 
 
-def fair_order(session: Session, *, queue: str, running_limit: int) -> list[str]:
+def waiting_for_devices(asked: int, largest: int) -> str:
+    """The message of a job that no train worker can run yet."""
+    return (
+        f"waiting for a train worker with {asked} devices (gpus: {asked}); the largest one seen has {largest}: "
+        "start one with ROBUSTLAB_DEVICES (docs/deploy.md) or ask for fewer"
+    )
+
+
+def devices_asked(job: Job) -> int:
+    """The devices (processes) a job's spec asks for: its `gpus`, 1 when it names none."""
+    gpus = (job.spec or {}).get("gpus", 1)
+    return gpus if isinstance(gpus, int) and gpus >= 1 else 1
+
+
+def fair_order(session: Session, *, queue: str, running_limit: int, devices: int | None = None) -> list[str]:
     """The queued jobs of `queue` in the order the lab's users should be served: only users with
     fewer than `running_limit` jobs running; of those, the fewest running first, then the one
     served longest ago (its latest claim), then each user's oldest job. So one user's long study
-    interleaves with everyone else's jobs instead of holding the workers until it is done."""
+    interleaves with everyone else's jobs instead of holding the workers until it is done.
+    With `devices`, only the jobs asking for at most that many (the others wait, with a message
+    that says why)."""
     running = dict(
         session.execute(
             select(Job.owner_id, func.count()).where(Job.queue == queue, Job.status == "running").group_by(Job.owner_id)
@@ -102,12 +118,18 @@ def fair_order(session: Session, *, queue: str, running_limit: int) -> list[str]
             select(Job.owner_id, func.max(Job.claimed_at)).where(Job.queue == queue).group_by(Job.owner_id)
         ).all()
     )
-    queued = session.execute(
-        select(Job.id, Job.owner_id, Job.created_at)
+    queued = session.scalars(
+        select(Job)
         .where(Job.queue == queue, Job.status == "queued", Job.cancel_requested.is_(False))
         .order_by(Job.created_at)
         .limit(1000)
     ).all()
+    if devices is not None:
+        too_big = [q for q in queued if devices_asked(q) > devices]
+        for job in too_big:
+            if job.message != (message := waiting_for_devices(devices_asked(job), devices)):
+                job.message = message
+        queued = [q for q in queued if devices_asked(q) <= devices]
     never = datetime.min.replace(tzinfo=UTC)
     waiting = [q for q in queued if running.get(q.owner_id, 0) < running_limit]
     waiting.sort(
@@ -117,7 +139,14 @@ def fair_order(session: Session, *, queue: str, running_limit: int) -> list[str]
 
 
 def claim_fairly(
-    session: Session, *, delivered: str, queue: str, worker: str, lease_seconds: float, running_limit: int
+    session: Session,
+    *,
+    delivered: str,
+    queue: str,
+    worker: str,
+    lease_seconds: float,
+    running_limit: int,
+    devices: int | None = None,
 ) -> Job | None:
     """The job a worker delivered `delivered` should run: that job itself when it is a crashed
     run to resume (running under an expired lease), else the fairest queued job of `queue`
@@ -125,8 +154,10 @@ def claim_fairly(
     coming. None when nothing may run now (the re-enqueue loop delivers the skipped jobs again)."""
     resumed = session.get(Job, delivered)
     if resumed is not None and resumed.status == "running":
+        if devices is not None and devices_asked(resumed) > devices:
+            return None  # a worker with enough devices resumes it
         return claim_job(session, job_id=delivered, worker=worker, lease_seconds=lease_seconds)
-    for job_id in fair_order(session, queue=queue, running_limit=running_limit):
+    for job_id in fair_order(session, queue=queue, running_limit=running_limit, devices=devices):
         job = claim_job(session, job_id=job_id, worker=worker, lease_seconds=lease_seconds)
         if job is not None:
             return job

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+import core.training.distributed as ddp
 from core.activations import true_gradients
 from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress, stop_if_asked
 from core.contract.specs import AttackSpec, ModelSpec, Spec, TrainSpec
@@ -94,6 +95,10 @@ def train(
         should_stop: checked every batch; when True the run raises `Stopped`, keeping the last
             epoch's checkpoint (a later call resumes from it).
         resume: continue from a checkpoint in `out_dir` (default True).
+
+    In a torch.distributed process group (a `gpus: G` job under torchrun) each rank trains on its
+    share of every batch (see `core.training.distributed`); rank 0 writes the checkpoints and
+    reports progress; the other ranks end with `FollowerDone` after the last epoch.
     """
     out_dir = Path(out_dir)
     device = resolve_device(spec.device)
@@ -102,9 +107,13 @@ def train(
     torch.manual_seed(spec.seed)
     model = prepare(build_model(spec.model), device, spec.channels_last)
     opt = make_optimizer(spec, model)
+    rank, ranks = ddp.world()
     start_epoch, history = resume_from(out_dir, model, opt, spec) if resume else (0, [])
     if start_epoch:
         log.info("resuming %s from epoch %d", out_dir, start_epoch)
+    net = ddp.wrap(model, device)  # what the update runs through (`model` itself in one process)
+    if rank:
+        progress = no_progress
 
     objective = batch_objective(spec)
     if spec.generated is not None:
@@ -119,22 +128,29 @@ def train(
     for epoch in range(start_epoch, spec.epochs):
         t0 = time.perf_counter()
         orders = epoch_orders(plan, spec.seed, epoch)
-        model.train()
+        if ranks > 1:
+            torch.manual_seed(ddp.rank_seed(spec.seed, epoch))
+        net.train()
         loss_sum, correct, seen = 0.0, 0, 0
         for b in range(batches_per_epoch):
-            stop_if_asked(should_stop)
+            stop_if_asked(lambda: ddp.any_rank(should_stop(), device))
             step = epoch * batches_per_epoch + b
             for group in opt.param_groups:
                 group["lr"] = lr_at(spec.optim, step / total_steps)
             real, gen = batch_indices(plan, orders, b)
+            total = len(real) + (len(gen) if gen is not None else 0)
+            if total < ranks:  # a last batch smaller than the world: every rank skips it alike
+                continue
+            real = ddp.share(real)
             x, y = ds.x_train[real], ds.y_train[real]
             if gen is not None:
+                gen = ddp.share(gen)
                 x, y = torch.cat([x, generated.x_train[gen]]), torch.cat([y, generated.y_train[gen]])
             x, y = to_input(x, device, spec.channels_last), y.to(device)
             with autocast(device, spec.amp):
-                loss, logits = objective(model, x, y)
+                loss, logits = objective(net, x, y)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * ddp.loss_weight(len(y), total)).backward()
             opt.step()
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
@@ -146,11 +162,16 @@ def train(
                         message=f"epoch {epoch + 1}/{spec.epochs} batch {b + 1}/{batches_per_epoch}",
                     )
                 )
+        loss_sum, correct, seen = ddp.summed([loss_sum, correct, seen], device)
         metrics = {"train_loss": loss_sum / seen, "train_acc": correct / seen, "lr": opt.param_groups[0]["lr"]}
+        if rank:  # rank 0 measures, writes the checkpoint and reports; the others train on
+            continue
         metrics.update(held_out_metrics(model, x_eval, y_eval, spec.eval_attack))
         metrics["epoch_seconds"] = time.perf_counter() - t0
         history.append({"epoch": epoch + 1, **metrics})
         meta = {"spec": spec.model_dump(mode="json"), "epoch": epoch + 1, "history": history}
+        if ranks > 1:
+            meta["world_size"] = ranks
         save_checkpoint(out_dir, model, opt, meta, kind="classifier")
         log.info("epoch %d/%d %s", epoch + 1, spec.epochs, _fmt(metrics))
         progress(
@@ -161,6 +182,7 @@ def train(
                 step=epoch + 1,
             )
         )
+    ddp.follower_done()
     return TrainResult(out_dir, spec.epochs, history, spec)
 
 

@@ -47,12 +47,19 @@ def trades_adversary(model: nn.Module, x: torch.Tensor, spec: AttackSpec) -> tor
     return (x + delta).detach()
 
 
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The network inside a DistributedDataParallel wrapper (the attack runs on it: its backward
+    passes must not start DDP's gradient all-reduce); `model` itself otherwise."""
+    return getattr(model, "module", model)
+
+
 def batch_objective(spec: TrainSpec) -> BatchLoss:
-    """`objective(model, x, y) -> (loss, logits the train accuracy is counted on)` for `spec.method`."""
+    """`objective(model, x, y) -> (loss, logits the train accuracy is counted on)` for `spec.method`.
+    `model` may be wrapped in DDP: the attack then runs on each rank's own share, on the bare network."""
     if spec.method == "trades":
 
         def trades(model, x, y):
-            x_adv = trades_adversary(model, x, spec.attack)
+            x_adv = trades_adversary(unwrapped(model), x, spec.attack)
             with gradient_phase(model, "update"):
                 logits, logits_adv = model(x), model(x_adv)
                 kl = F.kl_div(F.log_softmax(logits_adv.float(), 1), F.softmax(logits.float(), 1), reduction="batchmean")
@@ -66,7 +73,7 @@ def batch_objective(spec: TrainSpec) -> BatchLoss:
         attack = build_attack(spec.attack.model_copy(update={"name": "fgsm", "random_start": True}))
 
     def cross_entropy(model, x, y):
-        x_in = attack(model, x, y) if attack else x
+        x_in = attack(unwrapped(model), x, y) if attack else x
         with gradient_phase(model, "update"):
             logits = model(x_in)
             return F.cross_entropy(logits, y), logits

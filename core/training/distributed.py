@@ -1,0 +1,126 @@
+"""Training on several devices with torch.distributed: one process per device (started by
+`torchrun`), DistributedDataParallel, NCCL on GPUs and gloo on CPU.
+
+Each step every rank takes its share of the same global batch (the one a single process would
+take), makes its own adversarial examples for it, and DDP averages the gradients. The local loss
+is scaled by (local images × world size / global images), so the averaged gradient is the
+gradient of the global batch's mean loss even when the batch does not split evenly: with a model
+without batch norm, G processes reach the weights one process reaches, up to the order of
+floating-point sums in the all-reduce (about 1e-6 relative, not bit-identical). Batch norm
+normalises each rank's share on its own (SyncBatchNorm on GPUs makes it global; gloo has none).
+
+Rank 0 writes checkpoints and progress; every rank resumes from the same checkpoint; a stop
+request seen by any rank stops all of them at the same batch (else the others would wait in the
+all-reduce for ever). The ranks beyond 0 end with `FollowerDone` once training is over: what
+follows (evaluation, registration) is rank 0's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+TIMEOUT = timedelta(minutes=30)  # a rank waits this long for the others (rank 0's evaluation is shorter)
+
+
+class FollowerDone(Exception):
+    """A follower rank's part of a distributed job is over: rank 0 does the rest."""
+
+
+def start_from_env() -> bool:
+    """Join the process group torchrun describes in the environment (WORLD_SIZE > 1), NCCL when
+    CUDA is present (each rank on device LOCAL_RANK), else gloo. Returns whether this process is
+    part of one."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    if not dist.is_initialized():
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
+    return True
+
+
+def world() -> tuple[int, int]:
+    """(this process' rank, the number of processes); (0, 1) outside a process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_follower() -> bool:
+    return world()[0] != 0
+
+
+@contextlib.contextmanager
+def rank_zero_first() -> Iterator[None]:
+    """Rank 0 runs the block first (a download into a folder every rank reads), the others after."""
+    rank, size = world()
+    if size > 1 and rank != 0:
+        dist.barrier()
+    yield
+    if size > 1 and rank == 0:
+        dist.barrier()
+
+
+def share(idx: torch.Tensor) -> torch.Tensor:
+    """This rank's part of a global batch's indices (contiguous parts, sizes differing by at most 1)."""
+    rank, size = world()
+    return idx.tensor_split(size)[rank] if size > 1 else idx
+
+
+def loss_weight(local: int, total: int) -> float:
+    """The factor that makes DDP's gradient average the global batch's mean (1 in one process)."""
+    size = world()[1]
+    return local * size / total if size > 1 else 1.0
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank when `flag` is True on any."""
+    if world()[1] == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def summed(values: list[float], device: torch.device) -> list[float]:
+    """Each value summed over the ranks (the epoch's loss and accuracy counts)."""
+    if world()[1] == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def wrap(model: nn.Module, device: torch.device) -> nn.Module:
+    """`model` under DDP in a process group (batch norm made global on CUDA); `model` itself otherwise."""
+    if world()[1] == 1:
+        return model
+    if device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def rank_seed(seed: int, epoch: int) -> int:
+    """The seed of this rank's random draws (attack starts, noise) in `epoch`: different per rank,
+    fixed per (seed, epoch, rank), so a resumed run draws what the uninterrupted one drew."""
+    digest = hashlib.sha256(f"{seed}:{epoch}:{world()[0]}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") % 2**63
+
+
+def follower_done() -> None:
+    """End a follower's part (after the last epoch): wait for rank 0's checkpoint, then raise
+    `FollowerDone`. On rank 0 (and in one process) it only waits for the others."""
+    if world()[1] == 1:
+        return
+    dist.barrier()
+    if is_follower():
+        raise FollowerDone()

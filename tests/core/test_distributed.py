@@ -1,0 +1,108 @@
+"""Training under torchrun with gloo, two processes on the CPU: the same global batch gives the
+weights one process gives, each rank attacks its own share, a killed rank ends the run (no hang)
+and the run resumes from rank 0's checkpoint."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import core.training.objectives as objectives
+from core.contract.specs import AttackSpec
+from core.training import train
+from tests.conftest import tiny_spec
+
+SCRIPT = Path(__file__).with_name("ddp_train.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def torchrun(spec_file: Path, out: Path, *, procs: int = 2) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={procs}"]
+    return subprocess.Popen([*cmd, str(SCRIPT), str(spec_file), str(out)], env=env, cwd=ROOT)
+
+
+def spec_file(tmp_path: Path, spec) -> Path:
+    path = tmp_path / "spec.json"
+    path.write_text(spec.model_dump_json())
+    return path
+
+
+def ddp_spec(**update):
+    # 250 images in batches of 63: every batch splits unevenly (32 + 31), the last is 61 (31 + 30);
+    # no random start, so each image's adversarial example does not depend on which rank makes it
+    attack = AttackSpec(eps=0.1, steps=2, random_start=False)
+    return tiny_spec(method="pgd", attack=attack, batch_size=63, gpus=2, **update).model_copy(
+        update={"data": tiny_spec().data.model_copy(update={"train_subset": 250})}
+    )
+
+
+def test_two_processes_reach_the_weights_of_one(tmp_path, monkeypatch):
+    spec = ddp_spec()
+    proc = torchrun(spec_file(tmp_path, spec), tmp_path / "ddp")
+    assert proc.wait(timeout=300) == 0
+
+    attacked: list[float] = []
+    build = objectives.build_attack
+
+    def recording_build(s):
+        attack = build(s)
+        return lambda model, x, y: attacked.extend(x.flatten(1).sum(1).tolist()) or attack(model, x, y)
+
+    monkeypatch.setattr(objectives, "build_attack", recording_build)
+    single = train(spec.model_copy(update={"gpus": 1}), tmp_path / "one")
+
+    a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "ddp" / "model.safetensors")
+    assert a.keys() == b.keys()
+    worst = max(((a[k] - b[k]).abs().max() / a[k].abs().max().clamp(min=1e-12)).item() for k in a)
+    print(f"largest relative difference {worst:.2e}")
+    assert worst < 1e-5, f"largest relative difference {worst:.2e}"  # float sums in another order, not bitwise
+    assert not all(torch.equal(a[k], torch.zeros_like(a[k])) for k in a)
+    meta = json.loads((tmp_path / "ddp" / "checkpoint.json").read_text())
+    assert meta["epoch"] == 2 and meta["world_size"] == 2
+    assert [round(r["train_loss"], 4) for r in meta["history"]] == [round(r["train_loss"], 4) for r in single.history]
+
+    per_rank = [json.loads((tmp_path / "ddp" / f"attacked-{r}.json").read_text()) for r in (0, 1)]
+    assert len(per_rank[0]) == (3 * 32 + 31) * 2 and len(per_rank[1]) == (3 * 31 + 30) * 2  # each its own share
+    assert sorted(per_rank[0] + per_rank[1]) == sorted(attacked)  # together: the single process' images
+
+
+def test_a_killed_rank_ends_the_run_and_it_resumes_from_rank_zeros_checkpoint(tmp_path):
+    spec = ddp_spec(epochs=30)
+    path, out = spec_file(tmp_path, spec), tmp_path / "ddp"
+    proc = torchrun(path, out)
+    deadline = time.monotonic() + 240
+    while not (out / "checkpoint.json").is_file():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    followers = subprocess.run(["pgrep", "-f", f"{SCRIPT} {path}"], capture_output=True, text=True).stdout.split()
+    ranks = {int(p): Path(f"/proc/{p}/environ").read_bytes() for p in followers}
+    rank1 = next(p for p, env in ranks.items() if b"\0RANK=1\0" in b"\0" + env)
+    os.kill(rank1, signal.SIGKILL)
+    assert proc.wait(timeout=120) != 0  # torchrun stops rank 0 instead of leaving it in the all-reduce
+    done = json.loads((out / "checkpoint.json").read_text())["epoch"]
+    assert 1 <= done < 30
+
+    again = torchrun(path, out)
+    assert again.wait(timeout=600) == 0
+    meta = json.loads((out / "checkpoint.json").read_text())
+    assert meta["epoch"] == 30 and len(meta["history"]) == 30
+
+
+@pytest.mark.parametrize("kind", ["diffusion"])
+def test_ddpm_trains_in_two_processes(tmp_path, kind):
+    from tests.core.test_diffusion import tiny
+
+    spec = tiny(epochs=1, gpus=2)
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps({"kind": kind, **spec.model_dump(mode="json")}))
+    assert torchrun(path, tmp_path / "ddpm").wait(timeout=300) == 0
+    meta = json.loads((tmp_path / "ddpm" / "checkpoint.json").read_text())
+    assert meta["kind"] == "diffusion" and meta["epoch"] == 1
