@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import core.training.distributed as ddp
 from core.contract.kinds import job_kind
@@ -25,6 +26,7 @@ from core.store import jobs as store_jobs
 from core.store.db import session_scope
 
 log = logging.getLogger("robustlab.child")
+PEER_GRACE_SECONDS = 5.0  # torchrun checks its ranks every 0.1 s and stops the rest when one dies
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ctx.progress = progress  # the injected faults' epoch points (a no-op unless a test set a fault)
     status, result, error = run_claimed(ctx, kind, raw_spec)
+    if distributed and status == "failed":  # a rank that died broke the all-reduce: torchrun now stops
+        time.sleep(PEER_GRACE_SECONDS)  # this one too, an abnormal end the job resumes from (not its failure)
     maybe_fail(settings.fault_dir, job_id, "finish")
     finish(settings, job_id, status, result, error)
     return 1 if distributed and status == "failed" else 0
