@@ -19,6 +19,7 @@ from dashboard.common import DASHBOARD_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE, GPU_NODE = ROOT / "docker-compose.yml", ROOT / "deploy" / "gpu-node.yml"
+MULTI_GPU_NODE = ROOT / "deploy" / "gpu-node-multi.yml"
 # Variables only the deployment files use: passwords, the image variant, the GPU a worker pins,
 # the S3 credentials fsspec hands to s3fs, and the API process count of `make up`.
 DEPLOY_ONLY = {
@@ -70,7 +71,7 @@ def test_compose_runs_every_part_of_the_service():
 
 
 def test_every_variable_the_deployment_sets_is_one_the_code_reads():
-    for path in (COMPOSE, GPU_NODE):
+    for path in (COMPOSE, GPU_NODE, MULTI_GPU_NODE):
         for name, svc in app_services(path).items():
             unknown = set(svc.get("environment", {})) - CODE_READS - DEPLOY_ONLY
             assert not unknown, f"{path.name}:{name} sets {unknown}, which no code reads"
@@ -103,6 +104,9 @@ def test_commands_name_real_entry_points_and_cover_every_queue():
     gpu = s["worker-train"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["capabilities"] == ["gpu"] and gpu["device_ids"] == ["${TRAIN_GPU:-0}"]  # one GPU per process
     assert services(GPU_NODE)["worker-train"]["command"] == s["worker-train"]["command"]
+    multi = services(MULTI_GPU_NODE)["worker-train"]
+    assert multi["deploy"]["resources"]["reservations"]["devices"][0]["count"] == "all"  # the node's GPUs, one worker
+    assert multi["command"][multi["command"].index("-Q") + 1] == "train" and "ROBUSTLAB_DEVICES" in multi["environment"]
 
 
 def test_the_image_is_one_multi_stage_non_root_image_with_a_healthcheck():
@@ -113,7 +117,7 @@ def test_the_image_is_one_multi_stage_non_root_image_with_a_healthcheck():
 
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="needs Debian's docker-compose")
-@pytest.mark.parametrize("path", [COMPOSE, GPU_NODE], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [COMPOSE, GPU_NODE, MULTI_GPU_NODE], ids=lambda p: p.name)
 def test_compose_files_validate(path, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **DUMMY}
     done = subprocess.run(
