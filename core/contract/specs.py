@@ -44,6 +44,9 @@ class DataSpec(Spec):
         train_subset: number of training images to keep (random, fixed by `seed`); `None` = all.
         test_subset: number of test images to keep; `None` = all.
         seed: seed of the subset draw.
+        stream: for `folder` and `uploaded` datasets: read the images from disk batch by batch
+            (DataLoader workers, bounded prefetch) instead of loading them whole; `None`
+            (default) streams a split whose float images would exceed 2 GiB.
     """
 
     name: DatasetName = "fashion-mnist"
@@ -53,6 +56,7 @@ class DataSpec(Spec):
     train_subset: int | None = Field(default=None, ge=1, le=10_000_000)
     test_subset: int | None = Field(default=None, ge=1, le=10_000_000)
     seed: int = Field(default=0, ge=0)
+    stream: bool | None = None
 
     @model_validator(mode="after")
     def _source_fits_the_name(self) -> DataSpec:

@@ -11,7 +11,8 @@ import torch
 
 @dataclass(frozen=True)
 class Dataset:
-    """Both splits of a dataset, ready for training: images in [0, 1], NCHW float32."""
+    """Both splits of a dataset, ready for training: images in [0, 1], NCHW float32 (or, for a
+    dataset too big for memory, `core.data.lazy.LazyImages` that read them when indexed)."""
 
     name: str
     x_train: torch.Tensor
@@ -39,9 +40,10 @@ def to_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
     return (x.unsqueeze(1) if x.ndim == 3 else x), torch.from_numpy(np.asarray(y, dtype=np.int64))
 
 
-def subset(t: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
-    """`n` rows of `t` drawn with `seed` (in their original order); all of `t` when n is None."""
+def subset(t, n: int | None, seed: int):
+    """`n` rows of `t` (a tensor, or `LazyImages`: a view, nothing read) drawn with `seed` (in their
+    original order); all of `t` when n is None."""
     if n is None or n >= len(t):
         return t
-    idx = torch.randperm(len(t), generator=torch.Generator().manual_seed(seed))[:n]
-    return t[idx.sort().values]
+    idx = torch.randperm(len(t), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return t.view_of(idx) if hasattr(t, "view_of") else t[idx]

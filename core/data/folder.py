@@ -47,3 +47,29 @@ def read_folder(
     x = np.stack(images)
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
     return x, np.asarray(labels, dtype=np.int64), classes
+
+
+def list_folder(folder: Path) -> tuple[list[Path], np.ndarray, list[str]]:
+    """The image files under `folder/<class>/` (nothing decoded), their labels and the class names.
+
+    Raises:
+        ValueError: no class folders or no images.
+    """
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    if not classes:
+        raise ValueError(f"{folder}: no class sub-folders")
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        for path in sorted((folder / name).iterdir()):
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                paths.append(path)
+                labels.append(label)
+    if not paths:
+        raise ValueError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return paths, np.asarray(labels, dtype=np.int64), classes
+
+
+def first_image_shape(path: Path) -> tuple[int, int, int]:
+    """(channels, height, width) of the image at `path`, as `read_folder` takes them (L → 1, else 3)."""
+    with Image.open(path) as img:
+        return (1 if img.mode in ("L", "1", "I", "I;16") else 3), img.size[1], img.size[0]

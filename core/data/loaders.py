@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
+from safetensors import safe_open
 from safetensors.numpy import load_file
 
 from core.contract.names import DatasetName
@@ -20,8 +22,9 @@ from core.contract.specs import DataSpec
 from core.data import catalogue, cifar
 from core.data.dataset import Dataset, subset, to_tensors
 from core.data.download import fetch
-from core.data.folder import read_folder
+from core.data.folder import first_image_shape, list_folder, read_folder
 from core.data.idx import find_idx, read_idx
+from core.data.lazy import FolderImages, ShardImages, too_big
 
 UPLOADED_ARRAYS, UPLOADED_META = "dataset.safetensors", "dataset.json"  # an uploaded dataset's files
 
@@ -104,6 +107,18 @@ def load_folder(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
     root = Path(spec.root)
     if not (root / "train").is_dir() or not (root / "test").is_dir():
         raise catalogue.missing("folder", [root / "train", root / "test"])
+    paths, labels, classes = list_folder(root / "train")
+    channels, height, side = first_image_shape(paths[0])
+    if spec.stream or (spec.stream is None and too_big(len(paths), (channels, height, side))):
+        if height != side:
+            raise ValueError(f"{paths[0]}: {side}×{height} is not square; a streamed folder's images must be")
+        test_paths, test_labels, test_classes = list_folder(root / "test")
+        if test_classes != classes:
+            raise ValueError(f"{root}: test classes {test_classes} differ from train classes {classes}")
+        train = FolderImages(paths, channels, side), torch.from_numpy(labels)
+        return Dataset(
+            "folder", *train, FolderImages(test_paths, channels, side), torch.from_numpy(test_labels), classes
+        )
     x_tr, y_tr, classes = read_folder(root / "train")
     x_te, y_te, test_classes = read_folder(root / "test", channels=x_tr.shape[1], size=x_tr.shape[-1])
     if test_classes != classes:
@@ -130,15 +145,32 @@ def load_uploaded(spec: DataSpec, *, download: bool, url: str | None) -> Dataset
     if not (root / UPLOADED_META).is_file():
         raise catalogue.missing("uploaded", [root])
     meta = json.loads((root / UPLOADED_META).read_text())
-    parts: dict[str, list[np.ndarray]] = {}
-    for name in meta.get("files", [UPLOADED_ARRAYS]):
+    files = meta.get("files", [UPLOADED_ARRAYS])
+    for name in files:
         if Path(name).name != name or not (root / name).is_file():
             raise catalogue.missing("uploaded", [root / Path(name).name])
+    holding = {key: [root / n for n in files if key in _keys(root / n)] for key in ("x_train", "x_test")}
+    streamed = {key: ShardImages(paths, key) for key, paths in holding.items()}
+    if spec.stream or (spec.stream is None and too_big(len(streamed["x_train"]), streamed["x_train"].shape[1:])):
+        labels = {
+            key: np.concatenate([load_file(root / n)[key] for n in files if key in _keys(root / n)])
+            for key in ("y_train", "y_test")
+        }
+        train = streamed["x_train"], torch.from_numpy(labels["y_train"].astype(np.int64))
+        test = streamed["x_test"], torch.from_numpy(labels["y_test"].astype(np.int64))
+        return Dataset("uploaded", *train, *test, meta["classes"])
+    parts: dict[str, list[np.ndarray]] = {}
+    for name in files:
         for key, array in load_file(root / name).items():
             parts.setdefault(key, []).append(array)
     arrays = {key: np.concatenate(chunks) for key, chunks in parts.items()}
     train = to_tensors(arrays["x_train"], arrays["y_train"])
     return Dataset("uploaded", *train, *to_tensors(arrays["x_test"], arrays["y_test"]), meta["classes"])
+
+
+def _keys(path: Path) -> set[str]:
+    with safe_open(path, framework="np") as handle:
+        return set(handle.keys())
 
 
 # One loader per dataset name of the contract (a test checks that none is missing).

@@ -25,6 +25,7 @@ from core.contract.checkpoint import MODEL_FILE, read_meta
 from core.contract.diffusion_specs import DDPMTrainSpec
 from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress, stop_if_asked
 from core.data import Dataset, load_dataset
+from core.data.batches import Picked, PlannedBatches, loader_workers, read_batches
 from core.device import autocast, resolve_device
 from core.training.checkpoint import resume_from, save_checkpoint
 from core.training.loop import TrainResult
@@ -155,17 +156,17 @@ def train_ddpm(
             torch.manual_seed(ddp.rank_seed(spec.seed, epoch))
         model.train()
         loss_sum = 0.0
-        for b in range(batches):
+        plan = [order[b * spec.batch_size : (b + 1) * spec.batch_size] for b in range(batches)]
+        kept = [b for b in range(batches) if len(plan[b]) >= ranks]  # a batch smaller than the world: all skip it
+        planned = PlannedBatches([Picked(ddp.share(plan[b])) for b in kept], ds)
+        read = read_batches(planned, device=device, workers=loader_workers(ranks))
+        for b, (x_batch, y_batch) in zip(kept, read, strict=True):
             stop_if_asked(lambda: ddp.any_rank(should_stop(), device))
-            idx = order[b * spec.batch_size : (b + 1) * spec.batch_size]
-            total = len(idx)
-            if total < ranks:  # a last batch smaller than the world: every rank skips it alike
-                continue
-            idx = ddp.share(idx)
-            x0 = to_model_space(ds.x_train[idx], spec.image_size).to(device)
+            total = len(plan[b])
+            x0 = to_model_space(x_batch, spec.image_size).to(device, non_blocking=True)
             labels = None
             if spec.class_conditional:  # drop labels with p = cond_drop_prob (classifier-free guidance)
-                labels = ds.y_train[idx].clone()
+                labels = y_batch.clone()
                 labels[torch.rand(len(labels)) < spec.cond_drop_prob] = model.null_label
                 labels = labels.to(device)
             t = torch.randint(0, spec.num_train_timesteps, (len(x0),), device=device)

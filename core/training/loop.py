@@ -21,6 +21,7 @@ from core.activations import true_gradients
 from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress, stop_if_asked
 from core.contract.specs import AttackSpec, ModelSpec, Spec, TrainSpec
 from core.data import Dataset, load_dataset
+from core.data.batches import Picked, PlannedBatches, loader_workers, read_batches
 from core.device import autocast, prepare, resolve_device, to_input
 from core.evaluation import predict, robust_mask
 from core.models import DATASET_STATS, Classifier, build_model
@@ -132,21 +133,15 @@ def train(
             torch.manual_seed(ddp.rank_seed(spec.seed, epoch))
         net.train()
         loss_sum, correct, seen = 0.0, 0, 0
-        for b in range(batches_per_epoch):
+        picked, totals = epoch_plan(plan, orders, ranks)
+        batches = read_batches(PlannedBatches(picked, ds, generated), device=device, workers=loader_workers(ranks))
+        for b, (x, y) in zip(totals, batches, strict=True):
             stop_if_asked(lambda: ddp.any_rank(should_stop(), device))
             step = epoch * batches_per_epoch + b
             for group in opt.param_groups:
                 group["lr"] = lr_at(spec.optim, step / total_steps)
-            real, gen = batch_indices(plan, orders, b)
-            total = len(real) + (len(gen) if gen is not None else 0)
-            if total < ranks:  # a last batch smaller than the world: every rank skips it alike
-                continue
-            real = ddp.share(real)
-            x, y = ds.x_train[real], ds.y_train[real]
-            if gen is not None:
-                gen = ddp.share(gen)
-                x, y = torch.cat([x, generated.x_train[gen]]), torch.cat([y, generated.y_train[gen]])
-            x, y = to_input(x, device, spec.channels_last), y.to(device)
+            total = totals[b]
+            x, y = to_input(x, device, spec.channels_last), y.to(device, non_blocking=True)
             with autocast(device, spec.amp):
                 loss, logits = objective(net, x, y)
             opt.zero_grad(set_to_none=True)
@@ -184,6 +179,20 @@ def train(
         )
     ddp.follower_done()
     return TrainResult(out_dir, spec.epochs, history, spec)
+
+
+def epoch_plan(plan, orders, ranks: int) -> tuple[list[Picked], dict[int, int]]:
+    """This rank's share of each batch of the epoch, and {batch number: images in the global batch}
+    (a last batch smaller than the world is skipped by every rank alike)."""
+    picked, totals = [], {}
+    for b in range(plan.batches):
+        real, gen = batch_indices(plan, orders, b)
+        total = len(real) + (len(gen) if gen is not None else 0)
+        if total < ranks:
+            continue
+        picked.append(Picked(ddp.share(real), ddp.share(gen) if gen is not None else None))
+        totals[b] = total
+    return picked, totals
 
 
 def held_out_metrics(model: Classifier, x: torch.Tensor, y: torch.Tensor, attack: AttackSpec) -> dict[str, float]:
