@@ -3,11 +3,12 @@
 # the wheels and data it lacks carried; see below). Every part writes into one folder
 # (${OUT:-bench/results/gpu}); on a CPU the same script runs a small version of each part.
 #
-# Parts so far: the CUDA tests (pytest -m gpu), the evaluation ensemble's images/s on a PreAct
-# ResNet-18 in fp32 and bf16 (bench/eval_speed.py), and diffusion for robustness (issue 13:
-# generated images/s, purified predictions/s, an adaptive attack step's cost; batch 512, fp32 and
-# bf16; bench/purification_speed.py). Still to add (issue 15): PGD-10 AT images/s, DDPM-1000 /
-# DDIM-50 samples/s, two-process DDP.
+# At most 8 minutes in all (each part has its own timeout), ending in one JSON file, gpu.json, that
+# holds every part's result. Parts: the CUDA tests (pytest -m gpu); PGD-10 AT images/s of a PreAct
+# ResNet-18 in fp32 and bf16 + channels_last with a profile, DDPM-1000 / DDIM-50 samples/s at batch
+# 256 in fp32 and bf16, two-process DDP if the node has two GPUs (bench/gpu_figures.py); the
+# evaluation ensemble's images/s (bench/eval_speed.py); diffusion for robustness (generated
+# images/s, purified predictions/s, an adaptive attack step's cost; bench/purification_speed.py).
 #
 # On the device machine (python3 with torch, numpy, safetensors; no pydantic, no diffusers, no
 # Fashion-MNIST): `bench/gpu_carry.sh` here fills .whl/ and .data/ (both ignored by git); carry
@@ -24,12 +25,25 @@ fi
 PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 export PYTHONUNBUFFERED=1
 status=0
-"$PY" -m pytest -q -m gpu tests -p no:cacheprovider > "$OUT_DIR/pytest_gpu.log" 2>&1
+# the limits are sized for a GPU (8 minutes in all); the small CPU version gets three times as long
+X=$("$PY" -c "import torch; print(1 if torch.cuda.is_available() else 3)")
+timeout $((60 * X)) "$PY" -m pytest -q -m gpu tests -p no:cacheprovider > "$OUT_DIR/pytest_gpu.log" 2>&1
 code=$?; [ $code -eq 5 ] && code=0  # 5: no test selected (none marked gpu yet)
 [ $code -ne 0 ] && status=1
-timeout 360 "$PY" -m bench.eval_speed --out "$OUT_DIR/eval_speed.json" 2>&1 | tee "$OUT_DIR/eval_speed.log" || status=1
+timeout $((170 * X)) "$PY" -m bench.gpu_figures --out "$OUT_DIR/gpu_figures.json" 2>&1 | tee "$OUT_DIR/gpu_figures.log" || status=1
+timeout $((130 * X)) "$PY" -m bench.eval_speed --out "$OUT_DIR/eval_speed.json" 2>&1 | tee "$OUT_DIR/eval_speed.log" || status=1
 PURIFY_ARGS=$("$PY" -c "import torch; print('--batch 512 --generate 1024 --bf16' if torch.cuda.is_available() else '--batch 16 --generate 16 --repeats 1')")
 # shellcheck disable=SC2086
-timeout 240 "$PY" -m bench.purification_speed $PURIFY_ARGS --out "$OUT_DIR/purification_speed.json" 2>&1 \
+timeout $((110 * X)) "$PY" -m bench.purification_speed $PURIFY_ARGS --out "$OUT_DIR/purification_speed.json" 2>&1 \
   | tee "$OUT_DIR/purification_speed.log" || status=1
+"$PY" - "$OUT_DIR" <<'MERGE'
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+merged = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json")) if p.name != "gpu.json"}
+tail = (out / "pytest_gpu.log").read_text().strip().splitlines()[-1:] if (out / "pytest_gpu.log").is_file() else []
+merged["pytest_gpu"] = tail[0] if tail else "no log"
+(out / "gpu.json").write_text(json.dumps(merged, indent=1))
+print("wrote", out / "gpu.json")
+MERGE
 exit $status
