@@ -58,6 +58,7 @@ class Settings(BaseModel):
     outage_seconds: float = Field(default=300.0, ge=0)  # how long a job's final write waits for the store
     job_time_limits: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_TIME_LIMITS))
     devices: int = Field(default=0, ge=0)  # a train worker's devices for `gpus` jobs; 0: its CUDA devices (or 1)
+    mlflow_tracking_uri: str | None = None  # every job logged to this MLflow server (the `mlflow` extra)
     fault_dir: Path | None = None  # tests only: per-job injected crashes (core/jobs/faults.py)
     bootstrap_key: str | None = None
 
@@ -93,6 +94,7 @@ ENV = {
     "outage_seconds": "ROBUSTLAB_OUTAGE_SECONDS",
     "job_time_limits": "ROBUSTLAB_JOB_TIME_LIMITS",
     "devices": "ROBUSTLAB_DEVICES",
+    "mlflow_tracking_uri": "MLFLOW_TRACKING_URI",
     "fault_dir": "ROBUSTLAB_FAULT_DIR",
     "bootstrap_key": "ROBUSTLAB_BOOTSTRAP_KEY",
 }

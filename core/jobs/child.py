@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             maybe_fail(settings.fault_dir, job_id, f"epoch:{p.step}")
 
     ctx.progress = progress  # the injected faults' epoch points (a no-op unless a test set a fault)
-    status, result, error = run_claimed(ctx, kind, raw_spec)
+    status, result, error = run_claimed(ctx, kind, raw_spec, settings)
     if distributed and status == "failed":  # a rank that died broke the all-reduce: torchrun now stops
         time.sleep(PEER_GRACE_SECONDS)  # this one too, an abnormal end the job resumes from (not its failure)
     maybe_fail(settings.fault_dir, job_id, "finish")

@@ -22,6 +22,7 @@ from core.data.dataset import Dataset
 from core.data.loaders import dataset_files_present, load_dataset
 from core.jobs.model_cache import ModelCache
 from core.jobs.outage import STORE_AWAY
+from core.jobs.tracking import Tracker
 from core.store import jobs as store_jobs
 from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.orm import DatasetRow
@@ -47,6 +48,7 @@ class JobContext:
     archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)  # what an uploaded dataset may hold
     outage_seconds: float = 300.0  # how long the job rides out its store being away
     lease_lost: threading.Event = field(default_factory=threading.Event)
+    tracker: Tracker | None = None  # the job's MLflow run, when tracking is on
     _last_progress: float = 0.0
     _last_stop_check: float = 0.0
     _stop: bool = False
@@ -59,6 +61,8 @@ class JobContext:
         now = time.monotonic()
         if p.metrics and p.step is not None:
             self._unwritten_metrics.append((p.step, dict(p.metrics)))
+            if self.tracker is not None:
+                self.tracker.log_metrics(p.metrics, p.step)
         if not self._unwritten_metrics and p.fraction < 1.0 and now - self._last_progress < PROGRESS_INTERVAL:
             return
         self._last_progress = now

@@ -21,10 +21,12 @@ from core.device import resolve_device
 from core.jobs.context import JobContext
 from core.jobs.model_cache import ModelCache
 from core.jobs.outage import STORE_AWAY, while_store_away
+from core.jobs.tracking import Tracker
 from core.settings import Settings
 from core.store import jobs as store_jobs
 from core.store.artifacts import ArtifactStore
 from core.store.db import session_scope
+from core.training.checkpoint import has_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +65,36 @@ def heartbeat(job_id: str, settings: Settings, worker: str, done: threading.Even
             wait = min(1.0, settings.lease_seconds / 3)
 
 
-def run_claimed(ctx: JobContext, kind: str, raw_spec: dict) -> tuple[str, dict | None, str | None]:
+def run_claimed(
+    ctx: JobContext, kind: str, raw_spec: dict, tracking: Settings | None = None
+) -> tuple[str, dict | None, str | None]:
     """Run the claimed job's runner: (status, result, error). Never raises for the job's own
-    failure: a failing job fails, the process lives on."""
+    failure: a failing job fails, the process lives on. With `tracking` settings that name an
+    MLflow server, the job is logged there (`core.jobs.tracking`)."""
+    ctx.tracker = start_tracking(ctx, kind, raw_spec, tracking)
+    status, result, error = _run(ctx, kind, raw_spec)
+    if ctx.tracker is not None:
+        checkpoint = ctx.work_dir / ctx.job_id
+        ctx.tracker.finish(status, result, checkpoint if has_checkpoint(checkpoint) else None)
+    return status, result, error
+
+
+def start_tracking(ctx: JobContext, kind: str, raw_spec: dict, settings: Settings | None) -> Tracker | None:
+    """The job's MLflow run (None when tracking is off): its spec logged as parameters."""
+    if settings is None or not settings.mlflow_tracking_uri:
+        return None
+    try:
+        with ctx.session() as s:
+            study_id = store_jobs.get_job(s, job_id=ctx.job_id).study_id
+    except STORE_AWAY:
+        study_id = None
+    url = f"{settings.public_url.rstrip('/')}/v1/jobs/{ctx.job_id}" if settings.public_url else None
+    tracker = Tracker(settings.mlflow_tracking_uri, job_id=ctx.job_id, kind=kind, study_id=study_id, job_url=url)
+    tracker.log_spec(raw_spec)
+    return tracker
+
+
+def _run(ctx: JobContext, kind: str, raw_spec: dict) -> tuple[str, dict | None, str | None]:
     row, away_since = job_kind(kind), None
     while True:
         try:
@@ -103,7 +132,7 @@ def run_in_process(
     done = threading.Event()
     threading.Thread(target=heartbeat, args=(job_id, settings, worker, done, ctx.lease_lost), daemon=True).start()
     try:
-        status, result, error = run_claimed(ctx, kind, raw_spec)
+        status, result, error = run_claimed(ctx, kind, raw_spec, settings)
     finally:
         done.set()
     if status == "running":

@@ -1,0 +1,110 @@
+"""Experiment tracking in MLflow, when `MLFLOW_TRACKING_URI` is set (the optional extra
+`.[mlflow]`; off by default).
+
+Each job is one MLflow run in the experiment `robustlab/<kind>` (`robustlab/study-<id>` for a
+study's jobs), named by the job id and tagged with a link back to it (`robustlab.job_url`). The
+spec goes in as parameters (flattened, `model.activation.name`), each epoch's metrics at their
+step, and at the end the result (`result.json`) and the checkpoint files as artifacts.
+
+Tracking never fails a job: the client is told not to retry and to time out after a few
+seconds, and the first error switches tracking off for the rest of the job with one warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+REQUEST_TIMEOUT_SECONDS = "5"
+MAX_PARAMS = 500  # more would only be noise in MLflow's table (and slow to log)
+MAX_PARAM_CHARS = 6000  # MLflow's limit on one value
+
+
+def flatten(spec: dict, prefix: str = "") -> dict[str, str]:
+    """`{"model": {"width": 16}}` → `{"model.width": "16"}` (lists as JSON)."""
+    out: dict[str, str] = {}
+    for key, value in spec.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = (value if isinstance(value, str) else json.dumps(value))[:MAX_PARAM_CHARS]
+    return out
+
+
+class Tracker:
+    """One job's MLflow run; every method is a no-op once tracking is off."""
+
+    def __init__(self, uri: str | None, *, job_id: str, kind: str, study_id: str | None, job_url: str | None):
+        self.client, self.run_id = None, None
+        if not uri:
+            return
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", REQUEST_TIMEOUT_SECONDS)
+        try:
+            from mlflow.tracking import MlflowClient
+        except ImportError:
+            log.warning(
+                "MLFLOW_TRACKING_URI is set but mlflow is not installed (pip install '.[mlflow]'); not tracking"
+            )
+            return
+        self._do(self._start, MlflowClient(tracking_uri=uri), job_id, kind, study_id, job_url)
+
+    def _start(self, client, job_id: str, kind: str, study_id: str | None, job_url: str | None) -> None:
+        name = f"robustlab/study-{study_id}" if study_id else f"robustlab/{kind}"
+        experiment = client.get_experiment_by_name(name)
+        experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
+        earlier = client.search_runs([experiment_id], filter_string=f"tags.`robustlab.job_id` = '{job_id}'")
+        if earlier:  # an attempt after a crash goes on in the same run
+            self.client, self.run_id = client, earlier[0].info.run_id
+            return
+        tags = {
+            "robustlab.job_id": job_id,
+            "robustlab.kind": kind,
+            **({"robustlab.job_url": job_url} if job_url else {}),
+        }
+        self.client, self.run_id = client, client.create_run(experiment_id, run_name=job_id, tags=tags).info.run_id
+
+    def _do(self, fn, *args) -> None:
+        if fn != self._start and self.client is None:
+            return
+        try:
+            fn(*args)
+        except Exception as e:  # the server is away or refused: the job goes on untracked
+            log.warning("MLflow tracking is off for this job: %s: %s", type(e).__name__, e)
+            self.client = None
+
+    def log_spec(self, spec: dict) -> None:
+        def log_params(flat: dict[str, str]) -> None:
+            from mlflow.entities import Param
+
+            params = [Param(k, v) for k, v in list(flat.items())[:MAX_PARAMS]]
+            for i in range(0, len(params), 100):  # MLflow takes at most 100 per batch
+                self.client.log_batch(self.run_id, params=params[i : i + 100])
+
+        self._do(log_params, flatten(spec))
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        def log(values: dict[str, float]) -> None:
+            import time
+
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()])
+
+        self._do(log, metrics)
+
+    def finish(self, status: str, result: dict | None, checkpoint: Path | None) -> None:
+        def end() -> None:
+            if result is not None:
+                self.client.log_dict(self.run_id, result, "result.json")
+            if checkpoint is not None and checkpoint.is_dir() and any(checkpoint.iterdir()):
+                self.client.log_artifacts(self.run_id, str(checkpoint), "checkpoint")
+            state = {"succeeded": "FINISHED", "cancelled": "KILLED"}.get(status, "FAILED")
+            self.client.set_terminated(self.run_id, status=state)
+
+        self._do(end)
