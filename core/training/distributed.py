@@ -44,7 +44,8 @@ def start_from_env() -> bool:
         cuda = torch.cuda.is_available()
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
+        # gloo for CPU tensors beside NCCL (a spec may train on the CPU of a GPU node)
+        dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=TIMEOUT)
     return True
 
 
@@ -117,10 +118,13 @@ def rank_seed(seed: int, epoch: int) -> int:
 
 
 def follower_done() -> None:
-    """End a follower's part (after the last epoch): wait for rank 0's checkpoint, then raise
-    `FollowerDone`. On rank 0 (and in one process) it only waits for the others."""
+    """End a follower's part (after the last epoch): wait for rank 0's checkpoint, leave the
+    process group, then raise `FollowerDone`. Rank 0 leaves it too and goes on alone (what it does
+    next, evaluation and registration, is a one-process job). In one process: nothing."""
     if world()[1] == 1:
         return
+    follower = is_follower()
     dist.barrier()
-    if is_follower():
+    dist.destroy_process_group()
+    if follower:
         raise FollowerDone()
