@@ -67,6 +67,8 @@ def test_a_two_process_job_trains_and_registers_its_model(client):
 
 
 def test_a_job_asking_for_more_devices_than_any_worker_waits_and_says_why(client):
+    workers = client.get("/healthz").json()["workers"]
+    assert [w["devices"] for w in workers.values() if "train" in w["queues"]] == [2]  # what the worker announces
     job_id = submit(client, "adversarial_training", two_process_spec(gpus=4))
     time.sleep(3)
     job = client.get(f"/v1/jobs/{job_id}").json()
@@ -91,3 +93,18 @@ def test_a_killed_rank_ends_the_attempt_and_the_job_resumes(client):
     assert job["attempts"] == 2
     history = client.get(f"/v1/models/{job['result']['model_id']}").json()["summary"]["history"]
     assert [h["epoch"] for h in history] == list(range(1, 13))
+
+
+def test_a_cancel_stops_every_rank(client):
+    job_id = submit(client, "adversarial_training", two_process_spec(epochs=50))
+    deadline = time.monotonic() + 240
+    while set(rank_pids(job_id)) != {0, 1}:
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    client.post(f"/v1/jobs/{job_id}/cancel")
+    job = wait_job(client, job_id, timeout=120)
+    assert job["status"] == "cancelled"
+    deadline = time.monotonic() + 30
+    while rank_pids(job_id):  # no rank left behind in an all-reduce
+        assert time.monotonic() < deadline, rank_pids(job_id)
+        time.sleep(0.3)
