@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import torch
 
 import core.training.distributed as ddp
-from bench.gpu_figures import at_model, at_step, sync
+from bench.gpu_figures import at_model, at_step, seconds_per_run
 from core.device import resolve_device, to_input
 
 
@@ -30,14 +29,8 @@ def main() -> None:
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
     x = to_input(torch.rand(per_rank, 1, 28, 28), device, gpu)
     y = torch.randint(0, 10, (per_rank,), device=device)
-    for _ in range(3):
-        at_step(spec, net, opt, x, y, gpu, device)
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(timed):
-        at_step(spec, net, opt, x, y, gpu, device)
-    sync(device)
-    seconds = ddp.summed([time.perf_counter() - t0], device)[0] / size
+    seconds = seconds_per_run(lambda: at_step(spec, net, opt, x, y, gpu, device), device, timed)
+    seconds = ddp.summed([seconds], device)[0] / size
     if rank == 0:
         result = {"images_per_s": round(per_rank * size * timed / seconds, 1), "processes": size}
         Path(os.environ["DDP_SPEED_OUT"]).write_text(json.dumps({**result, "global_batch": per_rank * size}))

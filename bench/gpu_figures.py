@@ -56,19 +56,24 @@ def at_step(spec, model, opt, x, y, amp: bool, device) -> None:
     opt.step()
 
 
+def seconds_per_run(step, device: torch.device, timed: int, warmup: int = 3) -> float:
+    """Wall seconds of `timed` calls of `step()` after `warmup` untimed ones (the device synchronised)."""
+    for _ in range(warmup):
+        step()
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(timed):
+        step()
+    sync(device)
+    return time.perf_counter() - t0
+
+
 def training_speed(device: torch.device, *, amp: bool, channels_last: bool, batch: int, timed: int) -> dict:
     """PGD-10 AT images/s: `timed` batches after 3 warm-up ones."""
     spec, model, opt = at_model(device, channels_last)
     x = to_input(torch.rand(batch, 1, 28, 28), device, channels_last)
     y = torch.randint(0, 10, (batch,), device=device)
-    for _ in range(3):
-        at_step(spec, model, opt, x, y, amp, device)
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(timed):
-        at_step(spec, model, opt, x, y, amp, device)
-    sync(device)
-    seconds = time.perf_counter() - t0
+    seconds = seconds_per_run(lambda: at_step(spec, model, opt, x, y, amp, device), device, timed)
     rate = batch * timed / seconds
     return {
         "images_per_s": round(rate, 1),

@@ -23,30 +23,22 @@ def read_folder(
     Raises:
         ValueError: no class folders, no images, or mixed sizes without `size`.
     """
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
-    if not classes:
-        raise ValueError(f"{folder}: no class sub-folders")
-    images, labels = [], []
-    for label, name in enumerate(classes):
-        for path in sorted((folder / name).iterdir()):
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            with Image.open(path) as img:
-                if channels is None:
-                    channels = 1 if img.mode in ("L", "1", "I", "I;16") else 3
-                img = img.convert("L" if channels == 1 else "RGB")
-                if size is not None:
-                    img = img.resize((size, size), Image.Resampling.BILINEAR)
-                arr = np.asarray(img, dtype=np.uint8)
-            if images and arr.shape != images[0].shape:
-                raise ValueError(f"{path}: size {arr.shape} differs from {images[0].shape}; set size")
-            images.append(arr)
-            labels.append(label)
-    if not images:
-        raise ValueError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    paths, labels, classes = list_folder(folder)
+    images = []
+    for path in paths:
+        with Image.open(path) as img:
+            if channels is None:
+                channels = 1 if img.mode in ("L", "1", "I", "I;16") else 3
+            img = img.convert("L" if channels == 1 else "RGB")
+            if size is not None:
+                img = img.resize((size, size), Image.Resampling.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)
+        if images and arr.shape != images[0].shape:
+            raise ValueError(f"{path}: size {arr.shape} differs from {images[0].shape}; set size")
+        images.append(arr)
     x = np.stack(images)
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
-    return x, np.asarray(labels, dtype=np.int64), classes
+    return x, labels, classes
 
 
 def list_folder(folder: Path) -> tuple[list[Path], np.ndarray, list[str]]:
