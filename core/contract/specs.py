@@ -64,6 +64,8 @@ class DataSpec(Spec):
             raise ValueError("give dataset_id exactly for an 'uploaded' dataset")
         if self.folder is not None and self.name != "folder":
             raise ValueError("folder names a folder of the data root: only for the 'folder' dataset")
+        if self.stream and self.name not in ("folder", "uploaded"):
+            raise ValueError(f"stream: {self.name!r} is read whole; only 'folder' and 'uploaded' datasets stream")
         return self
 
     @property
