@@ -65,13 +65,14 @@ def unet_params(spec: DDPMTrainSpec) -> int:
 
 
 def estimate_bytes(spec: Spec, model: ModelSpec | None = None) -> int | None:
-    """The estimated peak resident memory of a job's process, or None for kinds not estimated;
-    `model` is the registered model an evaluation acts on."""
-    if isinstance(spec, TrainSpec):
+    """The estimated peak resident memory of a job's processes (all `gpus` of them: the worker
+    counts them together), or None for kinds not estimated; `model` is the registered model an
+    evaluation acts on."""
+    if isinstance(spec, TrainSpec):  # `gpus` processes, each with the data, the model and its share of the batch
         params, activations = classifier_numbers(spec.model)
         states = 4 if spec.optim.name == "adam" else 3  # weights, grads, momentum (+ Adam's second moment)
-        batch = spec.batch_size * activations * (2 if spec.amp else 4)  # bf16 under amp
-        return BASELINE_BYTES + dataset_bytes(spec.data) + params * 4 * states + batch
+        batch = spec.batch_size // spec.gpus * activations * (2 if spec.amp else 4)  # bf16 under amp
+        return (BASELINE_BYTES + dataset_bytes(spec.data) + params * 4 * states + batch) * spec.gpus
     if isinstance(spec, EvalSpec) and model is not None:
         params, activations = classifier_numbers(model)
         batch = spec.batch_size * activations * 4  # an attack's backward, no optimizer
@@ -79,8 +80,9 @@ def estimate_bytes(spec: Spec, model: ModelSpec | None = None) -> int | None:
     if isinstance(spec, DDPMTrainSpec):
         side, c = spec.image_size, 1 if spec.data.name not in DATASET_SHAPES else DATASET_SHAPES[spec.data.name][2]
         activations = sum(4 * ch * (side >> i) ** 2 for i, ch in enumerate(spec.unet.block_out_channels)) * 2
-        batch = spec.batch_size * activations * 4 * SAVED_PER_UNET_LEVEL + spec.batch_size * c * side * side * 4
-        return BASELINE_BYTES + 300 * MIB + dataset_bytes(spec.data) + unet_params(spec) * 4 * 5 + batch
+        share = spec.batch_size // spec.gpus
+        batch = share * activations * 4 * SAVED_PER_UNET_LEVEL + share * c * side * side * 4
+        return (BASELINE_BYTES + 300 * MIB + dataset_bytes(spec.data) + unet_params(spec) * 4 * 5 + batch) * spec.gpus
     return None
 
 

@@ -28,3 +28,10 @@ def test_the_presets_fit_a_small_machine_and_a_monster_does_not():
     monster = monster.model_copy(update={"model": monster.model.model_copy(update={"width": 512})})
     assert estimate_bytes(monster) > 64 * GIB
     assert fields_to_change(monster) == "batch_size, model.width or model.arch"
+
+
+def test_a_multi_process_job_counts_every_process():
+    spec, ddpm = train_preset("cpu"), ddpm_preset("cpu")
+    for one in (spec, ddpm):
+        two = one.model_copy(update={"gpus": 2})
+        assert 1.5 * estimate_bytes(one) < estimate_bytes(two) < 2 * estimate_bytes(one)  # each its half batch
