@@ -111,7 +111,7 @@ def _announcements(redis_url: str) -> tuple[dict[str, int], dict[str, int]]:
             for queue in info.get("queues", []):
                 budgets[queue] = max(budgets.get(queue, 0), int(info.get("memory_bytes") or 0))
                 devices[queue] = max(devices.get(queue, 0), int(info.get("devices") or 1))
-    except (redis.RedisError, ValueError):
+    except (redis.RedisError, ValueError, TypeError):  # away, or an announcement that is not what it should be
         budgets, devices = {}, {}
     _announced[redis_url] = (now + BUDGETS_CACHE_SECONDS, budgets, devices)
     return budgets, devices

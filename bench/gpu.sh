@@ -17,6 +17,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${OUT:-bench/results/gpu}
 mkdir -p "$OUT_DIR"
+rm -f "$OUT_DIR"/*.json  # no stale part from an earlier run in gpu.json
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH=/tmp/site:$PWD
@@ -40,7 +41,12 @@ timeout $((110 * X)) "$PY" -m bench.purification_speed $PURIFY_ARGS --out "$OUT_
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
-merged = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json")) if p.name != "gpu.json"}
+merged = {}
+for p in sorted(out.glob("*.json")):
+    try:
+        merged[p.stem] = json.loads(p.read_text())
+    except ValueError as e:  # a part cut short by its time limit
+        merged[p.stem] = {"unreadable": str(e)}
 tail = (out / "pytest_gpu.log").read_text().strip().splitlines()[-1:] if (out / "pytest_gpu.log").is_file() else []
 merged["pytest_gpu"] = tail[0] if tail else "no log"
 (out / "gpu.json").write_text(json.dumps(merged, indent=1))

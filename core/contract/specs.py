@@ -311,7 +311,7 @@ class GeneratedMixSpec(Spec):
 MAX_GPUS = 64  # devices one job may ask for (one node)
 
 
-def check_batch_splits(spec):
+def check_batch_splits(spec: Spec) -> Spec:
     """`spec` unchanged, or a ValueError when its batch cannot give each of its `gpus` processes an image."""
     if spec.batch_size < spec.gpus:
         raise ValueError(f"batch_size {spec.batch_size} is smaller than gpus {spec.gpus}: each process needs images")

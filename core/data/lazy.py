@@ -47,11 +47,13 @@ class LazyImages:
         return view
 
     def __getitem__(self, index: int | slice | Sequence[int] | torch.Tensor) -> torch.Tensor:
-        if isinstance(index, int):
-            return torch.from_numpy(self.read(int(self.rows[index]))).float().div_(255.0)
-        picked = self.rows[index] if not isinstance(index, list) else self.rows[torch.tensor(index, dtype=torch.long)]
+        """Images as float tensors in [0, 1]: (C, H, W) for one integer, (n, C, H, W) otherwise
+        (a slice, a list or tensor of rows, a boolean mask), as a tensor's indexing gives."""
+        if isinstance(index, (list, tuple)) and not index:
+            index = torch.empty(0, dtype=torch.long)  # as_tensor would make an empty list float
+        picked = self.rows[index if isinstance(index, slice) else torch.as_tensor(index)]
         if picked.ndim == 0:
-            picked = picked[None]
+            return torch.from_numpy(self.read(int(picked))).float().div_(255.0)
         if len(picked) == 0:
             return torch.empty((0, *self._shape))
         return torch.from_numpy(np.stack([self.read(int(r)) for r in picked])).float().div_(255.0)

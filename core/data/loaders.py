@@ -149,16 +149,8 @@ def load_uploaded(spec: DataSpec, *, download: bool, url: str | None) -> Dataset
     for name in files:
         if Path(name).name != name or not (root / name).is_file():
             raise catalogue.missing("uploaded", [root / Path(name).name])
-    holding = {key: [root / n for n in files if key in _keys(root / n)] for key in ("x_train", "x_test")}
-    streamed = {key: ShardImages(paths, key) for key, paths in holding.items()}
-    if spec.stream or (spec.stream is None and too_big(len(streamed["x_train"]), streamed["x_train"].shape[1:])):
-        labels = {
-            key: np.concatenate([load_file(root / n)[key] for n in files if key in _keys(root / n)])
-            for key in ("y_train", "y_test")
-        }
-        train = streamed["x_train"], torch.from_numpy(labels["y_train"].astype(np.int64))
-        test = streamed["x_test"], torch.from_numpy(labels["y_test"].astype(np.int64))
-        return Dataset("uploaded", *train, *test, meta["classes"])
+    if spec.stream is not False and (streamed := _streamed_uploaded(root, files, spec.stream)) is not None:
+        return Dataset("uploaded", *streamed, meta["classes"])
     parts: dict[str, list[np.ndarray]] = {}
     for name in files:
         for key, array in load_file(root / name).items():
@@ -168,9 +160,26 @@ def load_uploaded(spec: DataSpec, *, download: bool, url: str | None) -> Dataset
     return Dataset("uploaded", *train, *to_tensors(arrays["x_test"], arrays["y_test"]), meta["classes"])
 
 
-def _keys(path: Path) -> set[str]:
-    with safe_open(path, framework="np") as handle:
-        return set(handle.keys())
+def _streamed_uploaded(root: Path, files: list[str], stream: bool | None) -> tuple | None:
+    """(x_train, y_train, x_test, y_test) with the images left in the files (`ShardImages`) and the
+    labels read alone; None when `stream` is None and the images fit in memory."""
+    arrays: dict[str, list[tuple[Path, str]]] = {}
+    for name in files:
+        with safe_open(root / name, framework="np") as handle:
+            for key in handle.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
+                arrays.setdefault(key, []).append((root / name, key))
+    x_train = ShardImages([path for path, _ in arrays.get("x_train", [])], "x_train")
+    if not stream and not too_big(len(x_train), x_train.shape[1:]):
+        return None
+    x_test = ShardImages([path for path, _ in arrays.get("x_test", [])], "x_test")
+    labels = {}
+    for key in ("y_train", "y_test"):
+        parts = []
+        for path, _ in arrays.get(key, []):
+            with safe_open(path, framework="np") as handle:
+                parts.append(handle.get_tensor(key))
+        labels[key] = torch.from_numpy(np.concatenate(parts).astype(np.int64))
+    return x_train, labels["y_train"], x_test, labels["y_test"]
 
 
 # One loader per dataset name of the contract (a test checks that none is missing).

@@ -144,6 +144,7 @@ def train_ddpm(
     alphas_cumprod = make_scheduler(spec).alphas_cumprod
     start_epoch, history = resume_from(out_dir, model, opt, spec) if resume else (0, [])
     rank, ranks = ddp.world()
+    ddp.warn_if_alone(spec.gpus)
     unet = ddp.wrap(model.unet, device)  # the update runs through it (`model.unet` in one process)
     if rank:
         progress = no_progress
@@ -155,7 +156,7 @@ def train_ddpm(
         if ranks > 1:
             torch.manual_seed(ddp.rank_seed(spec.seed, epoch))
         model.train()
-        loss_sum = 0.0
+        loss_sum, seen = 0.0, 0
         plan = [order[b * spec.batch_size : (b + 1) * spec.batch_size] for b in range(batches)]
         kept = [b for b in range(batches) if len(plan[b]) >= ranks]  # a batch smaller than the world: all skip it
         planned = PlannedBatches([Picked(ddp.share(plan[b])) for b in kept], ds)
@@ -163,7 +164,7 @@ def train_ddpm(
         for b, (x_batch, y_batch) in zip(kept, read, strict=True):
             stop_if_asked(lambda: ddp.any_rank(should_stop(), device))
             total = len(plan[b])
-            x0 = to_model_space(x_batch, spec.image_size).to(device, non_blocking=True)
+            x0 = to_model_space(x_batch, spec.image_size).to(device)
             labels = None
             if spec.class_conditional:  # drop labels with p = cond_drop_prob (classifier-free guidance)
                 labels = y_batch.clone()
@@ -178,7 +179,7 @@ def train_ddpm(
             (loss * ddp.loss_weight(len(x0), total)).backward()
             opt.step()
             model.update_ema(spec.ema_decay)
-            loss_sum += loss.item() * len(x0)
+            loss_sum, seen = loss_sum + loss.item() * len(x0), seen + len(x0)
             if b % max(1, batches // 20) == 0:
                 progress(
                     Progress(
@@ -186,10 +187,10 @@ def train_ddpm(
                         f"epoch {epoch + 1}/{spec.epochs} batch {b + 1}/{batches}",
                     )
                 )
-        (loss_sum,) = ddp.summed([loss_sum], device)
+        loss_sum, seen = ddp.summed([loss_sum, seen], device)
         if rank:  # rank 0 writes the checkpoint and reports; the others train on
             continue
-        metrics = {"train_loss": loss_sum / n, "epoch_seconds": time.perf_counter() - t0}
+        metrics = {"train_loss": loss_sum / seen, "epoch_seconds": time.perf_counter() - t0}
         history.append({"epoch": epoch + 1, **metrics})
         meta = {"spec": spec.model_dump(mode="json"), "epoch": epoch + 1, "history": history, "facts": model.facts()}
         save_checkpoint(out_dir, model, opt, meta, kind="diffusion")

@@ -17,6 +17,7 @@ import time
 import core.training.distributed as ddp
 from core.contract.kinds import job_kind
 from core.contract.progress import Progress, Stopped
+from core.jobs.context import JobContext
 from core.jobs.faults import maybe_fail
 from core.jobs.model_cache import ModelCache
 from core.jobs.outage import while_store_away
@@ -54,20 +55,26 @@ def main(argv: list[str] | None = None) -> int:
 
     ctx.progress = progress  # the injected faults' epoch points (a no-op unless a test set a fault)
     status, result, error = run_claimed(ctx, kind, raw_spec, settings)
-    if distributed and status == "failed":  # a rank that died broke the all-reduce: torchrun now stops
-        time.sleep(PEER_GRACE_SECONDS)  # this one too, an abnormal end the job resumes from (not its failure)
+    if distributed and status == "failed" and ddp.peer_failure(error):  # a rank that died broke the
+        time.sleep(PEER_GRACE_SECONDS)  # all-reduce: torchrun stops this one too, an abnormal end to resume from
     maybe_fail(settings.fault_dir, job_id, "finish")
     finish(settings, job_id, status, result, error)
     return 1 if distributed and status == "failed" else 0
 
 
-def follow(ctx, kind: str, raw_spec: dict) -> int:
-    """A follower rank's part: the runner up to the end of its training (`FollowerDone`), quiet."""
+def follow(ctx: JobContext, kind: str, raw_spec: dict) -> int:
+    """A follower rank's part: the runner up to the end of its training (`FollowerDone`), quiet.
+    On an error it waits before exiting, so that rank 0, which most likely meets the same error,
+    writes it as the job's failure before torchrun stops everyone."""
     ctx.progress = lambda p: None
     try:
         job_kind(kind).resolve_runner()(job_kind(kind).spec.model_validate(raw_spec), ctx)
     except (ddp.FollowerDone, Stopped):
         return 0
+    except Exception:
+        log.exception("job %s: rank %d failed", ctx.job_id, ddp.world()[0])
+        time.sleep(3 * PEER_GRACE_SECONDS)
+        return 1
     log.error("job %s: rank %d ran past training", ctx.job_id, ddp.world()[0])
     return 1
 

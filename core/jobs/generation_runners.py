@@ -96,7 +96,7 @@ def run_dataset_generation(spec: DatasetGenerationSpec, ctx: JobContext) -> dict
         ctx.progress(Progress((k + 1) / len(ranges), message, {"images_kept": float(kept.sum())}, step=k + 1))
     if kept.sum() == 0:
         raise ValueError("the filter kept no generated image: lower its confidence or drop it")
-    x_test = (real.x_test * 255).round().byte().numpy()
+    x_test = (real.x_test[:] * 255).round().byte().numpy()  # [:] reads a streamed split
     test_counts = np.bincount(real.y_test.numpy(), minlength=real.num_classes).tolist()
     provenance = {
         "generated_by": ctx.job_id,

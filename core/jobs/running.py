@@ -14,6 +14,7 @@ import threading
 import time
 from functools import partial
 
+import core.training.distributed as ddp
 from core.contract.kinds import job_kind
 from core.contract.progress import Stopped
 from core.data.archive import ArchiveLimits
@@ -103,6 +104,8 @@ def _run(ctx: JobContext, kind: str, raw_spec: dict) -> tuple[str, dict | None, 
         except Stopped:
             return ("running" if ctx.lease_lost.is_set() else "cancelled"), None, None
         except STORE_AWAY as e:
+            if ddp.world()[1] > 1:  # ranks cannot run the runner again out of step: an abnormal end, resumed
+                raise
             away_since = away_since or time.monotonic()
             if time.monotonic() - away_since > ctx.outage_seconds:
                 log.exception("job %s: the store stayed away", ctx.job_id)

@@ -6,8 +6,9 @@ resident memory, its last progress message). An abnormal end is recorded in the 
 `attempt_log`; the job goes back to the queue until it has ended abnormally `max_attempts` times,
 then it is failed with every attempt's cause (a poison job stops taking workers down).
 
-A job with `gpus: G > 1` runs under torchrun, G child processes in their own process group: memory
-is counted over the group and a kill reaches all of it."""
+A job with `gpus: G > 1` runs under torchrun, which starts G ranks (each in a session of its own):
+memory is counted over the whole process tree, a kill reaches every process in it, and the ranks
+die with torchrun if it is killed first (`core.training.distributed.die_with_parent`)."""
 
 from __future__ import annotations
 
@@ -46,32 +47,37 @@ def _rss(pid: int) -> int:
         return 0
 
 
-def _group_rss(pgid: int) -> int:
-    """The resident memory of every process in group `pgid` (torchrun and its ranks), in bytes."""
-    total = 0
+def _tree(pid: int) -> list[int]:
+    """`pid` and every process descended from it (torchrun and its ranks), from /proc."""
+    children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
-        if len(fields) > 2 and fields[2] == str(pgid):
-            total += _rss(int(stat.parent.name))
-    return total
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo.extend(children.get(tree[-1], []))
+    return tree
 
 
-def _signal(proc: subprocess.Popen, sig: signal.Signals, group: bool) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
+def _signal(proc: subprocess.Popen, sig: signal.Signals, tree: bool) -> None:
+    """`sig` to the child, and with `tree` to every process below it too."""
+    for pid in _tree(proc.pid) if tree else [proc.pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
-def _stop(proc: subprocess.Popen, group: bool = False) -> None:
-    """SIGTERM, then SIGKILL after a grace period (to the whole process group when `group`)."""
+def _stop(proc: subprocess.Popen, tree: bool = False) -> None:
+    """SIGTERM, then SIGKILL after a grace period (to the whole process tree when `tree`)."""
     if proc.poll() is None:
-        _signal(proc, signal.SIGTERM, group)
+        _signal(proc, signal.SIGTERM, tree)
         try:
             proc.wait(GRACE_SECONDS)
         except subprocess.TimeoutExpired:
-            _signal(proc, signal.SIGKILL, group)
+            _signal(proc, signal.SIGKILL, tree)
 
 
 def child_command(job_id: str, gpus: int) -> list[str]:
@@ -122,8 +128,8 @@ def supervise(
     budget, limit = memory_budget(settings), time_limit(settings, kind)
     started = time.monotonic()
     env = {**os.environ, **settings_env(settings)}  # the child sees the settings the worker was given
-    group = gpus > 1
-    proc = subprocess.Popen(child_command(job_id, gpus), env=env, start_new_session=group)
+    tree = gpus > 1
+    proc = subprocess.Popen(child_command(job_id, gpus), env=env)
     peak, cause, timed_out, usage_peak = 0, None, False, 0
     try:
         while proc.returncode is None:
@@ -131,21 +137,21 @@ def supervise(
             if pid:
                 proc.returncode, usage_peak = os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024
                 break
-            rss = _group_rss(proc.pid) if group else _rss(proc.pid)
+            rss = sum(_rss(p) for p in _tree(proc.pid)) if tree else _rss(proc.pid)
             peak = max(peak, rss)
             if rss > budget and cause is None:
                 cause = f"used {rss / 2**30:.2f} GiB, past the worker's memory budget of {budget / 2**30:.2f} GiB"
-                _signal(proc, signal.SIGKILL, group)
+                _signal(proc, signal.SIGKILL, tree)
             elif time.monotonic() - started > limit and cause is None:
                 cause, timed_out = f"timed out after {limit:g} s (the limit for {kind})", True
-                _stop(proc, group)
+                _stop(proc, tree)
             elif lost.is_set() and _taken_over(settings, job_id, worker):
-                _stop(proc, group)
+                _stop(proc, tree)
             time.sleep(POLL_SECONDS)
     finally:
         done.set()
-        if group:  # no rank outlives its launcher
-            _signal(proc, signal.SIGKILL, group)
+        if tree and proc.returncode is None:  # leaving on an error: no rank outlives its launcher
+            _signal(proc, signal.SIGKILL, tree)
     peak = max(peak, usage_peak)
     words, code, sig = describe_exit(proc.returncode)
     entry = {

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -45,15 +46,16 @@ class Tracker:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", REQUEST_TIMEOUT_SECONDS)
         try:
-            from mlflow.tracking import MlflowClient
+            import mlflow.tracking  # noqa: F401
         except ImportError:
-            log.warning(
-                "MLFLOW_TRACKING_URI is set but mlflow is not installed (pip install '.[mlflow]'); not tracking"
-            )
+            log.warning("MLFLOW_TRACKING_URI is set but mlflow is not installed (pip install '.[mlflow]')")
             return
-        self._do(self._start, MlflowClient(tracking_uri=uri), job_id, kind, study_id, job_url)
+        self._do(self._start, uri, job_id, kind, study_id, job_url)
 
-    def _start(self, client, job_id: str, kind: str, study_id: str | None, job_url: str | None) -> None:
+    def _start(self, uri: str, job_id: str, kind: str, study_id: str | None, job_url: str | None) -> None:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)  # a URI it cannot use raises here, inside `_do`
         name = f"robustlab/study-{study_id}" if study_id else f"robustlab/{kind}"
         experiment = client.get_experiment_by_name(name)
         experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
@@ -89,8 +91,6 @@ class Tracker:
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         def log(values: dict[str, float]) -> None:
-            import time
-
             from mlflow.entities import Metric
 
             now = int(time.time() * 1000)
@@ -99,12 +99,14 @@ class Tracker:
         self._do(log, metrics)
 
     def finish(self, status: str, result: dict | None, checkpoint: Path | None) -> None:
-        def end() -> None:
-            if result is not None:
-                self.client.log_dict(self.run_id, result, "result.json")
-            if checkpoint is not None and checkpoint.is_dir() and any(checkpoint.iterdir()):
-                self.client.log_artifacts(self.run_id, str(checkpoint), "checkpoint")
+        """The result and checkpoint as artifacts, and the run's end (left running when the job goes
+        on elsewhere: a lost lease; its next attempt carries on in the same run)."""
+        client = self.client
+        if result is not None:
+            self._do(lambda: self.client.log_dict(self.run_id, result, "result.json"))
+        if checkpoint is not None and checkpoint.is_dir() and any(checkpoint.iterdir()):
+            self._do(lambda: self.client.log_artifacts(self.run_id, str(checkpoint), "checkpoint"))
+        if status != "running" and client is not None:  # ended, even if an upload above failed
             state = {"succeeded": "FINISHED", "cancelled": "KILLED"}.get(status, "FAILED")
-            self.client.set_terminated(self.run_id, status=state)
-
-        self._do(end)
+            self.client = client
+            self._do(lambda: self.client.set_terminated(self.run_id, status=state))

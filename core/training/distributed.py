@@ -18,8 +18,11 @@ follows (evaluation, registration) is rank 0's.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
+import logging
 import os
+import signal
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -27,11 +30,35 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1  # prctl(2)
 TIMEOUT = timedelta(minutes=30)  # a rank waits this long for the others (rank 0's evaluation is shorter)
+
+
+# How a collective fails when another rank died (gloo, NCCL, torch.distributed's own errors)
+PEER_FAILURE_SIGNS = ("DistBackendError", "DistNetworkError", "DistError", "by peer", "Broken pipe", "NCCL")
+
+
+def peer_failure(error: str | None) -> bool:
+    """Whether a job's error (`Type: message`) is a collective broken by another rank's death."""
+    return error is not None and any(sign in error for sign in PEER_FAILURE_SIGNS)
 
 
 class FollowerDone(Exception):
     """A follower rank's part of a distributed job is over: rank 0 does the rest."""
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent (torchrun) dies: a rank never trains on
+    alone after its launcher was killed (torchrun starts each rank in a session of its own, out of
+    reach of a kill of the launcher's group). Elsewhere: nothing."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def start_from_env() -> bool:
@@ -40,6 +67,7 @@ def start_from_env() -> bool:
     part of one."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
+    die_with_parent()
     if not dist.is_initialized():
         cuda = torch.cuda.is_available()
         if cuda:
@@ -47,6 +75,13 @@ def start_from_env() -> bool:
         # gloo for CPU tensors beside NCCL (a spec may train on the CPU of a GPU node)
         dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=TIMEOUT)
     return True
+
+
+def warn_if_alone(gpus: int) -> None:
+    """Say so when a spec asks for `gpus` processes but this one trains alone (the command line
+    or a notebook: the service starts them under torchrun)."""
+    if gpus > 1 and world()[1] == 1:
+        log.warning("the spec asks for gpus=%d but this process trains alone; run it under torchrun", gpus)
 
 
 def world() -> tuple[int, int]:

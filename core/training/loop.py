@@ -26,7 +26,7 @@ from core.device import autocast, prepare, resolve_device, to_input
 from core.evaluation import predict, robust_mask
 from core.models import DATASET_STATS, Classifier, build_model
 from core.training.checkpoint import resume_from, save_checkpoint
-from core.training.mixing import batch_indices, batch_plan, check_mixable, epoch_orders
+from core.training.mixing import BatchPlan, batch_indices, batch_plan, check_mixable, epoch_orders
 from core.training.objectives import batch_objective
 from core.training.schedules import lr_at
 
@@ -109,6 +109,7 @@ def train(
     model = prepare(build_model(spec.model), device, spec.channels_last)
     opt = make_optimizer(spec, model)
     rank, ranks = ddp.world()
+    ddp.warn_if_alone(spec.gpus)
     start_epoch, history = resume_from(out_dir, model, opt, spec) if resume else (0, [])
     if start_epoch:
         log.info("resuming %s from epoch %d", out_dir, start_epoch)
@@ -181,16 +182,20 @@ def train(
     return TrainResult(out_dir, spec.epochs, history, spec)
 
 
-def epoch_plan(plan, orders, ranks: int) -> tuple[list[Picked], dict[int, int]]:
-    """This rank's share of each batch of the epoch, and {batch number: images in the global batch}
-    (a last batch smaller than the world is skipped by every rank alike)."""
+def epoch_plan(plan: BatchPlan, orders, ranks: int) -> tuple[list[Picked], dict[int, int]]:
+    """This rank's share of each batch of the epoch, and {batch number: images in the global batch}.
+    A batch (real images, then generated ones) is split as one list, so shares differ by at most
+    one image; a last batch smaller than the world is skipped by every rank alike."""
     picked, totals = [], {}
     for b in range(plan.batches):
         real, gen = batch_indices(plan, orders, b)
         total = len(real) + (len(gen) if gen is not None else 0)
         if total < ranks:
             continue
-        picked.append(Picked(ddp.share(real), ddp.share(gen) if gen is not None else None))
+        mine = ddp.share(torch.arange(total))
+        real_part = real[mine[mine < len(real)]]
+        gen_part = gen[mine[mine >= len(real)] - len(real)] if gen is not None else None
+        picked.append(Picked(real_part, gen_part))
         totals[b] = total
     return picked, totals
 

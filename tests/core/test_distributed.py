@@ -3,6 +3,7 @@ weights one process gives, each rank attacks its own share, a killed rank ends t
 and the run resumes from rank 0's checkpoint."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -96,13 +97,39 @@ def test_a_killed_rank_ends_the_run_and_it_resumes_from_rank_zeros_checkpoint(tm
     assert meta["epoch"] == 10 and len(meta["history"]) == 10
 
 
-@pytest.mark.parametrize("kind", ["diffusion"])
-def test_ddpm_trains_in_two_processes(tmp_path, kind):
+@pytest.mark.parametrize("kind", ["diffusion", "trades"])
+def test_ddpm_and_trades_train_in_two_processes(tmp_path, kind):
     from tests.core.test_diffusion import tiny
 
-    spec = tiny(epochs=1, gpus=2)
+    spec = tiny(epochs=1, gpus=2) if kind == "diffusion" else tiny_spec(method="trades", epochs=1, gpus=2)
     path = tmp_path / "spec.json"
-    path.write_text(json.dumps({"kind": kind, **spec.model_dump(mode="json")}))
-    assert torchrun(path, tmp_path / "ddpm").wait(timeout=300) == 0
-    meta = json.loads((tmp_path / "ddpm" / "checkpoint.json").read_text())
-    assert meta["kind"] == "diffusion" and meta["epoch"] == 1
+    path.write_text(
+        json.dumps({"kind": "diffusion" if kind == "diffusion" else "classifier", **spec.model_dump(mode="json")})
+    )
+    assert torchrun(path, tmp_path / "out").wait(timeout=300) == 0
+    meta = json.loads((tmp_path / "out" / "checkpoint.json").read_text())
+    assert meta["epoch"] == 1 and all(math.isfinite(h["train_loss"]) for h in meta["history"])
+
+
+def test_each_rank_gets_a_share_of_the_real_and_generated_images_together(monkeypatch):
+    from core.contract.specs import DataSpec, GeneratedMixSpec
+    from core.training import distributed as ddp
+    from core.training.loop import epoch_plan
+    from core.training.mixing import batch_plan, epoch_orders
+
+    mix = GeneratedMixSpec(data=DataSpec(name="digits"), fraction=0.7)
+    plan = batch_plan(8, 40, mix, 100)  # 8 images a batch: about 2 real and 6 generated
+    orders = epoch_orders(plan, 0, 0)
+    shares = []
+    for rank in range(8):
+        monkeypatch.setattr(ddp, "world", lambda r=rank: (r, 8))
+        shares.append(epoch_plan(plan, orders, 8)[0])
+    monkeypatch.setattr(ddp, "world", lambda: (0, 1))
+    alone = epoch_plan(plan, orders, 1)[0]
+    assert len(alone) == len(shares[0]) == plan.batches
+    for b in range(plan.batches):
+        sizes = [len(s[b].real) + len(s[b].generated) for s in shares]
+        assert min(sizes) == max(sizes) == 1  # 8 images over 8 ranks: one each, none empty
+        reals = torch.cat([s[b].real for s in shares])
+        gens = torch.cat([s[b].generated for s in shares])
+        assert torch.equal(reals, alone[b].real) and torch.equal(gens, alone[b].generated)

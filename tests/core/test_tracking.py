@@ -86,8 +86,10 @@ def test_a_job_logs_its_spec_metrics_result_and_checkpoint(tmp_path, mlflow_url)
     assert lab.job(job_id)["result"]["model_id"] in Path(result).read_text()
 
 
-def test_a_job_succeeds_when_the_tracking_server_is_away(tmp_path):
+@pytest.mark.parametrize("uri", ["away", "foo://not-a-tracking-store"])
+def test_a_job_succeeds_when_the_tracking_server_is_away_or_unusable(tmp_path, uri):
     lab = Lab(tmp_path)
-    lab.settings = lab.settings.model_copy(update={"mlflow_tracking_uri": f"http://127.0.0.1:{free_port()}"})
+    uri = f"http://127.0.0.1:{free_port()}" if uri == "away" else uri
+    lab.settings = lab.settings.model_copy(update={"mlflow_tracking_uri": uri})
     job = lab.run("adversarial_training", smoke_training())
     assert job["status"] == "succeeded", job["error"]

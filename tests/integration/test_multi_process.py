@@ -108,3 +108,11 @@ def test_a_cancel_stops_every_rank(client):
     while rank_pids(job_id):  # no rank left behind in an all-reduce
         assert time.monotonic() < deadline, rank_pids(job_id)
         time.sleep(0.3)
+
+
+def test_an_error_every_rank_meets_fails_the_job_with_that_error(client):
+    spec = two_process_spec()
+    spec["model"]["image_size"] = 16  # digits are 8×8: every rank refuses the spec
+    job = wait_job(client, submit(client, "adversarial_training", spec), timeout=120)
+    assert job["status"] == "failed" and "model expects" in job["error"], job["error"]
+    assert job["attempts"] == 1  # failed once, with its reason, not retried as a crash
