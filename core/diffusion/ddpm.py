@@ -196,7 +196,7 @@ def train_ddpm(
         save_checkpoint(out_dir, model, opt, meta, kind="diffusion")
         log.info("epoch %d/%d loss %.4f", epoch + 1, spec.epochs, metrics["train_loss"])
         progress(Progress((epoch + 1) / spec.epochs, f"epoch {epoch + 1}/{spec.epochs} done", metrics, epoch + 1))
-    ddp.follower_done()
+    ddp.follower_done(unet)
     return TrainResult(out_dir, spec.epochs, history, spec)
 
 

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     distributed = ddp.start_from_env()
     ctx = make_context(job_id, owner_id, settings, ModelCache(settings.model_cache_size))
     if ddp.is_follower():
-        return follow(ctx, kind, raw_spec)
+        ddp.exit_now(follow(ctx, kind, raw_spec))
     maybe_fail(settings.fault_dir, job_id, "start")
     report = ctx.progress
 
@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(PEER_GRACE_SECONDS)  # all-reduce: torchrun stops this one too, an abnormal end to resume from
     maybe_fail(settings.fault_dir, job_id, "finish")
     finish(settings, job_id, status, result, error)
-    return 1 if distributed and status == "failed" else 0
+    if distributed:
+        ddp.exit_now(1 if status == "failed" else 0)
+    return 0
 
 
 def follow(ctx: JobContext, kind: str, raw_spec: dict) -> int:

@@ -23,6 +23,7 @@ import hashlib
 import logging
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -32,6 +33,8 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # prctl(2)
+_alone = False  # rank 0 after `follower_done`: the others have left
+_kept: list[nn.Module] = []  # DDP wrappers never destroyed (see `follower_done`)
 TIMEOUT = timedelta(minutes=30)  # a rank waits this long for the others (rank 0's evaluation is shorter)
 
 
@@ -85,8 +88,9 @@ def warn_if_alone(gpus: int) -> None:
 
 
 def world() -> tuple[int, int]:
-    """(this process' rank, the number of processes); (0, 1) outside a process group."""
-    if dist.is_available() and dist.is_initialized():
+    """(this process' rank, the number of processes); (0, 1) outside a process group, and on rank 0
+    once training is over (`follower_done`)."""
+    if not _alone and dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
@@ -152,14 +156,29 @@ def rank_seed(seed: int, epoch: int) -> int:
     return int.from_bytes(digest[:8], "little") % 2**63
 
 
-def follower_done() -> None:
-    """End a follower's part (after the last epoch): wait for rank 0's checkpoint, leave the
-    process group, then raise `FollowerDone`. Rank 0 leaves it too and goes on alone (what it does
-    next, evaluation and registration, is a one-process job). In one process: nothing."""
+def follower_done(net: nn.Module) -> None:
+    """End a follower's part (after the last epoch): wait for rank 0's checkpoint, then raise
+    `FollowerDone`; rank 0 goes on alone (evaluation and registration are a one-process job), and
+    `world()` says (0, 1) from here on. In one process: nothing.
+
+    Neither the process group nor the DDP wrapper `net` is torn down: their destructors can wait
+    for peers that have already left (seen as a rare hang at a follower's exit), so `net` is kept
+    alive and a multi-process job's processes end with `os._exit` (`exit_now`)."""
+    global _alone
     if world()[1] == 1:
         return
+    _kept.append(net)
     follower = is_follower()
     dist.barrier()
-    dist.destroy_process_group()
     if follower:
         raise FollowerDone()
+    _alone = True
+
+
+def exit_now(code: int) -> None:
+    """End this rank's process at once (logs and streams flushed), without the destructors of the
+    process group and DDP: see `follower_done`."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

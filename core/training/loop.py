@@ -178,7 +178,7 @@ def train(
                 step=epoch + 1,
             )
         )
-    ddp.follower_done()
+    ddp.follower_done(net)
     return TrainResult(out_dir, spec.epochs, history, spec)
 
 

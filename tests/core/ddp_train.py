@@ -2,6 +2,7 @@
 argv[1] into argv[2], each rank recording the clean images its attack was given in
 argv[2]/attacked-<rank>.json (one checksum per image)."""
 
+import faulthandler
 import json
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from core.training import train
 
 
 def main() -> None:
+    faulthandler.dump_traceback_later(150, exit=True)  # a rank stuck this long shows where, and ends
     raw, out = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
     ddp.start_from_env()
     rank, _ = ddp.world()
@@ -39,6 +41,7 @@ def main() -> None:
     except ddp.FollowerDone:
         pass
     (out / f"attacked-{rank}.json").write_text(json.dumps(attacked))
+    ddp.exit_now(0)
 
 
 if __name__ == "__main__":

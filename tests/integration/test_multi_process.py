@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core.contract.presets import ddpm_preset, train_preset
+from core.contract.presets import train_preset
 from core.contract.specs import ProtocolSpec
 from tests.integration.conftest import running_stack, wait_job
 
@@ -61,10 +61,6 @@ def test_a_two_process_job_trains_and_registers_its_model(client):
     metrics = client.get(f"/v1/jobs/{job['id']}/metrics").json()
     assert sorted({m["step"] for m in metrics}) == [1, 2, 3]
 
-    ddpm = ddpm_preset("smoke").model_copy(update={"epochs": 1, "gpus": 2}).model_dump(mode="json")
-    trained = wait_job(client, submit(client, "ddpm_training", ddpm), timeout=300)
-    assert trained["status"] == "succeeded", trained["error"]
-
 
 def test_a_job_asking_for_more_devices_than_any_worker_waits_and_says_why(client):
     workers = client.get("/healthz").json()["workers"]
@@ -78,7 +74,7 @@ def test_a_job_asking_for_more_devices_than_any_worker_waits_and_says_why(client
 
 
 def test_a_killed_rank_ends_the_attempt_and_the_job_resumes(client):
-    job_id = submit(client, "adversarial_training", two_process_spec(epochs=12))
+    job_id = submit(client, "adversarial_training", two_process_spec(epochs=6))
     deadline = time.monotonic() + 240
     while not client.get(f"/v1/jobs/{job_id}/metrics").json():  # an epoch checkpointed
         assert time.monotonic() < deadline
@@ -92,7 +88,7 @@ def test_a_killed_rank_ends_the_attempt_and_the_job_resumes(client):
     assert first["exit_code"] not in (0, None) or first["signal"], first  # the attempt ended abnormally
     assert job["attempts"] == 2
     history = client.get(f"/v1/models/{job['result']['model_id']}").json()["summary"]["history"]
-    assert [h["epoch"] for h in history] == list(range(1, 13))
+    assert [h["epoch"] for h in history] == list(range(1, 7))
 
 
 def test_a_cancel_stops_every_rank(client):
