@@ -16,6 +16,11 @@ python3 -m pip download -q --only-binary=:all: --python-version 3.12 --implement
 DIFFUSERS=$(.venv/bin/python -c "import diffusers; print(diffusers.__version__)")
 python3 -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp "${PLATFORMS[@]}" -d .whl \
   "diffusers==$DIFFUSERS"
+# the GPU image has transformers, which refuses huggingface_hub 2 (diffusers.loaders.peft imports it):
+# carry a 1.x hub (diffusers takes >=1.32) and the httpx it needs instead of hub 2's httpx2
+rm -f .whl/huggingface_hub-*.whl .whl/httpx2-*.whl .whl/httpcore2-*.whl
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp -d .whl \
+  "huggingface_hub>=1.32,<2" "httpx<1" "httpcore<2"
 rm -f .whl/typing_extensions-*.whl  # the image has it; two versions would stop the install
 rm -f .whl/numpy-*.whl .whl/torch-*.whl .whl/nvidia_*.whl .whl/triton-*.whl  # the image's own, matched to its torch
 du -sh .whl .data

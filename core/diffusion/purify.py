@@ -45,12 +45,14 @@ class Purified(nn.Module):
             raise ValueError("the classifier's and the diffusion model's images differ in channels or size")
         self.classifier, self.diffusion, self.purifier, self.gradient = classifier, diffusion, spec, gradient
         self.spec = classifier.spec  # answers like the classifier it defends
-        self.register_buffer("alpha_bar", make_scheduler(diffusion.spec).alphas_cumprod.float(), persistent=False)
+        device = next(diffusion.parameters()).device  # where its parts already are
+        alpha_bar = make_scheduler(diffusion.spec).alphas_cumprod.float().to(device)
+        self.register_buffer("alpha_bar", alpha_bar, persistent=False)
         self.timesteps = reverse_timesteps(spec.t_star, spec.steps)
 
     def with_gradient(self, gradient: Gradient) -> Purified:
         """The same defense, its gradient taken the other way (weights shared)."""
-        return Purified(self.classifier, self.diffusion, self.purifier, gradient).to(self.alpha_bar.device)
+        return Purified(self.classifier, self.diffusion, self.purifier, gradient)
 
     def _eps(self, x: torch.Tensor, t: int) -> torch.Tensor:
         tt = torch.full((len(x),), t, device=x.device)
