@@ -20,7 +20,8 @@ from tests.api.conftest import make_app
 @pytest.fixture(scope="module")
 def app_and_key(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fuzz")
-    app, key, *_ = make_app(f"sqlite:///{tmp / 'store.db'}", tmp)
+    app, key, _, _, settings = make_app(f"sqlite:///{tmp / 'store.db'}", tmp)
+    settings.redis_url = "redis://127.0.0.1:1/0"  # no Redis, as on a CI machine, here too
     return app, key
 
 
@@ -78,7 +79,18 @@ def test_no_server_errors(case, app_and_key):
                 )
         else:
             response = case.call(headers=headers)
-        assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:300])
+        assert response.status_code < 500 or _degraded_health(case.path, response), (
+            case.method,
+            case.path,
+            response.status_code,
+            response.text[:300],
+        )
+
+
+def _degraded_health(path: str, response) -> bool:
+    """/healthz answers 503 by design when Redis or the database is unreachable (no Redis runs
+    beside this test on a CI machine): the documented "degraded" answer, not a server error."""
+    return path == "/healthz" and response.status_code == 503 and response.json().get("status") == "degraded"
 
 
 def _has_non_finite(body) -> bool:
