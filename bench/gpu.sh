@@ -28,9 +28,15 @@ export PYTHONUNBUFFERED=1
 status=0
 # the limits are sized for a GPU (8 minutes in all); the small CPU version gets three times as long
 X=$("$PY" -c "import torch; print(1 if torch.cuda.is_available() else 3)")
-timeout $((60 * X)) "$PY" -m pytest -q -m gpu tests -p no:cacheprovider > "$OUT_DIR/pytest_gpu.log" 2>&1
-code=$?; [ $code -eq 5 ] && code=0  # 5: no test selected (none marked gpu yet)
-[ $code -ne 0 ] && status=1
+# only the files that hold CUDA tests: the rest import the service's packages, which the image lacks
+mapfile -t GPU_TESTS < <(grep -rl "pytest.mark.gpu" tests --include="test_*.py")
+if [ ${#GPU_TESTS[@]} -gt 0 ]; then
+  timeout $((60 * X)) "$PY" -m pytest -q -m gpu "${GPU_TESTS[@]}" -p no:cacheprovider > "$OUT_DIR/pytest_gpu.log" 2>&1
+  code=$?; [ $code -eq 5 ] && code=0  # 5: no test selected
+  [ $code -ne 0 ] && status=1
+else
+  echo "no test file marks a test gpu" > "$OUT_DIR/pytest_gpu.log"
+fi
 timeout $((170 * X)) "$PY" -m bench.gpu_figures --out "$OUT_DIR/gpu_figures.json" 2>&1 | tee "$OUT_DIR/gpu_figures.log" || status=1
 timeout $((130 * X)) "$PY" -m bench.eval_speed --out "$OUT_DIR/eval_speed.json" 2>&1 | tee "$OUT_DIR/eval_speed.log" || status=1
 PURIFY_ARGS=$("$PY" -c "import torch; print('--batch 512 --generate 1024 --bf16' if torch.cuda.is_available() else '--batch 16 --generate 16 --repeats 1')")
