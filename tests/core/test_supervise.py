@@ -87,11 +87,11 @@ def test_a_crash_between_registering_and_finishing_registers_nothing_twice(lab):
 
 
 def test_a_job_past_its_time_limit_is_failed_and_its_checkpoint_is_kept(lab):
-    lab.settings = lab.settings.model_copy(update={"job_time_limits": {"adversarial_training": 45.0}})
+    lab.settings = lab.settings.model_copy(update={"job_time_limits": {"adversarial_training": 20.0}})
     job_id = lab.create("adversarial_training", QUICK.model_copy(update={"epochs": 500}))
     assert lab.execute(job_id) == "failed"
     job = lab.job(job_id)
-    assert job["error"].startswith("timed out after 45 s (the limit for adversarial_training)")
+    assert job["error"].startswith("timed out after 20 s (the limit for adversarial_training)")
     assert {"model.safetensors", "checkpoint.json"} <= set(job["artifacts"])  # downloadable
 
 
