@@ -11,8 +11,9 @@ from pydantic import BaseModel
 
 from api.deps import KeyDep, SettingsDep, redis_client
 from core.contract.diffusion_specs import DDPMSampleSpec, DDPMTrainSpec
+from core.contract.job_specs import EvalSpec, ImageAttackSpec
 from core.contract.memory import estimate_bytes, fields_to_change
-from core.contract.specs import AttackSpec, EvalSpec, ImageAttackSpec, ModelSpec, ProtocolSpec, TrainSpec
+from core.contract.specs import AttackSpec, ModelSpec, ProtocolSpec, TrainSpec
 from core.settings import Settings
 
 

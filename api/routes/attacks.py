@@ -13,7 +13,8 @@ from api.limits import InteractiveRate
 from api.routes.jobs import submit
 from api.uploads import read_bounded, to_model_input
 from api.waiting import INTERACTIVE_RESPONSES, answer
-from core.contract.specs import AttackSpec, ImageAttackSpec
+from core.contract.job_specs import ImageAttackSpec
+from core.contract.specs import AttackSpec
 from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.db import write_lock
 from core.store.registry import get_model

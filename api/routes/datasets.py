@@ -17,8 +17,8 @@ from api.limits import InteractiveRate
 from api.routes.jobs import submit
 from api.uploads import read_bounded
 from api.waiting import wait_for, with_urls
+from core.contract.job_specs import DatasetUploadSpec
 from core.contract.names import NAMED_DATASETS
-from core.contract.specs import DatasetUploadSpec
 from core.data.archive import ArchiveError, ArchiveLimits, members
 from core.data.catalogue import class_names
 from core.store.artifacts import ArtifactStore, record_artifact

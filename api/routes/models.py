@@ -17,7 +17,8 @@ from api.routes.jobs import submit
 from api.schemas import ModelList, ModelOut
 from api.uploads import check_safetensors, read_bounded
 from api.waiting import wait_for, with_urls
-from core.contract.specs import DataSpec, ModelSpec, ModelUploadSpec
+from core.contract.job_specs import ModelUploadSpec
+from core.contract.specs import DataSpec, ModelSpec
 from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.db import write_lock
 from core.store.deletion import delete_model

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 from typing import get_args
 
+from core.contract.job_specs import EvalSpec
 from core.contract.names import ACTIVATIONS, ENSEMBLES, NORMS, PRESET_NAMES, PROBE_PHASES, TRAIN_METHODS, Probe
 from core.contract.presets import eval_preset, train_preset
 from core.contract.progress import progress_bar
-from core.contract.specs import ActivationSpec, EvalSpec, TrainSpec
+from core.contract.specs import ActivationSpec, TrainSpec
 
 
 def _floats(text: str) -> list[float]:

@@ -21,8 +21,9 @@ from core.contract.diffusion_specs import (
     DDPMTrainSpec,
     DefendedModelSpec,
 )
+from core.contract.job_specs import DatasetUploadSpec, EvalSpec, ImageAttackSpec, ModelUploadSpec
 from core.contract.names import ModelKind, Queue
-from core.contract.specs import DatasetUploadSpec, EvalSpec, ImageAttackSpec, ModelUploadSpec, Spec, TrainSpec
+from core.contract.specs import Spec, TrainSpec
 
 TASK_NAME = "robustlab.execute_job"  # the one Celery task; the job's kind picks the runner
 

@@ -11,7 +11,8 @@ errs high.
 from __future__ import annotations
 
 from core.contract.diffusion_specs import DDPMTrainSpec
-from core.contract.specs import DataSpec, EvalSpec, ModelSpec, Spec, TrainSpec
+from core.contract.job_specs import EvalSpec
+from core.contract.specs import DataSpec, ModelSpec, Spec, TrainSpec
 
 MIB = 2**20
 BASELINE_BYTES = 520 * MIB  # the interpreter, torch, robustlab, numpy, sklearn, in a job's process

@@ -15,20 +15,9 @@ from core.contract.diffusion_specs import (
     PurifierSpec,
     UNetSpec,
 )
+from core.contract.job_specs import DatasetUploadSpec, EvalSpec, ImageAttackSpec, ModelUploadSpec
 from core.contract.names import PRESET_NAMES, SAMPLERS, PresetName
-from core.contract.specs import (
-    ActivationSpec,
-    AttackSpec,
-    DatasetUploadSpec,
-    DataSpec,
-    EvalSpec,
-    ImageAttackSpec,
-    ModelSpec,
-    ModelUploadSpec,
-    OptimSpec,
-    ProtocolSpec,
-    TrainSpec,
-)
+from core.contract.specs import ActivationSpec, AttackSpec, DataSpec, ModelSpec, OptimSpec, ProtocolSpec, TrainSpec
 
 # Seconds-sized, for tests and first tries: far below the field's settings, and labelled so.
 SMOKE_PROTOCOL = ProtocolSpec(images=200, steps=10, queries=100)

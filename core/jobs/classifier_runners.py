@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from core.attacks import build_attack
 from core.contract.checkpoint import META_FILE, MODEL_FILE
-from core.contract.specs import EvalSpec, ImageAttackSpec, ModelUploadSpec, TrainSpec
+from core.contract.job_specs import EvalSpec, ImageAttackSpec, ModelUploadSpec
+from core.contract.specs import TrainSpec
 from core.data import class_names
 from core.evaluation import evaluate
 from core.evaluation.summary import classifier_summary, evaluation_entry

@@ -10,7 +10,7 @@ import numpy as np
 from safetensors.numpy import save
 from sqlalchemy import select
 
-from core.contract.specs import DatasetUploadSpec
+from core.contract.job_specs import DatasetUploadSpec
 from core.data.archive import read_archive
 from core.data.loaders import UPLOADED_ARRAYS, UPLOADED_META
 from core.jobs.context import JobContext

@@ -19,17 +19,10 @@ from core.contract.diffusion_specs import (
     PurifierSpec,
     SampleFilterSpec,
 )
+from core.contract.job_specs import DatasetUploadSpec, ImageAttackSpec, ModelUploadSpec
 from core.contract.kinds import JOB_KINDS
 from core.contract.presets import ddpm_preset, eval_preset, train_preset
-from core.contract.specs import (
-    DatasetUploadSpec,
-    DataSpec,
-    GeneratedMixSpec,
-    ImageAttackSpec,
-    ModelSpec,
-    ModelUploadSpec,
-    ProtocolSpec,
-)
+from core.contract.specs import DataSpec, GeneratedMixSpec, ModelSpec, ProtocolSpec
 from core.jobs.execute import execute_job
 from core.jobs.model_cache import ModelCache
 from core.settings import Settings

@@ -1,7 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
-from core.contract.specs import AttackSpec, DataSpec, EvalSpec, TrainSpec
+from core.contract.job_specs import EvalSpec
+from core.contract.specs import AttackSpec, DataSpec, TrainSpec
 
 
 def test_unknown_field_is_rejected_by_name():

@@ -1,0 +1,98 @@
+"""Specs of the jobs that use a classifier rather than train one: its evaluation under a protocol,
+an attack on one image, and the two uploads that register a model or a dataset.
+
+Torch-free, as specs.py, whose base and building blocks they use.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from core.contract.names import Device
+from core.contract.specs import AttackSpec, DataSpec, ModelSpec, ProtocolSpec, Spec
+
+
+class EvalSpec(Spec):
+    """Clean and robust accuracy of one classifier under a protocol, with the attack breakdown and
+    the checks for gradient masking; optionally a robustness curve.
+
+    Args:
+        model_id: the registered model to evaluate (the service); the command line passes a
+            checkpoint folder instead and leaves this empty.
+        data: the held-out data (the protocol takes the first `protocol.images` test images).
+        protocol: the attacks, threat model, images and seed (default: `standard`, L∞ ε = 0.1).
+        eps_grid: also the robust accuracy at these radii under the same attacks (0 is added:
+            it must equal the clean accuracy); None for the protocol's ε alone.
+        large_eps: the sanity check's radius at which accuracy should fall to about chance.
+    """
+
+    model_id: str | None = Field(default=None, max_length=64)
+    data: DataSpec = Field(default_factory=DataSpec)
+    protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
+    eps_grid: list[float] | None = Field(default=None, min_length=1, max_length=32)
+    large_eps: float | None = Field(default=None, gt=0, le=100)
+    batch_size: int = Field(default=256, ge=1, le=8192)
+    device: Device = "auto"
+    channels_last: bool = True
+
+    @model_validator(mode="after")
+    def _eps_non_negative(self) -> EvalSpec:
+        if any(e < 0 for e in self.eps_grid or []):
+            raise ValueError("eps_grid values must be >= 0")
+        return self
+
+
+class ImageAttackSpec(Spec):
+    """Attack one image (the interactive queue's job): an upload or an image of the test set.
+
+    Args:
+        model_id: registered classifier.
+        input_artifact_id: the upload, already converted to the model's input size and channels.
+        test_index: instead of an upload, this image of the model's dataset's test split.
+        label: the true class, if known (a test image's own label by default); else the model's
+            clean prediction is attacked.
+        attack: the attack (PGD-20, L∞ ε = 0.1 by default).
+    """
+
+    model_id: str = Field(max_length=64)
+    input_artifact_id: str | None = Field(default=None, max_length=64)
+    test_index: int | None = Field(default=None, ge=0, le=1_000_000)
+    label: int | None = Field(default=None, ge=0, le=999)
+    attack: AttackSpec = Field(default_factory=lambda: AttackSpec(steps=20))
+
+    @model_validator(mode="after")
+    def _one_image(self) -> ImageAttackSpec:
+        if (self.input_artifact_id is None) == (self.test_index is None):
+            raise ValueError("give exactly one of input_artifact_id (an upload) and test_index")
+        return self
+
+
+class ModelUploadSpec(Spec):
+    """Register a classifier a researcher brings (the job behind `POST /v1/models`).
+
+    Args:
+        weights_artifact_id: the uploaded safetensors weights.
+        model: an architecture robustlab knows; `mean` and `std` are the normalisation the weights
+            expect (None: 0.5 per channel). Inputs are images in [0, 1].
+        data: the dataset it classifies (of the catalogue); its test split gives the clean accuracy.
+        name: the registry name (default `<dataset>-upload-<arch>`).
+    """
+
+    weights_artifact_id: str = Field(max_length=64)
+    model: ModelSpec
+    data: DataSpec
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class DatasetUploadSpec(Spec):
+    """Register a dataset uploaded as a zip of class folders (the job behind `POST /v1/datasets`).
+
+    Args:
+        archive_artifact_id: the uploaded zip archive.
+        name: the catalogue name (shown beside its id).
+        seed: the draw of the test split when the archive has none (a fifth of each class).
+    """
+
+    archive_artifact_id: str = Field(max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    seed: int = Field(default=0, ge=0)
