@@ -112,9 +112,17 @@ def test_new_key_works(api):
 
 def test_health_and_metrics_need_no_key(api):
     api.headers.pop("Authorization")
-    assert api.get("/healthz").json()["database"] == "ok"  # Redis is not running for these tests
+    assert api.get("/healthz").json()["database"] == "ok"
     text = api.get("/metrics").text
     assert 'robustlab_jobs{status="queued"}' in text
+
+
+def test_health_says_degraded_with_a_503_when_redis_is_away(api):
+    api.settings.redis_url = "redis://127.0.0.1:1/0"  # nothing listens there
+    r = api.get("/healthz")
+    assert r.status_code == 503, r.text
+    body = r.json()
+    assert body["status"] == "degraded" and body["redis"].startswith("error") and body["database"] == "ok"
 
 
 def test_samples_need_a_diffusion_model_and_bounded_requests(api):
