@@ -32,19 +32,20 @@ def app_and_key(tmp_path_factory):
         [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp)],
         stdout=subprocess.DEVNULL,
     )
-    settings.redis_url = f"redis://127.0.0.1:{port}/0"
-    client = Redis.from_url(settings.redis_url)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            client.ping()
-            break
-        except RedisError:
-            assert time.monotonic() < deadline and redis.poll() is None, "the embedded Redis did not start"
-            time.sleep(0.1)
-    yield app, key
-    redis.terminate()
-    redis.wait(10)
+    try:
+        settings.redis_url = f"redis://127.0.0.1:{port}/0"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                Redis.from_url(settings.redis_url).ping()
+                break
+            except RedisError:
+                assert time.monotonic() < deadline and redis.poll() is None, "the embedded Redis did not start"
+                time.sleep(0.1)
+        yield app, key
+    finally:
+        redis.terminate()
+        redis.wait(10)
 
 
 @pytest.fixture(scope="module")
