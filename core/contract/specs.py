@@ -1,4 +1,6 @@
 """Job specs: the one typed description of each kind of work, shared by the CLI, API, worker and dashboard.
+Here the building blocks and training; evaluation and uploads in job_specs.py, diffusion in
+diffusion_specs.py.
 
 Torch-free on purpose (the API imports this module). Every spec forbids unknown fields and
 bounds its numbers, so a typo or an absurd value is a clear validation error, not a silent run.
