@@ -9,7 +9,9 @@ standard-trained and a PGD-AT classifier at two values of t*, evaluated three wa
 
 Every job goes through the API (`ROBUSTLAB_API_URL`, `ROBUSTLAB_API_KEY` or var/api_key), so the
 queue's resumption applies: the script may be stopped and started again; it reuses the jobs it
-recorded in `--out` (a JSON file) and submits only what is missing. It prints a Markdown table.
+recorded in `--out` (a JSON file) and submits only what is missing. It prints Markdown tables
+(the arms, purification, every job's minutes) and writes every result, each job's wall-clock seconds
+and each generated dataset's class-conditional sample grid beside `--report`.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ import argparse
 import json
 import statistics
 import sys
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.contract.client import Lab  # noqa: E402
 from core.contract.presets import ddpm_preset, train_preset  # noqa: E402
+
+PURIFY_DEFAULTS = {"cpu": "200,20,4", "smoke": "20,5,2"}  # images, iterations, EOT: what 2 cores allow
 
 
 class Ledger:
@@ -32,6 +37,7 @@ class Ledger:
     def __init__(self, lab: Lab, path: Path):
         self.lab, self.path = lab, path
         self.jobs = json.loads(path.read_text()) if path.is_file() else {}
+        self.seconds: dict[str, float] = {}  # wall-clock seconds of each finished job, by name
 
     def run(self, name: str, kind: str, spec: dict) -> dict:
         """The finished job `name`'s result, submitting it first if it is new (or failed)."""
@@ -44,7 +50,12 @@ class Ledger:
         job.wait(progress=True)
         if job.status != "succeeded":
             raise SystemExit(f"{name} ({job.id}) {job.status}: {job.error}")
+        self.seconds[name] = _seconds(job.data["started_at"], job.data["finished_at"])
         return job.result
+
+
+def _seconds(started: str, finished: str) -> float:
+    return (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
 
 
 def pct(values: list[float]) -> str:
@@ -58,13 +69,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--amounts", default="10000,20000", help="generated images per arm (all classes)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--t-stars", default="100,200")
-    ap.add_argument("--out", default="var/generated_data_study.json")
+    ap.add_argument("--purify", help="purification's attack: images,iterations,EOT (cpu 200,20,4; smoke 20,5,2)")
+    ap.add_argument("--out", default="var/generated_data_study.json", help="the ledger of jobs")
+    ap.add_argument(
+        "--report",
+        default="var/generated_data_study/report.json",
+        help="every result and timing; each generated dataset's sample grid is written beside it",
+    )
     args = ap.parse_args(argv)
     ledger = Ledger(Lab.from_env(), Path(args.out))
-    ddpm = ddpm_preset(args.preset).model_copy(update={"class_conditional": True}).model_dump(mode="json")
-    diffusion = ledger.run("ddpm", "ddpm_training", ddpm)["model_id"]
+    Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+    # The classifier first: the DDPM's training job measures its samples' Fréchet distance in the
+    # features of the best registered classifier of its dataset, and it is the filter's classifier.
     standard = train_preset(args.preset).model_copy(update={"method": "standard"}).model_dump(mode="json")
     filter_id = ledger.run("standard", "adversarial_training", standard)["model_id"]
+    ddpm = ddpm_preset(args.preset).model_copy(update={"class_conditional": True}).model_dump(mode="json")
+    ddpm_result = ledger.run("ddpm", "ddpm_training", ddpm)
+    diffusion = ddpm_result["model_id"]
     arms: dict[str, dict | None] = {"real only": None}
     for amount in [int(a) for a in args.amounts.split(",")]:
         for filtered in (False, True):
@@ -73,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                 spec["filter"] = {"classifier_id": filter_id, "mode": "agree"}
             name = f"+{amount:,} generated" + (", filtered" if filtered else "")
             arms[name] = ledger.run(f"data {name}", "dataset_generation", spec)
-    rows, pgd_at = [], None
+            grid = ledger.lab.image(f"/v1/artifacts/{arms[name]['provenance']['grid_artifact_id']}")
+            Path(args.report).with_name(f"grid-{amount}{'-filtered' if filtered else ''}.png").write_bytes(grid)
+    rows, pgd_at, training = [], None, {}
     for name, dataset in arms.items():
         results = []
         for seed in range(args.seeds):
@@ -82,15 +105,16 @@ def main(argv: list[str] | None = None) -> int:
                 spec["generated"] = {"data": {"name": "uploaded", "dataset_id": dataset["dataset_id"]}}
             results.append(ledger.run(f"{name} seed{seed}", "adversarial_training", spec))
         pgd_at = pgd_at or results[0]["model_id"]
+        training[name] = results
         rows.append(
             f"| {name} | {len(results)} | {pct([r['clean_acc'] for r in results])} | "
             f"{pct([r['robust_acc'] for r in results])} |"
         )
     print(f"\nRobust accuracy under: {results[0]['protocol_label']}\n")
     print("| arm | seeds | clean | robust |\n|---|---|---|---|\n" + "\n".join(rows))
-    protocol = {"ensemble": "rand", "eps": 0.1, "images": 200, "steps": 20, "eot": 4}  # reduced: 2 cores
-    if args.preset == "smoke":
-        protocol.update(images=20, steps=5, eot=2)
+    report = {"ddpm": ddpm_result, "generated": arms, "training": training}
+    images, steps, eot = (int(v) for v in (args.purify or PURIFY_DEFAULTS[args.preset]).split(","))
+    protocol = {"ensemble": "rand", "eps": 0.1, "images": images, "steps": steps, "eot": eot}  # reduced: 2 cores
     data_name = ddpm["data"]["name"]
     print(f"\nPurification, evaluated with {protocol}\n")
     print(
@@ -102,12 +126,15 @@ def main(argv: list[str] | None = None) -> int:
             defended = ledger.run(f"defend {label} t{t_star}", "defended_model", spec)["model_id"]
             body = {"model_id": defended, "data": {"name": data_name}, "protocol": protocol}
             r = ledger.run(f"evaluate {label} t{t_star}", "attack_evaluation", body)
+            report[f"evaluate {label} t{t_star}"] = r
             ways = r["defense"]
             print(
                 f"| {label} | {t_star} | {100 * r['clean_acc']:.1f} | "
                 + " | ".join(f"{100 * ways[w]['robust_acc']:.1f}" for w in ("non_adaptive", "bpda", "adaptive"))
                 + f" | {100 * r['robust_acc']:.1f} |"
             )
+    print("\n| job | minutes |\n|---|---|\n" + "\n".join(f"| {n} | {t / 60:.1f} |" for n, t in ledger.seconds.items()))
+    Path(args.report).write_text(json.dumps({**report, "protocol": protocol, "seconds": ledger.seconds}, indent=1))
     return 0
 
 
