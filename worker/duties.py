@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 
 import redis
 
@@ -58,11 +59,18 @@ def _loop(app, queues: list[str], name: str) -> None:
             return
 
 
-def messages_in_broker(client: redis.Redis, queues: list[str]) -> str:
-    """Every waiting or unacknowledged message of `queues`, as one searchable string."""
-    parts = [m.decode(errors="replace") for q in queues for m in client.lrange(q, 0, -1)]
-    parts += [m.decode(errors="replace") for m in client.hvals("unacked")]
-    return "\n".join(parts)
+def messages_in_broker(client: redis.Redis, queues: list[str], delivered_after: float) -> str:
+    """Every waiting message of `queues`, and every unacknowledged one delivered after the Unix
+    time `delivered_after`, as one searchable string.
+
+    An older unacknowledged message of a job still queued belongs to a consumer that died (the
+    stack stopped while the job ran, and the job was put back): Redis would hand it out again only
+    after the visibility timeout (an hour), so it does not count as held.
+    """
+    parts = [m for q in queues for m in client.lrange(q, 0, -1)]
+    recent = client.zrangebyscore("unacked_index", delivered_after, "+inf")  # kombu's delivery times
+    parts += [m for m in (client.hmget("unacked", recent) if recent else []) if m is not None]
+    return "\n".join(m.decode(errors="replace") for m in parts)
 
 
 def reenqueue_lost_jobs(app, client: redis.Redis, settings, grace_seconds: float = 30.0) -> list[str]:
@@ -75,7 +83,7 @@ def reenqueue_lost_jobs(app, client: redis.Redis, settings, grace_seconds: float
         candidates = store_jobs.jobs_to_reenqueue(s, queued_before_seconds=grace_seconds)
         if not candidates:
             return sent
-        held = messages_in_broker(client, sorted({j.queue for j in candidates}))
+        held = messages_in_broker(client, sorted({j.queue for j in candidates}), time.time() - grace_seconds)
         for job in candidates:
             if job.status == "queued" and job.id in held:
                 continue

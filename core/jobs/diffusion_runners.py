@@ -21,8 +21,9 @@ from core.store.registry import register_model
 QUALITY_SAMPLES = 500  # generated images for the Fréchet distance (DDIM-50)
 
 
-def _quality_classifier(ctx: JobContext, dataset: str):
-    """The registered classifier of the same dataset with the best clean accuracy, if any."""
+def quality_classifier(ctx: JobContext, dataset: str):
+    """`(id, model)` of the registered classifier of `dataset` with the best clean accuracy, whose
+    penultimate layer is the feature space of the Fréchet distance; `(None, None)` if none."""
     with ctx.session() as s:
         rows = s.scalars(
             select(RegisteredModel).where(RegisteredModel.kind == "classifier", RegisteredModel.dataset == dataset)
@@ -42,7 +43,7 @@ def run_ddpm_training(spec: DDPMTrainSpec, ctx: JobContext) -> dict:
     result = train_ddpm(spec, folder, dataset=ds, progress=report, should_stop=ctx.should_stop)
     train_seconds = time.perf_counter() - t0
     model = load_diffusion(folder, device=ctx.device)
-    classifier_id, classifier = _quality_classifier(ctx, spec.data.label)
+    classifier_id, classifier = quality_classifier(ctx, spec.data.label)
     summary = {"history": result.history, "train_seconds": train_seconds, "quality": None}
     if classifier is not None and classifier.spec.image_size == model.data_size:
         n = min(QUALITY_SAMPLES, len(ds.x_test))

@@ -18,13 +18,16 @@ from core.contract.progress import Progress
 from core.contract.specs import DataSpec
 from core.data.loaders import UPLOADED_META
 from core.diffusion.generate import generate_shard, shard_ranges
+from core.diffusion.quality import sample_quality
 from core.images import grid_png
 from core.jobs.context import JobContext
 from core.jobs.data_runners import dataset_result
+from core.jobs.diffusion_runners import quality_classifier
 from core.store.orm import Artifact, DatasetRow
 
 TEST_FILE = "test.safetensors"
 GRID_PER_CLASS = 8  # the sample grid: one row per class
+QUALITY_SAMPLES = 1000  # kept images (spread over every shard) for the Fréchet distance
 
 
 def _shard_name(k: int) -> str:
@@ -46,6 +49,18 @@ def _grid(examples: list[list[np.ndarray]], shape) -> bytes:
     rows = [row + [blank] * (GRID_PER_CLASS - len(row)) for row in examples]
     images = torch.from_numpy(np.stack([image for row in rows for image in row])).float() / 255
     return grid_png(images, nrow=GRID_PER_CLASS)
+
+
+def _quality(ctx: JobContext, dataset: str, real, kept: np.ndarray, spec: DatasetGenerationSpec) -> dict | None:
+    """The kept images' Fréchet distance to as many real test images, as the DDPM training job
+    measures it (in the best registered classifier's features), or None without such a classifier."""
+    classifier_id, classifier = quality_classifier(ctx, dataset)
+    n = min(len(kept), len(real.x_test))
+    if classifier is None or classifier.spec.image_size != real.image_size or n < 2:
+        return None
+    samples = torch.from_numpy(kept[:n]).float() / 255
+    quality = sample_quality(classifier, samples, real.x_test[:n], real.classes)
+    return {**quality, "classifier_id": classifier_id, "sampler": f"{spec.sampler}-{spec.num_steps}"}
 
 
 def _written_shard(ctx: JobContext, k: int) -> dict | None:
@@ -78,6 +93,8 @@ def run_dataset_generation(spec: DatasetGenerationSpec, ctx: JobContext) -> dict
     kept = np.zeros(model.num_classes, dtype=np.int64)
     seconds, made, resumed = 0.0, 0, 0
     examples: list[list[np.ndarray]] = [[] for _ in range(model.num_classes)]
+    stride = -(-ranges[-1][1] // QUALITY_SAMPLES)  # every stride-th image of each shard: all classes
+    spread: list[np.ndarray] = []
     for k, span in enumerate(ranges):
         if (arrays := _written_shard(ctx, k)) is not None:  # by an earlier attempt of this job
             resumed += 1
@@ -89,6 +106,7 @@ def run_dataset_generation(spec: DatasetGenerationSpec, ctx: JobContext) -> dict
                 ctx.save_artifact(s, f"dataset/{_shard_name(k)}", type="dataset", data=save(arrays))
         drawn += np.bincount(arrays["drawn"], minlength=model.num_classes)
         kept += np.bincount(arrays["y_train"], minlength=model.num_classes)
+        spread.append(arrays["x_train"][::stride])
         for image, label in zip(arrays["x_train"], arrays["y_train"], strict=True):
             if len(examples[label]) < GRID_PER_CLASS:
                 examples[label].append(image)
@@ -111,6 +129,7 @@ def run_dataset_generation(spec: DatasetGenerationSpec, ctx: JobContext) -> dict
         "drawn_per_class": drawn.tolist(),
         "kept_per_class": kept.tolist(),
         "images_per_second": made / seconds if seconds else None,  # this attempt's sampling and filtering
+        "quality": _quality(ctx, dataset, real, np.concatenate(spread)[:QUALITY_SAMPLES], spec),
         "test_split": f"the real test split of {dataset}",
     }
     files = [_shard_name(k) for k in range(len(ranges))] + [TEST_FILE]

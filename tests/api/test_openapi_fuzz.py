@@ -7,18 +7,15 @@ cases per operation; FUZZ_EXAMPLES=300 runs a longer random search."""
 import json
 import math
 import os
-import subprocess
-import time
 
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from redis import Redis, RedisError
 
-from scripts.stack import free_port, redis_server_binary
 from tests.api.conftest import make_app
+from tests.redis_server import embedded_redis
 
 
 @pytest.fixture(scope="module")
@@ -27,25 +24,9 @@ def app_and_key(tmp_path_factory):
     paths that use Redis (key revocation, rate limits, /healthz) are fuzzed on every machine."""
     tmp = tmp_path_factory.mktemp("fuzz")
     app, key, _, _, settings = make_app(f"sqlite:///{tmp / 'store.db'}", tmp)
-    port = free_port()
-    redis = subprocess.Popen(
-        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp)],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        settings.redis_url = f"redis://127.0.0.1:{port}/0"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                Redis.from_url(settings.redis_url).ping()
-                break
-            except RedisError:
-                assert time.monotonic() < deadline and redis.poll() is None, "the embedded Redis did not start"
-                time.sleep(0.1)
+    with embedded_redis(tmp) as url:
+        settings.redis_url = url
         yield app, key
-    finally:
-        redis.terminate()
-        redis.wait(10)
 
 
 @pytest.fixture(scope="module")

@@ -90,6 +90,9 @@ def test_generation_killed_mid_way_resumes_to_the_same_images(client, models, fa
     assert job["attempts"] == 2 and job["result"]["shards_resumed"] == 3 and job["result"]["shards"] == 5
     reference = submit(client, "dataset_generation", spec)
     assert reference["result"]["shards_resumed"] == 0
+    quality = reference["result"]["provenance"]["quality"]  # every image, in the smoke classifier's features
+    assert quality["samples"] == quality["reference"] == 50 and quality["frechet_distance"] > 0
+    assert sum(quality["class_histogram"].values()) == 50 and quality["sampler"] == "ddpm-4"
     resumed, uninterrupted = shard_hashes(client, job_id), shard_hashes(client, reference["id"])
     assert len(resumed) == 5 and resumed == uninterrupted
 
