@@ -51,6 +51,13 @@ def _grid(examples: list[list[np.ndarray]], shape) -> bytes:
     return grid_png(images, nrow=GRID_PER_CLASS)
 
 
+def quality_picks(n: int, share: float, k: int) -> np.ndarray:
+    """A random `share` of a shard's n images (drawn from k, so the same on a resumed run). Random,
+    not every j-th: labels cycle through the classes, so a stride would pick a few classes only."""
+    size = min(n, int(np.ceil(n * share)))
+    return np.sort(np.random.default_rng(k).choice(n, size=size, replace=False))
+
+
 def _quality(ctx: JobContext, dataset: str, real, kept: np.ndarray, spec: DatasetGenerationSpec) -> dict | None:
     """The kept images' Fréchet distance to as many real test images, as the DDPM training job
     measures it (in the best registered classifier's features), or None without such a classifier."""
@@ -93,7 +100,7 @@ def run_dataset_generation(spec: DatasetGenerationSpec, ctx: JobContext) -> dict
     kept = np.zeros(model.num_classes, dtype=np.int64)
     seconds, made, resumed = 0.0, 0, 0
     examples: list[list[np.ndarray]] = [[] for _ in range(model.num_classes)]
-    stride = -(-ranges[-1][1] // QUALITY_SAMPLES)  # every stride-th image of each shard: all classes
+    share = QUALITY_SAMPLES / ranges[-1][1]  # of each shard's kept images, for the Fréchet distance
     spread: list[np.ndarray] = []
     for k, span in enumerate(ranges):
         if (arrays := _written_shard(ctx, k)) is not None:  # by an earlier attempt of this job
@@ -106,7 +113,7 @@ def run_dataset_generation(spec: DatasetGenerationSpec, ctx: JobContext) -> dict
                 ctx.save_artifact(s, f"dataset/{_shard_name(k)}", type="dataset", data=save(arrays))
         drawn += np.bincount(arrays["drawn"], minlength=model.num_classes)
         kept += np.bincount(arrays["y_train"], minlength=model.num_classes)
-        spread.append(arrays["x_train"][::stride])
+        spread.append(arrays["x_train"][quality_picks(len(arrays["x_train"]), share, k)])
         for image, label in zip(arrays["x_train"], arrays["y_train"], strict=True):
             if len(examples[label]) < GRID_PER_CLASS:
                 examples[label].append(image)

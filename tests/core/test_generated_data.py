@@ -16,6 +16,7 @@ from core.data.dataset import Dataset
 from core.data.loaders import dataset_files_present
 from core.diffusion.ddpm import load_diffusion, train_ddpm
 from core.diffusion.generate import MAX_IMAGES, filter_samples, generate_shard, shard_ranges
+from core.jobs.generation_runners import quality_picks
 from core.training import train
 from core.training.mixing import batch_indices, batch_plan, epoch_orders
 from tests.conftest import tiny_spec
@@ -37,6 +38,14 @@ def test_shards_cover_every_class_equally():
     assert np.bincount(labels).tolist() == [7] * 10
     with pytest.raises(ValueError, match="at most"):
         shard_ranges(DatasetGenerationSpec(per_class=100_000), MAX_IMAGES // 100_000 + 1)
+
+
+def test_the_images_kept_for_the_frechet_distance_span_every_class():
+    labels = np.arange(1000) % 10  # a shard's labels cycle through the classes
+    picks = quality_picks(1000, 0.2, k=3)
+    assert len(picks) == 200 and len(set(picks)) == 200
+    assert np.bincount(labels[picks], minlength=10).min() >= 10  # every-5th would give classes 0 and 5 only
+    assert (quality_picks(1000, 0.2, k=3) == picks).all() and len(quality_picks(7, 1.0, k=0)) == 7
 
 
 def test_a_shard_is_the_same_however_often_it_is_made(conditional):
