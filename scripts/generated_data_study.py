@@ -125,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             spec = {"classifier_id": classifier, "diffusion_id": diffusion, "purifier": {"t_star": t_star}}
             defended = ledger.run(f"defend {label} t{t_star}", "defended_model", spec)["model_id"]
             body = {"model_id": defended, "data": {"name": data_name}, "protocol": protocol}
-            r = ledger.run(f"evaluate {label} t{t_star}", "attack_evaluation", body)
-            report[f"evaluate {label} t{t_star}"] = r
+            name = f"evaluate {label} t{t_star} ({images} images, {steps} iterations, EOT {eot})"
+            report[name] = r = ledger.run(name, "attack_evaluation", body)  # a new attack size, a new job
             ways = r["defense"]
             print(
                 f"| {label} | {t_star} | {100 * r['clean_acc']:.1f} | "
