@@ -88,6 +88,7 @@ def generated() -> None:
     st.caption(
         f"{p['sampler']}-{p['steps']} (η = {p['eta']:g}), guidance {p['guidance_scale']:g}, seed {p['seed']}, "
         f"filter: {p['filter']['mode'] if p['filter'] else 'none'}; diffusion model {p['diffusion_model_id'][:8]}"
+        + (f"; Fréchet distance {q['frechet_distance']:.1f} ({q['samples']} images)" if (q := p.get("quality")) else "")
     )
     left, right = st.columns(2)
     with left:

@@ -125,6 +125,7 @@ GENERATED = {
         "drawn_per_class": [2000] * 10,
         "kept_per_class": [1900] * 10,
         "grid_artifact_id": "grid1",
+        "quality": {"frechet_distance": 30.8, "samples": 1000, "mean_confidence": 0.77},
     },
 }
 

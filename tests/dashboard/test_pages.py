@@ -227,5 +227,5 @@ def test_robustness_shows_a_defenses_three_numbers_and_a_generated_dataset():
     row = table.iloc[0]
     assert row["non-adaptive (attack the classifier, then purify)"] == 0.6 and row["BPDA + EOT"] == 0.4
     assert row["robust accuracy (the lowest)"] == 0.2 and row["t*"] == 100
-    assert any("ddim-50" in c.value for c in at.caption)
+    assert any("ddim-50" in c.value and "Fréchet distance 30.8 (1000 images)" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 3  # curves, scatter, the class histogram
