@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| arm | seeds | clean | robust |\n|---|---|---|---|\n" + "\n".join(rows))
     report = {"ddpm": ddpm_result, "generated": arms, "training": training}
     images, steps, eot = (int(v) for v in (args.purify or PURIFY_DEFAULTS[args.preset]).split(","))
-    protocol = {"ensemble": "rand", "eps": 0.1, "images": images, "steps": steps, "eot": eot}  # reduced: 2 cores
+    protocol = {"ensemble": "rand", "eps": 0.1, "images": images, "steps": steps, "eot": eot}
     data_name = ddpm["data"]["name"]
     print(f"\nPurification, evaluated with {protocol}\n")
     print(

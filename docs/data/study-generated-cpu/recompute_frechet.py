@@ -8,8 +8,6 @@ fixed job measures them, from the stored shards (run with the study's stack's se
 
 import json
 import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,7 +17,7 @@ from core.contract.specs import DataSpec
 from core.data import load_dataset
 from core.diffusion.quality import sample_quality
 from core.jobs.generation_runners import QUALITY_SAMPLES, quality_picks
-from core.jobs.model_cache import load_any
+from core.jobs.model_cache import ModelCache
 from core.settings import get_settings
 from core.store.artifacts import ArtifactStore
 from core.store.db import session_scope
@@ -30,9 +28,7 @@ store = ArtifactStore(settings.artifact_url)
 job_id, classifier_id = sys.argv[1], sys.argv[2]
 with session_scope(settings.database_url) as s:
     uri = s.get(RegisteredModel, classifier_id).checkpoint_uri
-with tempfile.TemporaryDirectory() as tmp:
-    store.download_folder(uri, Path(tmp))
-    classifier = load_any(tmp, device="cpu")
+classifier = ModelCache(1).get(classifier_id, uri, store, "cpu")  # as the worker loads it
 meta = json.loads(store.get_bytes(f"jobs/{job_id}/dataset/dataset.json"))
 shards = [f for f in meta["files"] if f.startswith("shard")]
 arrays = [load(store.get_bytes(f"jobs/{job_id}/dataset/{f}"))["x_train"] for f in shards]
