@@ -13,6 +13,10 @@
 # On the device machine (python3 with torch, numpy, safetensors; no pydantic, no diffusers, no
 # Fashion-MNIST): `bench/gpu_carry.sh` here fills .whl/ and .data/ (both ignored by git); carry
 # them and run: `bash bench/gpu.sh`.
+#
+# `bash bench/gpu.sh ddpm-fd` runs the one long measurement instead (bench/ddpm_fd.py, no time limit:
+# the gpu preset's DDPM trained to its end, then DDIM-50's Fréchet distance against DDPM-1000's;
+# a GPU machine lent for longer than 15 minutes; the smoke preset on a CPU), into ddpm_fd.json.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${OUT:-bench/results/gpu}
@@ -25,6 +29,11 @@ fi
 [ -d .data/fashion-mnist ] && export ROBUSTLAB_DATA_DIR=$PWD/.data
 PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 export PYTHONUNBUFFERED=1
+if [ "${1:-}" = ddpm-fd ]; then
+  PRESET=$("$PY" -c "import torch; print('gpu --n 1000' if torch.cuda.is_available() else 'smoke --n 100')")
+  # shellcheck disable=SC2086
+  exec "$PY" -m bench.ddpm_fd --preset $PRESET --out "${RUNS:-runs}/ddpm-fd" --json "$OUT_DIR/ddpm_fd.json"
+fi
 status=0
 # the limits are sized for a GPU (8 minutes in all); the small CPU version gets three times as long
 X=$("$PY" -c "import torch; print(1 if torch.cuda.is_available() else 3)")

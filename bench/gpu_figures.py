@@ -1,8 +1,9 @@
 """Issue 15's GPU figures in one run: PGD-10 adversarial training images/s of the gpu preset's
 PreAct ResNet-18 at 28 px (batch 256) in fp32 and in bf16 with channels_last, against the anchor
 of ~10,000 images/s (a FLOP estimate of an H100's ceiling) with a profile of where the time goes;
-DDPM-1000 and DDIM-50 samples/s at batch 256 of the gpu preset's UNet in fp32 and bf16; and
-two-process DDP training images/s when the node has two GPUs (bench/ddp_speed.py under torchrun).
+DDPM-1000 and DDIM-50 samples/s at batch 256 of the gpu preset's UNet in fp32 and bf16; that
+UNet's training images/s as its preset trains it (bf16, channels_last), and so the preset's training
+time on Fashion-MNIST; and two-process DDP training images/s when the node has two GPUs (bench/ddp_speed.py under torchrun).
 
     .venv/bin/python -m bench.gpu_figures [--out FILE]
 
@@ -27,7 +28,7 @@ from bench.common import machine
 from core.contract.diffusion_specs import DDPMSampleSpec
 from core.contract.presets import ddpm_preset, train_preset
 from core.device import autocast, prepare, resolve_device, to_input
-from core.diffusion.ddpm import DiffusionModel
+from core.diffusion.ddpm import DiffusionModel, denoising_loss, make_scheduler
 from core.diffusion.sampling import sample
 from core.models import build_model
 from core.training.objectives import batch_objective
@@ -118,6 +119,40 @@ def sampling_speed(device: torch.device, *, sampler: str, steps: int, amp: bool,
     return {"samples_per_s": round(batch / seconds, 2), "seconds": round(seconds, 2), "batch": batch, "steps": steps}
 
 
+def ddpm_training_speed(device: torch.device, *, batch: int, timed: int) -> dict:
+    """Training images/s of the gpu preset's DDPM with its own precision and memory format (bf16
+    and channels_last on a GPU), and what that makes of the preset's epochs over 60,000 images."""
+    spec = ddpm_preset("gpu")
+    amp = spec.amp and device.type == "cuda"
+    torch.manual_seed(0)
+    model = DiffusionModel(spec.model_copy(update={"amp": amp}), 1, 28, 10).to(device)
+    model = model.to(memory_format=torch.channels_last) if spec.channels_last else model
+    opt = torch.optim.Adam(model.unet.parameters(), lr=spec.lr)
+    alphas_cumprod = make_scheduler(spec).alphas_cumprod
+    x0 = (torch.rand(batch, 1, spec.image_size, spec.image_size, device=device) * 2 - 1).contiguous(
+        memory_format=torch.channels_last
+    )
+    labels = torch.randint(0, 10, (batch,), device=device)
+
+    def step() -> None:
+        loss = denoising_loss(model.unet, x0, labels, alphas_cumprod, model.spec)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        model.update_ema(spec.ema_decay)
+
+    rate = batch * timed / seconds_per_run(step, device, timed, warmup=2)
+    epoch_minutes = 60_000 / rate / 60
+    return {
+        "images_per_s": round(rate, 1),
+        "batch": batch,
+        "bf16": amp,
+        "epoch_minutes": round(epoch_minutes, 2),
+        "preset_epochs": spec.epochs,
+        "preset_training_hours": round(spec.epochs * epoch_minutes / 60, 2),
+    }
+
+
 def ddp_speed(gpu: bool) -> dict:
     """Two-process DDP training images/s against one process, from bench/ddp_speed.py under torchrun
     (skipped on a GPU node with fewer than two GPUs)."""
@@ -160,6 +195,8 @@ def main() -> None:
         for amp in ((False, True) if gpu else (False,))
     }
     print(json.dumps(result["sampling"]), flush=True)
+    result["ddpm_training"] = ddpm_training_speed(device, batch=batch if gpu else 4, timed=timed)
+    print(json.dumps(result["ddpm_training"]), flush=True)
     result["ddp_two_processes"] = ddp_speed(gpu)
     one = result["pgd10_at"]["bf16_channels_last" if gpu else "fp32"]["images_per_s"]
     if "images_per_s" in result["ddp_two_processes"]:

@@ -118,6 +118,17 @@ def predict_x0(x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, alphas_cum
     return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
 
 
+def denoising_loss(
+    unet: nn.Module, x0: torch.Tensor, labels: torch.Tensor | None, alphas_cumprod: torch.Tensor, spec: DDPMTrainSpec
+) -> torch.Tensor:
+    """The simple loss of one batch: ε_θ's mean squared error at a random t per image."""
+    t = torch.randint(0, spec.num_train_timesteps, (len(x0),), device=x0.device)
+    noise = torch.randn_like(x0)
+    with autocast(x0.device, spec.amp):
+        eps = unet(q_sample(x0, t, noise, alphas_cumprod), t, class_labels=labels).sample
+        return F.mse_loss(eps.float(), noise)
+
+
 def train_ddpm(
     spec: DDPMTrainSpec,
     out_dir: str | Path,
@@ -170,11 +181,7 @@ def train_ddpm(
                 labels = y_batch.clone()
                 labels[torch.rand(len(labels)) < spec.cond_drop_prob] = model.null_label
                 labels = labels.to(device)
-            t = torch.randint(0, spec.num_train_timesteps, (len(x0),), device=device)
-            noise = torch.randn_like(x0)
-            with autocast(device, spec.amp):
-                eps = unet(q_sample(x0, t, noise, alphas_cumprod), t, class_labels=labels).sample
-                loss = F.mse_loss(eps.float(), noise)
+            loss = denoising_loss(unet, x0, labels, alphas_cumprod, spec)
             opt.zero_grad(set_to_none=True)
             (loss * ddp.loss_weight(len(x0), total)).backward()
             opt.step()
