@@ -3,6 +3,8 @@
 A folder holds `model.safetensors` (weights), `train_state.safetensors` (optimizer tensors) and
 `checkpoint.json` (spec, epoch, history, optimizer scalars, RNG state, and `kind`). Folders written
 before `kind` existed still load: a diffusion checkpoint is the one that records its data `facts`.
+A training folder also keeps the epoch before in `.prev/` while the next one is written (and
+uploaded): a crash between the files of one checkpoint leaves a whole one to resume from.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from core.contract.names import MODEL_KINDS, ModelKind
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "train_state.safetensors"
 META_FILE = "checkpoint.json"
+PREVIOUS = ".prev"  # the subfolder holding the checkpoint before the current one
 
 
 def checkpoint_kind(meta: dict) -> ModelKind:

@@ -32,6 +32,7 @@ def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
     report = ctx.training_reporter(folder, 0.0, 0.8)
     generated = ctx.load_data(spec.generated.data) if spec.generated else None
     result = train(spec, folder, dataset=ds, generated=generated, progress=report, should_stop=ctx.should_stop)
+    ctx.publish_checkpoint(folder)
     model = load_model(folder, device=ctx.device)
     summary = classifier_summary(
         model,

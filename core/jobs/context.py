@@ -4,6 +4,7 @@ artifact store, a work folder, the model cache, and the helpers every runner sha
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from core.contract.checkpoint import PREVIOUS
 from core.contract.names import ModelKind
 from core.contract.progress import Progress, ProgressFn
 from core.contract.specs import DataSpec
@@ -112,6 +114,14 @@ class JobContext:
             if not has_checkpoint(folder):
                 self.store.download_folder(self.checkpoint_prefix, folder)
         return folder
+
+    def publish_checkpoint(self, folder: Path) -> None:
+        """Leave the finished checkpoint alone in the artifact store, where the registry points:
+        uploaded once more (a crash may have cut the last upload short), the previous epoch's copy
+        removed here and there."""
+        shutil.rmtree(folder / PREVIOUS, ignore_errors=True)
+        self.store.upload_folder(folder, self.checkpoint_prefix)
+        self.store.delete_tree(f"{self.checkpoint_prefix}/{PREVIOUS}")
 
     def training_reporter(self, folder: Path, start: float, end: float) -> ProgressFn:
         """A reporter for a training stage spanning [start, end] of the job that copies the

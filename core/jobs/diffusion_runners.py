@@ -41,6 +41,7 @@ def run_ddpm_training(spec: DDPMTrainSpec, ctx: JobContext) -> dict:
     t0 = time.perf_counter()
     report = ctx.training_reporter(folder, 0.0, 0.85)
     result = train_ddpm(spec, folder, dataset=ds, progress=report, should_stop=ctx.should_stop)
+    ctx.publish_checkpoint(folder)
     train_seconds = time.perf_counter() - t0
     model = load_diffusion(folder, device=ctx.device)
     classifier_id, classifier = quality_classifier(ctx, spec.data.label)

@@ -5,12 +5,15 @@ recorded in the store with its size and SHA-256."""
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from pathlib import Path
 
 import fsspec
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.contract.checkpoint import PREVIOUS
 from core.store.orm import Artifact
 
 CONTENT_TYPES = {".png": "image/png", ".json": "application/json", ".safetensors": "application/octet-stream"}
@@ -35,10 +38,18 @@ class ArtifactStore:
         return path if self.protocol == "file" else f"{self.protocol}://{path}"
 
     def put_bytes(self, key: str, data: bytes) -> str:
+        """Store `data` at `key`, whole or not at all (an object store's put is; in a local folder
+        the bytes go to a temporary name that is renamed)."""
         path = self._path(key)
         self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        with self.fs.open(path, "wb") as f:
-            f.write(data)
+        if self.protocol != "file":
+            with self.fs.open(path, "wb") as f:
+                f.write(data)
+            return self.uri(key)
+        local = Path(self.fs._strip_protocol(path))
+        part = local.with_name(f".{local.name}.part")
+        part.write_bytes(data)
+        os.replace(part, local)
         return self.uri(key)
 
     def get_bytes(self, key: str) -> bytes:
@@ -72,20 +83,33 @@ class ArtifactStore:
         return self.fs.exists(self._path(key))
 
     def upload_folder(self, folder: Path, prefix: str) -> None:
-        for path in sorted(folder.iterdir()):
-            if path.is_file() and not path.name.startswith("."):
-                self.put_bytes(f"{prefix}/{path.name}", path.read_bytes())
+        """Copy the files of `folder` under `prefix`: those of its `.prev/` (a checkpoint's
+        previous epoch) first, then the others, JSON files last (a checkpoint's JSON names
+        the tensor files it goes with)."""
+        for sub, remote in ((folder / PREVIOUS, f"{prefix}/{PREVIOUS}"), (folder, prefix)):
+            if not sub.is_dir():
+                continue
+            files = [p for p in sub.iterdir() if p.is_file() and not p.name.startswith(".")]
+            for path in sorted(files, key=lambda p: (p.suffix == ".json", p.name)):
+                self.put_bytes(f"{remote}/{path.name}", path.read_bytes())
 
     def download_folder(self, prefix: str, folder: Path) -> bool:
-        """Copy every file under `prefix` into `folder`; False if there is none."""
+        """Copy every file under `prefix` (and its `.prev/`) into `folder`, JSON files last, each
+        written whole or not at all; False if there is none."""
         base = self._path(prefix)
         if not self.fs.exists(base):
             return False
-        folder.mkdir(parents=True, exist_ok=True)
-        for remote in self.fs.ls(base, detail=False):
-            name = remote.rstrip("/").rsplit("/", 1)[-1]
-            with self.fs.open(remote, "rb") as f:
-                (folder / name).write_bytes(f.read())
+        for remote_dir, local in ((f"{base}/{PREVIOUS}", folder / PREVIOUS), (base, folder)):
+            if not self.fs.isdir(remote_dir):
+                continue
+            files = [e["name"] for e in self.fs.ls(remote_dir, detail=True) if e["type"] == "file"]
+            local.mkdir(parents=True, exist_ok=True)
+            for remote in sorted(files, key=lambda n: (n.endswith(".json"), n)):
+                target = local / remote.rstrip("/").rsplit("/", 1)[-1]
+                part = target.with_name(f".{target.name}.part")
+                with self.fs.open(remote, "rb") as src, open(part, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                os.replace(part, target)
         return True
 
 

@@ -3,7 +3,10 @@
 names and the `kind` field are the contract's (`core.contract.checkpoint`).
 
 Files are written to temporary names and renamed; the JSON goes last and records the SHA-256 of
-both tensor files, so a torn write is detected instead of resumed from.
+both tensor files, so a torn write is detected instead of resumed from. Before the renames the
+whole checkpoint they replace is linked into `.prev/`: a crash between two renames (or between two
+uploads of the folder, which carry `.prev/` too) leaves files of two epochs, and the loader takes
+the newest JSON whose recorded tensor files it finds in either place.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from core.contract.checkpoint import META_FILE, MODEL_FILE, STATE_FILE
+from core.contract.checkpoint import META_FILE, MODEL_FILE, PREVIOUS, STATE_FILE
 from core.contract.names import MODEL_KINDS, ModelKind
 
 
@@ -82,22 +86,64 @@ def save_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, 
         "sha256": {n: _sha256(folder / f".{n}.tmp") for n in (MODEL_FILE, STATE_FILE)},
     }
     (folder / f".{META_FILE}.tmp").write_text(json.dumps(meta, indent=1))
+    _keep_previous(folder)
     for name in (MODEL_FILE, STATE_FILE, META_FILE):
         os.replace(folder / f".{name}.tmp", folder / name)
 
 
+def whole_checkpoint(folder: Path) -> dict[str, Path] | None:
+    """The files of one whole checkpoint in `folder` (name → path): the current JSON, else the
+    one in `.prev/`, with tensor files of the hashes it recorded, taken from either place; None
+    when no JSON finds its tensor files."""
+    places = [folder, folder / PREVIOUS]
+    digests: dict[Path, str] = {}
+
+    def digest(path: Path) -> str | None:
+        if path not in digests and path.is_file():
+            digests[path] = _sha256(path)
+        return digests.get(path)
+
+    for place in places:
+        try:
+            recorded = json.loads((place / META_FILE).read_text())["sha256"]
+        except (OSError, ValueError, KeyError, TypeError):  # none there, cut short, or not a training checkpoint
+            continue
+        found = {name: next((p / name for p in places if digest(p / name) == h), None) for name, h in recorded.items()}
+        if all(found.values()):
+            return {META_FILE: place / META_FILE, **found}
+    return None
+
+
+def _keep_previous(folder: Path) -> None:
+    """Link the whole checkpoint the next one replaces into `.prev/` (copies where links fail)."""
+    whole = whole_checkpoint(folder)
+    if whole is None:
+        return
+    staging, previous = folder / f"{PREVIOUS}.tmp", folder / PREVIOUS
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    for name, path in whole.items():
+        try:
+            os.link(path, staging / name)
+        except OSError:
+            shutil.copy2(path, staging / name)
+    shutil.rmtree(previous, ignore_errors=True)
+    os.replace(staging, previous)
+
+
 def load_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer) -> dict:
-    """Restore weights, optimizer and RNG state from `folder`; returns the JSON metadata.
+    """Restore weights, optimizer and RNG state from the whole checkpoint in `folder`
+    (`whole_checkpoint`); returns its JSON metadata.
 
     Raises:
-        ValueError: the tensor files do not match the hashes the JSON recorded.
+        ValueError: no JSON in `folder` finds the tensor files whose hashes it recorded.
     """
-    meta = json.loads((folder / META_FILE).read_text())
-    for name, digest in meta["sha256"].items():
-        if _sha256(folder / name) != digest:
-            raise ValueError(f"{folder / name} does not match {META_FILE}: torn checkpoint")
-    model.load_state_dict(load_file(folder / MODEL_FILE))
-    opt.load_state_dict(_optimizer_join(meta["optimizer"], load_file(folder / STATE_FILE)))
+    whole = whole_checkpoint(folder)
+    if whole is None:
+        raise ValueError(f"{folder}: its tensor files do not match the hashes {META_FILE} recorded: torn checkpoint")
+    meta = json.loads(whole[META_FILE].read_text())
+    model.load_state_dict(load_file(whole[MODEL_FILE]))
+    opt.load_state_dict(_optimizer_join(meta["optimizer"], load_file(whole[STATE_FILE])))
     set_rng_state(meta["rng"])
     return meta
 
