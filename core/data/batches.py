@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from core.data.dataset import Dataset
+from core.data.folder import UNREADABLE, UnreadableImage
 from core.data.lazy import LazyImages
 
 PREFETCH = 2  # batches each loader worker reads ahead
@@ -78,4 +79,8 @@ def read_batches(
         prefetch_factor=PREFETCH if workers else None,
         generator=torch.Generator(),  # its own: the workers' seed must not shift the training's random draws
     )
-    yield from loader
+    try:
+        yield from loader
+    except UnreadableImage as e:  # from a worker: its message holds the worker's whole traceback
+        line = next((t for t in reversed(str(e).splitlines()) if UNREADABLE in t), str(e))
+        raise UnreadableImage(line.split(f"{UnreadableImage.__name__}: ", 1)[-1]) from None

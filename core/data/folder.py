@@ -8,6 +8,29 @@ import numpy as np
 from PIL import Image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+UNREADABLE = "not a readable image"
+
+
+class UnreadableImage(ValueError):
+    """An image file that does not decode (cut short, not an image, too big to open); the message
+    starts with its path."""
+
+
+def decode(path: Path, channels: int, size: int | None) -> np.ndarray:
+    """The image at `path` as (H, W) or (H, W, 3) uint8: converted to `channels` (1: L, 3: RGB),
+    resized to `size` when given and different.
+
+    Raises:
+        UnreadableImage: the file does not decode.
+    """
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+            if size is not None and img.size != (size, size):
+                img = img.resize((size, size), Image.Resampling.BILINEAR)
+            return np.array(img, dtype=np.uint8)  # a writable copy
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise UnreadableImage(f"{path}: {UNREADABLE} ({e})") from None
 
 
 def read_folder(
@@ -26,13 +49,9 @@ def read_folder(
     paths, labels, classes = list_folder(folder)
     images = []
     for path in paths:
-        with Image.open(path) as img:
-            if channels is None:
-                channels = 1 if img.mode in ("L", "1", "I", "I;16") else 3
-            img = img.convert("L" if channels == 1 else "RGB")
-            if size is not None:
-                img = img.resize((size, size), Image.Resampling.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8)
+        if channels is None:
+            channels = first_image_shape(path)[0]
+        arr = decode(path, channels, size)
         if images and arr.shape != images[0].shape:
             raise ValueError(f"{path}: size {arr.shape} differs from {images[0].shape}; set size")
         images.append(arr)
@@ -63,5 +82,8 @@ def list_folder(folder: Path) -> tuple[list[Path], np.ndarray, list[str]]:
 
 def first_image_shape(path: Path) -> tuple[int, int, int]:
     """(channels, height, width) of the image at `path`, as `read_folder` takes them (L → 1, else 3)."""
-    with Image.open(path) as img:
-        return (1 if img.mode in ("L", "1", "I", "I;16") else 3), img.size[1], img.size[0]
+    try:
+        with Image.open(path) as img:
+            return (1 if img.mode in ("L", "1", "I", "I;16") else 3), img.size[1], img.size[0]
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise UnreadableImage(f"{path}: {UNREADABLE} ({e})") from None

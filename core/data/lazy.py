@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from safetensors import safe_open
+
+from core.data.folder import decode
 
 STREAM_ABOVE_BYTES = 2 * 2**30  # a split whose float images would take more than this is read lazily
 
@@ -67,12 +68,7 @@ class FolderImages(LazyImages):
         self.paths, self.channels, self.size = paths, channels, size
 
     def read(self, source_row: int) -> np.ndarray:
-        path = self.paths[source_row]
-        with Image.open(path) as img:
-            img = img.convert("L" if self.channels == 1 else "RGB")
-            if img.size != (self.size, self.size):
-                img = img.resize((self.size, self.size), Image.Resampling.BILINEAR)
-            arr = np.array(img, dtype=np.uint8)  # a writable copy
+        arr = decode(self.paths[source_row], self.channels, self.size)
         return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 

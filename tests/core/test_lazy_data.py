@@ -99,3 +99,20 @@ def test_a_ddpm_trains_on_a_streamed_dataset(tmp_path, shards):
 
     result = train_ddpm(tiny(epochs=1, data=spec_of("uploaded", shards, True)), tmp_path)
     assert np.isfinite(result.final["train_loss"])
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_cut_short_image_fails_training_with_its_path_in_one_line(tmp_path, folder, stream):
+    import shutil
+
+    from core.data.folder import UnreadableImage
+
+    copy = tmp_path / "data"
+    shutil.copytree(folder, copy)
+    bad = sorted((copy / "train").glob("*/*.png"))[123]
+    bad.write_bytes(bad.read_bytes()[:40])
+    spec = tiny_spec(epochs=1, eval_subset=16)
+    with pytest.raises(UnreadableImage) as caught:
+        train(spec.model_copy(update={"data": spec_of("folder", copy, stream)}), tmp_path / "run")
+    message = str(caught.value)
+    assert message.startswith(f"{bad}: not a readable image") and "\n" not in message, message
