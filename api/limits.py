@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import redis
@@ -15,6 +14,7 @@ from core.contract.job_specs import EvalSpec, ImageAttackSpec
 from core.contract.memory import estimate_bytes, fields_to_change
 from core.contract.specs import AttackSpec, ModelSpec, ProtocolSpec, TrainSpec
 from core.settings import Settings
+from core.store.announcements import largest
 
 
 def _too_big(field: str, value, limit) -> HTTPException:
@@ -91,7 +91,6 @@ def interactive_rate(caller: KeyDep, settings: SettingsDep) -> None:
 InteractiveRate = Depends(interactive_rate)
 
 
-WORKER_KEY = "robustlab:worker:"  # what each worker announces (worker/duties.py), with a TTL
 _announced: dict[str, tuple[float, dict[str, int], dict[str, int]]] = {}
 BUDGETS_CACHE_SECONDS = 10.0
 
@@ -103,16 +102,9 @@ def _announcements(redis_url: str) -> tuple[dict[str, int], dict[str, int]]:
     hit = _announced.get(redis_url)
     if hit and hit[0] > now:
         return hit[1], hit[2]
-    budgets: dict[str, int] = {}
-    devices: dict[str, int] = {}
     try:
-        client = redis_client(redis_url)
-        for key in client.scan_iter(WORKER_KEY + "*"):
-            info = json.loads(client.get(key) or "{}")
-            for queue in info.get("queues", []):
-                budgets[queue] = max(budgets.get(queue, 0), int(info.get("memory_bytes") or 0))
-                devices[queue] = max(devices.get(queue, 0), int(info.get("devices") or 1))
-    except (redis.RedisError, ValueError, TypeError):  # away, or an announcement that is not what it should be
+        budgets, devices = largest(redis_client(redis_url))
+    except redis.RedisError:
         budgets, devices = {}, {}
     _announced[redis_url] = (now + BUDGETS_CACHE_SECONDS, budgets, devices)
     return budgets, devices

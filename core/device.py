@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 
 import torch
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -33,7 +37,13 @@ def to_input(x: torch.Tensor, device: torch.device, channels_last: bool) -> torc
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
+@functools.cache  # asked every few seconds; said once
 def owned_devices(setting: int = 0) -> int:
-    """How many devices a worker offers multi-process (`gpus`) jobs: `setting` when set, else its
-    CUDA devices, else 1 (the CPU, one process)."""
-    return setting or torch.cuda.device_count() or 1
+    """How many devices a worker offers multi-process (`gpus`) jobs: `setting` when set (at most
+    its CUDA devices, where it has some: a rank needs a GPU of its own), else its CUDA devices,
+    else 1 (the CPU, one process)."""
+    cuda = torch.cuda.device_count()
+    if setting and cuda and setting > cuda:
+        log.warning("ROBUSTLAB_DEVICES=%d but this machine has %d CUDA devices: offering %d", setting, cuda, cuda)
+        return cuda
+    return setting or cuda or 1

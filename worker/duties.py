@@ -4,7 +4,6 @@ budget for the API's memory admission) and re-enqueue jobs that Redis lost or wh
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -16,11 +15,11 @@ from core.device import owned_devices
 from core.jobs.outage import STORE_AWAY
 from core.settings import get_settings, memory_budget
 from core.store import jobs as store_jobs
+from core.store.announcements import announce, withdraw
 from core.store.db import session_scope
 from core.store.orm import utcnow
 
 log = logging.getLogger(__name__)
-WORKER_KEY = "robustlab:worker:"
 RECONCILE_LOCK = "robustlab:reconcile-lock"
 ANNOUNCE_EVERY = 10.0  # seconds; shorter when leases are shorter (see _loop)
 _stop = threading.Event()
@@ -47,7 +46,7 @@ def _loop(app, queues: list[str], name: str) -> None:
                 "memory_bytes": memory_budget(settings),
                 "devices": owned_devices(settings.devices),
             }
-            client.set(WORKER_KEY + name, json.dumps(announcement), ex=max(1, int(3 * every)))
+            announce(client, name, announcement, int(3 * every))
             if client.set(RECONCILE_LOCK, name, nx=True, ex=max(1, int(every))):
                 reenqueue_lost_jobs(app, client, settings, grace_seconds=2 * settings.lease_seconds)
         except (redis.ConnectionError, redis.TimeoutError, *STORE_AWAY) as e:  # away for a moment
@@ -55,7 +54,7 @@ def _loop(app, queues: list[str], name: str) -> None:
         except Exception:
             log.exception("worker duties failed; retrying")
         if _stop.wait(every):
-            client.delete(WORKER_KEY + name)
+            withdraw(client, name)
             return
 
 

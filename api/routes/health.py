@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import redis
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
@@ -12,10 +10,10 @@ from sqlalchemy import text
 from api.deps import SessionDep, SettingsDep
 from api.metrics import REGISTRY
 from core.contract.names import JOB_STATUSES
+from core.store.announcements import announcements
 from core.store.jobs import count_by_status
 
 router = APIRouter(tags=["health"])
-WORKER_KEY = "robustlab:worker:"  # written by each worker every few seconds, with a TTL
 
 
 @router.get("/healthz")
@@ -31,11 +29,7 @@ def healthz(session: SessionDep, settings: SettingsDep, response: Response) -> d
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=2)
         client.ping()
         checks["redis"] = "ok"
-        checks["workers"] = {
-            k.decode()[len(WORKER_KEY) :]: json.loads(v or "{}")
-            for k in client.scan_iter(WORKER_KEY + "*")
-            if (v := client.get(k))
-        }
+        checks["workers"] = announcements(client)
     except Exception as e:
         checks["redis"] = f"error: {type(e).__name__}"
         checks["workers"] = {}

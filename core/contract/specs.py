@@ -317,6 +317,10 @@ def check_batch_splits(spec: Spec) -> Spec:
     """`spec` unchanged, or a ValueError when its batch cannot give each of its `gpus` processes an image."""
     if spec.batch_size < spec.gpus:
         raise ValueError(f"batch_size {spec.batch_size} is smaller than gpus {spec.gpus}: each process needs images")
+    if spec.data.train_subset is not None and spec.data.train_subset < spec.gpus:
+        raise ValueError(
+            f"data.train_subset {spec.data.train_subset} is smaller than gpus {spec.gpus}: each process needs images"
+        )
     return spec
 
 

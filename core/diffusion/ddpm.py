@@ -170,6 +170,7 @@ def train_ddpm(
         loss_sum, seen = 0.0, 0
         plan = [order[b * spec.batch_size : (b + 1) * spec.batch_size] for b in range(batches)]
         kept = [b for b in range(batches) if len(plan[b]) >= ranks]  # a batch smaller than the world: all skip it
+        ddp.check_shared(len(kept), n)
         planned = PlannedBatches([Picked(ddp.share(plan[b])) for b in kept], ds)
         read = read_batches(planned, device=device, workers=loader_workers(ranks))
         for b, (x_batch, y_batch) in zip(kept, read, strict=True):

@@ -14,15 +14,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import redis
+
 from core.device import owned_devices
 from core.jobs.model_cache import ModelCache
 from core.jobs.running import finish, run_in_process
 from core.jobs.supervise import poison_message, supervise
 from core.settings import Settings
 from core.store import jobs as store_jobs
+from core.store.announcements import largest
 from core.store.db import session_scope
 
 log = logging.getLogger(__name__)
+
+
+def most_devices(redis_url: str) -> int:
+    """The most devices a live train worker announced (0 when Redis does not answer)."""
+    try:
+        return largest(redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2))[1].get("train", 0)
+    except redis.RedisError:
+        return 0
 
 
 def execute_job(
@@ -46,6 +57,7 @@ def execute_job(
                 lease_seconds=settings.lease_seconds,
                 running_limit=settings.max_running_train_jobs_per_user,
                 devices=owned_devices(settings.devices),
+                largest=most_devices(settings.redis_url),
             )
         else:
             job = store_jobs.claim_job(s, job_id=job_id, worker=worker, lease_seconds=settings.lease_seconds)

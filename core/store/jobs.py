@@ -88,7 +88,10 @@ def claim_job(session: Session, *, job_id: str, worker: str, lease_seconds: floa
 
 
 def waiting_for_devices(asked: int, largest: int) -> str:
-    """The message of a job that no train worker can run yet."""
+    """The message of a job that no train worker can run yet (`largest`: the most devices a live
+    train worker has)."""
+    if largest >= asked:
+        return f"waiting for a train worker with {asked} devices (gpus: {asked}): those that have them are busy"
     return (
         f"waiting for a train worker with {asked} devices (gpus: {asked}); the largest one seen has {largest}: "
         "start one with ROBUSTLAB_DEVICES (docs/deploy.md) or ask for fewer"
@@ -101,13 +104,15 @@ def devices_asked(job: Job) -> int:
     return gpus if isinstance(gpus, int) and gpus >= 1 else 1
 
 
-def fair_order(session: Session, *, queue: str, running_limit: int, devices: int | None = None) -> list[str]:
+def fair_order(
+    session: Session, *, queue: str, running_limit: int, devices: int | None = None, largest: int = 0
+) -> list[str]:
     """The queued jobs of `queue` in the order the lab's users should be served: only users with
     fewer than `running_limit` jobs running; of those, the fewest running first, then the one
     served longest ago (its latest claim), then each user's oldest job. So one user's long study
     interleaves with everyone else's jobs instead of holding the workers until it is done.
     With `devices`, only the jobs asking for at most that many (the others wait, with a message
-    that says why)."""
+    that says why: `largest` is the most devices any live worker of the queue announced)."""
     running = dict(
         session.execute(
             select(Job.owner_id, func.count()).where(Job.queue == queue, Job.status == "running").group_by(Job.owner_id)
@@ -127,7 +132,7 @@ def fair_order(session: Session, *, queue: str, running_limit: int, devices: int
     if devices is not None:
         too_big = [q for q in queued if devices_asked(q) > devices]
         for job in too_big:
-            if job.message != (message := waiting_for_devices(devices_asked(job), devices)):
+            if job.message != (message := waiting_for_devices(devices_asked(job), max(devices, largest))):
                 job.message = message
         queued = [q for q in queued if devices_asked(q) <= devices]
     never = datetime.min.replace(tzinfo=UTC)
@@ -147,6 +152,7 @@ def claim_fairly(
     lease_seconds: float,
     running_limit: int,
     devices: int | None = None,
+    largest: int = 0,
 ) -> Job | None:
     """The job a worker delivered `delivered` should run: that job itself when it is a crashed
     run to resume (running under an expired lease), else the fairest queued job of `queue`
@@ -157,7 +163,7 @@ def claim_fairly(
         if devices is not None and devices_asked(resumed) > devices:
             return None  # a worker with enough devices resumes it
         return claim_job(session, job_id=delivered, worker=worker, lease_seconds=lease_seconds)
-    for job_id in fair_order(session, queue=queue, running_limit=running_limit, devices=devices):
+    for job_id in fair_order(session, queue=queue, running_limit=running_limit, devices=devices, largest=largest):
         job = claim_job(session, job_id=job_id, worker=worker, lease_seconds=lease_seconds)
         if job is not None:
             return job

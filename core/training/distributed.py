@@ -18,11 +18,9 @@ follows (evaluation, registration) is rank 0's; every rank of such a job ends wi
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import logging
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
@@ -31,8 +29,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from core.lifetime import die_with_parent
+
 log = logging.getLogger(__name__)
-PR_SET_PDEATHSIG = 1  # prctl(2)
 _alone = False  # rank 0 after `follower_done`: the others have left
 _kept: list[nn.Module] = []  # DDP wrappers never destroyed (see `follower_done`)
 TIMEOUT = timedelta(minutes=30)  # a rank waits this long for the others (rank 0's evaluation is shorter)
@@ -49,19 +48,6 @@ def peer_failure(error: str | None) -> bool:
 
 class FollowerDone(Exception):
     """A follower rank's part of a distributed job is over: rank 0 does the rest."""
-
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent (torchrun) dies: a rank never trains on
-    alone after its launcher was killed (torchrun starts each rank in a session of its own, out of
-    reach of a kill of the launcher's group). Elsewhere: nothing."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before the request
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def start_from_env() -> bool:
@@ -114,6 +100,13 @@ def share(idx: torch.Tensor) -> torch.Tensor:
     """This rank's part of a global batch's indices (contiguous parts, sizes differing by at most 1)."""
     rank, size = world()
     return idx.tensor_split(size)[rank] if size > 1 else idx
+
+
+def check_shared(batches: int, images: int) -> None:
+    """Refuse an epoch with no batch to train on: every batch smaller than the processes (or no
+    images at all)."""
+    if batches == 0:
+        raise ValueError(f"{images} training images make no batch for {world()[1]} process(es): ask for fewer gpus")
 
 
 def loss_weight(local: int, total: int) -> float:

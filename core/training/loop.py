@@ -135,6 +135,7 @@ def train(
         net.train()
         loss_sum, correct, seen = 0.0, 0, 0
         picked, totals = epoch_plan(plan, orders, ranks)
+        ddp.check_shared(len(picked), len(ds.x_train))
         batches = read_batches(PlannedBatches(picked, ds, generated), device=device, workers=loader_workers(ranks))
         for b, (x, y) in zip(totals, batches, strict=True):
             stop_if_asked(lambda: ddp.any_rank(should_stop(), device))

@@ -110,3 +110,14 @@ def test_each_rank_gets_a_share_of_the_real_and_generated_images_together(monkey
         reals = torch.cat([s[b].real for s in shares])
         gens = torch.cat([s[b].generated for s in shares])
         assert torch.equal(reals, alone[b].real) and torch.equal(gens, alone[b].generated)
+
+
+def test_a_worker_offers_no_more_gpus_than_it_has(monkeypatch, caplog):
+    from core.device import owned_devices
+
+    offered = owned_devices.__wrapped__  # uncached
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert (offered(0), offered(1), offered(2)) == (2, 1, 2)
+    assert offered(8) == 2 and "ROBUSTLAB_DEVICES=8 but this machine has 2 CUDA devices" in caplog.text
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert (offered(0), offered(3)) == (1, 3)  # on the CPU: gloo processes, as many as set

@@ -28,7 +28,13 @@ def test_a_multi_process_spec_needs_an_image_per_process_and_only_disk_datasets_
     from core.contract.diffusion_specs import DDPMTrainSpec
 
     assert TrainSpec(gpus=4, batch_size=4).gpus == 4 and DDPMTrainSpec(gpus=2).gpus == 2
-    for bad in (lambda: TrainSpec(gpus=4, batch_size=3), lambda: DDPMTrainSpec(gpus=8, batch_size=4)):
+    few = DataSpec(name="digits", train_subset=3)
+    for bad in (
+        lambda: TrainSpec(gpus=4, batch_size=3),
+        lambda: DDPMTrainSpec(gpus=8, batch_size=4),
+        lambda: TrainSpec(gpus=4, batch_size=8, data=few),
+        lambda: DDPMTrainSpec(gpus=4, data=few),
+    ):
         with pytest.raises(ValidationError, match="smaller than gpus"):
             bad()
     with pytest.raises(ValidationError, match="gpus"):

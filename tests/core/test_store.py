@@ -322,3 +322,31 @@ def test_a_step_written_twice_keeps_each_metric_once(db):
     with session_scope(db) as s:
         points = [(m.step, m.name, m.value) for m in store_jobs.get_metrics(s, job_id=job_id)]
     assert sorted(points) == [(1, "acc", 0.5), (1, "loss", 0.9), (2, "loss", 0.8)]
+
+
+def test_a_gpus_job_too_big_for_the_claiming_worker_says_whether_a_bigger_one_exists(db):
+    from core.store.keys import ensure_user
+
+    with session_scope(db) as s:
+        owner = ensure_user(s, name="alice").id
+        big = store_jobs.create_job(s, kind="adversarial_training", spec={"gpus": 4}, owner_id=owner).id
+
+    def message_after_claim(largest: int) -> str:
+        with session_scope(db) as s:
+            claimed = store_jobs.claim_fairly(
+                s,
+                delivered=big,
+                queue="train",
+                worker="w",
+                lease_seconds=30,
+                running_limit=2,
+                devices=1,
+                largest=largest,
+            )
+            assert claimed is None  # a one-device worker never takes it
+        with session_scope(db) as s:
+            return store_jobs.get_job(s, job_id=big).message
+
+    assert "the largest one seen has 2" in message_after_claim(2)  # no live worker has 4
+    assert message_after_claim(4).endswith("those that have them are busy")  # one has: it is busy
+    assert "largest one seen has 1" in message_after_claim(0)  # Redis did not say: this worker's own count

@@ -130,3 +130,16 @@ def test_trades_trains_and_its_beta_trades_clean_for_robust(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert zero_beta.final["train_loss"] == plain.final["train_loss"]
     assert result.final["train_loss"] > zero_beta.final["train_loss"]  # the KL term adds to the loss
+
+
+def test_an_epoch_with_no_batch_to_train_on_is_refused_by_name(monkeypatch):
+    import core.training.distributed as ddp
+    from core.training.loop import epoch_plan
+    from core.training.mixing import batch_plan, epoch_orders
+
+    monkeypatch.setattr(ddp, "world", lambda: (0, 4))  # four processes meet a folder of 3 images
+    plan = batch_plan(2, 3, None)
+    picked, _ = epoch_plan(plan, epoch_orders(plan, 0, 0), 4)
+    assert picked == []
+    with pytest.raises(ValueError, match="3 training images make no batch for 4 process"):
+        ddp.check_shared(len(picked), 3)
