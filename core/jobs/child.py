@@ -17,6 +17,7 @@ import time
 import core.training.distributed as ddp
 from core.contract.kinds import job_kind
 from core.contract.progress import Progress, Stopped
+from core.jobs import rank_errors
 from core.jobs.context import JobContext
 from core.jobs.faults import maybe_fail
 from core.jobs.model_cache import ModelCache
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     distributed = ddp.start_from_env()
     ctx = make_context(job_id, owner_id, settings, ModelCache(settings.model_cache_size))
     if ddp.is_follower():
-        ddp.exit_now(follow(ctx, kind, raw_spec))
+        ddp.exit_now(follow(ctx, kind, raw_spec, settings.fault_dir))
     maybe_fail(settings.fault_dir, job_id, "start")
     report = ctx.progress
 
@@ -64,17 +65,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def follow(ctx: JobContext, kind: str, raw_spec: dict) -> int:
+def follow(ctx: JobContext, kind: str, raw_spec: dict, fault_dir=None) -> int:
     """A follower rank's part: the runner up to the end of its training (`FollowerDone`), quiet.
-    On an error it waits before exiting, so that rank 0, which most likely meets the same error,
-    writes it as the job's failure before torchrun stops everyone."""
+    On an error of its own it leaves the error for the supervisor (`rank_errors`) and waits before
+    exiting, so that rank 0, if it meets the same error, writes it as the job's failure before
+    torchrun stops everyone."""
     ctx.progress = lambda p: None
     try:
+        maybe_fail(fault_dir, ctx.job_id, "follower")
         job_kind(kind).resolve_runner()(job_kind(kind).spec.model_validate(raw_spec), ctx)
     except (ddp.FollowerDone, Stopped):
         return 0
-    except Exception:
-        log.exception("job %s: rank %d failed", ctx.job_id, ddp.world()[0])
+    except Exception as e:
+        rank, error = ddp.world()[0], f"{type(e).__name__}: {e}"
+        log.exception("job %s: rank %d failed", ctx.job_id, rank)
+        if not ddp.peer_failure(error):  # its own error, not a collective broken by another rank's death
+            rank_errors.record(ctx.work_dir / ctx.job_id, rank, error)
         time.sleep(3 * PEER_GRACE_SECONDS)
         return 1
     log.error("job %s: rank %d ran past training", ctx.job_id, ddp.world()[0])

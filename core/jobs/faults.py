@@ -6,6 +6,7 @@ does): the file `<fault dir>/<job id>` says what to do and when, e.g.
     segfault@epoch:2       a segmentation fault once epoch 2's metrics are reported
     allocate:4000000000@start   allocate and touch 4 GB (past a memory budget: the worker kills it)
     sigkill@finish         SIGKILL after the runner returned, before the job's final write
+    error@follower         an exception in each rank beyond 0 of a `gpus` job as its training starts
 
 A file whose first line is followed by `once` is removed when it fires, so the next attempt runs.
 """
@@ -52,5 +53,7 @@ def maybe_fail(fault_dir: Path | None, job_id: str, point: str) -> None:
         for i in range(0, len(block), 4096):  # touch every page: resident, not just reserved
             block[i] = 1
         _HELD.append(block)  # kept until the process ends (or the worker kills it)
+    elif what == "error":
+        raise RuntimeError(f"injected error at {point}")
     else:
         raise ValueError(f"unknown injected fault {what!r}")

@@ -1,5 +1,6 @@
 """A worker that survives its job. A train job runs in a child process (`core.jobs.child`, a fresh
-interpreter: spawn, not fork) while the worker holds its lease and watches it: its memory (killed
+interpreter: spawn, not fork) while the worker holds its lease and watches it: its memory (the
+proportional share of the child and every process under it, data-loader workers included; killed
 past the worker's budget), its wall-clock time (killed and failed past its kind's limit), the
 lease (killed if another worker took the job), and how it ended (exit code or signal, peak
 resident memory, its last progress message). An abnormal end is recorded in the job's
@@ -7,8 +8,9 @@ resident memory, its last progress message). An abnormal end is recorded in the 
 then it is failed with every attempt's cause (a poison job stops taking workers down).
 
 A job with `gpus: G > 1` runs under torchrun, which starts G ranks (each in a session of its own):
-memory is counted over the whole process tree, a kill reaches every process in it, and the ranks
-die with torchrun if it is killed first (`core.training.distributed.die_with_parent`)."""
+a kill reaches every process in the tree, and the ranks die with torchrun if it is killed first.
+The child (or torchrun) itself dies with the worker (`core.lifetime`): a killed worker leaves no
+attempt training on beside the one that takes the job over."""
 
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from core.contract.checkpoint import PREVIOUS
+from core.jobs import rank_errors
 from core.jobs.outage import STORE_AWAY, while_store_away
 from core.jobs.running import finish, heartbeat
 from core.settings import Settings, memory_budget, settings_env, time_limit
@@ -38,8 +42,17 @@ POLL_SECONDS = 0.25
 GRACE_SECONDS = 10.0  # between SIGTERM and SIGKILL
 
 
-def _rss(pid: int) -> int:
-    """The process' resident memory in bytes (0 when it cannot be read)."""
+def _memory(pid: int) -> int:
+    """The process' proportional share of resident memory in bytes (PSS: a page shared by n
+    processes counts 1/n in each, so forked DataLoader workers do not count their parent's pages
+    again); its resident memory where PSS cannot be read; 0 when neither can."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
     try:
         with open(f"/proc/{pid}/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -81,11 +94,13 @@ def _stop(proc: subprocess.Popen, tree: bool = False) -> None:
 
 
 def child_command(job_id: str, gpus: int) -> list[str]:
-    """The child process' command line: one interpreter, or torchrun starting `gpus` of them."""
+    """The child process' command line: one interpreter, or torchrun starting `gpus` of them;
+    either dies with the worker (`core.lifetime`)."""
+    guard = [sys.executable, "-m", "core.lifetime"]
     if gpus <= 1:
-        return [sys.executable, "-m", "core.jobs.child", job_id]
+        return [*guard, sys.executable, "-m", "core.jobs.child", job_id]
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}"]
-    return [*launch, "-m", "core.jobs.child", job_id]
+    return [*guard, *launch, "-m", "core.jobs.child", job_id]
 
 
 def describe_exit(returncode: int) -> tuple[str, int | None, str | None]:
@@ -129,6 +144,8 @@ def supervise(
     started = time.monotonic()
     env = {**os.environ, **settings_env(settings)}  # the child sees the settings the worker was given
     tree = gpus > 1
+    if tree:
+        rank_errors.clear(settings.work_dir / job_id)  # an earlier attempt's
     proc = subprocess.Popen(child_command(job_id, gpus), env=env)
     peak, cause, timed_out, usage_peak = 0, None, False, 0
     try:
@@ -137,7 +154,7 @@ def supervise(
             if pid:
                 proc.returncode, usage_peak = os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024
                 break
-            rss = sum(_rss(p) for p in _tree(proc.pid)) if tree else _rss(proc.pid)
+            rss = sum(_memory(p) for p in _tree(proc.pid))  # with its ranks and data loader workers
             peak = max(peak, rss)
             if rss > budget and cause is None:
                 cause = f"used {rss / 2**30:.2f} GiB, past the worker's memory budget of {budget / 2**30:.2f} GiB"
@@ -163,11 +180,13 @@ def supervise(
         "peak_rss_mb": round(peak / 2**20),
         "seconds": round(time.monotonic() - started, 1),
     }
-    why = cause or words
+    # a follower rank's own error fails the job like rank 0's would (rank 0 could not write it)
+    follower_error = rank_errors.first(settings.work_dir / job_id) if tree and cause is None and code else None
+    why = cause or follower_error or words
     outcome, give_up = while_store_away(
         settings.outage_seconds,
         f"job {job_id}'s attempt record",
-        lambda: _record_end(settings, job_id, worker, entry, why, peak, timed_out=timed_out),
+        lambda: _record_end(settings, job_id, worker, entry, why, peak, fatal=timed_out or bool(follower_error)),
     )
     if give_up is not None:
         finish(settings, job_id, "failed", None, give_up)
@@ -181,10 +200,11 @@ def supervise(
 
 
 def _record_end(
-    settings: Settings, job_id: str, worker: str, entry: dict, why: str, peak: int, *, timed_out: bool
+    settings: Settings, job_id: str, worker: str, entry: dict, why: str, peak: int, *, fatal: bool
 ) -> tuple[str, str | None]:
     """Record how the child ended in the job's attempt log and decide what comes next: (the job's
-    status now, the error to fail it with or None). One transaction, safe to run again."""
+    status now, the error to fail it with or None). `fatal`: fail the job now (its time limit, an
+    error of a follower rank), its last checkpoint kept. One transaction, safe to run again."""
     with session_scope(settings.database_url) as s:
         job = store_jobs.get_job(s, job_id=job_id)
         if job.status == "running" and job.lease_owner != worker:
@@ -196,7 +216,7 @@ def _record_end(
         entry["cause"] = f"{why}; peak memory {peak / 2**20:.0f} MiB; last message: {job.message!r}"
         store_jobs.record_attempt(s, job_id=job_id, entry=entry)
         log.warning("job %s, attempt %d: %s", job_id, entry["attempt"], entry["cause"])
-        if timed_out:
+        if fatal:
             _keep_checkpoint(s, settings, job_id)
             return "failed", f"{why}; its last checkpoint is kept"
         if entry["attempt"] >= settings.max_attempts:
@@ -218,5 +238,5 @@ def _keep_checkpoint(session, settings: Settings, job_id: str) -> None:
     prefix = f"jobs/{job_id}/checkpoint/"
     recorded = set(session.scalars(select(Artifact.uri).where(Artifact.job_id == job_id)).all())
     for key in store.all_keys():
-        if key.startswith(prefix) and key not in recorded:
+        if key.startswith(prefix) and f"/{PREVIOUS}/" not in key and key not in recorded:
             record_artifact(session, store, key=key, data=store.get_bytes(key), type="checkpoint", job_id=job_id)

@@ -6,6 +6,8 @@ registers nothing twice."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from core.contract.presets import train_preset
@@ -103,3 +105,60 @@ def test_workers_that_died_without_a_word_count_as_attempts(lab):
             s.execute(store_jobs.update(store_jobs.Job).values(status="queued"))
     assert lab.execute(job_id) == "failed"
     assert lab.job(job_id)["error"].count("the worker died without recording a cause") == 2
+
+
+def test_memory_counts_pages_shared_with_a_forked_reader_once():
+    import multiprocessing
+
+    from core.jobs.supervise import _memory
+
+    block = bytearray(200 * 2**20)
+    block[::4096] = b"\1" * len(block[::4096])  # touch every page: resident
+    before = _memory(os.getpid())
+    fork = multiprocessing.get_context("fork")
+    ready, done = fork.Event(), fork.Event()
+    reader = fork.Process(target=lambda: (ready.set(), done.wait(30)))
+    reader.start()
+    try:
+        assert ready.wait(30)
+        both = _memory(os.getpid()) + _memory(reader.pid)
+    finally:
+        done.set()
+        reader.join(10)
+    assert before >= 200 * 2**20
+    assert both < 1.3 * before, (before, both)  # resident sizes would count the shared pages twice
+
+
+def test_a_child_started_through_the_lifetime_guard_dies_with_its_parent():
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time; "
+            "c = subprocess.Popen([sys.executable, '-m', 'core.lifetime', 'sleep', '120']); "
+            "print(c.pid, flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    child = int(parent.stdout.readline())
+    os.kill(child, 0)  # alive
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(10)
+    deadline = time.monotonic() + 10
+
+    def alive() -> bool:  # and not a zombie
+        try:
+            return Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    while alive():
+        assert time.monotonic() < deadline, "the child outlived its parent"
+        time.sleep(0.05)

@@ -1,7 +1,7 @@
 """`gpus` jobs against the real stack, on the CPU with gloo: a train worker announcing two devices
 runs a two-process job to its registered model; a job asking for more devices than any worker has
 waits with a message that says why; a SIGKILL of one rank ends that attempt (no hung job) and the
-job resumes from rank 0's checkpoint."""
+job resumes from rank 0's checkpoint; an error of rank 1 alone fails the job with that error."""
 
 from __future__ import annotations
 
@@ -21,8 +21,18 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    extra = {"ROBUSTLAB_DEVICES": "2", "ROBUSTLAB_LEASE_SECONDS": "5", "OMP_NUM_THREADS": "1"}
+def faults(tmp_path_factory):
+    return tmp_path_factory.mktemp("faults")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, faults):
+    extra = {
+        "ROBUSTLAB_DEVICES": "2",
+        "ROBUSTLAB_LEASE_SECONDS": "5",
+        "OMP_NUM_THREADS": "1",
+        "ROBUSTLAB_FAULT_DIR": str(faults),
+    }
     with running_stack(tmp_path_factory.mktemp("stack"), extra_env=extra) as s:
         yield s
 
@@ -112,3 +122,12 @@ def test_an_error_every_rank_meets_fails_the_job_with_that_error(client):
     job = wait_job(client, submit(client, "adversarial_training", spec), timeout=120)
     assert job["status"] == "failed" and "model expects" in job["error"], job["error"]
     assert job["attempts"] == 1  # failed once, with its reason, not retried as a crash
+
+
+def test_an_error_of_a_follower_rank_alone_fails_the_job_with_that_error(client, faults):
+    job_id = submit(client, "adversarial_training", two_process_spec())
+    (faults / job_id).write_text("error@follower")  # read when rank 1 starts training, seconds from now
+    job = wait_job(client, job_id, timeout=180)
+    assert job["status"] == "failed", job
+    assert job["error"].startswith("rank 1: RuntimeError: injected error at follower"), job["error"]
+    assert job["attempts"] == 1  # not retried as a crash: it would meet the same error
