@@ -19,7 +19,8 @@ COPY api api
 COPY worker worker
 COPY dashboard dashboard
 COPY scripts scripts
-RUN pip install '.[s3]'
+# s3: artifacts in an object store; mlflow: tracking, on when MLFLOW_TRACKING_URI is set
+RUN pip install '.[s3,mlflow]'
 
 FROM python:${PYTHON}-slim
 RUN apt-get update \

@@ -61,7 +61,8 @@ def main() -> None:
     ratio = rows[0]["frechet_distance"] / rows[1]["frechet_distance"]
     training_seconds = sum(r.get("epoch_seconds", 0.0) for r in ddpm_history)
     print_table(rows, f"{args.preset} preset's DDPM ({len(ddpm_history)} epochs, {training_seconds / 60:.1f} min)")
-    print(f"\nDDIM-50 / DDPM-1000 Fréchet distance: {ratio:.2f} (target ≤ {TARGET}: {'met' if ratio <= TARGET else 'not met'})")
+    verdict = "met" if ratio <= TARGET else "not met"
+    print(f"\nDDIM-50 / DDPM-1000 Fréchet distance: {ratio:.2f} (target ≤ {TARGET}: {verdict})")
     if args.json:
         report = {
             "machine": machine(),

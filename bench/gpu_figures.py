@@ -3,7 +3,8 @@ PreAct ResNet-18 at 28 px (batch 256) in fp32 and in bf16 with channels_last, ag
 of ~10,000 images/s (a FLOP estimate of an H100's ceiling) with a profile of where the time goes;
 DDPM-1000 and DDIM-50 samples/s at batch 256 of the gpu preset's UNet in fp32 and bf16; that
 UNet's training images/s as its preset trains it (bf16, channels_last), and so the preset's training
-time on Fashion-MNIST; and two-process DDP training images/s when the node has two GPUs (bench/ddp_speed.py under torchrun).
+time on Fashion-MNIST; and two-process DDP training images/s when the node has two GPUs
+(bench/ddp_speed.py under torchrun).
 
     .venv/bin/python -m bench.gpu_figures [--out FILE]
 

@@ -7,7 +7,9 @@ spec goes in as parameters (flattened, `model.activation.name`), each epoch's me
 step, and at the end the result (`result.json`) and the checkpoint files as artifacts.
 
 Tracking never fails a job: the client is told not to retry and to time out after a few
-seconds, and the first error switches tracking off for the rest of the job with one warning.
+seconds, and the first error switches tracking off for the rest of the job with one warning, and
+for the jobs this process starts in the next minute (a worker's in-process jobs do not each wait
+for a server that is away).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_SECONDS = "5"
 MAX_PARAMS = 500  # more would only be noise in MLflow's table (and slow to log)
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one value
+AWAY_SECONDS = 60.0  # after an error, new trackers of this process stay off this long
+_away_until = 0.0
 
 
 def flatten(spec: dict, prefix: str = "") -> dict[str, str]:
@@ -41,14 +45,14 @@ class Tracker:
 
     def __init__(self, uri: str | None, *, job_id: str, kind: str, study_id: str | None, job_url: str | None):
         self.client, self.run_id = None, None
-        if not uri:
+        if not uri or time.monotonic() < _away_until:
             return
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", REQUEST_TIMEOUT_SECONDS)
         try:
             import mlflow.tracking  # noqa: F401
-        except ImportError:
-            log.warning("MLFLOW_TRACKING_URI is set but mlflow is not installed (pip install '.[mlflow]')")
+        except Exception as e:  # not installed, or broken
+            log.warning("MLFLOW_TRACKING_URI is set but mlflow cannot be imported (pip install '.[mlflow]'): %s", e)
             return
         self._do(self._start, uri, job_id, kind, study_id, job_url)
 
@@ -76,6 +80,8 @@ class Tracker:
         try:
             fn(*args)
         except Exception as e:  # the server is away or refused: the job goes on untracked
+            global _away_until
+            _away_until = time.monotonic() + AWAY_SECONDS
             log.warning("MLflow tracking is off for this job: %s: %s", type(e).__name__, e)
             self.client = None
 

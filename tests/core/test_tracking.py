@@ -13,11 +13,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+import core.jobs.tracking as tracking
 from core.contract.presets import train_preset
 from core.jobs.tracking import Tracker, flatten
 from tests.core.test_jobs import Lab
 
 pytest.importorskip("mlflow")
+
+
+@pytest.fixture(autouse=True)
+def no_server_marked_away(monkeypatch):
+    monkeypatch.setattr(tracking, "_away_until", 0.0)
 
 
 def free_port() -> int:
@@ -100,3 +106,10 @@ def test_a_tracker_that_cannot_reach_its_server_turns_itself_off_without_raising
     tracker.log_metrics({"train_loss": 1.0}, 1)
     tracker.finish("succeeded", {"ok": True}, tmp_path)
     assert tracker.client is None
+
+
+def test_after_an_error_the_next_jobs_of_the_process_do_not_wait_for_the_server(mlflow_url):
+    Tracker("http://127.0.0.1:9", job_id="j1", kind="image_attack", study_id=None, job_url=None)
+    t0 = time.monotonic()
+    later = Tracker(mlflow_url, job_id="j2", kind="image_attack", study_id=None, job_url=None)
+    assert later.client is None and time.monotonic() - t0 < 0.5  # off for a minute, even for a server that answers
