@@ -3,11 +3,13 @@ artifact store, a work folder, the model cache, and the helpers every runner sha
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +32,24 @@ from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.orm import DatasetRow
 from core.store.registry import get_model
 from core.training.checkpoint import has_checkpoint
-from core.training.distributed import rank_zero_first
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 0.5  # seconds between progress writes without new metrics
 STOP_CHECK_INTERVAL = 0.5  # seconds between reads of the cancel flag
+
+
+@contextlib.contextmanager
+def one_at_a_time(lock: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file `lock` while fetching files others may fetch too (the
+    ranks of a `gpus` job, the jobs of this node): the first fetches, the others then find the
+    files there. No time limit, unlike a barrier of the process group (a long download)."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -110,7 +125,7 @@ class JobContext:
         """The job's local checkpoint folder, filled from the artifact store when this node has
         none (a job resumed on another node after a crash)."""
         folder = self.work_dir / self.job_id
-        with rank_zero_first():  # the ranks of a multi-process job share the folder
+        with one_at_a_time(self.work_dir / f".{self.job_id}.lock"):  # the ranks of a `gpus` job share it
             if not has_checkpoint(folder):
                 self.store.download_folder(self.checkpoint_prefix, folder)
         return folder
@@ -156,7 +171,7 @@ class JobContext:
                     raise ValueError(f"no uploaded dataset with id {spec.dataset_id}")
                 uri = row.uri
             local = self.work_dir / "datasets" / spec.dataset_id
-            with rank_zero_first():  # the ranks of a multi-process job share the folder
+            with one_at_a_time(local.parent / f".{spec.dataset_id}.lock"):  # ranks, and other jobs here
                 if not dataset_files_present(local):  # not fetched yet, or a fetch cut short
                     self.store.download_folder(uri, local)
             return spec.model_copy(update={"root": str(local)})

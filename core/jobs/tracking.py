@@ -20,6 +20,8 @@ import os
 import time
 from pathlib import Path
 
+from core.contract.checkpoint import META_FILE, MODEL_FILE, STATE_FILE
+
 log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_SECONDS = "5"
 MAX_PARAMS = 500  # more would only be noise in MLflow's table (and slow to log)
@@ -110,8 +112,9 @@ class Tracker:
         client = self.client
         if result is not None:
             self._do(lambda: self.client.log_dict(self.run_id, result, "result.json"))
-        if checkpoint is not None and checkpoint.is_dir() and any(checkpoint.iterdir()):
-            self._do(lambda: self.client.log_artifacts(self.run_id, str(checkpoint), "checkpoint"))
+        files = [checkpoint / n for n in (MODEL_FILE, STATE_FILE, META_FILE)] if checkpoint is not None else []
+        for path in (f for f in files if f.is_file()):  # the checkpoint's own files, not .prev/ and the like
+            self._do(lambda p=path: self.client.log_artifact(self.run_id, str(p), "checkpoint"))
         if status != "running" and client is not None:  # ended, even if an upload above failed
             state = {"succeeded": "FINISHED", "cancelled": "KILLED"}.get(status, "FAILED")
             self.client = client

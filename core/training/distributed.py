@@ -17,12 +17,10 @@ follows (evaluation, registration) is rank 0's; every rank of such a job ends wi
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 
 import torch
@@ -83,17 +81,6 @@ def world() -> tuple[int, int]:
 
 def is_follower() -> bool:
     return world()[0] != 0
-
-
-@contextlib.contextmanager
-def rank_zero_first() -> Iterator[None]:
-    """Rank 0 runs the block first (a download into a folder every rank reads), the others after."""
-    rank, size = world()
-    if size > 1 and rank != 0:
-        dist.barrier()
-    yield
-    if size > 1 and rank == 0:
-        dist.barrier()
 
 
 def share(idx: torch.Tensor) -> torch.Tensor:

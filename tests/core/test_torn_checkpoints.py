@@ -1,6 +1,6 @@
 """A crash between the files of one checkpoint (while they are renamed into place, uploaded to the
 artifact store or downloaded from it) leaves a whole checkpoint to resume from, never a job that
-can only fail on a "torn checkpoint"."""
+can only fail on a "torn checkpoint"; downloads leave no partial file and take turns."""
 
 import json
 import os
@@ -155,3 +155,25 @@ def test_a_put_into_a_local_store_is_whole_or_absent(tmp_path, monkeypatch):
     with pytest.raises(Crash):
         store.put_bytes("k/file.bin", b"new bytes")
     assert store.get_bytes("k/file.bin") == b"old"
+
+
+def test_fetches_of_the_same_files_take_turns(tmp_path):
+    import threading
+    import time
+
+    from core.jobs.context import one_at_a_time
+
+    order = []
+
+    def fetch(name: str) -> None:
+        with one_at_a_time(tmp_path / ".d.lock"):
+            order.append(f"{name} in")
+            time.sleep(0.2)
+            order.append(f"{name} out")
+
+    threads = [threading.Thread(target=fetch, args=(n,)) for n in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert order in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"]), order
