@@ -1,9 +1,9 @@
 """A worker that survives its job. A train job runs in a child process (`core.jobs.child`, a fresh
-interpreter: spawn, not fork) while the worker holds its lease and watches it: its memory (the
-proportional share of the child and every process under it, data-loader workers included; killed
-past the worker's budget), its wall-clock time (killed and failed past its kind's limit), the
-lease (killed if another worker took the job), and how it ended (exit code or signal, peak
-resident memory, its last progress message). An abnormal end is recorded in the job's
+interpreter: spawn, not fork) while the worker holds its lease and watches it: its memory (of the
+child and every process under it, data-loader workers included; killed past the worker's
+budget), its wall-clock time (killed and failed past its kind's limit), the lease (killed if
+another worker took the job), and how it ended (exit code or signal, peak resident memory, its
+last progress message). An abnormal end is recorded in the job's
 `attempt_log`; the job goes back to the queue until it has ended abnormally `max_attempts` times,
 then it is failed with every attempt's cause (a poison job stops taking workers down).
 
@@ -31,6 +31,7 @@ from core.contract.checkpoint import PREVIOUS
 from core.jobs import rank_errors
 from core.jobs.outage import STORE_AWAY, while_store_away
 from core.jobs.running import finish, heartbeat
+from core.lifetime import guarded
 from core.settings import Settings, memory_budget, settings_env, time_limit
 from core.store import jobs as store_jobs
 from core.store.artifacts import ArtifactStore, record_artifact
@@ -42,10 +43,18 @@ POLL_SECONDS = 0.25
 GRACE_SECONDS = 10.0  # between SIGTERM and SIGKILL
 
 
-def _memory(pid: int) -> int:
-    """The process' proportional share of resident memory in bytes (PSS: a page shared by n
-    processes counts 1/n in each, so forked DataLoader workers do not count their parent's pages
-    again); its resident memory where PSS cannot be read; 0 when neither can."""
+def _rss(pid: int) -> int:
+    """The process' resident memory in bytes (0 when it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _pss(pid: int) -> int:
+    """The process' proportional share of resident memory in bytes (a page shared by n processes
+    counts 1/n in each); its resident memory where that cannot be read."""
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
@@ -53,11 +62,15 @@ def _memory(pid: int) -> int:
                     return int(line.split()[1]) * 1024
     except (OSError, IndexError, ValueError):
         pass
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, IndexError, ValueError):
-        return 0
+    return _rss(pid)
+
+
+def memory_used(pids: list[int], budget: int) -> int:
+    """The memory of `pids` together: their resident sizes summed (cheap, read every poll), and
+    where that passes `budget` their proportional shares (forked data-loader workers count the
+    pages they share with their parent once, not again each)."""
+    rss = sum(_rss(p) for p in pids)
+    return rss if rss <= budget else sum(_pss(p) for p in pids)
 
 
 def _tree(pid: int) -> list[int]:
@@ -96,11 +109,10 @@ def _stop(proc: subprocess.Popen, tree: bool = False) -> None:
 def child_command(job_id: str, gpus: int) -> list[str]:
     """The child process' command line: one interpreter, or torchrun starting `gpus` of them;
     either dies with the worker (`core.lifetime`)."""
-    guard = [sys.executable, "-m", "core.lifetime"]
     if gpus <= 1:
-        return [*guard, sys.executable, "-m", "core.jobs.child", job_id]
+        return guarded([sys.executable, "-m", "core.jobs.child", job_id])
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}"]
-    return [*guard, *launch, "-m", "core.jobs.child", job_id]
+    return guarded([*launch, "-m", "core.jobs.child", job_id])
 
 
 def describe_exit(returncode: int) -> tuple[str, int | None, str | None]:
@@ -154,7 +166,7 @@ def supervise(
             if pid:
                 proc.returncode, usage_peak = os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024
                 break
-            rss = sum(_memory(p) for p in _tree(proc.pid))  # with its ranks and data loader workers
+            rss = memory_used(_tree(proc.pid), budget)  # with its ranks and data loader workers
             peak = max(peak, rss)
             if rss > budget and cause is None:
                 cause = f"used {rss / 2**30:.2f} GiB, past the worker's memory budget of {budget / 2**30:.2f} GiB"
@@ -238,5 +250,6 @@ def _keep_checkpoint(session, settings: Settings, job_id: str) -> None:
     prefix = f"jobs/{job_id}/checkpoint/"
     recorded = set(session.scalars(select(Artifact.uri).where(Artifact.job_id == job_id)).all())
     for key in store.all_keys():
-        if key.startswith(prefix) and f"/{PREVIOUS}/" not in key and key not in recorded:
+        hidden = key.rsplit("/", 1)[-1].startswith(".")  # an upload's temporary file
+        if key.startswith(prefix) and f"/{PREVIOUS}/" not in key and not hidden and key not in recorded:
             record_artifact(session, store, key=key, data=store.get_bytes(key), type="checkpoint", job_id=job_id)

@@ -54,7 +54,7 @@ def start_from_env() -> bool:
     part of one."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
-    die_with_parent()
+    die_with_parent()  # torchrun starts each rank in a session of its own: a kill of its group misses them
     if not dist.is_initialized():
         cuda = torch.cuda.is_available()
         if cuda:

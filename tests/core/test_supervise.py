@@ -7,6 +7,12 @@ registers nothing twice."""
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +22,8 @@ from core.store import jobs as store_jobs
 from core.store.db import session_scope
 from core.store.orm import Artifact, RegisteredModel
 from tests.core.test_jobs import Lab
+
+ROOT = Path(__file__).resolve().parents[2]
 
 QUICK = train_preset("smoke").model_copy(update={"epochs": 2, "eval_subset": 32})
 
@@ -107,58 +115,72 @@ def test_workers_that_died_without_a_word_count_as_attempts(lab):
     assert lab.job(job_id)["error"].count("the worker died without recording a cause") == 2
 
 
-def test_memory_counts_pages_shared_with_a_forked_reader_once():
+def test_memory_counts_pages_shared_with_a_forked_reader_once_past_the_budget():
     import multiprocessing
 
-    from core.jobs.supervise import _memory
+    from core.jobs.supervise import memory_used
 
     block = bytearray(200 * 2**20)
     block[::4096] = b"\1" * len(block[::4096])  # touch every page: resident
-    before = _memory(os.getpid())
+    before = memory_used([os.getpid()], budget=0)
     fork = multiprocessing.get_context("fork")
     ready, done = fork.Event(), fork.Event()
     reader = fork.Process(target=lambda: (ready.set(), done.wait(30)))
     reader.start()
     try:
         assert ready.wait(30)
-        both = _memory(os.getpid()) + _memory(reader.pid)
+        both = memory_used([os.getpid(), reader.pid], budget=before)
+        resident = memory_used([os.getpid(), reader.pid], budget=2**62)  # under the budget: resident sizes
     finally:
         done.set()
         reader.join(10)
     assert before >= 200 * 2**20
-    assert both < 1.3 * before, (before, both)  # resident sizes would count the shared pages twice
+    assert both < 1.3 * before, (before, both)  # the shared pages once
+    assert resident > 1.5 * before, (before, resident)  # the cheap sum counts them twice
+
+
+def _state(pid: int) -> str | None:
+    """The process' state letter (`Z` for a zombie), None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except FileNotFoundError:
+        return None
 
 
 def test_a_child_started_through_the_lifetime_guard_dies_with_its_parent():
-    import signal
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
     parent = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import subprocess, sys, time; "
-            "c = subprocess.Popen([sys.executable, '-m', 'core.lifetime', 'sleep', '120']); "
-            "print(c.pid, flush=True); time.sleep(120)",
+            "import subprocess, sys, time; from core.lifetime import guarded; "
+            "c = subprocess.Popen(guarded(['sh', '-c', 'echo ready; exec sleep 120']), stdout=subprocess.PIPE, "
+            "text=True); "
+            "print(c.pid, c.stdout.readline().strip(), flush=True); time.sleep(120)",
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
-    child = int(parent.stdout.readline())
-    os.kill(child, 0)  # alive
+    pid, word = parent.stdout.readline().split()
+    child = int(pid)
+    assert word == "ready" and _state(child) not in (None, "Z")  # it runs, after the guard's exec
     parent.send_signal(signal.SIGKILL)
     parent.wait(10)
     deadline = time.monotonic() + 10
-
-    def alive() -> bool:  # and not a zombie
-        try:
-            return Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
-        except FileNotFoundError:
-            return False
-
-    while alive():
+    while _state(child) not in (None, "Z"):
         assert time.monotonic() < deadline, "the child outlived its parent"
         time.sleep(0.05)
+
+
+def test_the_lifetime_guard_runs_its_command_under_a_parent_that_is_pid_1():
+    """In a container the worker is pid 1: its child must not take that for an orphaned start."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-Urpf", "true"]).returncode != 0:
+        pytest.skip("needs unshare with user and pid namespaces")
+    as_pid_1 = "import subprocess, os; from core.lifetime import guarded; assert os.getpid() == 1; "
+    as_pid_1 += "raise SystemExit(subprocess.run(guarded(['true'])).returncode)"
+    done = subprocess.run(["unshare", "-Urpf", "--mount-proc", sys.executable, "-c", as_pid_1], cwd=ROOT)
+    assert done.returncode == 0
+
+
+def test_the_lifetime_guard_ends_a_child_whose_parent_died_before_it_asked():
+    started_by_someone_else = [sys.executable, "-m", "core.lifetime", "999999999", "true"]
+    assert subprocess.run(started_by_someone_else, cwd=ROOT).returncode == -signal.SIGKILL
