@@ -27,7 +27,7 @@ from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_
 from core.data import Dataset, load_dataset
 from core.data.batches import Picked, PlannedBatches, loader_workers, read_batches
 from core.device import autocast, resolve_device
-from core.training.checkpoint import resume_from, save_checkpoint
+from core.training.checkpoint import drop_previous, resume_from, save_checkpoint
 from core.training.loop import TrainResult
 
 log = logging.getLogger(__name__)
@@ -204,6 +204,8 @@ def train_ddpm(
         save_checkpoint(out_dir, model, opt, meta, kind="diffusion")
         log.info("epoch %d/%d loss %.4f", epoch + 1, spec.epochs, metrics["train_loss"])
         progress(Progress((epoch + 1) / spec.epochs, f"epoch {epoch + 1}/{spec.epochs} done", metrics, epoch + 1))
+    if not rank:
+        drop_previous(out_dir)
     ddp.follower_done(unet)
     return TrainResult(out_dir, spec.epochs, history, spec)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -132,10 +131,9 @@ class JobContext:
 
     def publish_checkpoint(self, folder: Path) -> None:
         """Leave the finished checkpoint alone in the artifact store, where the registry points:
-        uploaded once more (a crash may have cut the last upload short), the previous epoch's copy
-        removed here and there."""
-        shutil.rmtree(folder / PREVIOUS, ignore_errors=True)
-        self.store.upload_folder(folder, self.checkpoint_prefix)
+        uploaded once more (a crash may have cut the last upload short), then the previous epoch's
+        copy removed there (training removed it here)."""
+        self.store.upload_folder(folder, self.checkpoint_prefix, previous=False)
         self.store.delete_tree(f"{self.checkpoint_prefix}/{PREVIOUS}")
 
     def training_reporter(self, folder: Path, start: float, end: float) -> ProgressFn:

@@ -82,12 +82,12 @@ class ArtifactStore:
     def exists(self, key: str) -> bool:
         return self.fs.exists(self._path(key))
 
-    def upload_folder(self, folder: Path, prefix: str) -> None:
+    def upload_folder(self, folder: Path, prefix: str, *, previous: bool = True) -> None:
         """Copy the files of `folder` under `prefix`: those of its `.prev/` (a checkpoint's
-        previous epoch) first, then the others, JSON files last (a checkpoint's JSON names
-        the tensor files it goes with)."""
+        previous epoch; unless `previous` is False) first, then the others, JSON files last (a
+        checkpoint's JSON names the tensor files it goes with)."""
         for sub, remote in ((folder / PREVIOUS, f"{prefix}/{PREVIOUS}"), (folder, prefix)):
-            if not sub.is_dir():
+            if not sub.is_dir() or (sub != folder and not previous):
                 continue
             files = [p for p in sub.iterdir() if p.is_file() and not p.name.startswith(".")]
             for path in sorted(files, key=lambda p: (p.suffix == ".json", p.name)):

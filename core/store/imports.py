@@ -30,7 +30,7 @@ def import_checkpoint(
         raise ValueError(str(e)) from e
     spec, history = meta["spec"], meta.get("history") or []
     prefix = f"imports/{uuid.uuid4().hex}/checkpoint"
-    store.upload_folder(folder, prefix)
+    store.upload_folder(folder, prefix, previous=False)  # one epoch: the finished one
     if checkpoint_kind(meta) == "diffusion":
         fields = {
             "kind": "diffusion",

@@ -115,20 +115,29 @@ def whole_checkpoint(folder: Path) -> dict[str, Path] | None:
 
 
 def _keep_previous(folder: Path) -> None:
-    """Link the whole checkpoint the next one replaces into `.prev/` (copies where links fail)."""
+    """Make `.prev/` the whole checkpoint the next one replaces, a file at a time (tensor files,
+    then the JSON), each linked (copied where links fail) under a temporary name and renamed: a
+    crash at any point leaves that checkpoint whole, its files being where they were or in
+    `.prev/` unchanged in content."""
     whole = whole_checkpoint(folder)
     if whole is None:
         return
-    staging, previous = folder / f"{PREVIOUS}.tmp", folder / PREVIOUS
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    for name, path in whole.items():
+    previous = folder / PREVIOUS
+    previous.mkdir(exist_ok=True)
+    for name in (MODEL_FILE, STATE_FILE, META_FILE):
+        staged = previous / f".{name}.tmp"
+        staged.unlink(missing_ok=True)
         try:
-            os.link(path, staging / name)
+            os.link(whole[name], staged)
         except OSError:
-            shutil.copy2(path, staging / name)
-    shutil.rmtree(previous, ignore_errors=True)
-    os.replace(staging, previous)
+            shutil.copy2(whole[name], staged)
+        os.replace(staged, previous / name)
+
+
+def drop_previous(folder: Path) -> None:
+    """Remove `.prev/` once training has ended: the last checkpoint is whole, and a finished
+    folder (uploaded, imported, registered) holds one epoch."""
+    shutil.rmtree(folder / PREVIOUS, ignore_errors=True)
 
 
 def load_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer) -> dict:

@@ -25,7 +25,7 @@ from core.data.batches import Picked, PlannedBatches, loader_workers, read_batch
 from core.device import autocast, prepare, resolve_device, to_input
 from core.evaluation import predict, robust_mask
 from core.models import DATASET_STATS, Classifier, build_model
-from core.training.checkpoint import resume_from, save_checkpoint
+from core.training.checkpoint import drop_previous, resume_from, save_checkpoint
 from core.training.mixing import BatchPlan, batch_indices, batch_plan, check_mixable, epoch_orders
 from core.training.objectives import batch_objective
 from core.training.schedules import lr_at
@@ -179,6 +179,8 @@ def train(
                 step=epoch + 1,
             )
         )
+    if not rank:
+        drop_previous(out_dir)
     ddp.follower_done(net)
     return TrainResult(out_dir, spec.epochs, history, spec)
 

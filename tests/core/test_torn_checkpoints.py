@@ -4,6 +4,7 @@ can only fail on a "torn checkpoint"; downloads leave no partial file and take t
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,7 @@ def test_a_crash_between_the_renames_resumes_from_the_epoch_before(tmp_path, mon
     calls, real_replace = [], os.replace
 
     def replace(src, dst):
-        if Path(dst).name in (MODEL_FILE, "train_state.safetensors", META_FILE):
+        if Path(dst).parent == tmp_path and Path(dst).name in (MODEL_FILE, "train_state.safetensors", META_FILE):
             calls.append(dst)
             if len(calls) > renamed:
                 raise Crash()
@@ -85,6 +86,30 @@ def test_a_crash_between_the_renames_resumes_from_the_epoch_before(tmp_path, mon
     second = save_epoch(tmp_path, model, opt, 2)
     epoch, weights = loaded(tmp_path)
     assert epoch == 2 and same(weights, second)
+
+
+@pytest.mark.parametrize("kept", range(3))
+def test_a_crash_while_the_epoch_before_is_kept_leaves_it_whole(tmp_path, monkeypatch, kept):
+    model, opt = model_and_optimizer()
+    first = save_epoch(tmp_path, model, opt, 1)
+    save_epoch(tmp_path, model, opt, 2)
+    shutil.copy(tmp_path / ".prev" / META_FILE, tmp_path / META_FILE)  # epoch 2's JSON never landed
+    assert loaded(tmp_path)[0] == 1  # epoch 1 is whole: its JSON here, its tensors in .prev/
+    calls, real_replace = [], os.replace
+
+    def replace(src, dst):
+        if Path(dst).parent == tmp_path / ".prev":
+            calls.append(dst)
+            if len(calls) > kept:
+                raise Crash()
+        real_replace(src, dst)
+
+    monkeypatch.setattr(checkpoint.os, "replace", replace)
+    with pytest.raises(Crash):
+        save_epoch(tmp_path, model, opt, 3)
+    monkeypatch.undo()
+    epoch, weights = loaded(tmp_path)
+    assert epoch == 1 and same(weights, first)
 
 
 def test_files_that_match_no_json_are_refused_as_torn(tmp_path):
@@ -177,3 +202,18 @@ def test_fetches_of_the_same_files_take_turns(tmp_path):
     for t in threads:
         t.join(10)
     assert order in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"]), order
+
+
+def test_a_finished_training_folder_holds_one_epoch_and_imports_upload_one(tmp_path):
+    from core.training import train
+    from tests.conftest import tiny_spec
+
+    train(tiny_spec(epochs=2), tmp_path / "run")
+    assert not (tmp_path / "run" / ".prev").exists()
+
+    model, opt = model_and_optimizer()  # an interrupted run's folder: .prev/ still there
+    save_epoch(tmp_path / "cut", model, opt, 1)
+    save_epoch(tmp_path / "cut", model, opt, 2)
+    store = ArtifactStore(str(tmp_path / "store"))
+    store.upload_folder(tmp_path / "cut", "imports/x/checkpoint", previous=False)
+    assert not any(".prev" in key for key in store.all_keys())
