@@ -21,7 +21,6 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${OUT:-bench/results/gpu}
 mkdir -p "$OUT_DIR"
-rm -f "$OUT_DIR"/*.json  # no stale part from an earlier run in gpu.json
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH=/tmp/site:$PWD
@@ -34,6 +33,7 @@ if [ "${1:-}" = ddpm-fd ]; then
   # shellcheck disable=SC2086
   exec "$PY" -m bench.ddpm_fd --preset $PRESET --out "${RUNS:-runs}/ddpm-fd" --json "$OUT_DIR/ddpm_fd.json"
 fi
+rm -f "$OUT_DIR"/*.json  # no stale part from an earlier run in gpu.json
 status=0
 # the limits are sized for a GPU (8 minutes in all); the small CPU version gets three times as long
 X=$("$PY" -c "import torch; print(1 if torch.cuda.is_available() else 3)")

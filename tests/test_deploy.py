@@ -40,7 +40,6 @@ DUMMY = {
     "DATABASE_URL": "postgresql://u:p@head/robustlab",
     "REDIS_URL": "redis://:pw@head:6379/0",
     "ARTIFACT_URL": "s3://lab/artifacts",
-    "ROBUSTLAB_PUBLIC_URL": "https://lab.example.org",
 }
 
 

@@ -21,7 +21,7 @@ from core.jobs import rank_errors
 from core.jobs.context import JobContext
 from core.jobs.faults import maybe_fail
 from core.jobs.model_cache import ModelCache
-from core.jobs.outage import while_store_away
+from core.jobs.outage import STORE_AWAY, while_store_away
 from core.jobs.running import finish, make_context, run_claimed
 from core.settings import get_settings
 from core.store import jobs as store_jobs
@@ -79,12 +79,19 @@ def follow(ctx: JobContext, kind: str, raw_spec: dict, fault_dir=None) -> int:
     except Exception as e:
         rank, error = ddp.world()[0], f"{type(e).__name__}: {e}"
         log.exception("job %s: rank %d failed", ctx.job_id, rank)
-        if not ddp.peer_failure(error):  # its own error, not a collective broken by another rank's death
+        if fails_the_job(e):
             rank_errors.record(ctx.work_dir / ctx.job_id, rank, error)
         time.sleep(3 * PEER_GRACE_SECONDS)
         return 1
     log.error("job %s: rank %d ran past training", ctx.job_id, ddp.world()[0])
     return 1
+
+
+def fails_the_job(e: Exception) -> bool:
+    """Whether a follower's error is its own, to fail the job with: not a collective broken by
+    another rank's death, nor the store or a disk away for a moment (those end the attempt as a
+    crash to resume from, as on rank 0)."""
+    return not ddp.peer_failure(f"{type(e).__name__}: {e}") and not isinstance(e, (*STORE_AWAY, OSError))
 
 
 if __name__ == "__main__":

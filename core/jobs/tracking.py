@@ -7,9 +7,9 @@ spec goes in as parameters (flattened, `model.activation.name`), each epoch's me
 step, and at the end the result (`result.json`) and the checkpoint files as artifacts.
 
 Tracking never fails a job: the client is told not to retry and to time out after a few
-seconds, and the first error switches tracking off for the rest of the job with one warning, and
-for the jobs this process starts in the next minute (a worker's in-process jobs do not each wait
-for a server that is away).
+seconds, and the first error switches tracking off for the rest of the job with one warning. An
+error that took more than a second (a server away or hanging) also keeps the trackers this process
+starts for the same server off for a minute: a worker's in-process jobs do not each wait for it.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_SECONDS = "5"
 MAX_PARAMS = 500  # more would only be noise in MLflow's table (and slow to log)
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one value
-AWAY_SECONDS = 60.0  # after an error, new trackers of this process stay off this long
-_away_until = 0.0
+AWAY_SECONDS = 60.0  # after a slow error, new trackers of this process for that server stay off this long
+SLOW_SECONDS = 1.0
+_away_until: dict[str, float] = {}  # tracking URI → monotonic time
 
 
 def flatten(spec: dict, prefix: str = "") -> dict[str, str]:
@@ -46,8 +47,8 @@ class Tracker:
     """One job's MLflow run; every method is a no-op once tracking is off."""
 
     def __init__(self, uri: str | None, *, job_id: str, kind: str, study_id: str | None, job_url: str | None):
-        self.client, self.run_id = None, None
-        if not uri or time.monotonic() < _away_until:
+        self.client, self.run_id, self.uri = None, None, uri
+        if not uri or time.monotonic() < _away_until.get(uri, 0.0):
             return
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", REQUEST_TIMEOUT_SECONDS)
@@ -79,11 +80,12 @@ class Tracker:
     def _do(self, fn, *args) -> None:
         if fn != self._start and self.client is None:
             return
+        started = time.monotonic()
         try:
             fn(*args)
         except Exception as e:  # the server is away or refused: the job goes on untracked
-            global _away_until
-            _away_until = time.monotonic() + AWAY_SECONDS
+            if time.monotonic() - started > SLOW_SECONDS:
+                _away_until[self.uri] = time.monotonic() + AWAY_SECONDS
             log.warning("MLflow tracking is off for this job: %s: %s", type(e).__name__, e)
             self.client = None
 

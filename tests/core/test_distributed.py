@@ -121,3 +121,16 @@ def test_a_worker_offers_no_more_gpus_than_it_has(monkeypatch, caplog):
     assert offered(8) == 2 and "ROBUSTLAB_DEVICES=8 but this machine has 2 CUDA devices" in caplog.text
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     assert (offered(0), offered(3)) == (1, 3)  # on the CPU: gloo processes, as many as set
+
+
+def test_a_follower_fails_the_job_with_its_own_errors_only():
+    from sqlalchemy.exc import OperationalError
+
+    from core.data.folder import UnreadableImage
+    from core.jobs.child import fails_the_job
+
+    assert fails_the_job(UnreadableImage("/data/train/cat/1.png: not a readable image (truncated)"))
+    assert fails_the_job(torch.OutOfMemoryError("CUDA out of memory"))
+    assert not fails_the_job(RuntimeError("[../gloo/transport/tcp/pair.cc:534] Connection closed by peer"))
+    assert not fails_the_job(OperationalError("SELECT 1", {}, Exception("server closed the connection")))
+    assert not fails_the_job(ConnectionResetError("artifact store"))
