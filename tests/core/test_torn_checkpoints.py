@@ -53,23 +53,28 @@ def same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("renamed", [1, 2])
-def test_a_crash_between_the_renames_resumes_from_the_epoch_before(tmp_path, monkeypatch, renamed):
-    model, opt = model_and_optimizer()
-    first = save_epoch(tmp_path, model, opt, 1)
+def save_crashing(folder: Path, model, opt, epoch: int, monkeypatch, *, into: Path, after: int) -> None:
+    """`save_epoch`, crashing at the rename into `into` that comes after `after` of them."""
     calls, real_replace = [], os.replace
 
     def replace(src, dst):
-        if Path(dst).parent == tmp_path and Path(dst).name in (MODEL_FILE, "train_state.safetensors", META_FILE):
+        if Path(dst).parent == into:
             calls.append(dst)
-            if len(calls) > renamed:
+            if len(calls) > after:
                 raise Crash()
         real_replace(src, dst)
 
     monkeypatch.setattr(checkpoint.os, "replace", replace)
     with pytest.raises(Crash):
-        save_epoch(tmp_path, model, opt, 2)
+        save_epoch(folder, model, opt, epoch)
     monkeypatch.undo()
+
+
+@pytest.mark.parametrize("renamed", [1, 2])
+def test_a_crash_between_the_renames_resumes_from_the_epoch_before(tmp_path, monkeypatch, renamed):
+    model, opt = model_and_optimizer()
+    first = save_epoch(tmp_path, model, opt, 1)
+    save_crashing(tmp_path, model, opt, 2, monkeypatch, into=tmp_path, after=renamed)
     assert not same(load_file(tmp_path / MODEL_FILE), first)  # the new weights are in place, their JSON is not
     epoch, weights = loaded(tmp_path)
     assert epoch == 1 and same(weights, first)
@@ -77,11 +82,7 @@ def test_a_crash_between_the_renames_resumes_from_the_epoch_before(tmp_path, mon
     # resumed from epoch 1, the next save crashes the same way: epoch 1 is still whole
     model, opt = model_and_optimizer()
     load_checkpoint(tmp_path, model, opt)
-    calls.clear()
-    monkeypatch.setattr(checkpoint.os, "replace", replace)
-    with pytest.raises(Crash):
-        save_epoch(tmp_path, model, opt, 2)
-    monkeypatch.undo()
+    save_crashing(tmp_path, model, opt, 2, monkeypatch, into=tmp_path, after=renamed)
     assert loaded(tmp_path)[0] == 1
     second = save_epoch(tmp_path, model, opt, 2)
     epoch, weights = loaded(tmp_path)
@@ -95,19 +96,7 @@ def test_a_crash_while_the_epoch_before_is_kept_leaves_it_whole(tmp_path, monkey
     save_epoch(tmp_path, model, opt, 2)
     shutil.copy(tmp_path / ".prev" / META_FILE, tmp_path / META_FILE)  # epoch 2's JSON never landed
     assert loaded(tmp_path)[0] == 1  # epoch 1 is whole: its JSON here, its tensors in .prev/
-    calls, real_replace = [], os.replace
-
-    def replace(src, dst):
-        if Path(dst).parent == tmp_path / ".prev":
-            calls.append(dst)
-            if len(calls) > kept:
-                raise Crash()
-        real_replace(src, dst)
-
-    monkeypatch.setattr(checkpoint.os, "replace", replace)
-    with pytest.raises(Crash):
-        save_epoch(tmp_path, model, opt, 3)
-    monkeypatch.undo()
+    save_crashing(tmp_path, model, opt, 3, monkeypatch, into=tmp_path / ".prev", after=kept)
     epoch, weights = loaded(tmp_path)
     assert epoch == 1 and same(weights, first)
 
