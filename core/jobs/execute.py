@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 def most_devices(redis_url: str) -> int:
     """The most devices a live train worker announced (0 when Redis does not answer)."""
     try:
-        return largest(redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2))[1].get("train", 0)
+        with redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2) as client:
+            return largest(client)[1].get("train", 0)
     except redis.RedisError:
         return 0
 
