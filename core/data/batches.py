@@ -4,7 +4,8 @@ The training loops decide which images make each batch (`core.training.mixing`, 
 epoch, and each rank's share of it); `read_batches` turns that list into (x, y) batches. In memory
 it indexes the tensors; when any of the images are `LazyImages` it reads the batches in DataLoader
 worker processes, a bounded number ahead (`PREFETCH` per worker), into pinned memory on CUDA, so
-reading overlaps the training step and only a few batches are ever in memory.
+reading overlaps the training step and only a few batches are ever in memory. The workers hand
+the images over as uint8 (a quarter of float's bytes in shared memory), made float on the device.
 """
 
 from __future__ import annotations
@@ -42,12 +43,16 @@ class PlannedBatches(torch.utils.data.Dataset):
         return len(self.plan)
 
     def __getitem__(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y); x as uint8 when every image of the batch is read from disk (`read_batches`
+        makes it float in [0, 1]), else float."""
         picked = self.plan[b]
-        x, y = self.data.x_train[picked.real], self.data.y_train[picked.real]
+        parts = [(self.data, picked.real)]
         if picked.generated is not None:
-            g = self.generated
-            x, y = torch.cat([x, g.x_train[picked.generated]]), torch.cat([y, g.y_train[picked.generated]])
-        return x, y
+            parts.append((self.generated, picked.generated))
+        raw = all(isinstance(d.x_train, LazyImages) for d, _ in parts)
+        xs = [d.x_train.raw(rows) if raw else d.x_train[rows] for d, rows in parts]
+        ys = [d.y_train[rows] for d, rows in parts]
+        return (xs[0], ys[0]) if len(parts) == 1 else (torch.cat(xs), torch.cat(ys))
 
 
 def streamed(*datasets: Dataset | None) -> bool:
@@ -80,7 +85,10 @@ def read_batches(
         generator=torch.Generator(),  # its own: the workers' seed must not shift the training's random draws
     )
     try:
-        yield from loader
+        for x, y in loader:
+            if x.dtype == torch.uint8:  # read from disk, handed over as bytes: a quarter of float's
+                x = x.to(device, non_blocking=True).float().div_(255.0)
+            yield x, y
     except UnreadableImage as e:  # from a worker: its message holds the worker's whole traceback
         line = next((t for t in reversed(str(e).splitlines()) if UNREADABLE in t), str(e))
         raise UnreadableImage(line.split(f"{UnreadableImage.__name__}: ", 1)[-1]) from None

@@ -116,3 +116,15 @@ def test_a_cut_short_image_fails_training_with_its_path_in_one_line(tmp_path, fo
         train(spec.model_copy(update={"data": spec_of("folder", copy, stream)}), tmp_path / "run")
     message = str(caught.value)
     assert message.startswith(f"{bad}: not a readable image") and "\n" not in message, message
+
+
+def test_workers_hand_over_bytes_and_the_batches_arrive_as_the_in_memory_floats(folder):
+    from core.data.batches import Picked, PlannedBatches, read_batches
+
+    loaded, streamed = load_dataset(spec_of("folder", folder, False)), load_dataset(spec_of("folder", folder, True))
+    plan = [Picked(torch.arange(0, 40)), Picked(torch.arange(100, 130))]
+    assert PlannedBatches(plan, streamed)[0][0].dtype == torch.uint8  # what crosses shared memory
+    got = list(read_batches(PlannedBatches(plan, streamed), device=torch.device("cpu"), workers=1))
+    want = [PlannedBatches(plan, loaded)[b] for b in range(2)]
+    assert all(torch.equal(g[0], w[0]) and torch.equal(g[1], w[1]) for g, w in zip(got, want, strict=True))
+    assert got[0][0].dtype == torch.float32
