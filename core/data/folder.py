@@ -9,6 +9,7 @@ from PIL import Image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 UNREADABLE = "not a readable image"
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)  # what PIL raises for a bad file
 
 
 class UnreadableImage(ValueError):
@@ -29,7 +30,7 @@ def decode(path: Path, channels: int, size: int | None) -> np.ndarray:
             if size is not None and img.size != (size, size):
                 img = img.resize((size, size), Image.Resampling.BILINEAR)
             return np.array(img, dtype=np.uint8)  # a writable copy
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except DECODE_ERRORS as e:
         raise UnreadableImage(f"{path}: {UNREADABLE} ({e})") from None
 
 
@@ -85,5 +86,5 @@ def first_image_shape(path: Path) -> tuple[int, int, int]:
     try:
         with Image.open(path) as img:
             return (1 if img.mode in ("L", "1", "I", "I;16") else 3), img.size[1], img.size[0]
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except DECODE_ERRORS as e:
         raise UnreadableImage(f"{path}: {UNREADABLE} ({e})") from None
