@@ -4,15 +4,21 @@ links, zip bombs (a declared size or a compression ratio too large, or bytes bey
 member declared), too many files, files that are not images. Torch-free.
 
 Layouts: `train/<class>/<image>` with `test/<class>/<image>`, or `<class>/<image>` alone (then a
-fixed fifth of each class, by a seeded draw, is the test split); one enclosing folder is allowed.
+fixed fifth of each class, by a seeded draw, is the test split); one enclosing folder is allowed
+(but not one named `train` or `test`: `train/` without `test/` is refused, not read as classes).
+At least two classes, the same in both splits. Members are stored or deflated only, and each is
+inflated here, bounded by the size it declares: one that inflates to more is refused. Every
+member's path is checked before the ignored names (`__MACOSX/`, `.DS_Store`) are skipped.
 """
 
 from __future__ import annotations
 
 import io
 import stat
+import struct
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -56,19 +62,21 @@ def members(data: bytes, limits: ArchiveLimits = ArchiveLimits()) -> list[Member
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError) as e:
         raise ArchiveError("not a zip archive") from e
-    infos = [i for i in zf.infolist() if not i.is_dir() and not any(m in i.filename for m in IGNORED)]
-    if len(infos) > limits.max_files:
-        raise ArchiveError(f"{len(infos)} files; the limit is {limits.max_files}")
+    everything = zf.infolist()
+    files = [i for i in everything if not i.is_dir()]
+    if len(files) > limits.max_files:
+        raise ArchiveError(f"{len(files)} files; the limit is {limits.max_files}")
+    if len(everything) > 2 * limits.max_files:
+        raise ArchiveError(f"{len(everything)} entries with the folders; the limit is {2 * limits.max_files}")
+    for info in everything:  # every entry, ignored names and folders too, before anything is skipped
+        _check_entry(info)
+    infos = [i for i in files if not any(m in i.filename for m in IGNORED)]
     total = 0
     for info in infos:
         name = info.filename
         path = PurePosixPath(name)
-        if name.startswith("/") or "\\" in name or ".." in path.parts or ":" in path.parts[0]:
-            raise ArchiveError(f"{name!r}: a path that leaves the archive")
-        if stat.S_ISLNK(info.external_attr >> 16):
-            raise ArchiveError(f"{name!r}: a link")
-        if info.flag_bits & 0x1:
-            raise ArchiveError(f"{name!r}: encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ArchiveError(f"{name!r}: compression method {info.compress_type}; only stored and deflated")
         total += info.file_size
         if total > limits.max_bytes:
             raise ArchiveError(f"more than {limits.max_bytes} bytes uncompressed")
@@ -81,11 +89,25 @@ def members(data: bytes, limits: ArchiveLimits = ArchiveLimits()) -> list[Member
     return _layout([i.filename for i in infos])
 
 
+def _check_entry(info: zipfile.ZipInfo) -> None:
+    """Refuse an entry whose path leaves the archive, a link, an encrypted entry."""
+    name = info.filename
+    path = PurePosixPath(name)
+    parts = path.parts or ("",)
+    if name.startswith("/") or "\\" in name or ".." in parts or ":" in parts[0] or "\x00" in name:
+        raise ArchiveError(f"{name!r}: a path that leaves the archive")
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise ArchiveError(f"{name!r}: a link")
+    if info.flag_bits & 0x1:
+        raise ArchiveError(f"{name!r}: encrypted")
+
+
 def _layout(names: list[str]) -> list[Member]:
     parts = [PurePosixPath(n).parts for n in names]
     if not parts:
         raise ArchiveError("no images")
-    if len({p[0] for p in parts}) == 1 and all(len(p) > 2 for p in parts):
+    tops = {p[0] for p in parts}
+    if len(tops) == 1 and tops.isdisjoint({"train", "test"}) and all(len(p) > 2 for p in parts):
         parts = [p[1:] for p in parts]  # one enclosing folder
     split_layout = {p[0] for p in parts} <= {"train", "test"} and all(len(p) == 3 for p in parts)
     out = []
@@ -97,7 +119,13 @@ def _layout(names: list[str]) -> list[Member]:
         else:
             raise ArchiveError(f"{name!r}: expected <class>/<image> or train|test/<class>/<image>")
     if split_layout and {m.split for m in out} != {"train", "test"}:
-        raise ArchiveError("a train/ and a test/ folder, or class folders alone")
+        missing = ({"train", "test"} - {m.split for m in out}).pop()
+        raise ArchiveError(f"no {missing}/ folder: give train/ and test/, or class folders alone")
+    classes = sorted({m.label for m in out})
+    if len(classes) < 2:
+        raise ArchiveError(f"at least two class folders (found {len(classes)})")
+    if split_layout and sorted({m.label for m in out if m.split == "test"}) != classes:
+        raise ArchiveError("train and test have different class folders")
     return out
 
 
@@ -115,17 +143,9 @@ def read_archive(data: bytes, limits: ArchiveLimits = ArchiveLimits(), seed: int
     zf = zipfile.ZipFile(io.BytesIO(data))
     classes = sorted({m.label for m in found})
     splits = {m.split for m in found}
-    if "test" in splits and sorted({m.label for m in found if m.split == "test"}) != classes:
-        raise ArchiveError("train and test have different class folders")
-    if len(classes) < 2:
-        raise ArchiveError("at least two class folders")
     shape, images, labels, split_of = None, [], [], []
     for m in found:
-        info = zf.getinfo(m.name)
-        with zf.open(info) as f:
-            raw = f.read(info.file_size + 1)
-        if len(raw) != info.file_size:
-            raise ArchiveError(f"{m.name!r}: its bytes differ from the size the archive declares")
+        raw = inflate(data, zf.getinfo(m.name))
         arr, shape = _decode(m.name, raw, shape, limits.max_pixels)
         images.append(arr)
         labels.append(classes.index(m.label))
@@ -136,6 +156,42 @@ def read_archive(data: bytes, limits: ArchiveLimits = ArchiveLimits(), seed: int
     if "test" not in splits:
         test = _seeded_test_split(y, seed)
     return {"x_train": x[~test], "y_train": y[~test], "x_test": x[test], "y_test": y[test], "classes": classes}
+
+
+LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then the name's and the extra field's lengths
+
+
+def inflate(data: bytes, info: zipfile.ZipInfo) -> bytes:
+    """A member's bytes, inflated by hand from its local header's data, never beyond the size it
+    declares: a member that inflates to more, to less, or to bytes whose CRC differs is refused
+    (zipfile would stop quietly at the declared size).
+
+    Raises:
+        ArchiveError: as above, or a local header that is not where the directory says.
+    """
+    name, start = info.filename, info.header_offset
+    if start + LOCAL_HEADER.size > len(data):
+        raise ArchiveError(f"{name!r}: its local header lies outside the archive")
+    signature, name_length, extra_length = LOCAL_HEADER.unpack_from(data, start)
+    if signature != b"PK\x03\x04":
+        raise ArchiveError(f"{name!r}: no local header where the archive's directory says")
+    begin = start + LOCAL_HEADER.size + name_length + extra_length
+    compressed = data[begin : begin + info.compress_size]
+    if info.compress_type == zipfile.ZIP_STORED:
+        raw = compressed
+    else:
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        try:
+            raw = inflater.decompress(compressed, info.file_size + 1)
+        except zlib.error as e:
+            raise ArchiveError(f"{name!r}: not valid deflate data") from e
+        if len(raw) > info.file_size or inflater.unconsumed_tail:
+            raise ArchiveError(f"{name!r}: inflates to more than the {info.file_size} bytes it declares")
+    if len(raw) != info.file_size:
+        raise ArchiveError(f"{name!r}: its bytes differ from the size the archive declares")
+    if zlib.crc32(raw) != info.CRC:
+        raise ArchiveError(f"{name!r}: its bytes do not match the archive's checksum")
+    return raw
 
 
 def _decode(name: str, raw: bytes, shape, max_pixels: int):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import stat
+import struct
 import zipfile
+import zlib
 
 import pytest
 from PIL import Image
@@ -58,6 +60,22 @@ def bomb_zip() -> bytes:
     return buf.getvalue()
 
 
+def lying_size_zip() -> bytes:
+    """A member that declares the size and checksum of a small PNG but inflates to 1 MiB more: zipfile
+    stops quietly at the declared size (the PNG decodes); robustlab inflates it and refuses it."""
+    image = png(3)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a/1.png", png(1))
+        zf.writestr("b/1.png", image + b"\0" * (1 << 20))
+    data = bytearray(buf.getvalue())
+    fields = struct.pack("<I", zlib.crc32(image)), struct.pack("<I", len(image))
+    for signature, crc_at, size_at in ((b"PK\x03\x04", 14, 22), (b"PK\x01\x02", 16, 24)):
+        at = data.rfind(signature)  # the second member's header: the last of its kind
+        data[at + crc_at : at + crc_at + 4], data[at + size_at : at + size_at + 4] = fields
+    return bytes(data)
+
+
 HOSTILE = {
     "traversal": (class_folders_zip({"../../etc/cron.d/x.png": png(1), "a/1.png": png(2)}), "leaves the archive"),
     "absolute": (class_folders_zip({"/tmp/x.png": png(1), "a/1.png": png(2)}), "leaves the archive"),
@@ -67,6 +85,22 @@ HOSTILE = {
     "fake image": (class_folders_zip({"a/1.png": png(1), "b/1.png": b"not a png at all"}), "not a readable image"),
     "not a zip": (b"PK\x03\x04 but then nothing", "not a zip archive"),
     "one class": (class_folders_zip({"a/1.png": png(1), "a/2.png": png(2)}), "at least two class folders"),
+    "lying size": (lying_size_zip(), "inflates to more than the"),
+    "train only": (class_folders_zip({"train/a/1.png": png(1), "train/b/1.png": png(2)}), "no test/ folder"),
+    "test classes differ": (
+        class_folders_zip(
+            {f"train/{c}/1.png": png(1) for c in "ab"} | {"test/a/1.png": png(1), "test/c/1.png": png(2)}
+        ),
+        "different class folders",
+    ),
+    "ignored name that leaves": (
+        class_folders_zip({"__MACOSX/../../x.png": png(1), "a/1.png": png(1), "b/1.png": png(2)}),
+        "leaves the archive",
+    ),
+    "ignored name under ..": (
+        class_folders_zip({"../../.DS_Store": b"x", "a/1.png": png(1), "b/1.png": png(2)}),
+        "leaves the archive",
+    ),
 }
 
 
@@ -91,7 +125,9 @@ def upload(api, data: bytes, **form):
     )
 
 
-@pytest.mark.parametrize("name", ["traversal", "symlink", "bomb", "non-image", "not a zip"])
+@pytest.mark.parametrize(
+    "name", ["traversal", "symlink", "bomb", "non-image", "not a zip", "train only", "ignored name that leaves"]
+)
 def test_the_api_refuses_hostile_archives_before_storing_anything(api, name, tmp_path):
     data, reason = HOSTILE[name]
     r = upload(api, data)
