@@ -9,6 +9,8 @@ import warnings
 from fastapi import HTTPException, UploadFile, status
 from PIL import Image
 
+from api.json_guard import json_depth
+
 FORMATS = {"PNG", "JPEG", "WEBP", "BMP"}
 
 
@@ -62,6 +64,7 @@ def to_model_input(data: bytes, *, channels: int, size: int, max_pixels: int) ->
 
 SAFETENSORS_DTYPES = {"F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL"}
 MAX_HEADER_BYTES = 10 * 1024 * 1024
+MAX_HEADER_DEPTH = 8  # {"name": {"dtype", "shape": [...], "data_offsets": [...]}}: 3 levels
 
 
 def check_safetensors(data: bytes) -> int:
@@ -81,6 +84,8 @@ def check_safetensors(data: bytes) -> int:
     size = int.from_bytes(data[:8], "little")
     if size > min(MAX_HEADER_BYTES, len(data) - 8):
         raise bad("header length out of range")
+    if json_depth(data[8 : 8 + size], MAX_HEADER_DEPTH) > MAX_HEADER_DEPTH:
+        raise bad(f"header nested deeper than {MAX_HEADER_DEPTH} levels")
     try:
         header = json.loads(data[8 : 8 + size])
     except (UnicodeDecodeError, ValueError) as e:

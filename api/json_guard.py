@@ -1,0 +1,128 @@
+"""Request bodies that could only crash a parser are refused before one runs: JSON nested deeper
+than `MAX_JSON_DEPTH` (Python's parsers and validators recurse: 1,000 levels is a RecursionError
+and a 500), bodies larger than `MAX_JSON_BYTES`, bytes that are not UTF-8, and text holding a
+lone UTF-16 surrogate (`"\\ud800"` is valid JSON but no UTF-8 string: it fails the first write to
+the database or to a response). Each answer is a 4xx naming the limit.
+
+`json_depth` also bounds the header of an uploaded safetensors file (`api.uploads`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+MAX_JSON_DEPTH = 64  # a job spec is 4 levels deep; 64 leaves room and stays far from recursion limits
+MAX_JSON_BYTES = 1 << 20  # a spec, a study or a key request; files come as multipart uploads
+_OPEN, _CLOSE, _QUOTE, _BACKSLASH = frozenset(b"[{"), frozenset(b"]}"), ord('"'), ord("\\")
+
+
+def json_depth(data: bytes, stop_above: int = MAX_JSON_DEPTH) -> int:
+    """How deep the arrays and objects of the JSON text `data` nest (brackets inside strings are
+    not counted); stops counting once past `stop_above`. Iterative: any input is safe."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == _BACKSLASH:
+                escaped = True
+            elif byte == _QUOTE:
+                in_string = False
+        elif byte == _QUOTE:
+            in_string = True
+        elif byte in _OPEN:
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > stop_above:
+                    return deepest
+        elif byte in _CLOSE:
+            depth -= 1
+    return deepest
+
+
+def lone_surrogate(value: Any, path: str = "body") -> str | None:
+    """Where in a parsed JSON value a string (or an object's key) holds a lone surrogate, or None."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= ch <= "\udfff" for ch in item):
+                return where
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if any("\ud800" <= ch <= "\udfff" for ch in key):
+                    return f"{where} (a key)"
+                stack.append((inner, f"{where}.{key}"))
+        elif isinstance(item, list):
+            stack.extend((inner, f"{where}[{i}]") for i, inner in enumerate(item))
+    return None
+
+
+def body_problem(body: bytes) -> tuple[int, str] | None:
+    """(status, message) for a JSON request body that is refused, or None to let it through (a
+    body that is not JSON at all is left to the route's own validation)."""
+    if json_depth(body) > MAX_JSON_DEPTH:
+        return 422, f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return 422, f"request body is not UTF-8 (byte {e.start})"
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if (where := lone_surrogate(value)) is not None:
+        return 422, f"{where}: text holds a lone UTF-16 surrogate (not valid Unicode)"
+    return None
+
+
+class JSONGuard:
+    """ASGI middleware: reads a request's body whole (up to the limit), refuses it per
+    `body_problem`, and hands the same bytes on. Multipart and form bodies pass untouched (their
+    fields are bounded by their routes)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        content_type = dict(scope.get("headers") or []).get(b"content-type", b"").lower()
+        if content_type.startswith((b"multipart/", b"application/x-www-form-urlencoded")):
+            return await self.app(scope, receive, send)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size <= MAX_JSON_BYTES:
+                chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        problem = (
+            body_problem(body) if size <= MAX_JSON_BYTES else (413, f"request body larger than {MAX_JSON_BYTES} bytes")
+        )
+        if problem is not None:
+            return await _refuse(send, *problem)
+        delivered = False
+
+        async def replay():
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.app(scope, replay, send)
+
+
+async def _refuse(send, status: int, message: str) -> None:
+    payload = json.dumps({"detail": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,119 @@
+"""Input that could only crash a parser gets a 4xx on every route, never a 5xx: JSON nested 500 to
+100,000 deep, lone UTF-16 surrogates in values and keys (of JSON bodies, form fields, query
+strings), deep JSON inside form fields, a safetensors header nested 100,000 deep. The routes are
+read from the app, so a new route is covered without being named here."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import make_app
+
+SURROGATE = '"\\ud800"'  # valid JSON, no UTF-8 string
+DEPTHS = (500, 950, 100_000)
+
+
+def deep(n: int) -> str:
+    return '{"a":' * n + "1" + "}" * n
+
+
+def hostile_json() -> dict[str, bytes]:
+    bodies = {f"nested {n}": deep(n) for n in DEPTHS}
+    bodies |= {f"array {n}": "[" * n + "]" * n for n in DEPTHS}
+    bodies |= {
+        "surrogate value": '{"name": ' + SURROGATE + ', "kind": ' + SURROGATE + "}",
+        "surrogate key": '{"kind": "adversarial_training", "spec": {' + SURROGATE + ": 1}}",
+        "surrogate user": '{"name": "k", "user": ' + SURROGATE + "}",
+        "surrogate in a list": '{"activations": [' + SURROGATE + "]}",
+        "invalid utf-8": b'{"name": "\xed\xa0\x80"}',
+    }
+    return {k: v if isinstance(v, bytes) else v.encode() for k, v in bodies.items()}
+
+
+@dataclass
+class Operation:
+    """One route and method of the OpenAPI document, with what its request carries."""
+
+    method: str
+    path: str
+    queries: list[str]
+    form_text: list[str]
+    form_files: list[str]
+
+
+def operations(app, model_id: str) -> list[Operation]:
+    schema = app.openapi()
+    out = []
+    for path, methods in schema["paths"].items():
+        filled = re.sub(r"\{(\w+)\}", lambda m: model_id if "model" in m.group(1) else "x", path)
+        for method, op in methods.items():
+            queries = [p["name"] for p in op.get("parameters", []) if p["in"] == "query"]
+            form = (op.get("requestBody") or {}).get("content", {}).get("multipart/form-data", {}).get("schema", {})
+            if "$ref" in form:
+                form = schema["components"]["schemas"][form["$ref"].rsplit("/", 1)[-1]]
+            props = form.get("properties", {})
+            files = [k for k, v in props.items() if "binary" in str(v) or v.get("contentMediaType")]
+            out.append(Operation(method.upper(), filled, queries, [k for k in props if k not in files], files))
+    return out
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hostile")
+    app, key, _, model_id, _ = make_app(f"sqlite:///{tmp / 'store.db'}", tmp)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        c.headers["Authorization"] = f"Bearer {key}"
+        c.operations = operations(app, model_id)
+        yield c
+
+
+def test_hostile_json_bodies_get_a_4xx_on_every_route(client):
+    seen = 0
+    for op in client.operations:
+        if op.method == "GET":
+            continue
+        for name, body in hostile_json().items():
+            r = client.request(op.method, op.path, content=body, headers={"content-type": "application/json"})
+            assert r.status_code < 500, (op.method, op.path, name, r.status_code, r.text[:200])
+            seen += 1
+    assert seen > 100
+
+
+def test_hostile_form_fields_and_queries_get_a_4xx_on_every_route(client):
+    surrogate_bytes = "\ud800".encode("utf-8", "surrogatepass")
+    forms = [op for op in client.operations if op.form_text or op.form_files]
+    assert {"/v1/models", "/v1/datasets", "/v1/attacks"} <= {op.path for op in forms}
+    for op in forms:
+        files = {k: ("f.bin", b"\x00" * 16, "application/octet-stream") for k in op.form_files}
+        for value in ("\\ud800", "\ud800", deep(500), deep(5_000)):  # text a route may parse as JSON
+            data = {k: value.encode("utf-8", "surrogatepass") for k in op.form_text}
+            r = client.request(op.method, op.path, files=[*[(k, (None, v)) for k, v in data.items()], *files.items()])
+            assert r.status_code < 500, (op.path, value[:20], r.status_code, r.text[:200])
+    for op in client.operations:
+        query = {q: surrogate_bytes.decode("latin-1") for q in op.queries}
+        r = client.request(op.method, op.path, params=query)
+        assert r.status_code < 500, (op.method, op.path, "query", r.status_code, r.text[:200])
+
+
+def test_a_safetensors_header_nested_100000_deep_is_a_422(client):
+    header = deep(100_000).encode()
+    data = len(header).to_bytes(8, "little") + header
+    r = client.post(
+        "/v1/models",
+        files={"weights": ("m.safetensors", data, "application/octet-stream")},
+        data={"spec": "{}", "dataset": "digits"},
+    )
+    assert r.status_code == 422 and "nested deeper than" in r.json()["detail"]
+
+
+def test_a_body_past_the_limit_is_413_and_a_normal_one_passes(client):
+    from api.json_guard import MAX_JSON_BYTES
+
+    r = client.post("/v1/keys", content=b'{"name": "' + b"x" * MAX_JSON_BYTES + b'"}')
+    assert r.status_code == 413
+    r = client.post("/v1/keys", json={"name": "fine"})
+    assert r.status_code == 201, r.text
