@@ -2,8 +2,9 @@
 
 - Admins see and change everything.
 - Members read what the lab shares: the registry (models), studies, and finished jobs with their
-  metrics and artifacts. Another member's queued or running job, and another member's uploads,
-  are private: asking for one answers 404, as if it did not exist.
+  metrics and artifacts. Another member's queued or running job, and another member's private
+  objects (uploads, datasets, and every job and model that reads or makes them: the rule is in
+  `core.store.privacy`) are hidden: asking for one answers 404, as if it did not exist.
 - Members cancel, delete or change only what they own: 403 for someone else's shared object.
 - Objects with no owner (made on the command line, or before owners existed) are shared and
   changed by admins only.
@@ -12,7 +13,7 @@
 from __future__ import annotations
 
 from fastapi import HTTPException, Response, status
-from sqlalchemy import or_
+from sqlalchemy import and_, or_
 from sqlalchemy.orm import Session
 
 from api.deps import Caller, not_found
@@ -21,7 +22,7 @@ from core.store import audit
 from core.store.artifacts import ArtifactStore
 from core.store.db import write_lock
 from core.store.deletion import InUse
-from core.store.orm import Artifact, DatasetRow, Job
+from core.store.orm import Artifact, DatasetRow, Job, RegisteredModel
 
 
 def owns(caller: Caller, owner_id: str | None) -> bool:
@@ -29,14 +30,37 @@ def owns(caller: Caller, owner_id: str | None) -> bool:
 
 
 def job_visible(caller: Caller, job: Job) -> bool:
-    return owns(caller, job.owner_id) or job.owner_id is None or job.status in FINISHED
+    if owns(caller, job.owner_id):
+        return True
+    return not job.private and (job.owner_id is None or job.status in FINISHED)
 
 
 def jobs_visible_to(caller: Caller):
     """The SQL condition for `job_visible` (None for an admin: every job)."""
     if caller.admin:
         return None
-    return or_(Job.owner_id == caller.user_id, Job.owner_id.is_(None), Job.status.in_(FINISHED))
+    shared = and_(Job.private.is_(False), or_(Job.owner_id.is_(None), Job.status.in_(FINISHED)))
+    return or_(Job.owner_id == caller.user_id, shared)
+
+
+def model_visible(caller: Caller, model: RegisteredModel) -> bool:
+    """The registry is the lab's, but for the models private jobs made (their owner's and the admins')."""
+    return owns(caller, model.owner_id) or not model.private
+
+
+def models_visible_to(caller: Caller):
+    """The SQL condition for `model_visible` (None for an admin)."""
+    if caller.admin:
+        return None
+    return or_(RegisteredModel.owner_id == caller.user_id, RegisteredModel.private.is_(False))
+
+
+def visible_model(session: Session, caller: Caller, model_id: str, kind: str | None = None) -> RegisteredModel:
+    """The registered model (of `kind`, if given), if the caller may see it; 404 otherwise."""
+    model = session.get(RegisteredModel, model_id)
+    if model is None or not model_visible(caller, model) or (kind is not None and model.kind != kind):
+        raise not_found("classifier" if kind == "classifier" else f"{kind or ''} model".strip(), model_id)
+    return model
 
 
 def visible_job(session: Session, caller: Caller, job_id: str) -> Job:

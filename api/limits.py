@@ -9,61 +9,22 @@ from fastapi import Depends, HTTPException, status
 from pydantic import BaseModel
 
 from api.deps import KeyDep, SettingsDep, redis_client
-from core.contract.diffusion_specs import DDPMSampleSpec, DDPMTrainSpec
-from core.contract.job_specs import EvalSpec, ImageAttackSpec
-from core.contract.memory import estimate_bytes, fields_to_change
-from core.contract.specs import AttackSpec, ModelSpec, ProtocolSpec, TrainSpec
+from core.contract.kinds import job_kind
+from core.contract.specs import ModelSpec
 from core.settings import Settings
 from core.store.announcements import largest
 
 
-def _too_big(field: str, value, limit) -> HTTPException:
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT, f"spec.{field} = {value} exceeds this server's limit of {limit}"
-    )
-
-
-def _check_attack(prefix: str, attack: AttackSpec, settings: Settings) -> None:
-    """Square's queries against one limit, the gradient attacks' model evaluations per point
-    (iterations × restarts × targets × EOT) against another."""
-    if attack.name == "square":
-        if attack.cost > settings.max_attack_queries:
-            raise _too_big(f"{prefix}.queries", attack.cost, settings.max_attack_queries)
-    elif attack.cost > settings.max_attack_steps:
-        raise _too_big(f"{prefix}.steps", attack.cost, settings.max_attack_steps)
-
-
-def _check_protocol(prefix: str, protocol: ProtocolSpec, settings: Settings) -> None:
-    for i, attack in enumerate(protocol.attack_specs()):
-        _check_attack(f"{prefix}.attacks[{i}]", attack, settings)
-    if protocol.images > settings.max_eval_images:
-        raise _too_big(f"{prefix}.images", protocol.images, settings.max_eval_images)
-
-
-def check_limits(spec: BaseModel, settings: Settings) -> None:
-    """Raise 422 naming the field when `spec` asks for more than the server allows."""
-    if isinstance(spec, TrainSpec):
-        if spec.epochs > settings.max_epochs:
-            raise _too_big("epochs", spec.epochs, settings.max_epochs)
-        _check_attack("attack", spec.attack, settings)
-        _check_attack("eval_attack", spec.eval_attack, settings)
-        _check_protocol("protocol", spec.protocol, settings)
-        if spec.eval_subset > settings.max_eval_images:
-            raise _too_big("eval_subset", spec.eval_subset, settings.max_eval_images)
-    elif isinstance(spec, EvalSpec):
-        _check_protocol("protocol", spec.protocol, settings)
-    elif isinstance(spec, ImageAttackSpec):
-        _check_attack("attack", spec.attack, settings)
-    elif isinstance(spec, DDPMTrainSpec):
-        if spec.epochs > settings.max_epochs:
-            raise _too_big("epochs", spec.epochs, settings.max_epochs)
-        if spec.image_size > 64:
-            raise _too_big("image_size", spec.image_size, 64)
-    elif isinstance(spec, DDPMSampleSpec):
-        if spec.n > settings.max_samples_per_request:
-            raise _too_big("n", spec.n, settings.max_samples_per_request)
-        if spec.num_steps > settings.max_sample_steps:
-            raise _too_big("steps", spec.num_steps, settings.max_sample_steps)
+def check_limits(kind: str, spec: BaseModel, settings: Settings) -> None:
+    """Raise 422 naming the field when `spec` asks for more than the server allows (the limits
+    its kind's row declares, each against its setting)."""
+    for limit in job_kind(kind).limits(spec):
+        allowed = getattr(settings, limit.setting)
+        if limit.value > allowed:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"spec.{limit.field} = {limit.value:g} exceeds this server's limit of {allowed:g} ({limit.setting})",
+            )
 
 
 RATE_KEY = "robustlab:rate:{user}:{window}"
@@ -120,15 +81,16 @@ def announced_devices(redis_url: str) -> dict[str, int]:
     return _announcements(redis_url)[1]
 
 
-def check_memory(spec: BaseModel, queue: str, settings: Settings, model: ModelSpec | None = None) -> None:
-    """422 naming the fields to change when the job's estimated memory is more than the largest
-    budget a worker of its queue has announced (no check when no worker has announced one)."""
-    needed = estimate_bytes(spec, model)
+def check_memory(kind: str, spec: BaseModel, settings: Settings, model: ModelSpec | None = None) -> None:
+    """422 naming the fields to change when the job's estimated memory (its kind's estimate) is more
+    than the largest budget a worker of its queue has announced (no check when none has)."""
+    row = job_kind(kind)
+    needed, queue = row.memory(spec, model), row.queue
     budget = announced_budgets(settings.redis_url).get(queue, 0)
-    if needed is None or not budget or needed <= budget:
+    if not budget or needed <= budget:
         return
     raise HTTPException(
         status.HTTP_422_UNPROCESSABLE_CONTENT,
         f"this job needs about {needed / 2**30:.1f} GiB of memory, more than any {queue} worker offers "
-        f"({budget / 2**30:.1f} GiB): lower {fields_to_change(spec)}",
+        f"({budget / 2**30:.1f} GiB): lower {row.memory_fields}",
     )

@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 
 from fastapi import Response, status
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.schemas import JobOut
+from core.contract.kinds import job_kind
 from core.contract.names import FINISHED
+from core.contract.references import ids_named
 from core.store import jobs as store_jobs
 from core.store.db import session_scope
-from core.store.orm import Job
+from core.store.orm import Artifact, Job
 
 POLL_SECONDS = 0.005
 INTERACTIVE_RESPONSES = {200: {"description": "finished within the wait"}, 202: {"description": "still running"}}
@@ -30,15 +33,27 @@ def wait_for(database_url: str, job_id: str, seconds: float) -> Job | None:
         time.sleep(POLL_SECONDS)
 
 
-def with_urls(job: Job) -> dict:
-    """The job as JSON, with `/v1/artifacts/...` URLs beside every artifact id in its result."""
+def _url_key(key: str) -> str:
+    """`adversarial_artifact_id` → `adversarial_url`, `x_t_artifact_ids` → `x_t_urls`."""
+    for suffix, plural in (("_artifact_id", ""), ("_artifact_ids", "s"), ("_id", ""), ("_ids", "s")):
+        if key.endswith(suffix):
+            return f"{key.removesuffix(suffix)}_url{plural}"
+    return f"{key}_url"
+
+
+def with_urls(session: Session, job: Job) -> dict:
+    """The job as JSON, with `/v1/artifacts/...` URLs beside every id in its result that is an
+    artifact the job made or one its spec names (`core.contract.references`): the URL of an id is
+    given because it is an artifact the caller may read through this job, not for its key's name."""
     body = JobOut.model_validate(job).model_dump(mode="json")
     result = body.get("result") or {}
+    linkable = set(session.scalars(select(Artifact.id).where(Artifact.job_id == job.id)).all())
+    linkable |= ids_named(job_kind(job.kind).spec, job.spec or {}, "artifact")
     for key, value in list(result.items()):
-        if key.endswith("_artifact_id"):
-            result[key.removesuffix("_artifact_id") + "_url"] = f"/v1/artifacts/{value}"
-        elif key.endswith("_artifact_ids"):
-            result[key.removesuffix("_artifact_ids") + "_urls"] = [f"/v1/artifacts/{v}" for v in value]
+        if isinstance(value, str) and value in linkable:
+            result[_url_key(key)] = f"/v1/artifacts/{value}"
+        elif isinstance(value, list) and value and all(isinstance(v, str) and v in linkable for v in value):
+            result[_url_key(key)] = [f"/v1/artifacts/{v}" for v in value]
     return body
 
 
@@ -48,5 +63,5 @@ def answer(session: Session, response: Response, database_url: str, job: Job, se
     if done is None:
         response.status_code = status.HTTP_202_ACCEPTED
         session.refresh(job)
-        return with_urls(job)
-    return with_urls(done)
+        return with_urls(session, job)
+    return with_urls(session, done)

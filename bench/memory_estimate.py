@@ -1,4 +1,4 @@
-"""Memory admission's estimate (`core.contract.memory.estimate_bytes`) against the peak resident
+"""Memory admission's estimate (`core.contract.memory`) against the peak resident
 memory of the real thing: each training preset (classifier and DDPM; smoke, cpu, gpu) trains in a
 fresh process, as a job's child does, and its peak RSS (`ru_maxrss` from `wait4`) is compared with
 the estimate. Only one epoch of one or two batches runs (peak memory is reached by the first
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench.common import machine
-from core.contract.memory import estimate_bytes
+from core.contract.memory import ddpm_train_bytes, train_bytes
 from core.contract.presets import ddpm_preset, train_preset
 
 OUT = Path("bench/results/memory_estimate.json")
@@ -74,7 +74,8 @@ def main() -> None:
         for preset in args.presets.split(","):
             spec = short_run(kind, preset)
             measured, seconds = peak_rss(kind, spec)
-            estimate = estimate_bytes(spec)  # of the run measured (its subsets are the preset's minus a little)
+            # of the run measured (its subsets are the preset's minus a little)
+            estimate = (train_bytes if kind == "train" else ddpm_train_bytes)(spec)
             row = {
                 "kind": kind,
                 "preset": preset,

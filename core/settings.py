@@ -12,18 +12,6 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-# Wall-clock limits per job kind, seconds (ROBUSTLAB_JOB_TIME_LIMITS overrides any of them).
-DEFAULT_TIME_LIMITS = {
-    "adversarial_training": 48 * 3600.0,
-    "attack_evaluation": 12 * 3600.0,
-    "ddpm_training": 72 * 3600.0,
-    "dataset_upload": 3600.0,
-    "model_upload": 1800.0,
-    "image_attack": 600.0,
-    "ddpm_sampling": 1800.0,
-    "ddpm_forward": 600.0,
-}
-
 
 class Settings(BaseModel):
     """What the service parts read from the environment, with local defaults under ./var."""
@@ -46,6 +34,9 @@ class Settings(BaseModel):
     max_samples_per_request: int = Field(default=64, ge=1)
     max_sample_steps: int = Field(default=1000, ge=1)
     max_eval_images: int = Field(default=20_000, ge=1)
+    max_eps_grid: int = Field(default=16, ge=1)  # radii of one robustness curve (each runs the whole protocol)
+    max_generated_per_class: int = Field(default=10_000, ge=1)  # images per class of a dataset_generation job
+    max_ddpm_image_size: int = Field(default=64, ge=8)
     interactive_wait_seconds: float = Field(default=10.0, ge=0)
     max_queued_jobs_per_user: int = Field(default=100, ge=1)  # unfinished jobs one user may have
     max_running_train_jobs_per_user: int = Field(default=4, ge=1)  # beyond it, their jobs wait
@@ -56,7 +47,7 @@ class Settings(BaseModel):
     max_attempts: int = Field(default=3, ge=1)  # abnormal ends (crash, kill) before a job is failed for good
     memory_budget_bytes: int = Field(default=0, ge=0)  # a job's child past it is killed; 0: 90 % of the machine
     outage_seconds: float = Field(default=300.0, ge=0)  # how long a job's final write waits for the store
-    job_time_limits: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_TIME_LIMITS))
+    job_time_limits: dict[str, float] = Field(default_factory=dict)  # {kind: seconds} over the kinds' own limits
     devices: int = Field(default=0, ge=0)  # a train worker's devices for `gpus` jobs; 0: its CUDA devices (or 1)
     mlflow_tracking_uri: str | None = None  # every job logged to this MLflow server (the `mlflow` extra)
     fault_dir: Path | None = None  # tests only: per-job injected crashes (core/jobs/faults.py)
@@ -82,6 +73,9 @@ ENV = {
     "max_samples_per_request": "ROBUSTLAB_MAX_SAMPLES_PER_REQUEST",
     "max_sample_steps": "ROBUSTLAB_MAX_SAMPLE_STEPS",
     "max_eval_images": "ROBUSTLAB_MAX_EVAL_IMAGES",
+    "max_eps_grid": "ROBUSTLAB_MAX_EPS_GRID",
+    "max_generated_per_class": "ROBUSTLAB_MAX_GENERATED_PER_CLASS",
+    "max_ddpm_image_size": "ROBUSTLAB_MAX_DDPM_IMAGE_SIZE",
     "interactive_wait_seconds": "ROBUSTLAB_INTERACTIVE_WAIT_SECONDS",
     "max_queued_jobs_per_user": "ROBUSTLAB_MAX_QUEUED_JOBS_PER_USER",
     "max_running_train_jobs_per_user": "ROBUSTLAB_MAX_RUNNING_TRAIN_JOBS_PER_USER",
@@ -104,8 +98,8 @@ def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
     """Settings from `environ` (default `os.environ`); unset variables keep their defaults."""
     environ = os.environ if environ is None else environ
     values = {field: environ[var] for field, var in ENV.items() if environ.get(var)}
-    if "job_time_limits" in values:  # JSON: {"kind": seconds}, over the defaults
-        values["job_time_limits"] = {**DEFAULT_TIME_LIMITS, **json.loads(values["job_time_limits"])}
+    if "job_time_limits" in values:  # JSON: {"kind": seconds}, over the limits of the kinds' table
+        values["job_time_limits"] = json.loads(values["job_time_limits"])
     var_dir = Path(values.get("var_dir", "var"))
     values.setdefault("database_url", f"sqlite:///{var_dir / 'robustlab.db'}")
     values.setdefault("artifact_url", str(var_dir / "artifacts"))
@@ -126,8 +120,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 def time_limit(settings: Settings, kind: str) -> float:
-    """The kind's wall-clock limit in seconds (a day for a kind without one)."""
-    return settings.job_time_limits.get(kind, 24 * 3600.0)
+    """The kind's wall-clock limit in seconds: `ROBUSTLAB_JOB_TIME_LIMITS`' value for it, else its row's."""
+    from core.contract.kinds import job_kind  # the table imports the specs; settings load first
+
+    return settings.job_time_limits.get(kind, job_kind(kind).time_limit_hours * 3600.0)
 
 
 def memory_budget(settings: Settings) -> int:

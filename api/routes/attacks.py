@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
 from pydantic import ValidationError
 
-from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
+from api.access import visible_model
+from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep
 from api.limits import InteractiveRate
 from api.routes.jobs import submit
 from api.uploads import read_bounded, to_model_input
@@ -17,7 +18,6 @@ from core.contract.job_specs import ImageAttackSpec
 from core.contract.specs import AttackSpec
 from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.db import write_lock
-from core.store.registry import get_model
 
 router = APIRouter(prefix="/v1/attacks", tags=["attacks"])
 
@@ -43,9 +43,7 @@ def attack_upload(
     class names and the URLs of the images (or 202 with the job)."""
     if (image is None) == (test_index is None):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give exactly one of image (a file) and test_index")
-    model = get_model(session, model_id=model_id)
-    if model is None or model.kind != "classifier":
-        raise not_found("classifier", model_id)
+    model = visible_model(session, caller, model_id, "classifier")
     try:
         attack_spec = AttackSpec.model_validate_json(attack) if attack else AttackSpec(steps=20)
     except ValidationError as e:

@@ -101,7 +101,7 @@ def upload_dataset(
     if done is None:
         response.status_code = status.HTTP_202_ACCEPTED
         session.refresh(job)
-        return with_urls(job)
+        return with_urls(session, job)
     if done.status != "succeeded":
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, (done.error or done.status).removeprefix("ArchiveError: ")

@@ -13,21 +13,14 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.access import (
-    artifact_visible,
-    data_root_folders,
-    delete_audited,
-    jobs_visible_to,
-    require_owner,
-    visible_dataset,
-    visible_job,
-)
+from api.access import delete_audited, jobs_visible_to, require_owner, visible_job
 from api.deps import MAX_OFFSET, Caller, KeyDep, QueueDep, SessionDep, SettingsDep
 from api.limits import announced_devices, check_limits, check_memory
+from api.references import authorize
 from api.schemas import JobIn, JobList, JobOut, MetricOut
 from core.contract.kinds import job_kind
 from core.contract.names import FINISHED
-from core.contract.specs import DataSpec, ModelSpec
+from core.contract.specs import ModelSpec
 from core.settings import Settings
 from core.store import audit
 from core.store import jobs as store_jobs
@@ -49,76 +42,6 @@ def validate_spec(kind: str, raw: dict) -> BaseModel:
         raise RequestValidationError(
             [{**err, "loc": ("body", "spec", *err["loc"])} for err in e.errors(include_url=False)]
         ) from e
-
-
-def check_data(session: Session, settings: Settings, caller: Caller, field: str, data: DataSpec) -> None:
-    """A spec's dataset comes from the catalogue: no path (422), a data-root folder that exists, an
-    uploaded dataset the caller may use (404 otherwise)."""
-    if data.root is not None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"spec.{field}.root: the service takes no paths; name a dataset (GET /v1/datasets)",
-        )
-    if data.name == "folder" and not data.folder:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"spec.{field}.folder: name a folder of the data root (GET /v1/datasets)",
-        )
-    if data.name == "folder" and data.folder not in data_root_folders(settings):
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"spec.{field}.folder: no folder {data.folder!r} in the data root"
-        )
-    if data.name == "uploaded":
-        visible_dataset(session, caller, data.dataset_id)
-
-
-MODEL_REFERENCES = {"classifier_id": "classifier", "diffusion_id": "diffusion"}  # spec fields naming models
-
-
-def nested_specs(spec: BaseModel, path: str = ""):
-    """`(path, spec)` for `spec` (path "") and every spec inside it, depth first (`generated.data`)."""
-    yield path, spec
-    for field in type(spec).model_fields:
-        if isinstance(value := getattr(spec, field), BaseModel):
-            yield from nested_specs(value, f"{path}.{field}" if path else field)
-
-
-def check_model(session: Session, field: str, model_id: str, kind: str) -> None:
-    """404 unless `model_id` is a registered model of `kind` (models are the lab's: all may read)."""
-    model = get_model(session, model_id=model_id)
-    if model is None or model.kind != kind:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{field}: no registered {kind} model with id {model_id!r}")
-
-
-def check_references(session: Session, settings: Settings, caller: Caller, kind: str, spec: BaseModel) -> None:
-    """The registered model a kind acts on exists and is of the kind's model kind (422 when none is
-    named, 404 when it is not there); every artifact the spec names exists and is the caller's to
-    use (404 otherwise: another member's upload is private); its datasets come from the catalogue."""
-    for field, value in nested_specs(spec):
-        if isinstance(value, DataSpec):
-            check_data(session, settings, caller, field, value)
-        for name, model_kind in MODEL_REFERENCES.items():
-            if (model_id := getattr(value, name, None)) is not None:
-                check_model(session, ".".join(["spec", *filter(None, [field]), name]), model_id, model_kind)
-    acts_on = job_kind(kind).acts_on
-    if acts_on is not None:
-        model_id = spec.model_id
-        if not model_id:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, f"spec.model_id: {kind} needs a registered {acts_on}"
-            )
-        model = get_model(session, model_id=model_id)
-        if model is None or model.kind != acts_on:
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND, f"spec.model_id: no registered {acts_on} model with id {model_id!r}"
-            )
-    for field in type(spec).model_fields:
-        artifact_id = getattr(spec, field) if field.endswith("_artifact_id") else None
-        if artifact_id is None:
-            continue
-        artifact = session.get(Artifact, artifact_id)
-        if artifact is None or not artifact_visible(session, caller, artifact):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"spec.{field}: no artifact {artifact_id!r}")
 
 
 def registered_model_spec(session: Session, spec: BaseModel) -> ModelSpec | None:
@@ -160,9 +83,9 @@ def submit(
 ) -> Job:
     """Store the job (owned by the caller), commit, then enqueue it (a lost send is re-enqueued by
     the workers)."""
-    check_limits(spec, settings)
-    check_references(session, settings, caller, kind, spec)
-    check_memory(spec, job_kind(kind).queue, settings, model=registered_model_spec(session, spec))
+    check_limits(kind, spec, settings)
+    named = authorize(session, settings, caller, kind, spec)
+    check_memory(kind, spec, settings, model=registered_model_spec(session, spec))
     if not quota_checked:
         check_quota(session, settings, caller)
     with write_lock(settings.database_url):
@@ -184,7 +107,7 @@ def submit(
             action="submit",
             object_type="job",
             object_id=job.id,
-            detail={"kind": kind, "study_id": study_id},
+            detail={"kind": kind, "study_id": study_id, "references": {r.path: r.value for r in named}},
         )
         session.commit()
     try:
@@ -196,7 +119,14 @@ def submit(
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
 def create_job(body: JobIn, session: SessionDep, queue: QueueDep, settings: SettingsDep, caller: KeyDep) -> Job:
-    """Submit a job; 202 with the queued job. The spec is validated against the kind's model."""
+    """Submit a job; 202 with the queued job. The spec is validated against the kind's model, and
+    what it names is authorised (`api.references`). The upload kinds come through their routes only."""
+    if not job_kind(body.kind).direct:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"kind: {body.kind} jobs are made by their upload route (POST /v1/models, POST /v1/datasets), "
+            "which stores the upload and its job together",
+        )
     return submit(session, queue, settings, kind=body.kind, spec=validate_spec(body.kind, body.spec), caller=caller)
 
 

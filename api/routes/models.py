@@ -10,8 +10,8 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, Response, Uploa
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from api.access import delete_audited, require_owner
-from api.deps import MAX_OFFSET, KeyDep, QueueDep, SessionDep, SettingsDep, not_found
+from api.access import delete_audited, models_visible_to, require_owner, visible_model
+from api.deps import MAX_OFFSET, KeyDep, QueueDep, SessionDep, SettingsDep
 from api.limits import InteractiveRate
 from api.routes.jobs import submit
 from api.schemas import ModelList, ModelOut
@@ -31,23 +31,28 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 @router.get("", response_model=ModelList)
 def list_registered(
     session: SessionDep,
-    _: KeyDep,
+    caller: KeyDep,
     kind: str | None = None,
     dataset: str | None = None,
     activation: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict:
-    items, total = list_models(session, kind=kind, dataset=dataset, activation=activation, limit=limit, offset=offset)
+    items, total = list_models(
+        session,
+        kind=kind,
+        dataset=dataset,
+        activation=activation,
+        limit=limit,
+        offset=offset,
+        where=models_visible_to(caller),
+    )
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
 @router.get("/{model_id}", response_model=ModelOut)
-def read_model(model_id: str, session: SessionDep, _: KeyDep) -> RegisteredModel:
-    row = get_model(session, model_id=model_id)
-    if row is None:
-        raise not_found("model", model_id)
-    return row
+def read_model(model_id: str, session: SessionDep, caller: KeyDep) -> RegisteredModel:
+    return visible_model(session, caller, model_id)
 
 
 UPLOAD_RESPONSES = {
@@ -113,7 +118,7 @@ def upload_model(
     if done is None:
         response.status_code = status.HTTP_202_ACCEPTED
         session.refresh(job)
-        return with_urls(job)
+        return with_urls(session, job)
     if done.status != "succeeded":
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, (done.error or done.status).removeprefix("ValueError: ")
@@ -125,8 +130,6 @@ def upload_model(
 def remove_model(model_id: str, session: SessionDep, settings: SettingsDep, caller: KeyDep) -> Response:
     """Delete a model with its checkpoint (its owner or an admin); 409 while a queued or running job
     acts on it."""
-    row = get_model(session, model_id=model_id)
-    if row is None:
-        raise not_found("model", model_id)
+    row = visible_model(session, caller, model_id)
     require_owner(caller, row.owner_id, "model")
     return delete_audited(session, settings, caller, "model", model_id, partial(delete_model, model_id=model_id))

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from core.contract.names import DEFAULT_SAMPLER_STEPS, Device, SamplerName
+from core.contract.references import ClassifierId, DiffusionId
 from core.contract.specs import MAX_GPUS, DataSpec, Spec, check_batch_splits
 
 
@@ -78,7 +79,7 @@ class DDPMSampleSpec(Spec):
         trajectory: also return `trajectory_frames` frames of x_T … x_0.
     """
 
-    model_id: str | None = Field(default=None, max_length=64)
+    model_id: DiffusionId | None = None
     n: int = Field(default=16, ge=1, le=1024)
     sampler: SamplerName = "ddim"
     steps: int | None = Field(default=None, ge=1, le=4000)
@@ -105,7 +106,7 @@ class DDPMForwardSpec(Spec):
         seed: the noise draw (the same seed gives the same x_t).
     """
 
-    model_id: str = Field(max_length=64)
+    model_id: DiffusionId
     test_index: int = Field(default=0, ge=0, le=1_000_000)
     timesteps: list[int] | None = Field(default=None, min_length=1, max_length=50)
     seed: int = Field(default=0, ge=0)
@@ -129,7 +130,7 @@ class SampleFilterSpec(Spec):
             its (kept) label is at least this (0 keeps every image `mode` keeps).
     """
 
-    classifier_id: str = Field(max_length=64)
+    classifier_id: ClassifierId
     mode: Literal["agree", "relabel"] = "agree"
     confidence: float = Field(default=0.0, ge=0, le=1)
 
@@ -155,7 +156,7 @@ class DatasetGenerationSpec(Spec):
     trained on it is measured on real images.
     """
 
-    model_id: str | None = Field(default=None, max_length=64)
+    model_id: DiffusionId | None = None
     per_class: int = Field(default=1000, ge=1, le=100_000)
     sampler: SamplerName = "ddpm"
     steps: int | None = Field(default=50, ge=1, le=4000)
@@ -206,7 +207,7 @@ class DefendedModelSpec(Spec):
         name: the registry name (default `<classifier name>+purify-t<t*>`).
     """
 
-    classifier_id: str = Field(max_length=64)
-    diffusion_id: str = Field(max_length=64)
+    classifier_id: ClassifierId
+    diffusion_id: DiffusionId
     purifier: PurifierSpec = Field(default_factory=PurifierSpec)
     name: str | None = Field(default=None, min_length=1, max_length=200)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from core.contract.names import Device
+from core.contract.references import ClassifierId, ConsumedUploadId, ImageArtifactId
 from core.contract.specs import AttackSpec, DataSpec, ModelSpec, ProtocolSpec, Spec
 
 
@@ -26,7 +27,7 @@ class EvalSpec(Spec):
         large_eps: the sanity check's radius at which accuracy should fall to about chance.
     """
 
-    model_id: str | None = Field(default=None, max_length=64)
+    model_id: ClassifierId | None = None
     data: DataSpec = Field(default_factory=DataSpec)
     protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
     eps_grid: list[float] | None = Field(default=None, min_length=1, max_length=32)
@@ -54,8 +55,8 @@ class ImageAttackSpec(Spec):
         attack: the attack (PGD-20, L∞ ε = 0.1 by default).
     """
 
-    model_id: str = Field(max_length=64)
-    input_artifact_id: str | None = Field(default=None, max_length=64)
+    model_id: ClassifierId
+    input_artifact_id: ImageArtifactId | None = None
     test_index: int | None = Field(default=None, ge=0, le=1_000_000)
     label: int | None = Field(default=None, ge=0, le=999)
     attack: AttackSpec = Field(default_factory=lambda: AttackSpec(steps=20))
@@ -78,7 +79,7 @@ class ModelUploadSpec(Spec):
         name: the registry name (default `<dataset>-upload-<arch>`).
     """
 
-    weights_artifact_id: str = Field(max_length=64)
+    weights_artifact_id: ConsumedUploadId
     model: ModelSpec
     data: DataSpec
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -93,6 +94,6 @@ class DatasetUploadSpec(Spec):
         seed: the draw of the test split when the archive has none (a fifth of each class).
     """
 
-    archive_artifact_id: str = Field(max_length=64)
+    archive_artifact_id: ConsumedUploadId
     name: str = Field(min_length=1, max_length=200)
     seed: int = Field(default=0, ge=0)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from core.contract import presets
+from core.contract import limits, memory, presets
 from core.contract.diffusion_specs import (
     DatasetGenerationSpec,
     DDPMForwardSpec,
@@ -22,8 +22,10 @@ from core.contract.diffusion_specs import (
     DefendedModelSpec,
 )
 from core.contract.job_specs import DatasetUploadSpec, EvalSpec, ImageAttackSpec, ModelUploadSpec
+from core.contract.limits import Limit
 from core.contract.names import ModelKind, Queue
-from core.contract.specs import Spec, TrainSpec
+from core.contract.references import declared
+from core.contract.specs import ModelSpec, Spec, TrainSpec
 
 TASK_NAME = "robustlab.execute_job"  # the one Celery task; the job's kind picks the runner
 
@@ -40,7 +42,18 @@ class JobKind:
             work a person waits for).
         runner: `module:function` of `runner(spec, ctx) -> result dict`.
         presets: returns the kind's named starting specs (`{name: spec}`).
-        acts_on: the kind of registered model the spec's `model_id` names, or None.
+        limits: the spec's quantities that server settings bound (`core.contract.limits`); an
+            empty list says the kind has none.
+        memory: `memory(spec, model) -> bytes`, the estimated peak memory of the job's processes
+            (`model`: the registered classifier it acts on, if known) for memory admission.
+        memory_fields: the fields that lower it, for the refusal's message.
+        time_limit_hours: the wall-clock limit of one job (`ROBUSTLAB_JOB_TIME_LIMITS` overrides).
+        direct: submitted with `POST /v1/jobs`; False for the upload kinds, which only their
+            routes make (the upload and its job in one transaction, see docs/security.md).
+        makes_private: what the job makes is its owner's alone (a dataset), so the job is private
+            (see `core.store.privacy`).
+
+    What the spec names of stored objects is declared on its fields (`core.contract.references`).
     """
 
     name: str
@@ -49,7 +62,17 @@ class JobKind:
     queue: Queue
     runner: str
     presets: Callable[[], dict[str, Spec]]
-    acts_on: ModelKind | None = None
+    limits: Callable[[Any], list[Limit]]
+    memory: Callable[[Any, ModelSpec | None], int]
+    memory_fields: str
+    time_limit_hours: float
+    direct: bool = True
+    makes_private: bool = False
+
+    @property
+    def acts_on(self) -> ModelKind | None:
+        """The kind of registered model the spec's `model_id` names (declared on the field), or None."""
+        return next((ref.model_kind for path, ref in declared(self.spec) if path == "model_id"), None)
 
     def resolve_runner(self) -> Callable[[Any, Any], dict]:
         """The runner function (imports its module, which may need torch)."""
@@ -67,6 +90,10 @@ _ROWS = (
         queue="train",
         runner=f"{_CLASSIFIER}:run_adversarial_training",
         presets=presets.training_presets,
+        limits=limits.training,
+        memory=memory.train_bytes,
+        memory_fields="batch_size, model.width or model.arch",
+        time_limit_hours=48.0,
     ),
     JobKind(
         name="attack_evaluation",
@@ -75,7 +102,10 @@ _ROWS = (
         queue="train",
         runner=f"{_CLASSIFIER}:run_attack_evaluation",
         presets=presets.evaluation_presets,
-        acts_on="classifier",
+        limits=limits.evaluation,
+        memory=memory.evaluation_bytes,
+        memory_fields="batch_size",
+        time_limit_hours=12.0,
     ),
     JobKind(
         name="image_attack",
@@ -84,7 +114,10 @@ _ROWS = (
         queue="interactive",
         runner=f"{_CLASSIFIER}:run_image_attack",
         presets=presets.image_attack_presets,
-        acts_on="classifier",
+        limits=limits.image_attack,
+        memory=memory.interactive_bytes,
+        memory_fields="the model",
+        time_limit_hours=600 / 3600,
     ),
     JobKind(
         name="model_upload",
@@ -93,6 +126,11 @@ _ROWS = (
         queue="interactive",
         runner=f"{_CLASSIFIER}:run_model_upload",
         presets=presets.upload_presets,
+        limits=limits.upload,
+        memory=memory.model_upload_bytes,
+        memory_fields="model.width or model.arch",
+        time_limit_hours=0.5,
+        direct=False,
     ),
     JobKind(
         name="dataset_upload",
@@ -101,6 +139,12 @@ _ROWS = (
         queue="interactive",
         runner="core.jobs.data_runners:run_dataset_upload",
         presets=presets.dataset_upload_presets,
+        limits=limits.upload,
+        memory=memory.dataset_upload_bytes,
+        memory_fields="the archive",
+        time_limit_hours=1.0,
+        direct=False,
+        makes_private=True,
     ),
     JobKind(
         name="ddpm_training",
@@ -109,6 +153,10 @@ _ROWS = (
         queue="train",
         runner=f"{_DIFFUSION}:run_ddpm_training",
         presets=presets.ddpm_presets,
+        limits=limits.ddpm_training,
+        memory=memory.ddpm_train_bytes,
+        memory_fields="batch_size, image_size or unet.block_out_channels",
+        time_limit_hours=72.0,
     ),
     JobKind(
         name="ddpm_sampling",
@@ -117,7 +165,10 @@ _ROWS = (
         queue="interactive",
         runner=f"{_DIFFUSION}:run_ddpm_sampling",
         presets=presets.sampling_presets,
-        acts_on="diffusion",
+        limits=limits.sampling,
+        memory=memory.interactive_bytes,
+        memory_fields="n",
+        time_limit_hours=0.5,
     ),
     JobKind(
         name="ddpm_forward",
@@ -126,7 +177,10 @@ _ROWS = (
         queue="interactive",
         runner=f"{_DIFFUSION}:run_ddpm_forward",
         presets=presets.forward_presets,
-        acts_on="diffusion",
+        limits=limits.forward,
+        memory=memory.interactive_bytes,
+        memory_fields="the model",
+        time_limit_hours=600 / 3600,
     ),
     JobKind(
         name="dataset_generation",
@@ -135,7 +189,11 @@ _ROWS = (
         queue="train",
         runner="core.jobs.generation_runners:run_dataset_generation",
         presets=presets.generation_presets,
-        acts_on="diffusion",
+        limits=limits.generation,
+        memory=memory.generation_bytes,
+        memory_fields="shard_size",
+        time_limit_hours=24.0,
+        makes_private=True,
     ),
     JobKind(
         name="defended_model",
@@ -144,6 +202,10 @@ _ROWS = (
         queue="interactive",
         runner="core.jobs.defense_runners:run_defended_model",
         presets=presets.defense_presets,
+        limits=limits.defense,
+        memory=memory.interactive_bytes,
+        memory_fields="the model",
+        time_limit_hours=0.5,
     ),
 )
 JOB_KINDS: dict[str, JobKind] = {kind.name: kind for kind in _ROWS}

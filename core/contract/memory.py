@@ -10,14 +10,16 @@ errs high.
 
 from __future__ import annotations
 
-from core.contract.diffusion_specs import DDPMTrainSpec
-from core.contract.job_specs import EvalSpec
+from core.contract.diffusion_specs import DatasetGenerationSpec, DDPMTrainSpec
+from core.contract.job_specs import DatasetUploadSpec, EvalSpec, ModelUploadSpec
 from core.contract.specs import DataSpec, ModelSpec, Spec, TrainSpec
 
 MIB = 2**20
 BASELINE_BYTES = 520 * MIB  # the interpreter, torch, robustlab, numpy, sklearn, in a job's process
 SAVED_PER_ACTIVATION = 3  # tensors kept per small-CNN layer for backward (input, pre-activation, output)
 SAVED_PER_UNET_LEVEL = 4  # a UNet level keeps more (normalisations, time embedding, skips, attention)
+ARCHIVE_BYTES = 1 << 30  # the uncompressed members an uploaded archive may hold (core.data.archive)
+INTERACTIVE_MODEL_BYTES = 512 * MIB  # a registered model and one small batch's tensors
 # images (train, test), channels, side of the datasets known by name; others are not estimated
 DATASET_SHAPES = {
     "fashion-mnist": (60_000, 10_000, 1, 28),
@@ -65,32 +67,51 @@ def unet_params(spec: DDPMTrainSpec) -> int:
     return int(2.2 * sum(per_level))  # down and up paths, time embeddings, skips
 
 
-def estimate_bytes(spec: Spec, model: ModelSpec | None = None) -> int | None:
-    """The estimated peak resident memory of a job's processes (all `gpus` of them: the worker
-    counts them together), or None for kinds not estimated; `model` is the registered model an
-    evaluation acts on."""
-    if isinstance(spec, TrainSpec):  # `gpus` processes, each with the data, the model and its share of the batch
-        params, activations = classifier_numbers(spec.model)
-        states = 4 if spec.optim.name == "adam" else 3  # weights, grads, momentum (+ Adam's second moment)
-        batch = spec.batch_size // spec.gpus * activations * (2 if spec.amp else 4)  # bf16 under amp
-        return (BASELINE_BYTES + dataset_bytes(spec.data) + params * 4 * states + batch) * spec.gpus
-    if isinstance(spec, EvalSpec) and model is not None:
-        params, activations = classifier_numbers(model)
-        batch = spec.batch_size * activations * 4  # an attack's backward, no optimizer
-        return BASELINE_BYTES + dataset_bytes(spec.data) + params * 4 * 2 + batch
-    if isinstance(spec, DDPMTrainSpec):
-        side, c = spec.image_size, 1 if spec.data.name not in DATASET_SHAPES else DATASET_SHAPES[spec.data.name][2]
-        activations = sum(4 * ch * (side >> i) ** 2 for i, ch in enumerate(spec.unet.block_out_channels)) * 2
-        share = spec.batch_size // spec.gpus
-        batch = share * activations * 4 * SAVED_PER_UNET_LEVEL + share * c * side * side * 4
-        return (BASELINE_BYTES + 300 * MIB + dataset_bytes(spec.data) + unet_params(spec) * 4 * 5 + batch) * spec.gpus
-    return None
+def train_bytes(spec: TrainSpec, model: ModelSpec | None = None) -> int:
+    """Adversarial training: `gpus` processes, each with the data, the model and its share of the batch."""
+    params, activations = classifier_numbers(spec.model)
+    states = 4 if spec.optim.name == "adam" else 3  # weights, grads, momentum (+ Adam's second moment)
+    batch = spec.batch_size // spec.gpus * activations * (2 if spec.amp else 4)  # bf16 under amp
+    return (BASELINE_BYTES + dataset_bytes(spec.data) + params * 4 * states + batch) * spec.gpus
 
 
-def fields_to_change(spec: Spec) -> str:
-    """The fields that lower a spec's memory, for the 422's message."""
-    if isinstance(spec, TrainSpec):
-        return "batch_size, model.width or model.arch"
-    if isinstance(spec, DDPMTrainSpec):
-        return "batch_size, image_size or unet.block_out_channels"
-    return "batch_size"
+def evaluation_bytes(spec: EvalSpec, model: ModelSpec | None = None) -> int:
+    """An evaluation: the data, the model and an attack's backward pass over one batch (no
+    optimizer); the baseline and the data alone when the model's architecture is not known."""
+    if model is None:
+        return BASELINE_BYTES + dataset_bytes(spec.data)
+    params, activations = classifier_numbers(model)
+    return BASELINE_BYTES + dataset_bytes(spec.data) + params * 4 * 2 + spec.batch_size * activations * 4
+
+
+def ddpm_train_bytes(spec: DDPMTrainSpec, model: ModelSpec | None = None) -> int:
+    side, c = spec.image_size, 1 if spec.data.name not in DATASET_SHAPES else DATASET_SHAPES[spec.data.name][2]
+    activations = sum(4 * ch * (side >> i) ** 2 for i, ch in enumerate(spec.unet.block_out_channels)) * 2
+    share = spec.batch_size // spec.gpus
+    batch = share * activations * 4 * SAVED_PER_UNET_LEVEL + share * c * side * side * 4
+    return (BASELINE_BYTES + 300 * MIB + dataset_bytes(spec.data) + unet_params(spec) * 4 * 5 + batch) * spec.gpus
+
+
+def model_upload_bytes(spec: ModelUploadSpec, model: ModelSpec | None = None) -> int:
+    """The weights (the upload's bytes and the loaded model) and the dataset their clean accuracy is
+    measured on."""
+    params, _ = classifier_numbers(spec.model)
+    return BASELINE_BYTES + dataset_bytes(spec.data) + params * 4 * 2
+
+
+def dataset_upload_bytes(spec: DatasetUploadSpec, model: ModelSpec | None = None) -> int:
+    """The archive and its decoded arrays: a bound, not a fit (the archive's size is not in the
+    spec): the uncompressed members the archive check admits, held once as bytes and once decoded."""
+    return BASELINE_BYTES + 2 * ARCHIVE_BYTES
+
+
+def interactive_bytes(spec: Spec, model: ModelSpec | None = None) -> int:
+    """Sampling, the forward explorer, an image attack, registering a defense: one model and a small
+    batch on the interactive queue, dominated by the process's baseline (a bound, not a fit)."""
+    return BASELINE_BYTES + INTERACTIVE_MODEL_BYTES
+
+
+def generation_bytes(spec: DatasetGenerationSpec, model: ModelSpec | None = None) -> int:
+    """Dataset generation: the diffusion model, one shard being sampled, and the real test split
+    (a bound, not a fit: the dataset is not known before the model is loaded)."""
+    return BASELINE_BYTES + INTERACTIVE_MODEL_BYTES + spec.shard_size * 4 * 3 * 64 * 64 * 2

@@ -24,6 +24,7 @@ from core.contract.names import (
     Probe,
     TrainMethod,
 )
+from core.contract.references import DatasetId
 
 
 class Spec(BaseModel):
@@ -54,7 +55,7 @@ class DataSpec(Spec):
     name: DatasetName = "fashion-mnist"
     root: str | None = Field(default=None, max_length=4096)
     folder: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-    dataset_id: str | None = Field(default=None, max_length=64)
+    dataset_id: DatasetId | None = None
     train_subset: int | None = Field(default=None, ge=1, le=10_000_000)
     test_subset: int | None = Field(default=None, ge=1, le=10_000_000)
     seed: int = Field(default=0, ge=0)

@@ -20,7 +20,6 @@ from core.images import perturbation_png, png_bytes, tensor_from_png
 from core.jobs.context import JobContext
 from core.models import load_model
 from core.models.bring_your_own import check_fits_dataset, checked_classifier, clean_accuracy, weights_from_bytes
-from core.store.artifacts import delete_artifact
 from core.store.orm import Artifact, RegisteredModel
 from core.store.registry import record_evaluation, register_model
 from core.training import train
@@ -107,8 +106,8 @@ def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> dict:
     )
     with ctx.session() as s:
         report = ctx.save_artifact(s, "evaluation.json", type="report", data=json.dumps(result, indent=1).encode())
-        record_evaluation(s, model_id=spec.model_id, entry=evaluation_entry(result, ctx.job_id))
-        return {**result, "model_id": spec.model_id, "report_artifact_id": report.id}
+        recorded = record_evaluation(s, model_id=spec.model_id, entry=evaluation_entry(result, ctx.job_id))
+        return {**result, "model_id": spec.model_id, "report_artifact_id": report.id, "recorded_on_model": recorded}
 
 
 def _attack_input(spec: ImageAttackSpec, ctx: JobContext, model, dataset: str) -> tuple[torch.Tensor, int | None, str]:
@@ -171,10 +170,7 @@ def run_model_upload(spec: ModelUploadSpec, ctx: JobContext) -> dict:
                 "clean_acc": done.summary["clean_acc"],
                 "clean_images": done.summary["clean_images"],
             }
-        upload = s.get(Artifact, spec.weights_artifact_id)
-        if upload is None:
-            raise ValueError(f"no upload with id {spec.weights_artifact_id}")
-        key = upload.uri
+        key = ctx.upload_to_consume(s, spec.weights_artifact_id)
     try:
         data = ctx.store.get_bytes(key)
         model = checked_classifier(spec.model, weights_from_bytes(data))
@@ -183,7 +179,7 @@ def run_model_upload(spec: ModelUploadSpec, ctx: JobContext) -> dict:
         clean_acc, images = clean_accuracy(model, ds)
     except Exception:
         with ctx.session() as s:
-            delete_artifact(s, ctx.store, artifact_id=spec.weights_artifact_id)
+            ctx.consume_upload(s, spec.weights_artifact_id)
         raise
     meta = {
         "kind": "classifier",
@@ -206,7 +202,7 @@ def run_model_upload(spec: ModelUploadSpec, ctx: JobContext) -> dict:
             summary={"clean_acc": clean_acc, "clean_images": images, "uploaded": True, "evaluations": []},
             recipe={"method": "uploaded", "model": spec.model.model_dump(mode="json")},
         )
-        delete_artifact(s, ctx.store, artifact_id=spec.weights_artifact_id)
+        ctx.consume_upload(s, spec.weights_artifact_id)
         return {
             "model_id": registered.id,
             "checkpoint_artifact_id": weights.id,

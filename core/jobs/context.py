@@ -28,7 +28,8 @@ from core.jobs.outage import STORE_AWAY
 from core.jobs.tracking import Tracker
 from core.store import jobs as store_jobs
 from core.store.artifacts import ArtifactStore, record_artifact
-from core.store.orm import DatasetRow
+from core.store.orm import Artifact, DatasetRow, Job
+from core.store.privacy import consumable, consume_upload
 from core.store.registry import get_model
 from core.training.checkpoint import has_checkpoint
 
@@ -206,6 +207,24 @@ class JobContext:
         classifier, _ = self.registered_model(defense["classifier_id"], "classifier")
         diffusion, _ = self.registered_model(defense["diffusion_id"], "diffusion")
         return Purified(classifier, diffusion, PurifierSpec.model_validate(defense["purifier"]))
+
+    def upload_to_consume(self, session: Session, artifact_id: str) -> str:
+        """The store key of the raw upload this job was handed to consume.
+
+        Raises:
+            ValueError: it is not a raw upload of the job's owner that no other job names.
+        """
+        job = session.get(Job, self.job_id)
+        artifact = session.get(Artifact, artifact_id)
+        why = consumable(session, artifact, job.owner_id if job else self.owner_id, self.job_id)
+        if why is not None:
+            raise ValueError(f"not an upload this job may consume: {why}")
+        return artifact.uri
+
+    def consume_upload(self, session: Session, artifact_id: str) -> bool:
+        """Delete the raw upload this job was handed to consume, and nothing else (see
+        `core.store.privacy.consume_upload`)."""
+        return consume_upload(session, self.store, artifact_id=artifact_id, job=session.get(Job, self.job_id))
 
     def save_artifact(self, session: Session, name: str, *, type: str, data: bytes):
         """Store `data` as the job's artifact `jobs/<job id>/<name>` and record it; returns the row."""

@@ -14,8 +14,7 @@ from core.contract.job_specs import DatasetUploadSpec
 from core.data.archive import read_archive
 from core.data.loaders import UPLOADED_ARRAYS, UPLOADED_META
 from core.jobs.context import JobContext
-from core.store.artifacts import delete_artifact
-from core.store.orm import Artifact, DatasetRow
+from core.store.orm import DatasetRow
 
 
 def dataset_result(row: DatasetRow) -> dict:
@@ -35,15 +34,12 @@ def run_dataset_upload(spec: DatasetUploadSpec, ctx: JobContext) -> dict:
     with ctx.session() as s:
         if (done := s.scalar(select(DatasetRow).where(DatasetRow.job_id == ctx.job_id))) is not None:
             return dataset_result(done)  # registered by an attempt that crashed before the job's final write
-        upload = s.get(Artifact, spec.archive_artifact_id)
-        if upload is None:
-            raise ValueError(f"no upload with id {spec.archive_artifact_id}")
-        key = upload.uri
+        key = ctx.upload_to_consume(s, spec.archive_artifact_id)
     try:
         arrays = read_archive(ctx.store.get_bytes(key), ctx.archive_limits, seed=spec.seed)
     except Exception:
         with ctx.session() as s:
-            delete_artifact(s, ctx.store, artifact_id=spec.archive_artifact_id)
+            ctx.consume_upload(s, spec.archive_artifact_id)
         raise
     classes = arrays.pop("classes")
     counts = {split: np.bincount(arrays[f"y_{split}"], minlength=len(classes)).tolist() for split in ("train", "test")}
@@ -62,5 +58,5 @@ def run_dataset_upload(spec: DatasetUploadSpec, ctx: JobContext) -> dict:
         )
         s.add(row)
         s.flush()
-        delete_artifact(s, ctx.store, artifact_id=spec.archive_artifact_id)
+        ctx.consume_upload(s, spec.archive_artifact_id)
         return dataset_result(row)

@@ -9,7 +9,9 @@ import time
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from core.contract.kinds import job_kind
 from core.contract.names import FINISHED
+from core.contract.references import Target, ids_named
 from core.store.artifacts import ArtifactStore
 from core.store.orm import Artifact, DatasetRow, Job, MetricPoint, RegisteredModel, Study
 
@@ -20,15 +22,10 @@ class InUse(ValueError):
     """The object is used by a job that has not finished (or is such a job)."""
 
 
-def _users_of_model(session: Session, model_id: str) -> list[str]:
+def _unfinished_naming(session: Session, target: Target, ident: str) -> list[str]:
+    """The queued or running jobs whose spec names the `target` object `ident` (its declared references)."""
     unfinished = session.scalars(select(Job).where(Job.status.not_in(FINISHED))).all()
-    return [j.id for j in unfinished if model_id in _models_named(j.spec or {})]
-
-
-def _models_named(spec: dict) -> set:
-    """The registered models a job's spec names: the one it acts on and any parts or filter."""
-    filter_ = spec.get("filter") or {}
-    return {spec.get("model_id"), spec.get("classifier_id"), spec.get("diffusion_id"), filter_.get("classifier_id")}
+    return [j.id for j in unfinished if ident in ids_named(job_kind(j.kind).spec, j.spec or {}, target)]
 
 
 def _defenses_using(session: Session, model_id: str) -> list[str]:
@@ -47,7 +44,7 @@ def delete_model(session: Session, store: ArtifactStore, *, model_id: str) -> No
     model = session.get(RegisteredModel, model_id)
     if model is None:
         return
-    if users := _users_of_model(session, model_id):
+    if users := _unfinished_naming(session, "model", model_id):
         raise InUse(f"model {model_id} is used by unfinished job(s) {', '.join(users)}: cancel them first")
     if defenses := _defenses_using(session, model_id):
         raise InUse(f"model {model_id} is part of defended model(s) {', '.join(defenses)}: delete them first")
@@ -134,14 +131,6 @@ def collect_garbage(session: Session, store: ArtifactStore, *, older_than_second
     return deleted
 
 
-def _datasets_read(spec: dict) -> set[str | None]:
-    """The catalogue datasets a job's spec reads: its data, and the generated data mixed in."""
-    return {
-        ((spec.get("data") or {}).get("dataset_id")),
-        (((spec.get("generated") or {}).get("data") or {}).get("dataset_id")),
-    }
-
-
 def delete_dataset(session: Session, store: ArtifactStore, *, dataset_id: str) -> None:
     """An uploaded dataset with its arrays.
 
@@ -151,8 +140,7 @@ def delete_dataset(session: Session, store: ArtifactStore, *, dataset_id: str) -
     row = session.get(DatasetRow, dataset_id)
     if row is None:
         return
-    unfinished = session.scalars(select(Job).where(Job.status.not_in(FINISHED))).all()
-    if users := [j.id for j in unfinished if dataset_id in _datasets_read(j.spec or {})]:
+    if users := _unfinished_naming(session, "dataset", dataset_id):
         raise InUse(f"dataset {dataset_id} is used by unfinished job(s) {', '.join(users)}: cancel them first")
     prefix = row.uri.rstrip("/") + "/"
     session.execute(delete(Artifact).where(Artifact.uri.startswith(prefix)))

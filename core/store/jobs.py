@@ -22,13 +22,17 @@ def create_job(
     owner_id: str | None = None,
     study_id: str | None = None,
 ) -> Job:
-    """A queued job of `kind`; `owner` is the owning user's name (for display), `owner_id` its id."""
+    """A queued job of `kind`; `owner` is the owning user's name (for display), `owner_id` its id.
+    It is private when it reads or makes private data (`core.store.privacy`)."""
+    from core.store.privacy import spec_is_private  # privacy reads jobs' rows: imported when used
+
     job = Job(
         kind=kind,
         spec=spec,
         owner=owner,
         owner_id=owner_id,
         study_id=study_id,
+        private=spec_is_private(session, kind, spec),
         queue=job_kind(kind).queue,
         status="queued",
         enqueued_at=utcnow(),

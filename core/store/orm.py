@@ -84,6 +84,7 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     attempt_log: Mapped[list | None] = mapped_column(FiniteJSON)  # how each supervised attempt ended
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    private: Mapped[bool] = mapped_column(Boolean, default=False)  # reads or makes private data (core.store.privacy)
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
@@ -130,6 +131,7 @@ class RegisteredModel(Base):
     checkpoint_uri: Mapped[str] = mapped_column(String(1000))
     summary: Mapped[dict] = mapped_column(FiniteJSON, default=dict)
     owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    private: Mapped[bool] = mapped_column(Boolean, default=False)  # made by a private job (core.store.privacy)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.store.orm import RegisteredModel
+from core.store.orm import Job, RegisteredModel
 from core.store.pages import filtered_page
+from core.store.privacy import made_by_private_job
 
 
 def register_model(session: Session, **fields) -> RegisteredModel:
     """Register a model; a job's model is registered once: a re-run of the same job (after a crash
-    between registering and finishing) updates the row it made instead of adding another."""
+    between registering and finishing) updates the row it made instead of adding another. A model
+    a private job registers is private (`core.store.privacy`)."""
+    fields["private"] = made_by_private_job(session, fields.get("job_id"))
     existing = None
     if fields.get("job_id") is not None:
         existing = session.scalar(
@@ -30,16 +33,22 @@ def register_model(session: Session, **fields) -> RegisteredModel:
     return row
 
 
-def record_evaluation(session: Session, *, model_id: str, entry: dict) -> None:
+def record_evaluation(session: Session, *, model_id: str, entry: dict) -> bool:
     """Add one evaluation (its protocol, clean and robust accuracy, breakdown, checks) to the
-    model's `summary["evaluations"]`; a re-run of the same job replaces its own entry."""
+    model's `summary["evaluations"]`; a re-run of the same job replaces its own entry. A private
+    job's evaluation of a shared model is not written into the shared summary (it would show
+    private data's results to everyone): returns whether it was recorded."""
     row = session.get(RegisteredModel, model_id)
     if row is None:
         raise ValueError(f"no model with id {model_id}")
     job_id = entry.get("job_id")
+    job = session.get(Job, job_id) if job_id else None
+    if job is not None and job.private and not row.private:
+        return False
     kept = [e for e in (row.summary or {}).get("evaluations", []) if job_id is None or e.get("job_id") != job_id]
     row.summary = {**(row.summary or {}), "evaluations": [*kept, entry]}  # a new dict: the JSON column sees it
     session.flush()
+    return True
 
 
 def get_model(session: Session, *, model_id: str) -> RegisteredModel | None:
@@ -54,7 +63,9 @@ def list_models(
     activation: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    where=None,
 ) -> tuple[list[RegisteredModel], int]:
-    """A page of registered models, newest first, and the total count matching the filters."""
+    """A page of registered models, newest first, and the total count matching the filters (and
+    `where`, an SQL condition such as what a caller may see)."""
     filters = {RegisteredModel.kind: kind, RegisteredModel.dataset: dataset, RegisteredModel.activation: activation}
-    return filtered_page(session, RegisteredModel, filters, limit=limit, offset=offset)
+    return filtered_page(session, RegisteredModel, filters, limit=limit, offset=offset, where=where)

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from core.contract.memory import estimate_bytes, fields_to_change
+from core.contract.kinds import JOB_KINDS
+from core.contract.memory import ddpm_train_bytes, train_bytes
 from core.contract.presets import ddpm_preset, train_preset
 
 GIB = 2**30
@@ -11,27 +12,27 @@ GIB = 2**30
 
 def test_the_estimate_grows_with_batch_width_and_precision():
     spec = train_preset("gpu")
-    base = estimate_bytes(spec)
-    assert estimate_bytes(spec.model_copy(update={"batch_size": 512})) > base
+    base = train_bytes(spec)
+    assert train_bytes(spec.model_copy(update={"batch_size": 512})) > base
     wider = spec.model_copy(update={"model": spec.model.model_copy(update={"width": 128})})
-    assert estimate_bytes(wider) > base
-    assert estimate_bytes(spec.model_copy(update={"amp": False})) > base  # fp32 activations take twice bf16's
+    assert train_bytes(wider) > base
+    assert train_bytes(spec.model_copy(update={"amp": False})) > base  # fp32 activations take twice bf16's
     ddpm = ddpm_preset("gpu")
-    assert estimate_bytes(ddpm.model_copy(update={"batch_size": 512})) > estimate_bytes(ddpm)
+    assert ddpm_train_bytes(ddpm.model_copy(update={"batch_size": 512})) > ddpm_train_bytes(ddpm)
 
 
 def test_the_presets_fit_a_small_machine_and_a_monster_does_not():
     for name in ("smoke", "cpu", "gpu"):
-        assert 0.4 * GIB < estimate_bytes(train_preset(name)) < 8 * GIB
-        assert 0.4 * GIB < estimate_bytes(ddpm_preset(name)) < 8 * GIB
+        assert 0.4 * GIB < train_bytes(train_preset(name)) < 8 * GIB
+        assert 0.4 * GIB < ddpm_train_bytes(ddpm_preset(name)) < 8 * GIB
     monster = train_preset("gpu").model_copy(update={"batch_size": 8192})
     monster = monster.model_copy(update={"model": monster.model.model_copy(update={"width": 512})})
-    assert estimate_bytes(monster) > 64 * GIB
-    assert fields_to_change(monster) == "batch_size, model.width or model.arch"
+    assert train_bytes(monster) > 64 * GIB
+    assert JOB_KINDS["adversarial_training"].memory_fields == "batch_size, model.width or model.arch"
 
 
 def test_a_multi_process_job_counts_every_process():
     spec, ddpm = train_preset("cpu"), ddpm_preset("cpu")
-    for one in (spec, ddpm):
+    for one, estimate in ((spec, train_bytes), (ddpm, ddpm_train_bytes)):
         two = one.model_copy(update={"gpus": 2})
-        assert 1.5 * estimate_bytes(one) < estimate_bytes(two) < 2 * estimate_bytes(one)  # each its half batch
+        assert 1.5 * estimate(one) < estimate(two) < 2 * estimate(one)  # each its half batch
