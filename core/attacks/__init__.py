@@ -26,7 +26,7 @@ def default_step_size(spec: AttackSpec) -> float:
     return 2.5 * spec.eps / spec.iterations
 
 
-def _pgd(spec: AttackSpec, threat) -> PGD:
+def _pgd(spec: AttackSpec, threat, every_iteration: bool, judge_passes: int) -> PGD:
     step_size = spec.step_size or default_step_size(spec) or 1.0  # ε = 0: any α, nothing moves
     return PGD(
         threat,
@@ -34,31 +34,42 @@ def _pgd(spec: AttackSpec, threat) -> PGD:
         step_size=step_size,
         random_start=spec.random_start,
         restarts=spec.restarts,
-        early_stop=spec.early_stop,
+        early_stop=spec.early_stop and not every_iteration,
         eot=spec.eot,
     )
 
 
-def _apgd(loss: str) -> Callable[[AttackSpec, object], APGD]:
-    def build(spec: AttackSpec, threat) -> APGD:
+def _apgd(loss: str) -> Callable[..., APGD]:
+    def build(spec: AttackSpec, threat, every_iteration: bool, judge_passes: int) -> APGD:
         return APGD(
-            threat, steps=spec.iterations, loss=loss, restarts=spec.restarts, targets=spec.targets, eot=spec.eot
+            threat,
+            steps=spec.iterations,
+            loss=loss,
+            restarts=spec.restarts,
+            targets=spec.targets,
+            eot=spec.eot,
+            every_iteration=every_iteration,
+            judge_passes=judge_passes,
         )
 
     return build
 
 
 # One builder per attack name of the contract (a test checks that none is missing).
-BUILDERS: dict[AttackName, Callable[[AttackSpec, object], object]] = {
+BUILDERS: dict[AttackName, Callable[..., object]] = {
     "pgd": _pgd,
     "fgsm": _pgd,
     "apgd-ce": _apgd("ce"),
     "apgd-dlr": _apgd("dlr"),
     "apgd-t": _apgd("dlr-targeted"),
-    "square": lambda spec, threat: Square(threat, queries=spec.queries, restarts=spec.restarts),
+    "square": lambda spec, threat, every_iteration, judge_passes: Square(
+        threat, queries=spec.queries, restarts=spec.restarts
+    ),
 }
 
 
-def build_attack(spec: AttackSpec):
-    """The attack `spec` describes."""
-    return BUILDERS[spec.name](spec, THREATS[spec.norm](spec.eps))
+def build_attack(spec: AttackSpec, *, every_iteration: bool = False, judge_passes: int = 1):
+    """The attack `spec` describes. For a randomized model the evaluation asks for
+    `every_iteration` (no point stops at its first fooling iterate: PGD and APGD run all their
+    iterations) and judges between APGD's runs by `judge_passes` forward passes."""
+    return BUILDERS[spec.name](spec, THREATS[spec.norm](spec.eps), every_iteration, judge_passes)

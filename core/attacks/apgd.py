@@ -14,6 +14,11 @@ Losses: cross-entropy (APGD-CE), DLR (APGD-DLR) and targeted DLR (APGD-T, one ru
 `targets` most likely wrong classes of the clean input). A point is broken once any iterate fools
 the model; from then on it leaves the batch (the work goes to the points still standing).
 EOT (`eot` > 1) averages the loss's gradient over that many forward passes, for randomized models.
+
+For a randomized model one fooling iterate is one lucky draw: with `every_iteration` every point
+runs all its iterations, the last fooling iterate is kept (as the reference implementation
+does; a point no iterate fooled gets its highest-loss iterate), and between runs a point leaves
+only when it is broken in expectation (`core.attacks.judge`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 from torch import nn
 
 from core.activations import gradient_phase
+from core.attacks.judge import misclassified
 from core.attacks.losses import cross_entropy, dlr, dlr_targeted
 from core.attacks.threat import into_box
 from core.modes import eval_mode
@@ -52,10 +58,23 @@ class APGD:
             attacks the points no earlier run broke.
         targets: APGD-T's number of target classes, the most likely wrong ones (default 9).
         eot: forward/backward passes whose gradients are averaged at each step (default 1).
+        every_iteration: run every point for all its iterations and keep its last fooling iterate
+            (for randomized models); default False: a point stops at its first fooling iterate.
+        judge_passes: with `every_iteration`, the forward passes that judge between runs whether
+            a point is broken (by majority; `core.attacks.judge`).
     """
 
     def __init__(
-        self, threat, *, steps: int = 100, loss: str = "ce", restarts: int = 1, targets: int = 9, eot: int = 1
+        self,
+        threat,
+        *,
+        steps: int = 100,
+        loss: str = "ce",
+        restarts: int = 1,
+        targets: int = 9,
+        eot: int = 1,
+        every_iteration: bool = False,
+        judge_passes: int = 1,
     ):
         if steps < 1 or restarts < 1 or targets < 1 or eot < 1:
             raise ValueError("steps, restarts, targets and eot must be >= 1")
@@ -63,6 +82,7 @@ class APGD:
             raise ValueError(f"loss must be ce, dlr or dlr-targeted, got {loss!r}")
         self.threat, self.steps, self.loss, self.restarts = threat, steps, loss, restarts
         self.targets, self.eot = targets, eot
+        self.every_iteration, self.judge_passes = every_iteration, judge_passes
         self.marks = set(checkpoints(steps))
 
     @property
@@ -77,6 +97,8 @@ class APGD:
             with torch.no_grad():
                 clean_logits = model(x)
             standing = clean_logits.argmax(1) == y
+            if self.every_iteration:  # one clean pass of a randomized model is one draw: attack all
+                standing = torch.ones_like(standing)
             x_adv = x.clone()
             ranks = range(1, min(self.targets, clean_logits.shape[1] - 1) + 1) if self.targeted else [None]
             for rank in ranks:
@@ -89,7 +111,11 @@ class APGD:
                         target = clean_logits[idx].scatter(1, y[idx, None], float("-inf")).argsort(1, descending=True)
                         target = target[:, rank - 1]
                     fooled, found = self._run(model, x[idx], y[idx], target)
-                    x_adv[idx[fooled]] = found[fooled]
+                    if self.every_iteration:  # broken in expectation, not by one lucky pass
+                        x_adv[idx] = found
+                        fooled = misclassified(model, found, y[idx], self.judge_passes)
+                    else:
+                        x_adv[idx[fooled]] = found[fooled]
                     standing[idx[fooled]] = False
             return x_adv
 
@@ -115,7 +141,8 @@ class APGD:
         return total / self.eot, grad / self.eot, logits.detach()
 
     def _run(self, model, x, y, target) -> tuple[torch.Tensor, torch.Tensor]:
-        """One APGD run; (which points some iterate fooled, that iterate)."""
+        """One APGD run; (which points some iterate fooled, that iterate: the last one with
+        `every_iteration`, else the first)."""
         n, shape = len(x), (-1,) + (1,) * (x.dim() - 1)
         threat = self.threat
         delta = into_box(x, threat.random_start(x))
@@ -128,7 +155,7 @@ class APGD:
         increases = torch.zeros(n, device=x.device)
         loss_at_check, reduced_at_check = best_loss.clone(), torch.ones(n, dtype=torch.bool, device=x.device)
         since_check = 0
-        active = (~fooled).nonzero().flatten()
+        active = torch.arange(n, device=x.device) if self.every_iteration else (~fooled).nonzero().flatten()
         for k in range(self.steps):
             if len(active) == 0:
                 break
@@ -164,5 +191,8 @@ class APGD:
                     reduced_at_check, loss_at_check = reduce, best_loss.clone()
                     increases.zero_()
                     since_check = 0
-                active = active[~now_fooled]
+                if not self.every_iteration:
+                    active = active[~now_fooled]
+        if self.every_iteration:  # a point no iterate fooled: its highest-loss iterate, not x itself
+            found[~fooled] = (x + best_delta)[~fooled]
         return fooled, found

@@ -147,7 +147,8 @@ class AttackSpec(Spec):
         restarts: independent runs; the per-sample worst case is kept.
         early_stop: stop moving a sample once it is misclassified (for measuring robust accuracy;
             evaluation turns it on). Training wants the highest-loss point: leave it off there.
-            APGD and Square always stop on a point once it is broken.
+            APGD and Square always stop on a point once it is broken, except in the evaluation
+            of a randomized model, which runs every point for all its iterations.
         eot: gradient attacks only: average the gradient over this many forward passes
             (expectation over transformation, for randomized models). Default 1.
         targets: `apgd-t` only: how many of the most likely wrong classes to target (default 9).
@@ -218,7 +219,9 @@ class ProtocolSpec(Spec):
 
     Args:
         ensemble: `standard` (APGD-CE, APGD-T, Square: AutoAttack's standard version, the number
-            to report), `rand` (APGD-CE and APGD-DLR with EOT, for randomized models), `pgd`
+            to report), `rand` (APGD-CE and APGD-DLR with EOT, for randomized models, as
+            AutoAttack's rand version: every point runs all its iterations and is judged by its
+            expected outcome over several passes), `pgd`
             (FGSM and PGD-20: cheap, for monitoring, not a robustness claim) or `custom`
             (`attacks` as given). Attacks run in order, each on the points still standing.
         norm: `linf` or `l2`.
@@ -282,13 +285,16 @@ class ProtocolSpec(Spec):
 
     @property
     def label(self) -> str:
-        """E.g. `standard (apgd-ce100, apgd-t100, square5000), L∞ ε=0.1, 1000 images, seed 0`."""
+        """E.g. `standard (apgd-ce100, apgd-t100, square5000), L∞ ε=0.1, 1000 images, seed 0 [AutoAttack
+        without FAB-T]`: FAB-T, the fourth attack of AutoAttack's standard version, is not in yet."""
         names = ", ".join(a.label.replace(f"-{self.norm}", "") for a in self.attack_specs())
         norm = {"linf": "L∞", "l2": "L2"}[self.norm]
         reduced = "" if self.full_strength or self.ensemble == "pgd" else " [reduced settings]"
         cheap = " [cheap check, not a robustness claim]" if self.ensemble == "pgd" else ""
+        partial = " [AutoAttack without FAB-T]" if self.ensemble == "standard" else ""
         return (
-            f"{self.ensemble} ({names}), {norm} ε={self.eps:g}, {self.images} images, seed {self.seed}{reduced}{cheap}"
+            f"{self.ensemble} ({names}), {norm} ε={self.eps:g}, {self.images} images, seed {self.seed}"
+            f"{reduced}{cheap}{partial}"
         )
 
 

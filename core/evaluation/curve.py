@@ -9,10 +9,12 @@ import logging
 import torch
 from torch import nn
 
+from core.attacks.judge import JUDGE_PASSES, misclassified
 from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress, stop_if_asked
 from core.contract.specs import AttackSpec
-from core.evaluation.basics import predict
+from core.evaluation.basics import device_of
 from core.evaluation.in_order import attack_in_order
+from core.modes import eval_mode
 
 log = logging.getLogger(__name__)
 MONOTONE_TOLERANCE = 0.005  # accuracy may rise this much between ε's before it is flagged
@@ -31,6 +33,7 @@ def robustness_curve(
     detail_eps: float | None = None,
     progress: ProgressFn = no_progress,
     should_stop: StopFn = never_stop,
+    randomized: bool = False,
 ) -> dict:
     """Accuracy at each ε of `eps_grid` (0 added) under `attacks` in order, with checks.
 
@@ -38,10 +41,14 @@ def robustness_curve(
         attacks: run at every radius (their own `eps` is replaced), each on the survivors of the
             ones before.
         detail_eps: the radius whose per-point record and per-attack breakdown are returned.
+        randomized: judge every point by its expected outcome (clean and attacked: the majority
+            of `JUDGE_PASSES` forward passes) and run the gradient attacks for all their
+            iterations on every point.
 
     Returns:
         `{"clean_acc", "curve": [{"eps", "robust_acc", "broken_by": {label: points}}], "sanity",
-        "warnings", "detail"}`; `detail` (at `detail_eps`, else None) holds `broken_by`, per point
+        "warnings", "detail", "judging"}`; `judging` says how points were judged (every iteration,
+        forward passes per judgement); `detail` (at `detail_eps`, else None) holds `broken_by`, per point
         the attack that broke it (`clean` when the model got it wrong unattacked, None if robust),
         and `after`: the robust accuracy after each attack in turn.
 
@@ -52,7 +59,9 @@ def robustness_curve(
         raise ValueError("robustness_curve needs at least one attack")
     grid = sorted({0.0, *eps_grid, *([detail_eps] if detail_eps is not None else [])})
     large = large_eps or (1.0 if attacks[0].norm == "linf" else 2.0 * x[0].numel() ** 0.5)
-    clean = predict(model, x, batch_size) == y
+    passes = JUDGE_PASSES if randomized else 1
+    clean = ~wrong_in_expectation(model, x, y, passes, batch_size)
+    judging = {"every_iteration": randomized, "judge_passes": passes}
     clean_acc = clean.float().mean().item()
     curve, detail, n = [], None, len(x)
     for i, eps in enumerate(grid):
@@ -67,7 +76,15 @@ def robustness_curve(
             robust, broken_by = clean.clone(), [None] * n
         else:
             robust, broken_by = attack_in_order(
-                model, x, y, specs, clean, batch_size=batch_size, should_stop=should_stop, on_attack_done=record
+                model,
+                x,
+                y,
+                specs,
+                clean,
+                batch_size=batch_size,
+                should_stop=should_stop,
+                on_attack_done=record,
+                **judging,
             )
         counts = {a.label: broken_by.count(a.label) for a in specs}
         worst = robust.float().mean().item()
@@ -95,11 +112,30 @@ def robustness_curve(
         clean,
         batch_size=batch_size,
         should_stop=should_stop,
+        **judging,
     )
     sanity, warnings = sanity_checks(clean_acc, curve, large, survivors.float().mean().item(), num_classes)
     for w in warnings:
         log.warning(w)
-    return {"clean_acc": clean_acc, "curve": curve, "sanity": sanity, "warnings": warnings, "detail": detail}
+    return {
+        "clean_acc": clean_acc,
+        "curve": curve,
+        "sanity": sanity,
+        "warnings": warnings,
+        "detail": detail,
+        "judging": judging,
+    }
+
+
+def wrong_in_expectation(model: nn.Module, x, y, passes: int, batch_size: int) -> torch.Tensor:
+    """Per point (on the CPU): misclassified in more than half of `passes` passes, in eval mode."""
+    device = device_of(model)
+    with eval_mode(model):
+        parts = [
+            misclassified(model, x[i : i + batch_size].to(device), y[i : i + batch_size].to(device), passes).cpu()
+            for i in range(0, len(x), batch_size)
+        ]
+    return torch.cat(parts)
 
 
 def sanity_checks(

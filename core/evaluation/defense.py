@@ -16,10 +16,11 @@ import time
 
 import torch
 
+from core.attacks.judge import JUDGE_PASSES
 from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress
 from core.contract.specs import ProtocolSpec
 from core.diffusion.purify import Purified
-from core.evaluation.basics import predict
+from core.evaluation.curve import wrong_in_expectation
 from core.evaluation.in_order import attack_in_order
 from core.evaluation.protocol import evaluate
 
@@ -31,7 +32,7 @@ def non_adaptive(defended: Purified, x, y, protocol: ProtocolSpec, *, batch_size
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(protocol.seed)
-        correct = predict(defended, x, batch_size).cpu() == y
+        correct = ~wrong_in_expectation(defended, x, y, JUDGE_PASSES, batch_size)
         robust, broken_by = attack_in_order(
             defended.classifier,
             x,
@@ -41,6 +42,7 @@ def non_adaptive(defended: Purified, x, y, protocol: ProtocolSpec, *, batch_size
             batch_size=batch_size,
             should_stop=should_stop,
             judge=defended,
+            judge_passes=JUDGE_PASSES,  # the purifier is random: judged by its expected outcome
         )
     return {
         "clean_acc": correct.float().mean().item(),

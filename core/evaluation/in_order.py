@@ -3,7 +3,9 @@ scheme): a point counts as robust only if it survives them all (the per-sample w
 each broken point remembers which attack broke it.
 
 Whether a point is broken is decided by one more forward pass on the attack's output, so an
-attack cannot claim a success the model does not show.
+attack cannot claim a success the model does not show; for a randomized model, by the majority of
+`judge_passes` passes (its expected outcome, `core.attacks.judge`), and every point runs all its
+iterations (`every_iteration`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import torch
 from torch import nn
 
 from core.attacks import build_attack
+from core.attacks.judge import misclassified
 from core.contract.progress import StopFn, never_stop, stop_if_asked
 from core.contract.specs import AttackSpec
 from core.evaluation.basics import device_of
@@ -29,6 +32,8 @@ def attack_in_order(
     should_stop: StopFn = never_stop,
     on_attack_done=None,
     judge: nn.Module | None = None,
+    every_iteration: bool = False,
+    judge_passes: int = 1,
 ) -> tuple[torch.Tensor, list[str | None]]:
     """Run `attacks` in order on the `candidates` (a boolean mask) still standing.
 
@@ -36,6 +41,10 @@ def attack_in_order(
         on_attack_done: called as `on_attack_done(i, label, robust_mask)` after attack i.
         judge: the model whose prediction on the attack's output decides whether a point is
             broken (default `model`): a transfer attack, made on `model`, judged on `judge`.
+        every_iteration: the gradient attacks run every point for all their iterations (for a
+            randomized model: no stop at one lucky fooling pass).
+        judge_passes: a point is broken when `judge` misclassifies it in more than half of these
+            forward passes (1 for a deterministic model).
 
     Returns:
         (which candidates survive every attack, per point the label of the attack that broke it
@@ -49,15 +58,15 @@ def attack_in_order(
     device = device_of(model)
     judge = model if judge is None else judge
     for i, spec in enumerate(attacks):
-        run = build_attack(spec)
+        run = build_attack(spec, every_iteration=every_iteration, judge_passes=judge_passes)
         idx = robust.nonzero().flatten()
         for start in range(0, len(idx), batch_size):
             stop_if_asked(should_stop)
             b = idx[start : start + batch_size]
             xb, yb = x[b].to(device), y[b].to(device)
             x_adv = run(model, xb, yb)
-            with torch.no_grad(), eval_mode(judge):
-                fooled = (judge(x_adv).argmax(1) != yb).cpu()
+            with eval_mode(judge):
+                fooled = misclassified(judge, x_adv, yb, judge_passes).cpu()
             robust[b[fooled]] = False
             for j in b[fooled].tolist():
                 broken_by[j] = spec.label

@@ -41,7 +41,10 @@ def evaluate(
 
     Returns:
         `{"protocol", "protocol_label", "images", "eps", "norm", "clean_acc", "robust_acc",
-        "breakdown", "broken_by", "curve", "sanity", "checks", "warnings", "seconds"}`:
+        "breakdown", "broken_by", "curve", "sanity", "checks", "warnings", "judging", "seconds"}`:
+        a randomized model (the checks find two passes differ), the `rand` protocol or EOT > 1
+        judges every point by its expected outcome and runs every point for all its iterations
+        (`judging`, see `core.attacks.judge`).
         `breakdown` lists, per attack in order, the points it broke and the robust accuracy
         after it; `broken_by` gives per point the attack that broke it (`clean` if the model got
         it wrong unattacked, None if it stood).
@@ -59,6 +62,7 @@ def evaluate(
     with torch.random.fork_rng(devices=devices), true_gradients(model):
         torch.manual_seed(protocol.seed)
         checks = model_checks(model, x, y)
+        randomized = checks["randomized"] or protocol.ensemble == "rand" or any(a.eot > 1 for a in attacks)
         result = robustness_curve(
             model,
             x,
@@ -71,6 +75,7 @@ def evaluate(
             detail_eps=protocol.eps,
             progress=progress,
             should_stop=should_stop,
+            randomized=randomized,
         )
     detail = result["detail"]
     checks["black_box_share"] = black_box_share(attacks, detail["broken_by"])
@@ -90,5 +95,6 @@ def evaluate(
         "sanity": result["sanity"],
         "checks": checks,
         "warnings": result["warnings"] + check_warnings(checks),
+        "judging": result["judging"],
         "seconds": time.perf_counter() - t0,
     }

@@ -42,7 +42,8 @@ def job(ident: str, kind: str = "adversarial_training", status: str = "succeeded
 
 def evaluation(clean: float, robust: float, ensemble: str = "standard", job_id: str | None = None) -> dict:
     label = {
-        "standard": "standard (apgd-ce100, apgd-t100, square5000), L∞ ε=0.1, 1000 images, seed 0",
+        "standard": "standard (apgd-ce100, apgd-t100, square5000), L∞ ε=0.1, 1000 images, seed 0"
+        " [AutoAttack without FAB-T]",
         "pgd": "pgd (fgsm, pgd20), L∞ ε=0.1, 1000 images, seed 0 [cheap check, not a robustness claim]",
     }[ensemble]
     return {
