@@ -1,0 +1,153 @@
+"""robustlab's `standard` and `rand` protocols against the reference AutoAttack code (Croce & Hein,
+github.com/fra31/auto-attack) on the same checkpoint and the same Fashion-MNIST test images, L∞
+ε = 0.1, side by side in one run. The reference is not on the package index and never enters this
+repository: give the folder that holds its `autoattack` package.
+
+1. `standard` on the deterministic model: robustlab's APGD-CE, APGD-T (9 targets), Square, each on
+   the points still standing, against the reference's standard version (APGD-CE, APGD-T, FAB-T,
+   Square) and against the reference restricted to robustlab's three attacks (`custom`).
+2. `rand` on the same model behind Gaussian input noise (σ = 0.15, a randomized model): robustlab's
+   APGD-CE and APGD-DLR with EOT against the reference's rand version (the same attacks, EOT,
+   every point run for all iterations).
+
+Both sides' adversarial points are judged the same way: a point is robust when the model gets it
+right (for the noisy model, in most of 15 passes, `core.attacks.judge`); the reference's own
+number (one pass) is reported beside. Target: robustlab never above the reference by more than
+0.5 points. Times are the attacks' alone, measured in the same run (ratio reference / robustlab).
+
+    .venv/bin/python -m bench.autoattack_reference --reference /path/to/auto-attack \
+        [--checkpoint DIR] [--images 500] [--steps 100] [--queries 5000] [--eot 20] [--sigma 0.15]
+
+Writes bench/results/autoattack_reference.json. Lower --steps/--queries/--eot on a CPU: both
+sides get the same reduced settings, and the JSON says which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bench.common import fashion_data, machine, trained_model
+from core.attacks.judge import JUDGE_PASSES, misclassified
+from core.contract.specs import ProtocolSpec
+from core.evaluation import attack_in_order
+from core.evaluation.curve import wrong_in_expectation
+
+EPS = 0.1
+OUT = Path("bench/results/autoattack_reference.json")
+
+
+class NoisyInput(nn.Module):
+    """x ↦ model(clamp(x + σ·N(0, I))), a fresh draw at every pass: a randomized model."""
+
+    def __init__(self, model: nn.Module, sigma: float):
+        super().__init__()
+        self.model, self.sigma = model, sigma
+
+    def forward(self, x):
+        return self.model((x + self.sigma * torch.randn_like(x)).clamp(0, 1))
+
+
+def robustlab_run(model, x, y, protocol: ProtocolSpec, randomized: bool) -> dict:
+    passes = JUDGE_PASSES if randomized else 1
+    torch.manual_seed(protocol.seed)
+    clean = ~wrong_in_expectation(model, x, y, passes, 256)
+    t0 = time.perf_counter()
+    robust, _ = attack_in_order(
+        model, x, y, protocol.attack_specs(), clean, every_iteration=randomized, judge_passes=passes
+    )
+    return {
+        "robust_acc": robust.float().mean().item(),
+        "clean_acc": clean.float().mean().item(),
+        "seconds": time.perf_counter() - t0,
+        "attacks": [a.label for a in protocol.attack_specs()],
+    }
+
+
+def reference_run(model, x, y, version: str, args, randomized: bool, attacks: list[str] | None = None) -> dict:
+    from autoattack import AutoAttack
+
+    adversary = AutoAttack(
+        model,
+        norm="Linf",
+        eps=EPS,
+        version=version if attacks is None else "custom",
+        seed=0,
+        verbose=False,
+        device="cpu",
+        attacks_to_run=attacks or [],
+    )
+    if attacks is not None:  # the standard version's settings for the attacks kept
+        adversary.apgd.n_restarts, adversary.apgd_targeted.n_target_classes = 1, 9
+        adversary.square.n_queries = 5000
+    adversary.apgd.n_iter = adversary.apgd_targeted.n_iter = adversary.fab.n_iter = args.steps
+    adversary.square.n_queries = args.queries
+    if randomized:
+        adversary.apgd.eot_iter = args.eot
+    t0 = time.perf_counter()
+    x_adv = adversary.run_standard_evaluation(x, y, bs=256)
+    seconds = time.perf_counter() - t0
+    assert (x_adv - x).abs().max() <= EPS + 1e-5
+    passes = JUDGE_PASSES if randomized else 1
+    with torch.no_grad():
+        judged = (~misclassified(model.eval(), x_adv, y, passes)).float().mean().item()
+        one_pass = (model(x_adv).argmax(1) == y).float().mean().item()
+    return {
+        "robust_acc": judged,
+        "robust_acc_one_pass": one_pass,
+        "seconds": seconds,
+        "attacks": adversary.attacks_to_run,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", required=True, help="folder holding the reference's autoattack package")
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--images", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--queries", type=int, default=5000)
+    parser.add_argument("--eot", type=int, default=20)
+    parser.add_argument("--sigma", type=float, default=0.15)
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(args.reference).resolve()))
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    model = trained_model(args.checkpoint).eval()
+    ds = fashion_data(args.images)
+    x, y = ds.x_test[: args.images], ds.y_test[: args.images]
+    common = {"eps": EPS, "images": args.images, "steps": args.steps, "queries": args.queries}
+    out = {"machine": machine(), "settings": {**vars(args), "eps": EPS}, "runs": {}}
+
+    standard = ProtocolSpec(ensemble="standard", **common)
+    ours = robustlab_run(model, x, y, standard, randomized=False)
+    ref = reference_run(model, x, y, "standard", args, randomized=False)
+    same = reference_run(model, x, y, "standard", args, False, ["apgd-ce", "apgd-t", "square"])
+    out["runs"]["standard"] = {"robustlab": ours, "reference": ref, "reference_same_attacks": same}
+    print(json.dumps(out["runs"]["standard"]), flush=True)
+
+    noisy = NoisyInput(model, args.sigma).eval()
+    rand = ProtocolSpec(ensemble="rand", eot=args.eot, **{k: v for k, v in common.items() if k != "queries"})
+    ours = robustlab_run(noisy, x, y, rand, randomized=True)
+    ref = reference_run(noisy, x, y, "rand", args, randomized=True)
+    out["runs"]["rand"] = {"robustlab": ours, "reference": ref, "sigma": args.sigma}
+    print(json.dumps(out["runs"]["rand"]), flush=True)
+
+    for name, run in out["runs"].items():
+        gap = run["robustlab"]["robust_acc"] - run["reference"]["robust_acc"]
+        run["robustlab_minus_reference_points"] = round(100 * gap, 2)
+        run["within_target"] = gap <= 0.005
+        ratio = run["reference"]["seconds"] / run["robustlab"]["seconds"]
+        run["time_ratio_reference_over_robustlab"] = ratio
+        print(f"{name}: robustlab − reference = {100 * gap:+.2f} points, time ratio {ratio:.2f}")
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
