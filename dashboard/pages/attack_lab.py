@@ -14,13 +14,14 @@ def attack_form() -> dict:
     name = c1.selectbox("Attack", ATTACKS, key="al_attack")
     norm = c2.selectbox("Norm", NORMS, key="al_norm")
     eps = c3.slider("ε", 0.0, 0.3 if norm == "linf" else 3.0, 0.1 if norm == "linf" else 1.0, 0.01, key="al_eps")
-    steps = c4.number_input("Steps", 1, 200, 20, key="al_steps", disabled=name == "fgsm")
+    iterative = name not in ("fgsm", "square")  # FGSM takes one step; Square counts queries, not steps
+    steps = c4.number_input("Steps", 1, 200, 20, key="al_steps", disabled=not iterative)
     return {
         "name": name,
         "norm": norm,
         "eps": eps,
-        "steps": steps if name == "pgd" else 1,
-        "random_start": name == "pgd",
+        "steps": steps if iterative else None,
+        "random_start": name != "fgsm",
     }
 
 

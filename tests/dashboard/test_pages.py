@@ -112,6 +112,17 @@ def test_attack_lab_attacks_a_test_image_and_shows_the_result():
     assert len(at.get("image")) == 3 and len(at.get("plotly_chart")) == 2
 
 
+@pytest.mark.parametrize("name", ["pgd", "apgd-ce", "apgd-t"])
+def test_attack_lab_sends_the_steps_the_form_shows(name):
+    fake = FakeApi()
+    at = run_page("attack_lab", fake)
+    at.selectbox(key="al_attack").set_value(name)
+    at.number_input(key="al_steps").set_value(30)
+    at.button(key="al_run").click().run()
+    ((_, (_, attack), _),) = called(fake, "attack")
+    assert attack["name"] == name and attack["steps"] == 30  # APGD ran 1 iteration while the form said 20
+
+
 def test_attack_lab_without_classifiers_says_what_to_do():
     at = run_page("attack_lab", FakeApi(models=[]))
     assert any("No classifier models" in i.value for i in at.info)
