@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.contract.kinds import JobKindName
 from core.contract.names import (
@@ -28,12 +28,27 @@ class JobIn(BaseModel):
                 {
                     "kind": "adversarial_training",
                     "spec": {"data": {"name": "digits"}, "model": {"image_size": 8}, "epochs": 2},
-                }
+                },
+                {"kind": "adversarial_training", "preset": "smoke", "overrides": {"epochs": 2}},
             ]
         },
     )
     kind: JobKindName
-    spec: dict[str, Any] = Field(default_factory=dict, description="the kind's spec (see the core spec models)")
+    spec: dict[str, Any] | None = Field(default=None, description="the kind's spec (see the core spec models)")
+    preset: str | None = Field(
+        default=None, max_length=100, description="instead of a spec: one of the kind's presets (GET /v1/presets)"
+    )
+    overrides: dict[str, Any] | None = Field(
+        default=None, description="with a preset: fields merged into it (nested objects key by key)"
+    )
+
+    @model_validator(mode="after")
+    def _spec_or_preset(self) -> JobIn:
+        if self.spec is not None and self.preset is not None:
+            raise ValueError("give a spec or a preset (with overrides), not both")
+        if self.overrides is not None and self.preset is None:
+            raise ValueError("overrides go with a preset")
+        return self
 
 
 class JobOut(BaseModel):

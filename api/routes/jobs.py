@@ -18,7 +18,7 @@ from api.deps import MAX_OFFSET, Caller, KeyDep, QueueDep, SessionDep, SettingsD
 from api.limits import announced_devices, check_limits, check_memory
 from api.references import authorize
 from api.schemas import JobIn, JobList, JobOut, MetricOut
-from core.contract.kinds import job_kind
+from core.contract.kinds import job_kind, spec_from_preset
 from core.contract.names import FINISHED
 from core.contract.specs import ModelSpec
 from core.settings import Settings
@@ -119,15 +119,22 @@ def submit(
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
 def create_job(body: JobIn, session: SessionDep, queue: QueueDep, settings: SettingsDep, caller: KeyDep) -> Job:
-    """Submit a job; 202 with the queued job. The spec is validated against the kind's model, and
-    what it names is authorised (`api.references`). The upload kinds come through their routes only."""
+    """Submit a job; 202 with the queued job. Give its `spec`, or a `preset` of the kind with
+    `overrides` merged in. The spec is validated against the kind's model, and what it names is
+    authorised (`api.references`). The upload kinds come through their routes only."""
     if not job_kind(body.kind).direct:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"kind: {body.kind} jobs are made by their upload route (POST /v1/models, POST /v1/datasets), "
             "which stores the upload and its job together",
         )
-    return submit(session, queue, settings, kind=body.kind, spec=validate_spec(body.kind, body.spec), caller=caller)
+    raw = body.spec or {}
+    if body.preset is not None:
+        try:
+            raw = spec_from_preset(body.kind, body.preset, body.overrides)
+        except ValueError as e:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"preset: {e}") from e
+    return submit(session, queue, settings, kind=body.kind, spec=validate_spec(body.kind, raw), caller=caller)
 
 
 @router.get("", response_model=JobList)

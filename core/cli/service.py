@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from core.contract.client import Lab
-from core.contract.kinds import JOB_KINDS, job_kind, preset_specs
+from core.contract.kinds import JOB_KINDS, job_kind, spec_from_preset
 from core.contract.names import JOB_STATUSES
 
 
@@ -27,14 +27,7 @@ def submission_spec(kind: str, *, spec_file: str | None, preset: str | None, mod
     Raises:
         ValueError: an unknown preset, or a spec the kind's model rejects (pydantic's error).
     """
-    if spec_file:
-        spec = json.loads(Path(spec_file).read_text())
-    else:
-        presets = preset_specs(kind)
-        name = preset or next(iter(presets))
-        if name not in presets:
-            raise ValueError(f"{kind} has no preset {name!r}; choose from {', '.join(presets)}")
-        spec = presets[name]
+    spec = json.loads(Path(spec_file).read_text()) if spec_file else spec_from_preset(kind, preset)
     if model_id is not None:
         spec["model_id"] = model_id
     if "model_id" in job_kind(kind).spec.model_fields and not spec.get("model_id"):

@@ -111,11 +111,24 @@ class Lab:
         return self.request("GET", url).content
 
     # Jobs
-    def submit(self, kind: str, spec: dict | BaseModel | None = None) -> Job:
-        """Queue a job of `kind` (see `core.contract.kinds`) with `spec` (a dict or a spec model)."""
+    def submit(
+        self,
+        kind: str,
+        spec: dict | BaseModel | None = None,
+        *,
+        preset: str | None = None,
+        overrides: dict | None = None,
+    ) -> Job:
+        """Queue a job of `kind` (see `core.contract.kinds`) with `spec` (a dict or a spec model),
+        or with one of its presets (`GET /v1/presets`) and `overrides` merged into it:
+        `lab.submit("adversarial_training", preset="smoke", overrides={"epochs": 2})`."""
         if isinstance(spec, BaseModel):
             spec = spec.model_dump(mode="json")
-        return Job(self, self.post("/v1/jobs", {"kind": kind, "spec": spec or {}}))
+        if preset is not None:
+            body = {"kind": kind, "preset": preset, **({"overrides": overrides} if overrides else {})}
+        else:
+            body = {"kind": kind, "spec": spec or {}}
+        return Job(self, self.post("/v1/jobs", body))
 
     def job(self, job_id: str) -> Job:
         return Job(self, self.get(f"/v1/jobs/{job_id}"))

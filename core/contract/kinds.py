@@ -228,3 +228,26 @@ def job_kind(name: str) -> JobKind:
 def preset_specs(kind: str) -> dict[str, dict]:
     """The presets of `kind` as JSON-ready dicts (`model_id` left empty where one is needed)."""
     return {name: spec.model_dump(mode="json") for name, spec in job_kind(kind).presets().items()}
+
+
+def merged(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` laid over it, nested objects merged key by key (a list or a value
+    replaces what was there)."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def spec_from_preset(kind: str, preset: str | None = None, overrides: dict | None = None) -> dict:
+    """The JSON spec of `kind`'s preset `preset` (its first when None) with `overrides` merged in
+    (not yet validated: the caller validates it like any spec).
+
+    Raises:
+        ValueError: `kind` has no such preset.
+    """
+    presets = preset_specs(kind)
+    name = preset or next(iter(presets))
+    if name not in presets:
+        raise ValueError(f"{kind} has no preset {name!r}; choose from {', '.join(presets)}")
+    return merged(presets[name], overrides or {})

@@ -188,3 +188,30 @@ def test_a_job_that_would_not_fit_any_worker_is_422_naming_the_fields(api, monke
         assert api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": spec}).status_code == 202
     monkeypatch.setattr(limits, "announced_budgets", lambda url: {})  # nobody announced: no admission
     assert api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": huge}).status_code == 202
+
+
+def test_a_preset_with_overrides_is_a_spec(api):
+    from core.contract.kinds import preset_specs
+
+    body = {"kind": "adversarial_training", "preset": "smoke", "overrides": {"epochs": 2, "model": {"width": 8}}}
+    r = api.post("/v1/jobs", json=body)
+    assert r.status_code == 202, r.text
+    expected = preset_specs("adversarial_training")["smoke"]
+    expected["epochs"], expected["model"]["width"] = 2, 8  # nested objects merge key by key
+    assert r.json()["spec"] == expected
+
+
+@pytest.mark.parametrize(
+    "body, says",
+    [
+        ({"kind": "adversarial_training", "preset": "huge"}, "no preset 'huge'; choose from smoke"),
+        ({"kind": "adversarial_training", "preset": "smoke", "overrides": {"epochs": 0}}, "epochs"),
+        ({"kind": "adversarial_training", "preset": "smoke", "overrides": {"epoch": 2}}, "epoch"),
+        ({"kind": "adversarial_training", "preset": "smoke", "spec": {}}, "not both"),
+        ({"kind": "adversarial_training", "overrides": {"epochs": 2}}, "overrides go with a preset"),
+    ],
+)
+def test_a_bad_preset_request_is_422_naming_what_is_wrong(api, body, says):
+    r = api.post("/v1/jobs", json=body)
+    assert r.status_code == 422 and says in r.text, r.text
+    assert not api.queue.sent

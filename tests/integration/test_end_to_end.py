@@ -250,6 +250,9 @@ def test_the_python_client_as_a_notebook_uses_it(stack, trained):
         assert bad.value.status == 422
         with pytest.raises(LabError, match="no registered classifier model"):
             lab.submit("image_attack", {"model_id": "nope", "test_index": 0})
+        overrides = {"model_id": trained[0]["result"]["model_id"], "test_index": 5}
+        attack = lab.submit("image_attack", preset="default", overrides=overrides).wait(timeout=120)
+        assert attack.status == "succeeded" and attack.data["spec"]["test_index"] == 5
 
 
 def test_the_command_line_submits_every_kind_that_acts_on_a_model(stack, trained, capsys):
