@@ -19,6 +19,7 @@ from api.uploads import check_safetensors, read_bounded
 from api.waiting import wait_for, with_urls
 from core.contract.job_specs import ModelUploadSpec
 from core.contract.specs import DataSpec, ModelSpec
+from core.contract.weights_files import check_pytorch_file, weights_format
 from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.db import write_lock
 from core.store.deletion import delete_model
@@ -70,12 +71,22 @@ def upload_model(
     settings: SettingsDep,
     caller: KeyDep,
     response: Response,
-    weights: Annotated[UploadFile, File(description="safetensors weights of the architecture `spec` names")],
+    weights: Annotated[
+        UploadFile,
+        File(
+            description="the weights of the architecture `spec` names: safetensors, or a PyTorch "
+            "state-dict file (torch.save; read with torch.load(weights_only=True) only) in torchvision's, "
+            "TRADES' or RobustBench's layout (`state_dict` / `model_state_dict` / `model` wrappers, "
+            "`module.` prefixes)"
+        ),
+    ],
     spec: Annotated[
         str,
         Form(
-            description="a ModelSpec as JSON: arch, activation, width, channels, image size, "
-            "classes, and the normalisation (mean, std) the weights expect"
+            description="a ModelSpec as JSON: arch, activation, width (depth, widen_factor, stem, "
+            "sub_block1 where the arch takes them), channels, image size, classes, and the normalisation "
+            "(mean, std) the weights expect; required for a PyTorch file (RobustBench's models take [0, 1] "
+            "inputs: mean 0, std 1)"
         ),
     ],
     dataset: Annotated[
@@ -89,26 +100,42 @@ def upload_model(
     name: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
     wait: Annotated[float, Form(ge=0, le=300)] = 60,
 ) -> dict:
-    """Register your own classifier (no pickle, no code): its weights load strictly into the
-    architecture, are finite and fit the size limit, and its clean accuracy on the dataset's test
-    images is stored with it. Evaluate it like any other model afterwards."""
+    """Register your own classifier (no code; a PyTorch file is never fully unpickled): its weights
+    load strictly into the architecture, are finite and fit the size limit, and its clean accuracy
+    on the dataset's test images is stored with it. Evaluate it like any other model afterwards."""
     data = read_bounded(weights, settings.max_model_bytes)
-    check_safetensors(data)
+    fmt = weights_format(data)
+    if fmt == "safetensors":
+        check_safetensors(data)
+    else:
+        try:
+            check_pytorch_file(data)  # its tensors are read by the worker, with weights_only
+        except ValueError as e:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(e)) from e
     try:
         model_spec = ModelSpec.model_validate_json(spec)
         target = DataSpec.from_label(dataset)
-        job_spec = ModelUploadSpec(weights_artifact_id="pending", model=model_spec, data=target, name=name)
+        job_spec = ModelUploadSpec(
+            weights_artifact_id="pending", weights_format=fmt, model=model_spec, data=target, name=name
+        )
     except ValidationError as e:
         raise RequestValidationError(
             [{**err, "loc": ("body", "spec", *err["loc"])} for err in e.errors(include_url=False)]
         ) from e
+    if fmt == "pytorch" and (model_spec.mean is None or model_spec.std is None):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "spec: give mean and std, the normalisation these weights expect (RobustBench's models take "
+            "[0, 1] inputs unnormalised: mean 0 and std 1 per channel; torchvision's ImageNet models "
+            "mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225])",
+        )
     store = ArtifactStore(settings.artifact_url)
     with write_lock(settings.database_url):
         upload = record_artifact(
             session,
             store,
             type="upload",
-            key=f"uploads/{caller.user_id}/{time.time_ns()}.safetensors",
+            key=f"uploads/{caller.user_id}/{time.time_ns()}.{'pt' if fmt == 'pytorch' else 'safetensors'}",
             data=data,
             owner_id=caller.user_id,
         )

@@ -1,13 +1,14 @@
 """Commands that write the store directly (DATABASE_URL, ARTIFACT_URL, REDIS_URL), not through the
 API, for the operator on the server: `robustlab db upgrade` (migrations, and the bootstrap admin
 key), `robustlab db create-key USER` and `robustlab db revoke-key KEY_ID` (keys without a key),
-`robustlab db gc` (artifact files nothing points to) and `robustlab models import FOLDER`
-(register a checkpoint trained on the command line)."""
+`robustlab db gc` (artifact files nothing points to) and `robustlab models import PATH` (register
+a checkpoint trained on the command line, or a weights file from elsewhere)."""
 
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 from core.contract.names import ROLES
@@ -106,18 +107,38 @@ def cmd_import(args) -> int:
     from core.store.imports import import_checkpoint
     from core.store.migrate import upgrade
 
-    folder = Path(args.folder)
-    checks = None
-    if checkpoint_kind(read_meta(folder)) == "classifier":  # the checks an upload through the API gets
-        from core.models.bring_your_own import checked_checkpoint
-
-        checks = checked_checkpoint(folder)
     settings = get_settings()
-    upgrade(settings.database_url)
-    with session_scope(settings.database_url) as s:
-        row = import_checkpoint(s, ArtifactStore(settings.artifact_url), folder, name=args.name, summary=checks)
-        print(json.dumps({"id": row.id, "kind": row.kind, "name": row.name, "dataset": row.dataset}))
+    path = Path(args.path)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, name, source = path, args.name, {}
+        if path.is_file():  # a weights file from elsewhere: made a checkpoint folder, checked as an upload
+            folder, name, source = _folder_from_weights(args, path, Path(tmp), settings.max_model_bytes)
+        elif args.model or args.dataset:
+            raise ValueError("--model and --dataset are for a weights file; a checkpoint folder names its own")
+        checks = None
+        if checkpoint_kind(read_meta(folder)) == "classifier":  # the checks an upload through the API gets
+            from core.models.bring_your_own import checked_checkpoint
+
+            checks = {**checked_checkpoint(folder), **source}
+        upgrade(settings.database_url)
+        with session_scope(settings.database_url) as s:
+            row = import_checkpoint(s, ArtifactStore(settings.artifact_url), folder, name=name, summary=checks)
+            print(json.dumps({"id": row.id, "kind": row.kind, "name": row.name, "dataset": row.dataset}))
     return 0
+
+
+def _folder_from_weights(args, path: Path, tmp: Path, max_bytes: int) -> tuple[Path, str, dict]:
+    """(checkpoint folder, registry name, summary fields) for a safetensors or PyTorch file."""
+    from core.contract.specs import DataSpec, ModelSpec
+    from core.models.state_dicts import write_checkpoint_folder
+
+    if not args.model or not args.dataset:
+        raise ValueError(f"{path} is a weights file: give --model (a ModelSpec as JSON) and --dataset")
+    if path.stat().st_size > max_bytes:
+        raise ValueError(f"{path}: {path.stat().st_size} bytes, over ROBUSTLAB_MAX_MODEL_BYTES ({max_bytes})")
+    spec, data = ModelSpec.model_validate_json(args.model), DataSpec.from_label(args.dataset)
+    folder = write_checkpoint_folder(path.read_bytes(), spec, data, tmp / path.stem)
+    return folder, args.name or f"{data.label}-import-{spec.arch}", {"imported_from": str(path)}
 
 
 def add_commands(sub) -> None:
@@ -138,7 +159,13 @@ def add_commands(sub) -> None:
     g.set_defaults(func=cmd_gc)
     m = sub.add_parser("models", help="the model registry (writes to DATABASE_URL and ARTIFACT_URL)")
     commands = m.add_subparsers(dest="models", required=True)
-    i = commands.add_parser("import", help="register a checkpoint folder trained outside the service")
-    i.add_argument("folder")
-    i.add_argument("--name", help="the registry name (default: dataset-folder)")
+    i = commands.add_parser(
+        "import",
+        help="register a checkpoint folder trained outside the service, or a weights file (safetensors, or a "
+        "PyTorch state dict read with torch.load(weights_only=True): torchvision, TRADES, RobustBench layouts)",
+    )
+    i.add_argument("path", help="a checkpoint folder, or a weights file")
+    i.add_argument("--name", help="the registry name (default: dataset-folder, or dataset-import-arch)")
+    i.add_argument("--model", help="for a weights file: its ModelSpec as JSON, with the mean and std it expects")
+    i.add_argument("--dataset", help="for a weights file: the dataset it classifies (a name, folder:<name>)")
     i.set_defaults(func=cmd_import)

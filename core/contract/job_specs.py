@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from core.contract.names import Device
+from core.contract.names import Device, WeightsFormat
 from core.contract.references import ClassifierId, ConsumedUploadId, ImageArtifactId
 from core.contract.specs import AttackSpec, DataSpec, ModelSpec, ProtocolSpec, Spec
 
@@ -72,7 +72,10 @@ class ModelUploadSpec(Spec):
     """Register a classifier a researcher brings (the job behind `POST /v1/models`).
 
     Args:
-        weights_artifact_id: the uploaded safetensors weights.
+        weights_artifact_id: the uploaded weights.
+        weights_format: `safetensors`, or `pytorch`: a state-dict file read with
+            `torch.load(weights_only=True)` only, in torchvision's, TRADES' or RobustBench's layout
+            (core/models/state_dicts.py). The registry keeps safetensors either way.
         model: an architecture robustlab knows; `mean` and `std` are the normalisation the weights
             expect (None: 0.5 per channel). Inputs are images in [0, 1].
         data: the dataset it classifies (of the catalogue); its test split gives the clean accuracy.
@@ -80,6 +83,7 @@ class ModelUploadSpec(Spec):
     """
 
     weights_artifact_id: ConsumedUploadId
+    weights_format: WeightsFormat = "safetensors"
     model: ModelSpec
     data: DataSpec
     name: str | None = Field(default=None, min_length=1, max_length=200)

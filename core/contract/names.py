@@ -27,8 +27,25 @@ ProbePhase = Literal["attack", "update", "both"]  # where ReLU's backward is mad
 PROBE_PHASES: tuple[ProbePhase, ...] = get_args(ProbePhase)
 Probe = Literal["none", ProbePhase]
 
-Architecture = Literal["small_cnn", "preact_resnet18"]
+# resnet18…101: torchvision's ResNets; wrn28_10, wrn34_10: WideResNets by name; wide_resnet: any depth
+# and widen factor (core/contract/architectures.py holds what each name fixes)
+Architecture = Literal[
+    "small_cnn",
+    "preact_resnet18",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "wrn28_10",
+    "wrn34_10",
+    "wide_resnet",
+]
 ARCHITECTURES: tuple[Architecture, ...] = get_args(Architecture)
+
+# how a classifier's weights come: safetensors, or a PyTorch state-dict file read with
+# torch.load(weights_only=True) (core/contract/weights_files.py)
+WeightsFormat = Literal["safetensors", "pytorch"]
+WEIGHTS_FORMATS: tuple[WeightsFormat, ...] = get_args(WeightsFormat)
 
 DatasetName = Literal["fashion-mnist", "mnist", "cifar10", "digits", "folder", "uploaded"]
 NAMED_DATASETS: tuple[DatasetName, ...] = ("fashion-mnist", "mnist", "cifar10", "digits")  # known by name alone

@@ -8,10 +8,11 @@ bounds its numbers, so a typo or an absurd value is a clear validation error, no
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.contract.architectures import ARCHS, check_architecture_fields
 from core.contract.names import (
     GRADIENT_ATTACKS,
     ActivationName,
@@ -119,7 +120,17 @@ class ActivationSpec(Spec):
 
 
 class ModelSpec(Spec):
-    """A classifier architecture; inputs are images in [0, 1], normalisation lives inside."""
+    """A classifier architecture; inputs are images in [0, 1], normalisation lives inside.
+
+    Args:
+        arch: the network; what each name fixes and takes is in core/contract/architectures.py.
+        width: the first convolution's channels (a ResNet's first stage's); when not given, the
+            architecture's default: 32, 64 for resnet18…101 (torchvision's), 16 for WideResNets.
+        depth, widen_factor: `wide_resnet` only: 6n + 4 layers, stages width·k·[1, 2, 4].
+        stem: resnet18…101 only: `imagenet` (7×7/2 and max-pool; None) or `cifar` (3×3/1, no pool).
+        sub_block1: WideResNets only: carry TRADES' unused `sub_block1`, so its checkpoints load.
+        mean, std: the normalisation the weights expect, per channel (None: 0.5 each).
+    """
 
     arch: Architecture = "small_cnn"
     activation: ActivationSpec = Field(default_factory=ActivationSpec)
@@ -127,8 +138,24 @@ class ModelSpec(Spec):
     image_size: int = Field(default=28, ge=8, le=256)
     num_classes: int = Field(default=10, ge=2, le=1000)
     width: int = Field(default=32, ge=4, le=512)
+    depth: int | None = Field(default=None, ge=10, le=202)
+    widen_factor: int | None = Field(default=None, ge=1, le=20)
+    stem: Literal["imagenet", "cifar"] | None = None
+    sub_block1: bool = False
     mean: list[float] | None = None
     std: list[float] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_width_of_the_arch(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("width") is None and data.get("arch") in ARCHS:
+            return {**data, "width": ARCHS[data["arch"]].default_width}
+        return data
+
+    @model_validator(mode="after")
+    def _fields_fit_the_arch(self) -> ModelSpec:
+        check_architecture_fields(self)
+        return self
 
 
 class AttackSpec(Spec):

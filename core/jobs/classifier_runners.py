@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import torch
+from safetensors.torch import save as save_safetensors
 from sqlalchemy import select
 
 from core.attacks import build_attack
@@ -19,7 +20,8 @@ from core.evaluation.summary import classifier_summary, evaluation_entry
 from core.images import perturbation_png, png_bytes, tensor_from_png
 from core.jobs.context import JobContext
 from core.models import load_model
-from core.models.bring_your_own import check_fits_dataset, checked_classifier, clean_accuracy, weights_from_bytes
+from core.models.bring_your_own import check_fits_dataset, checked_classifier, clean_accuracy
+from core.models.state_dicts import imported_weights
 from core.store.orm import Artifact, RegisteredModel
 from core.store.registry import record_evaluation, register_model
 from core.training import train
@@ -160,8 +162,10 @@ def run_image_attack(spec: ImageAttackSpec, ctx: JobContext) -> dict:
 
 
 def run_model_upload(spec: ModelUploadSpec, ctx: JobContext) -> dict:
-    """Check an uploaded classifier and register it with its clean accuracy. A failed check leaves
-    nothing behind: the upload is deleted and no model is registered."""
+    """Check an uploaded classifier (safetensors, or a PyTorch state dict read with
+    `torch.load(weights_only=True)`) and register it with its clean accuracy, its weights as
+    safetensors. A failed check leaves nothing behind: the upload is deleted and no model is
+    registered."""
     with ctx.session() as s:
         done = s.scalar(select(RegisteredModel).where(RegisteredModel.job_id == ctx.job_id))
         if done is not None:  # registered by an attempt that crashed before the job's final write
@@ -172,11 +176,11 @@ def run_model_upload(spec: ModelUploadSpec, ctx: JobContext) -> dict:
             }
         key = ctx.upload_to_consume(s, spec.weights_artifact_id)
     try:
-        data = ctx.store.get_bytes(key)
-        model = checked_classifier(spec.model, weights_from_bytes(data))
+        model = checked_classifier(spec.model, imported_weights(ctx.store.get_bytes(key), spec.weights_format))
         ds = ctx.load_data(spec.data)
         check_fits_dataset(spec.model, ds)
         clean_acc, images = clean_accuracy(model, ds)
+        data = save_safetensors(model.state_dict())  # what the registry keeps, whatever came in
     except Exception:
         with ctx.session() as s:
             ctx.consume_upload(s, spec.weights_artifact_id)

@@ -6,6 +6,7 @@ A checkpoint folder holds `model.safetensors` (weights) and `checkpoint.json`, w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -16,11 +17,26 @@ from core.activations import build_activation, drop_probes
 from core.contract.checkpoint import MODEL_FILE, read_meta
 from core.contract.names import Architecture
 from core.contract.specs import ModelSpec
+from core.models import resnet, wide_resnet
 from core.models.cnn import SmallCNN
 from core.models.preact_resnet import PreActResNet18
 
-# One network per architecture name of the contract (a test checks that none is missing).
-NETWORKS: dict[Architecture, type[nn.Module]] = {"small_cnn": SmallCNN, "preact_resnet18": PreActResNet18}
+Act = Callable[[], nn.Module]
+
+
+def _sized(network: type[nn.Module]) -> Callable[[ModelSpec, Act], nn.Module]:
+    """A builder for the networks that take (in_channels, image_size, num_classes, width, act)."""
+    return lambda spec, act: network(spec.in_channels, spec.image_size, spec.num_classes, spec.width, act)
+
+
+# One builder per architecture name of the contract, `(spec, activation factory) -> network`
+# (a test checks that none is missing).
+NETWORKS: dict[Architecture, Callable[[ModelSpec, Act], nn.Module]] = {
+    "small_cnn": _sized(SmallCNN),
+    "preact_resnet18": _sized(PreActResNet18),
+    **dict.fromkeys(("resnet18", "resnet34", "resnet50", "resnet101"), resnet.build),
+    **dict.fromkeys(("wrn28_10", "wrn34_10", "wide_resnet"), wide_resnet.build),
+}
 # Channel statistics of the datasets robustlab knows; anything else gets mean 0.5, std 0.5.
 DATASET_STATS = {
     "fashion-mnist": ([0.2860], [0.3530]),
@@ -52,8 +68,7 @@ class Classifier(nn.Module):
         self.spec = spec
         c = spec.in_channels
         self.normalize = Normalize(spec.mean or [0.5] * c, spec.std or [0.5] * c)
-        arch = NETWORKS[spec.arch]
-        self.net = arch(c, spec.image_size, spec.num_classes, spec.width, lambda: build_activation(spec.activation))
+        self.net = NETWORKS[spec.arch](spec, lambda: build_activation(spec.activation))
         # the weight whose layout tells the model's memory format (a 1-channel convolution's fits both)
         convs = [
             (m.in_channels, f"net.{name}.weight") for name, m in self.net.named_modules() if isinstance(m, nn.Conv2d)

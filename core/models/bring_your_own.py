@@ -1,7 +1,8 @@
-"""A classifier a researcher brings: safetensors weights for an architecture robustlab knows (a
-`ModelSpec`; no pickle, no code). Checked before it joins the registry: the weights load strictly
-(every name and shape), are finite, and the model runs on the dataset's images; its clean accuracy
-on the test split is measured. Every failure is a `ValueError` naming what is wrong."""
+"""A classifier a researcher brings: weights for an architecture robustlab knows (a `ModelSpec`; no
+code), as safetensors or a PyTorch state dict (read without unpickling: core/models/state_dicts.py).
+Checked before it joins the registry: the weights load strictly (every name and shape), are
+finite, and the model runs on the dataset's images; its clean accuracy on the test split is
+measured. Every failure is a `ValueError` naming what is wrong."""
 
 from __future__ import annotations
 
@@ -41,6 +42,10 @@ def checked_classifier(spec: ModelSpec, weights: dict[str, torch.Tensor]) -> Cla
     """
     model = build_model(spec)
     expected = model.state_dict()
+    counts = [k for k in expected if k.endswith(".num_batches_tracked")]
+    if counts and not any(k in weights for k in counts):
+        # saved before PyTorch 0.4.1 counted batch-norm batches: torch's own strict load fills 0 in
+        weights = {**weights, **{k: torch.zeros((), dtype=torch.long) for k in counts}}
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
     wrong = [
@@ -61,8 +66,13 @@ def checked_classifier(spec: ModelSpec, weights: dict[str, torch.Tensor]) -> Cla
     if wrong:
         problems.append(f"wrong shape {'; '.join(wrong[:10])}")
     if problems:
+        shape = ", ".join(
+            f"{field} {getattr(spec, field)}"
+            for field in ("width", "depth", "widen_factor", "stem", "sub_block1")
+            if getattr(spec, field) not in (None, False)
+        )
         raise ValueError(
-            f"weights do not fit {spec.arch} (width {spec.width}, {spec.in_channels} channels, "
+            f"weights do not fit {spec.arch} ({shape}, {spec.in_channels} channels, "
             f"{spec.num_classes} classes): " + " · ".join(problems)
         )
     for name, tensor in weights.items():

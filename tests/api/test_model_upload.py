@@ -1,9 +1,12 @@
 """POST /v1/models: what the API checks before a worker loads anything (the worker's checks are
-tested in tests/core/test_jobs.py, the whole path in the integration tests)."""
+tested in tests/core/test_jobs.py and tests/core/test_state_dict_upload.py, the whole path in the
+integration tests)."""
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 
 import pytest
 
@@ -35,7 +38,7 @@ def test_a_structurally_valid_upload_becomes_a_model_upload_job(api):
 @pytest.mark.parametrize(
     "data, reason",
     [
-        (b"PK\x03\x04 a zip, say", "header length out of range"),
+        (b"PK\x03\x04 a zip, say", "not a PyTorch file (a broken zip archive"),  # a zip is taken for torch.save's
         (b"\x02\x00\x00\x00\x00\x00\x00\x00[]", "header is not an object"),
         (
             safetensors_bytes({"w": {"dtype": "PICKLE", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8),
@@ -74,3 +77,57 @@ def test_uploading_needs_a_key(api):
     files = {"weights": ("m.safetensors", GOOD)}
     r = api.post("/v1/models", files=files, data={"spec": SPEC, "dataset": "digits"}, headers={"Authorization": ""})
     assert r.status_code == 401
+
+
+def torch_save_bytes(obj, legacy: bool = False) -> bytes:
+    import torch  # the test writes the file; the API never imports torch (tests/test_layering.py)
+
+    buf = io.BytesIO()
+    torch.save(obj, buf, _use_new_zipfile_serialization=not legacy)
+    return buf.getvalue()
+
+
+def robustbench_file(legacy: bool = False) -> bytes:
+    import torch
+
+    return torch_save_bytes({"state_dict": {"module.conv1.weight": torch.zeros(4, 3, 3, 3)}, "epoch": 1}, legacy)
+
+
+NORMALISED = json.dumps({"arch": "small_cnn", "image_size": 8, "width": 8, "mean": [0.0], "std": [1.0]})
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_a_pytorch_state_dict_file_becomes_a_model_upload_job_of_that_format(api, legacy):
+    data = robustbench_file(legacy)
+    r = upload(api, data, spec=NORMALISED)
+    assert r.status_code == 202, r.text
+    spec = r.json()["spec"]
+    assert spec["weights_format"] == "pytorch" and spec["model"]["std"] == [1.0]
+    assert api.get(f"/v1/artifacts/{spec['weights_artifact_id']}").content == data
+    assert upload(api, GOOD).json()["spec"]["weights_format"] == "safetensors"
+
+
+def test_a_pytorch_file_needs_its_normalisation_stated(api):
+    r = upload(api, robustbench_file())
+    assert r.status_code == 422 and "give mean and std" in r.json()["detail"] and not api.queue.sent
+
+
+def _zip(entries: dict[str, bytes], compression=zipfile.ZIP_STORED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as z:
+        for name, body in entries.items():
+            z.writestr(name, body)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (_zip({"model/weights.bin": b"\0" * 8}), "not one torch.save wrote"),
+        (_zip({"model/data.pkl": b"\x80\x02}q\x00." * 50}, zipfile.ZIP_DEFLATED), "is compressed"),
+    ],
+    ids=["no data.pkl", "deflated"],
+)
+def test_a_zip_that_torch_save_did_not_write_is_422_and_nothing_is_queued(api, data, reason):
+    r = upload(api, data, spec=NORMALISED)
+    assert r.status_code == 422 and reason in r.json()["detail"] and not api.queue.sent

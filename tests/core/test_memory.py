@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from core.contract.kinds import JOB_KINDS
-from core.contract.memory import ddpm_train_bytes, train_bytes
+from core.contract.memory import RSS_PER_SAVED, classifier_numbers, ddpm_train_bytes, train_bytes
 from core.contract.presets import ddpm_preset, train_preset
+from core.contract.specs import ActivationSpec, ModelSpec
 
 GIB = 2**30
 
@@ -36,3 +39,36 @@ def test_a_multi_process_job_counts_every_process():
     for one, estimate in ((spec, train_bytes), (ddpm, ddpm_train_bytes)):
         two = one.model_copy(update={"gpus": 2})
         assert 1.5 * estimate(one) < estimate(two) < 2 * estimate(one)  # each its half batch
+
+
+NEW_NETWORKS = [
+    ModelSpec(arch="resnet18", in_channels=3, image_size=64, width=8),
+    ModelSpec(arch="resnet50", in_channels=3, image_size=64, width=8, activation={"name": "silu"}),
+    ModelSpec(arch="resnet34", in_channels=3, image_size=16, width=8, stem="cifar", activation={"probe": "both"}),
+    ModelSpec(arch="wide_resnet", depth=10, widen_factor=2, width=8, in_channels=3, image_size=32),
+    ModelSpec(arch="wide_resnet", depth=16, widen_factor=1, width=8, image_size=28, activation={"name": "gelu"}),
+]
+
+
+@pytest.mark.parametrize("model", NEW_NETWORKS, ids=lambda m: f"{m.arch}-{m.activation.label}")
+def test_the_count_of_a_resnet_or_wrn_is_its_parameters_and_the_tensors_autograd_keeps(model):
+    from bench.memory_estimate import saved_per_image
+    from core.models import build_model
+
+    params, activations = classifier_numbers(model)
+    assert params == sum(p.numel() for p in build_model(model).parameters())
+    assert activations / RSS_PER_SAVED == pytest.approx(saved_per_image(model), rel=0.08)
+
+
+def test_the_named_networks_are_admitted_where_they_fit_and_grow_as_they_should():
+    def train(model: ModelSpec, batch: int = 128) -> float:
+        return train_bytes(train_preset("gpu").model_copy(update={"model": model, "batch_size": batch})) / GIB
+
+    wrn28 = ModelSpec(arch="wrn28_10", in_channels=3, image_size=32)
+    assert train(wrn28) < train(ModelSpec(arch="wrn34_10", in_channels=3, image_size=32))
+    assert train(wrn28) < train(wrn28.model_copy(update={"activation": ActivationSpec(name="silu")}))
+    resnet50 = ModelSpec(arch="resnet50", in_channels=3, image_size=224, num_classes=1000)
+    assert train(resnet50, 64) < train(ModelSpec(arch="resnet101", in_channels=3, image_size=224, num_classes=1000), 64)
+    assert train(resnet50.model_copy(update={"image_size": 112}), 64) < train(resnet50, 64)
+    assert 1 < train(wrn28) < 16 and 1 < train(resnet50, 64) < 16  # a batch a GPU node trains
+    assert train(resnet50, 8192) > 64  # refused: far beyond any one machine
