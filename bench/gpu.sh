@@ -3,7 +3,7 @@
 # the wheels and data it lacks carried; see below). Every part writes into one folder
 # (${OUT:-bench/results/gpu}); on a CPU the same script runs a small version of each part.
 #
-# At most 8 minutes in all (each part has its own timeout), ending in one JSON file, gpu.json, that
+# At most 10 minutes in all (each part has its own timeout), ending in one JSON file, gpu.json, that
 # holds every part's result. Parts: the CUDA tests (pytest -m gpu); PGD-10 AT images/s of a PreAct
 # ResNet-18 in fp32 and bf16 + channels_last with a profile, DDPM-1000 / DDIM-50 samples/s at batch
 # 256 in fp32 and bf16, two-process DDP if the node has two GPUs (bench/gpu_figures.py); the
@@ -14,6 +14,13 @@
 # Fashion-MNIST): `bench/gpu_carry.sh` here fills .whl/ and .data/ (both ignored by git); carry
 # them and run: `bash bench/gpu.sh`.
 #
+# Issue 23's networks: PGD-10 AT images/s of PreAct ResNet-18 and WRN-34-10 at 32 px and ResNet-50
+# at 224 px, fp32 and bf16, with each preset's hours at that rate (bench/network_speed.py).
+#
+# `bash bench/gpu.sh stack` runs the GPU path of the whole service instead (bench/gpu_stack.py:
+# embedded Redis, API, Celery workers on CUDA, one short CIFAR-shaped PGD-10 run submitted over
+# HTTP), into gpu_stack.json; carry .whl-stack/ (`bash bench/gpu_carry.sh stack`), not .whl/.
+#
 # `bash bench/gpu.sh ddpm-fd` runs the one long measurement instead (bench/ddpm_fd.py, no time limit:
 # the gpu preset's DDPM trained to its end, then DDIM-50's Fréchet distance against DDPM-1000's;
 # a GPU machine lent for longer than 15 minutes; the smoke preset on a CPU), into ddpm_fd.json.
@@ -21,8 +28,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${OUT:-bench/results/gpu}
 mkdir -p "$OUT_DIR"
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+WHEELS=.whl
+[ "${1:-}" = stack ] && WHEELS=.whl-stack
+if [ -d "$WHEELS" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl \
     && export PYTHONPATH=/tmp/site:$PWD
 fi
 [ -d .data/fashion-mnist ] && export ROBUSTLAB_DATA_DIR=$PWD/.data
@@ -33,9 +42,12 @@ if [ "${1:-}" = ddpm-fd ]; then
   # shellcheck disable=SC2086
   exec "$PY" -m bench.ddpm_fd --preset $PRESET --out "${RUNS:-runs}/ddpm-fd" --json "$OUT_DIR/ddpm_fd.json"
 fi
+if [ "${1:-}" = stack ]; then
+  exec timeout 400 "$PY" -m bench.gpu_stack --out "$OUT_DIR/gpu_stack.json"
+fi
 rm -f "$OUT_DIR"/*.json  # no stale part from an earlier run in gpu.json
 status=0
-# the limits are sized for a GPU (8 minutes in all); the small CPU version gets three times as long
+# the limits are sized for a GPU (10 minutes in all); the small CPU version gets three times as long
 X=$("$PY" -c "import torch; print(1 if torch.cuda.is_available() else 3)")
 # only the files that hold CUDA tests: the rest import the service's packages, which the image lacks
 mapfile -t GPU_TESTS < <(grep -rl "pytest.mark.gpu" tests --include="test_*.py")
@@ -48,6 +60,8 @@ else
 fi
 timeout $((170 * X)) "$PY" -m bench.gpu_figures --out "$OUT_DIR/gpu_figures.json" 2>&1 | tee "$OUT_DIR/gpu_figures.log" || status=1
 timeout $((130 * X)) "$PY" -m bench.eval_speed --out "$OUT_DIR/eval_speed.json" 2>&1 | tee "$OUT_DIR/eval_speed.log" || status=1
+timeout $((120 * X)) "$PY" -m bench.network_speed --out "$OUT_DIR/network_speed.json" 2>&1 \
+  | tee "$OUT_DIR/network_speed.log" || status=1
 PURIFY_ARGS=$("$PY" -c "import torch; print('--batch 512 --generate 1024 --bf16' if torch.cuda.is_available() else '--batch 16 --generate 16 --repeats 1')")
 # shellcheck disable=SC2086
 timeout $((110 * X)) "$PY" -m bench.purification_speed $PURIFY_ARGS --out "$OUT_DIR/purification_speed.json" 2>&1 \
