@@ -31,27 +31,16 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from bench.common import fashion_data, machine, trained_model
 from core.attacks.judge import JUDGE_PASSES, misclassified
 from core.contract.specs import ProtocolSpec
 from core.evaluation import attack_in_order
 from core.evaluation.curve import wrong_in_expectation
+from core.models.noisy import NoisyInput
 
 EPS = 0.1
 OUT = Path("bench/results/autoattack_reference.json")
-
-
-class NoisyInput(nn.Module):
-    """x ↦ model(clamp(x + σ·N(0, I))), a fresh draw at every pass: a randomized model."""
-
-    def __init__(self, model: nn.Module, sigma: float):
-        super().__init__()
-        self.model, self.sigma = model, sigma
-
-    def forward(self, x):
-        return self.model((x + self.sigma * torch.randn_like(x)).clamp(0, 1))
 
 
 def robustlab_run(model, x, y, protocol: ProtocolSpec, randomized: bool) -> dict:

@@ -65,31 +65,20 @@ def lab(tmp_path):
         ids["dataset"] = row.id
         train_job = finished(s, "adversarial_training", SMOKE.model_dump(mode="json"), alice)
         ids["checkpoint"] = art(f"jobs/{train_job.id}/checkpoint/model.safetensors", "checkpoint", train_job.id, None)
-        fields = {"kind": "classifier", "dataset": "digits", "architecture": "small_cnn", "activation": "relu"}
-        recipe = {"model": {"in_channels": 1, "image_size": 8}}
-        shared = register_model(
-            s,
-            name="shared",
-            job_id=train_job.id,
-            checkpoint_uri="c/1",
-            summary={},
-            recipe=recipe,
-            owner_id=alice,
-            **fields,
-        )
+        fields = {
+            "kind": "classifier",
+            "dataset": "digits",
+            "architecture": "small_cnn",
+            "activation": "relu",
+            "summary": {},
+            "recipe": {"model": {"in_channels": 1, "image_size": 8}},
+            "owner_id": alice,
+        }
+        shared = register_model(s, name="shared", job_id=train_job.id, checkpoint_uri="c/1", **fields)
         ids["shared_model"] = shared.id
         on_private = SMOKE.model_copy(update={"data": DataSpec(name="uploaded", dataset_id=row.id)})
         private_job = finished(s, "adversarial_training", on_private.model_dump(mode="json"), alice)
-        private = register_model(
-            s,
-            name="private",
-            job_id=private_job.id,
-            checkpoint_uri="c/2",
-            summary={},
-            recipe=recipe,
-            owner_id=alice,
-            **fields,
-        )
+        private = register_model(s, name="private", job_id=private_job.id, checkpoint_uri="c/2", **fields)
         ids["private_job"], ids["private_model"] = private_job.id, private.id
     clients = {}
     for name in ("alice", "bob"):

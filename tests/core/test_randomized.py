@@ -12,19 +12,9 @@ from core.attacks import build_attack
 from core.attacks.judge import misclassified
 from core.contract.specs import AttackSpec, ProtocolSpec
 from core.evaluation import evaluate
+from core.models.noisy import NoisyInput
 
 EPS, STEPS, EOT, SIGMA = 0.1, 20, 4, 0.15
-
-
-class NoisyInput(nn.Module):
-    """x ↦ model(clamp(x + σ·N(0, I))): a fresh draw at every forward pass."""
-
-    def __init__(self, model: nn.Module, sigma: float):
-        super().__init__()
-        self.model, self.sigma = model, sigma
-
-    def forward(self, x):
-        return self.model((x + self.sigma * torch.randn_like(x)).clamp(0, 1))
 
 
 def expected_accuracy(model, x_adv, y, draws: int = 60) -> float:
