@@ -72,6 +72,7 @@ def estimate_bytes(spec: Spec, model: ModelSpec | None = None) -> int | None:
     if isinstance(spec, TrainSpec):  # `gpus` processes, each with the data, the model and its share of the batch
         params, activations = classifier_numbers(spec.model)
         states = 4 if spec.optim.name == "adam" else 3  # weights, grads, momentum (+ Adam's second moment)
+        states += (spec.recipe.ema_decay is not None) + (spec.recipe.select == "best")  # the average, the best epoch's
         batch = spec.batch_size // spec.gpus * activations * (2 if spec.amp else 4)  # bf16 under amp
         return (BASELINE_BYTES + dataset_bytes(spec.data) + params * 4 * states + batch) * spec.gpus
     if isinstance(spec, EvalSpec) and model is not None:
