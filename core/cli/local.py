@@ -45,7 +45,17 @@ def _train_spec(args) -> TrainSpec:
     return TrainSpec.model_validate(d)
 
 
-RECIPE_FLAGS = ("crop_pad", "flip", "ema_decay", "use_ema", "holdout", "select", "label_smoothing", "eps_warmup_epochs")
+RECIPE_FLAGS = (
+    "crop_pad",
+    "flip",
+    "resized_crop",
+    "ema_decay",
+    "use_ema",
+    "holdout",
+    "select",
+    "label_smoothing",
+    "eps_warmup_epochs",
+)
 
 
 def recipe_flags(args) -> dict:
@@ -58,6 +68,7 @@ def add_recipe_flags(t) -> None:
     r = t.add_argument_group("recipe", "augmentation, weight averaging, best-epoch selection (default: the preset's)")
     r.add_argument("--crop-pad", type=int, help="random crop with this zero padding (0: off)")
     r.add_argument("--flip", action=argparse.BooleanOptionalAction, help="random horizontal flip")
+    r.add_argument("--resized-crop", type=float, help="random-resized crop down to this share of the area")
     r.add_argument("--ema-decay", type=float, help="EMA of the weights with this decay")
     r.add_argument("--no-ema", action="store_true", help="no weight average")
     r.add_argument("--use-ema", action=argparse.BooleanOptionalAction, help="the average is the model (default yes)")

@@ -24,6 +24,11 @@ class RecipeSpec(Spec):
             (CIFAR-10's recipe uses 4 for 32 px; 2 suits 28-px Fashion-MNIST). 0 (default): off.
         flip: flip half the training images left to right (CIFAR, ImageNet). Default False: off
             for digits and for data whose classes are not mirror-symmetric.
+        resized_crop: the random-resized crop of ImageNet training (Szegedy et al. 2015): a window
+            of a random share in [resized_crop, 1] of the image's area, aspect ratio in [3/4, 4/3],
+            resized back to the image's side. The ImageNet recipe uses 0.08. `None` (default): off.
+            (Its evaluation counterpart, resize and centre crop, is not done: folder images are
+            resized whole to `model.image_size` when read.)
         ema_decay: keep an exponential moving average of the weights, θ_ema ← d·θ_ema + (1 − d)·θ
             after every optimizer step (Gowal et al. 2020; Rebuffi et al. 2021 use d = 0.999 and
             more). `None` (default): off. d = 0 makes the average the weights themselves.
@@ -45,6 +50,7 @@ class RecipeSpec(Spec):
 
     crop_pad: int = Field(default=0, ge=0, le=64)
     flip: bool = False
+    resized_crop: float | None = Field(default=None, gt=0, le=1)
     ema_decay: float | None = Field(default=None, ge=0, lt=1)
     use_ema: bool = True
     holdout: int = Field(default=0, ge=0, le=1_000_000)
@@ -60,7 +66,7 @@ class RecipeSpec(Spec):
 
     @property
     def augments(self) -> bool:
-        return self.crop_pad > 0 or self.flip
+        return self.crop_pad > 0 or self.flip or self.resized_crop is not None
 
     @property
     def averaged(self) -> bool:

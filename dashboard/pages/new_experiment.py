@@ -52,7 +52,7 @@ def submit_section(kind: str, spec: dict, label: str, key: str, disabled: bool =
 # The training form's fields that start from the preset: forgotten when another preset is chosen.
 PRESET_FIELDS = (
     *("at_method", "at_epochs", "at_eps", "at_seed", "at_beta", "at_crop", "at_flip", "at_ema", "at_ema_decay"),
-    *("at_holdout", "at_select", "at_smoothing", "at_warmup"),
+    *("at_resized", "at_holdout", "at_select", "at_smoothing", "at_warmup"),
 )
 
 
@@ -102,6 +102,14 @@ def recipe_options(recipe: dict) -> None:
             "EMA decay", 0.0, 0.99999, recipe["ema_decay"] or 0.999, format="%.5f", key="at_ema_decay"
         )
         recipe["ema_decay"] = decay if averaged else None
+        scale = st.number_input(
+            "Random-resized crop: smallest share of the area (ImageNet: 0.08; 0 = off)",
+            0.0,
+            1.0,
+            recipe.get("resized_crop") or 0.0,
+            key="at_resized",
+        )
+        recipe["resized_crop"] = scale or None
         c1, c2 = st.columns(2)
         recipe["holdout"] = c1.number_input(
             "Training images held out for the per-epoch monitor", 0, 100_000, recipe["holdout"], key="at_holdout"

@@ -16,7 +16,7 @@ from core.contract.specs import OptimSpec, TrainSpec
 from core.data import load_dataset
 from core.models import build_model
 from core.training import train
-from core.training.augment import augment, batch_generator, random_crop, random_flip
+from core.training.augment import augment, batch_generator, random_crop, random_flip, random_resized_crop
 from core.training.averaging import WeightAverage
 from core.training.objectives import batch_objective
 from core.training.selection import holdout_split
@@ -44,9 +44,22 @@ def test_flip_mirrors_some_images_and_leaves_the_others():
     assert bool((flipped | kept).all()) and 0 < int(flipped.sum()) < 64
 
 
+def test_the_resized_crop_keeps_shape_box_and_constant_images_and_zooms_in():
+    x = torch.rand(32, 3, 16, 16)
+    out = random_resized_crop(x, 0.08, batch_generator(0, 0, 0))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    assert torch.equal(out, random_resized_crop(x, 0.08, batch_generator(0, 0, 0)))
+    grey = torch.full((4, 1, 16, 16), 0.3)
+    assert torch.allclose(random_resized_crop(grey, 0.5, batch_generator(0, 0, 1)), grey)
+    ramp = torch.linspace(0, 1, 16).expand(64, 1, 16, 16)  # brightness grows left to right
+    spread = random_resized_crop(ramp.contiguous(), 0.08, batch_generator(0, 0, 2))
+    width = spread[..., -1] - spread[..., 0]  # a window narrower than the image spans less of the ramp
+    assert bool((width <= 1 + 1e-6).all()) and float(width.mean()) < 0.9
+
+
 def test_augmentation_is_fixed_by_seed_epoch_and_batch():
     x = torch.rand(32, 1, 8, 8)
-    recipe = RecipeSpec(crop_pad=2, flip=True)
+    recipe = RecipeSpec(crop_pad=2, flip=True, resized_crop=0.5)
     a = augment(x, recipe, batch_generator(0, 4, 7))
     assert torch.equal(a, augment(x, recipe, batch_generator(0, 4, 7)))
     for other in (batch_generator(1, 4, 7), batch_generator(0, 5, 7), batch_generator(0, 4, 8)):

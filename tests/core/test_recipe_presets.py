@@ -27,9 +27,17 @@ def test_recipe_flags_change_only_what_they_name():
     assert parsed_spec() == train_preset("fmnist-strong")
     spec = parsed_spec("--crop-pad", "0", "--no-ema", "--select", "last", "--label-smoothing", "0.1")
     assert spec.recipe == RecipeSpec(holdout=1000, label_smoothing=0.1)
-    spec = parsed_spec("--flip", "--ema-decay", "0.99", "--no-use-ema", "--eps-warmup-epochs", "3", "--holdout", "500")
+    flags = ("--flip", "--resized-crop", "0.25", "--ema-decay", "0.99", "--no-use-ema", "--eps-warmup-epochs", "3")
+    spec = parsed_spec(*flags, "--holdout", "500")
     assert spec.recipe == RecipeSpec(
-        crop_pad=2, flip=True, ema_decay=0.99, use_ema=False, holdout=500, select="best", eps_warmup_epochs=3
+        crop_pad=2,
+        flip=True,
+        resized_crop=0.25,
+        ema_decay=0.99,
+        use_ema=False,
+        holdout=500,
+        select="best",
+        eps_warmup_epochs=3,
     )
 
 

@@ -87,6 +87,7 @@ def test_new_experiment_sends_the_recipe_of_the_preset_and_the_changes_made_to_i
     assert spec["recipe"] == {
         "crop_pad": 0,
         "flip": False,
+        "resized_crop": None,
         "ema_decay": None,
         "use_ema": True,
         "holdout": 1000,
