@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 from safetensors.torch import load_file
 
+import core.training.harness as harness
 import core.training.loop as loop
 from core.contract.progress import Stopped
 from core.contract.recipe_specs import RecipeSpec
@@ -112,7 +113,7 @@ def test_best_is_chosen_on_held_out_training_images_never_trained_on(tmp_path, m
     _, held = holdout_split(len(ds.x_train), STRONG.holdout, spec.data.seed)
     read_rows, monitored = [], []
 
-    class Recording(loop.PlannedBatches):
+    class Recording(harness.PlannedBatches):
         def __getitem__(self, b):
             read_rows.append(self.plan[b].real)
             return super().__getitem__(b)
@@ -122,7 +123,7 @@ def test_best_is_chosen_on_held_out_training_images_never_trained_on(tmp_path, m
         return held_out_metrics(model, x, y, attack)
 
     held_out_metrics = loop.held_out_metrics
-    monkeypatch.setattr(loop, "PlannedBatches", Recording)
+    monkeypatch.setattr(harness, "PlannedBatches", Recording)
     monkeypatch.setattr(loop, "held_out_metrics", recording_monitor)
     result = train(spec, tmp_path, dataset=ds)
 
