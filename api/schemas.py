@@ -14,9 +14,9 @@ from core.contract.names import (
     ActivationName,
     JobStatus,
     ModelKind,
-    PresetName,
     ProbePhase,
     Role,
+    TrainPresetName,
 )
 
 
@@ -111,7 +111,7 @@ class StudyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     preset: Literal["sat"] = "sat"
     name: str = Field(default="sat", max_length=200)
-    train_preset: PresetName = "smoke"
+    train_preset: TrainPresetName = "smoke"
     seeds: int = Field(default=3, ge=1, le=10)
     activations: list[ActivationName] = Field(default=list(ACTIVATIONS), max_length=len(ACTIVATIONS))
     probes: list[ProbePhase] = Field(default=list(PROBE_PHASES), max_length=len(PROBE_PHASES))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.contract.names import ACTIVATIONS, PROBE_PHASES, TrainMethod
@@ -23,11 +23,13 @@ STUDY_PARAMS = {"softplus": {"beta": 10.0}}
 
 @dataclass(frozen=True)
 class Variant:
-    """One arm: the recipe with this activation, trained with this method."""
+    """One arm: the recipe with this activation, trained with this method, its `RecipeSpec`
+    fields changed by `recipe` (an ablation)."""
 
     label: str
     activation: ActivationSpec
     method: TrainMethod = "pgd"
+    recipe: dict = field(default_factory=dict)
 
 
 def sat_variants(activations=ACTIVATIONS, probes=PROBE_PHASES) -> list[Variant]:
@@ -61,6 +63,24 @@ def evaluate_arm(model, ds, protocol: ProtocolSpec) -> dict:
         "warnings": headline["warnings"],
         "seconds": headline["seconds"] + cheap["seconds"],
     }
+
+
+# Each ingredient of a recipe taken out on its own, then all of them (the recipe's arm itself is `relu`).
+ABLATIONS: dict[str, dict] = {
+    "no-augmentation": {"crop_pad": 0, "flip": False},
+    "no-ema": {"ema_decay": None},
+    "last-epoch": {"select": "last"},
+    "none": {"crop_pad": 0, "flip": False, "ema_decay": None, "select": "last", "holdout": 0},
+}
+
+
+def ablation_variants(ablations=tuple(ABLATIONS)) -> list[Variant]:
+    """The recipe's ReLU arm (labelled `relu`, the same folder as the SAT study's), then one arm per
+    ablation in `ABLATIONS`."""
+    unknown = set(ablations) - set(ABLATIONS)
+    if unknown:
+        raise ValueError(f"unknown ablations {sorted(unknown)}; known: {', '.join(ABLATIONS)}")
+    return [Variant("relu", ActivationSpec())] + [Variant(a, ActivationSpec(), recipe=ABLATIONS[a]) for a in ablations]
 
 
 def method_variants(methods=("pgd", "trades")) -> list[Variant]:
@@ -146,12 +166,15 @@ def run_study(
                     "data": base.data.model_copy(update={"seed": seed}),
                     "model": base.model.model_copy(update={"activation": variant.activation}),
                     "method": variant.method,
+                    "recipe": base.recipe.model_validate({**base.recipe.model_dump(), **variant.recipe}),
                 }
             )
             ds = load_dataset(spec.data)
-            train(spec, folder, dataset=ds, progress=report, should_stop=should_stop)
+            result = train(spec, folder, dataset=ds, progress=report, should_stop=should_stop)
             model = load_model(folder, device=resolve_device(spec.device), channels_last=True)
             row = {"variant": variant.label, "seed": seed, **evaluate_arm(model, ds, base.protocol)}
+            row["chosen"] = result.chosen  # which weights were evaluated (None: the last epoch's)
+            row["train_seconds"] = sum(r["epoch_seconds"] for r in result.history)
             eval_path.write_text(json.dumps(row, indent=1))
         rows.append({**json.loads(eval_path.read_text()), "variant": variant.label})  # a folder shared by studies
     return rows

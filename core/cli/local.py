@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import get_args
 
 from core.contract.job_specs import EvalSpec
-from core.contract.names import ACTIVATIONS, ENSEMBLES, NORMS, PRESET_NAMES, PROBE_PHASES, TRAIN_METHODS, Probe
+from core.contract.names import ACTIVATIONS, ENSEMBLES, NORMS, PROBE_PHASES, TRAIN_METHODS, TRAIN_PRESET_NAMES, Probe
 from core.contract.presets import eval_preset, train_preset
 from core.contract.progress import progress_bar
+from core.contract.recipe_specs import Selection
 from core.contract.specs import ActivationSpec, TrainSpec
 
 
@@ -38,7 +39,43 @@ def _train_spec(args) -> TrainSpec:
         d["data"]["root"] = args.data_root
     if args.train_subset:
         d["data"]["train_subset"] = args.train_subset
+    d["recipe"].update({k: v for k, v in recipe_flags(args).items() if v is not None})
+    if args.no_ema:
+        d["recipe"]["ema_decay"] = None
     return TrainSpec.model_validate(d)
+
+
+RECIPE_FLAGS = (
+    "crop_pad",
+    "flip",
+    "resized_crop",
+    "ema_decay",
+    "use_ema",
+    "holdout",
+    "select",
+    "label_smoothing",
+    "eps_warmup_epochs",
+)
+
+
+def recipe_flags(args) -> dict:
+    """The `RecipeSpec` fields the flags set (None: the preset's)."""
+    return {k: getattr(args, k) for k in RECIPE_FLAGS}
+
+
+def add_recipe_flags(t) -> None:
+    """The training recipe's flags (`RecipeSpec`); each left out keeps the preset's value."""
+    r = t.add_argument_group("recipe", "augmentation, weight averaging, best-epoch selection (default: the preset's)")
+    r.add_argument("--crop-pad", type=int, help="random crop with this zero padding (0: off)")
+    r.add_argument("--flip", action=argparse.BooleanOptionalAction, help="random horizontal flip")
+    r.add_argument("--resized-crop", type=float, help="random-resized crop down to this share of the area")
+    r.add_argument("--ema-decay", type=float, help="EMA of the weights with this decay")
+    r.add_argument("--no-ema", action="store_true", help="no weight average")
+    r.add_argument("--use-ema", action=argparse.BooleanOptionalAction, help="the average is the model (default yes)")
+    r.add_argument("--holdout", type=int, help="training images held out for the per-epoch monitor")
+    r.add_argument("--select", choices=get_args(Selection), help="hand on the last or the best epoch's weights")
+    r.add_argument("--label-smoothing", type=float, help="label smoothing of the training loss")
+    r.add_argument("--eps-warmup-epochs", type=int, help="grow the training ε linearly over this many epochs")
 
 
 def cmd_train(args) -> int:
@@ -49,7 +86,8 @@ def cmd_train(args) -> int:
     out = Path(args.out or f"runs/{spec.data.name}-{spec.method}-{spec.model.activation.label}-seed{spec.seed}")
     ds = load_dataset(spec.data, download=args.download)
     result = train(spec, out, dataset=ds, progress=progress_bar(f"train {out.name}"))
-    print(json.dumps({"status": "succeeded", "checkpoint": str(out), "final": result.final}, indent=1))
+    summary = {"status": "succeeded", "checkpoint": str(out), "final": result.final, "chosen": result.chosen}
+    print(json.dumps(summary, indent=1))
     return 0
 
 
@@ -106,8 +144,9 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def run_study_command(args, variants, out: Path) -> int:
-    """Train and evaluate every arm and seed (resuming), then print and save the table."""
+def run_study_command(args, variants, out: Path, table_name: str = "table") -> int:
+    """Train and evaluate every arm and seed (resuming), then print and save the table as
+    `<table_name>.json` (studies may share a folder, and so their runs)."""
     from core.study import format_table, run_study, summarise
 
     base = train_preset(args.preset)
@@ -119,7 +158,7 @@ def run_study_command(args, variants, out: Path) -> int:
 
     rows = run_study(base, list(range(args.seeds)), out, variants, run_progress=run_progress)
     table = summarise(rows)
-    (out / "table.json").write_text(
+    (out / f"{table_name}.json").write_text(
         json.dumps({"rows": rows, "table": table, "recipe": base.model_dump(mode="json")}, indent=1)
     )
     print(format_table(table, base.protocol.label))
@@ -134,6 +173,13 @@ def cmd_study_sat(args) -> int:
     )
 
 
+def cmd_study_ablate(args) -> int:
+    from core.study import ablation_variants
+
+    out = Path(args.out or f"runs/study-ablate-{args.preset}")
+    return run_study_command(args, ablation_variants(args.ablations), out, "table-ablate")
+
+
 def cmd_study_methods(args) -> int:
     from core.study import method_variants
 
@@ -143,7 +189,7 @@ def cmd_study_methods(args) -> int:
 def add_commands(sub) -> None:
 
     t = sub.add_parser("train", help="train a classifier (standard, PGD-AT or Fast-AT)")
-    t.add_argument("--preset", choices=PRESET_NAMES, default="smoke")
+    t.add_argument("--preset", choices=TRAIN_PRESET_NAMES, default="smoke")
     t.add_argument("--spec", help="a TrainSpec JSON file (overrides the preset and other flags)")
     t.add_argument("--method", choices=TRAIN_METHODS)
     t.add_argument("--trades-beta", type=float, help="TRADES' β (default 6)")
@@ -156,11 +202,12 @@ def add_commands(sub) -> None:
     t.add_argument("--data-root")
     t.add_argument("--download", action="store_true", help="download missing data (needs a network)")
     t.add_argument("--out", help="checkpoint folder (resumed if it holds a checkpoint)")
+    add_recipe_flags(t)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="clean and robust accuracy of a checkpoint under a protocol")
     e.add_argument("checkpoint")
-    e.add_argument("--preset", choices=PRESET_NAMES, default="cpu", help="the preset's data and protocol")
+    e.add_argument("--preset", choices=TRAIN_PRESET_NAMES, default="cpu", help="the preset's data and protocol")
     e.add_argument("--protocol", choices=[n for n in ENSEMBLES if n != "custom"], help="the attack ensemble")
     e.add_argument("--attacks", type=_names, help="a custom ensemble instead, e.g. apgd-ce,square")
     e.add_argument("--eps", type=float, help="the radius ε")
@@ -181,15 +228,24 @@ def add_commands(sub) -> None:
 
     s = sub.add_parser("study", help="studies").add_subparsers(dest="study", required=True)
     sat = s.add_parser("sat", help="smooth adversarial training: activations and probes, over seeds")
-    sat.add_argument("--preset", choices=PRESET_NAMES, default="smoke")
+    sat.add_argument("--preset", choices=TRAIN_PRESET_NAMES, default="smoke")
     sat.add_argument("--seeds", type=int, default=3)
     sat.add_argument("--epochs", type=int)
     sat.add_argument("--activations", type=_names, default=list(ACTIVATIONS), help="comma-separated")
     sat.add_argument("--probes", type=_names, default=list(PROBE_PHASES), help="comma-separated")
     sat.add_argument("--out")
     sat.set_defaults(func=cmd_study_sat)
+    ablate = s.add_parser("ablate", help="the recipe, and the recipe without each of its ingredients, over seeds")
+    ablate.add_argument("--preset", choices=TRAIN_PRESET_NAMES, default="fmnist-strong")
+    ablate.add_argument("--seeds", type=int, default=1)
+    ablate.add_argument("--epochs", type=int)
+    ablate.add_argument(
+        "--ablations", type=_names, default=["no-augmentation", "no-ema", "last-epoch", "none"], help="comma-separated"
+    )
+    ablate.add_argument("--out")
+    ablate.set_defaults(func=cmd_study_ablate)
     methods = s.add_parser("methods", help="training methods side by side (PGD-AT, TRADES, standard), over seeds")
-    methods.add_argument("--preset", choices=PRESET_NAMES, default="smoke")
+    methods.add_argument("--preset", choices=TRAIN_PRESET_NAMES, default="smoke")
     methods.add_argument("--seeds", type=int, default=3)
     methods.add_argument("--epochs", type=int)
     methods.add_argument("--methods", type=_names, default=["pgd", "trades"], help="comma-separated")

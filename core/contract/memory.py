@@ -153,6 +153,7 @@ def train_bytes(spec: TrainSpec, model: ModelSpec | None = None) -> int:
     params, activations = classifier_numbers(spec.model)
     states = 4 if spec.optim.name == "adam" else 3  # weights, grads, momentum (+ Adam's second moment)
     states += 1  # the checkpoint's digest reads the weights file whole (+100 MiB measured on WRN-28-10)
+    states += (spec.recipe.ema_decay is not None) + (spec.recipe.select == "best")  # the average, the best epoch's
     batch = spec.batch_size // spec.gpus * activations * (2 if spec.amp else 4)  # bf16 under amp
     return (BASELINE_BYTES + dataset_bytes(spec.data) + params * 4 * states + batch) * spec.gpus
 

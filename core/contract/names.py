@@ -67,5 +67,10 @@ SamplerName = Literal["ddim", "dpm_solver", "ddpm"]
 SAMPLERS: tuple[SamplerName, ...] = get_args(SamplerName)
 DEFAULT_SAMPLER_STEPS: dict[SamplerName, int] = {"ddim": 50, "dpm_solver": 20, "ddpm": 1000}
 
-PresetName = Literal["smoke", "cpu", "gpu"]
+PresetName = Literal["smoke", "cpu", "gpu"]  # sizes, for every kind of job
 PRESET_NAMES: tuple[PresetName, ...] = get_args(PresetName)
+# Training recipes named after their data and network: a classifier's training (and its evaluation) only.
+RecipeName = Literal["fmnist-strong"]
+RECIPE_NAMES: tuple[RecipeName, ...] = get_args(RecipeName)
+TrainPresetName = Literal[PresetName, RecipeName]
+TRAIN_PRESET_NAMES: tuple[TrainPresetName, ...] = PRESET_NAMES + RECIPE_NAMES

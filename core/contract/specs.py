@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from core.contract.architectures import ARCHS, check_architecture_fields
 from core.contract.names import (
@@ -25,14 +25,9 @@ from core.contract.names import (
     Probe,
     TrainMethod,
 )
+from core.contract.recipe_specs import RecipeSpec
 from core.contract.references import DatasetId
-
-
-class Spec(BaseModel):
-    """Base for every spec: unknown fields are errors, numbers must be finite (no NaN, no
-    infinities), values are validated on assignment."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+from core.contract.spec_base import Spec
 
 
 class DataSpec(Spec):
@@ -366,7 +361,9 @@ class TrainSpec(Spec):
     divergence from the clean prediction); `eval_attack` measures the per-epoch robust accuracy on
     `eval_subset` held-out images, a cheap monitor; `protocol` measures the finished model (the
     robust accuracy stored with it). `trades_beta` is TRADES' β (default 6), the weight of the
-    robustness term. `generated` mixes a generated dataset into every batch.
+    robustness term. `generated` mixes a generated dataset into every batch. `recipe` adds
+    augmentation, weight averaging, best-checkpoint selection on held-out training images, label
+    smoothing and ε warm-up (`RecipeSpec`; all off by default).
     """
 
     data: DataSpec = Field(default_factory=DataSpec)
@@ -378,6 +375,7 @@ class TrainSpec(Spec):
     eval_subset: int = Field(default=500, ge=1, le=100_000)
     protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
     generated: GeneratedMixSpec | None = None
+    recipe: RecipeSpec = Field(default_factory=RecipeSpec)
 
     @model_validator(mode="after")
     def _protocol_fits_the_classes(self) -> TrainSpec:

@@ -1,6 +1,7 @@
 """DDPM (Ho et al., "Denoising Diffusion Probabilistic Models", 2020): the network, the schedules
 and the training loop. The UNet and the schedulers are diffusers'; the loop, EMA, checkpoints
-and exact resume are ours, with the classifier loop's contract (progress, stop check, resume).
+and exact resume are ours: the epochs run on the classifiers' harness (`core.training.harness`:
+seeding, batch shares, stop check, progress, a checkpoint every epoch).
 
 Forward process, Eq. 4: q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I), ᾱ_t = ∏_{s≤t} (1 − β_s).
 Simple loss, Eq. 14: E_{t, x_0, ε} ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖².
@@ -9,9 +10,7 @@ Simple loss, Eq. 14: E_{t, x_0, ε} ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ
 from __future__ import annotations
 
 import copy
-import logging
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -23,14 +22,14 @@ from torch import nn
 import core.training.distributed as ddp
 from core.contract.checkpoint import MODEL_FILE, read_meta
 from core.contract.diffusion_specs import DDPMTrainSpec
-from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress, stop_if_asked
+from core.contract.progress import ProgressFn, StopFn, never_stop, no_progress
 from core.data import Dataset, load_dataset
-from core.data.batches import Picked, PlannedBatches, loader_workers, read_batches
+from core.data.batches import Picked
 from core.device import autocast, resolve_device
-from core.training.checkpoint import drop_previous, resume_from, save_checkpoint
+from core.training.checkpoint import drop_previous, resume_from
+from core.training.harness import Epochs, run_epochs
 from core.training.loop import TrainResult
 
-log = logging.getLogger(__name__)
 SCHEDULERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm_solver": DPMSolverMultistepScheduler}
 
 
@@ -161,49 +160,41 @@ def train_ddpm(
         progress = no_progress
     n = len(ds.x_train)
     batches = math.ceil(n / spec.batch_size)
-    for epoch in range(start_epoch, spec.epochs):
-        t0 = time.perf_counter()
+
+    def plan_of(epoch: int) -> tuple[list[Picked], dict[int, int]]:
         order = torch.randperm(n, generator=torch.Generator().manual_seed(spec.seed * 100_003 + epoch))
-        if ranks > 1:
-            torch.manual_seed(ddp.rank_seed(spec.seed, epoch))
-        model.train()
-        loss_sum, seen = 0.0, 0
         plan = [order[b * spec.batch_size : (b + 1) * spec.batch_size] for b in range(batches)]
         kept = [b for b in range(batches) if len(plan[b]) >= ranks]  # a batch smaller than the world: all skip it
-        ddp.check_shared(len(kept), n)
-        planned = PlannedBatches([Picked(ddp.share(plan[b])) for b in kept], ds)
-        read = read_batches(planned, device=device, workers=loader_workers(ranks))
-        for b, (x_batch, y_batch) in zip(kept, read, strict=True):
-            stop_if_asked(lambda: ddp.any_rank(should_stop(), device))
-            total = len(plan[b])
-            x0 = to_model_space(x_batch, spec.image_size).to(device)
-            labels = None
-            if spec.class_conditional:  # drop labels with p = cond_drop_prob (classifier-free guidance)
-                labels = y_batch.clone()
-                labels[torch.rand(len(labels)) < spec.cond_drop_prob] = model.null_label
-                labels = labels.to(device)
-            loss = denoising_loss(unet, x0, labels, alphas_cumprod, spec)
-            opt.zero_grad(set_to_none=True)
-            (loss * ddp.loss_weight(len(x0), total)).backward()
-            opt.step()
-            model.update_ema(spec.ema_decay)
-            loss_sum, seen = loss_sum + loss.item() * len(x0), seen + len(x0)
-            if b % max(1, batches // 20) == 0:
-                progress(
-                    Progress(
-                        (epoch * batches + b) / (batches * spec.epochs),
-                        f"epoch {epoch + 1}/{spec.epochs} batch {b + 1}/{batches}",
-                    )
-                )
-        loss_sum, seen = ddp.summed([loss_sum, seen], device)
-        if rank:  # rank 0 writes the checkpoint and reports; the others train on
-            continue
-        metrics = {"train_loss": loss_sum / seen, "epoch_seconds": time.perf_counter() - t0}
-        history.append({"epoch": epoch + 1, **metrics})
-        meta = {"spec": spec.model_dump(mode="json"), "epoch": epoch + 1, "history": history, "facts": model.facts()}
-        save_checkpoint(out_dir, model, opt, meta, kind="diffusion")
-        log.info("epoch %d/%d loss %.4f", epoch + 1, spec.epochs, metrics["train_loss"])
-        progress(Progress((epoch + 1) / spec.epochs, f"epoch {epoch + 1}/{spec.epochs} done", metrics, epoch + 1))
+        return [Picked(ddp.share(plan[b])) for b in kept], {b: len(plan[b]) for b in kept}
+
+    def batch_loss(epoch: int, b: int, step: int, x_batch: torch.Tensor, y_batch: torch.Tensor):
+        x0 = to_model_space(x_batch, spec.image_size).to(device)
+        labels = None
+        if spec.class_conditional:  # drop labels with p = cond_drop_prob (classifier-free guidance)
+            labels = y_batch.clone()
+            labels[torch.rand(len(labels)) < spec.cond_drop_prob] = model.null_label
+            labels = labels.to(device)
+        return denoising_loss(unet, x0, labels, alphas_cumprod, spec), None
+
+    run = Epochs(
+        out_dir=out_dir,
+        kind="diffusion",
+        spec=spec,
+        device=device,
+        model=model,
+        opt=opt,
+        net=unet,
+        data=ds,
+        images=n,
+        batches=batches,
+        plan=plan_of,
+        loss=batch_loss,
+        after_step=lambda: model.update_ema(spec.ema_decay),
+        end_epoch=lambda epoch, metrics: ({}, {"facts": model.facts()}, {}),
+        start_epoch=start_epoch,
+        history=history,
+    )
+    history, _ = run_epochs(run, progress, should_stop)
     if not rank:
         drop_previous(out_dir)
     ddp.follower_done(unet)

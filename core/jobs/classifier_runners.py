@@ -28,6 +28,9 @@ from core.training import train
 
 
 def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
+    """Train, evaluate under the spec's protocol, register. The registered weights are those the
+    recipe hands on (`chosen` in the result: the best epoch's on held-out training images, or the
+    weight average; None for the last epoch's)."""
     folder = ctx.checkpoint_folder()
     ds = ctx.load_data(spec.data)
     report = ctx.training_reporter(folder, 0.0, 0.8)
@@ -46,8 +49,9 @@ def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
         progress=ctx.scaled(0.8, 1.0, metrics=False),
         should_stop=ctx.should_stop,
     )
-    summary["monitor"] = f"{spec.eval_attack.label} on {spec.eval_subset} held-out images per epoch (a cheap check)"
+    summary["monitor"] = monitor_label(spec)
     summary["history"] = result.history
+    summary["chosen"] = result.chosen
     with ctx.session() as s:
         weights = ctx.save_artifact(
             s, f"checkpoint/{MODEL_FILE}", type="checkpoint", data=(folder / MODEL_FILE).read_bytes()
@@ -72,6 +76,8 @@ def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
                 "seed": spec.seed,
                 "model": spec.model.model_dump(),
                 **({"generated": spec.generated.model_dump(mode="json")} if spec.generated else {}),
+                "recipe": spec.recipe.model_dump(mode="json"),
+                **({"chosen": result.chosen} if result.chosen else {}),
             },
         )
         return {
@@ -82,7 +88,18 @@ def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
             "robust_acc": summary["robust_acc"],
             "eps": summary["eps"],
             "protocol_label": summary["protocol_label"],
+            "chosen": result.chosen,
         }
+
+
+def monitor_label(spec: TrainSpec) -> str:
+    """What the per-epoch numbers of the history measured."""
+    if spec.recipe.holdout:
+        where = f"{spec.recipe.holdout} training images held out from training"
+    else:
+        where = f"the first {spec.eval_subset} test images"
+    weights = " (the weight average)" if spec.recipe.averaged else ""
+    return f"{spec.eval_attack.label} on {where} per epoch{weights} (a cheap check)"
 
 
 def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> dict:

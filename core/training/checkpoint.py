@@ -1,5 +1,7 @@
-"""Checkpoints: `model.safetensors` (weights), `train_state.safetensors` (optimizer tensors) and
-`checkpoint.json` (kind, spec, epoch, metrics, optimizer scalars, RNG state). No pickle. The file
+"""Checkpoints: `model.safetensors` (weights), `train_state.safetensors` (optimizer tensors, and
+the run's other named weight sets, e.g. the weight average and the best epoch's weights, under
+`<set>/<name>` keys) and `checkpoint.json` (kind, spec, epoch, metrics, optimizer scalars, RNG
+state). No pickle. The file
 names and the `kind` field are the contract's (`core.contract.checkpoint`).
 
 Files are written to temporary names and renamed; the JSON goes last and records the SHA-256 of
@@ -44,6 +46,18 @@ def _optimizer_split(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
+def _split_sets(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, torch.Tensor]]]:
+    """(optimizer tensors, {set: weights}) of a train-state file: weight sets are keyed `set/name`."""
+    optimizer, sets = {}, {}
+    for key, value in tensors.items():
+        group, slash, name = key.partition("/")
+        if slash:
+            sets.setdefault(group, {})[name] = value
+        else:
+            optimizer[key] = value
+    return optimizer, sets
+
+
 def _optimizer_join(meta: dict, tensors: dict[str, torch.Tensor]) -> dict:
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
@@ -68,14 +82,37 @@ def set_rng_state(state: dict[str, str]) -> None:
         torch.cuda.set_rng_state(decode(state["cuda"]))
 
 
-def save_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, meta: dict, *, kind: ModelKind) -> None:
+def _stored(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+
+
+def save_checkpoint(
+    folder: Path,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    meta: dict,
+    *,
+    kind: ModelKind,
+    weights: dict[str, torch.Tensor] | None = None,
+    sets: dict[str, dict[str, torch.Tensor]] | None = None,
+) -> None:
     """Write the three checkpoint files into `folder`, replacing the previous epoch's; `kind`
-    (`classifier` or `diffusion`) goes into the JSON so that loaders need not guess."""
+    (`classifier` or `diffusion`) goes into the JSON so that loaders need not guess.
+
+    Args:
+        weights: the model file's tensors, if not `model`'s own (a finished run's chosen weights).
+        sets: further named weight sets ({set name: state dict}) kept in the train-state file,
+            under the same torn-write guarantees (`restore_checkpoint` gives them back).
+    """
     if kind not in MODEL_KINDS:
         raise ValueError(f"kind must be one of {MODEL_KINDS}, got {kind!r}")
+    if any("/" in group for group in sets or {}):
+        raise ValueError(f"weight set names must not hold '/': {sorted(sets)}")
     folder.mkdir(parents=True, exist_ok=True)
     opt_tensors, opt_meta = _optimizer_split(opt)
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for group, tensors in (sets or {}).items():
+        opt_tensors.update({f"{group}/{name}": v for name, v in _stored(tensors).items()})
+    weights = _stored(model.state_dict() if weights is None else weights)
     for name, tensors in ((MODEL_FILE, weights), (STATE_FILE, opt_tensors)):
         save_file(tensors, folder / f".{name}.tmp")
     meta = {
@@ -140,9 +177,11 @@ def drop_previous(folder: Path) -> None:
     shutil.rmtree(folder / PREVIOUS, ignore_errors=True)
 
 
-def load_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer) -> dict:
+def restore_checkpoint(
+    folder: Path, model: nn.Module, opt: torch.optim.Optimizer
+) -> tuple[dict, dict[str, dict[str, torch.Tensor]]]:
     """Restore weights, optimizer and RNG state from the whole checkpoint in `folder`
-    (`whole_checkpoint`); returns its JSON metadata.
+    (`whole_checkpoint`); returns its JSON metadata and its named weight sets.
 
     Raises:
         ValueError: no JSON in `folder` finds the tensor files whose hashes it recorded.
@@ -152,9 +191,15 @@ def load_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer) 
         raise ValueError(f"{folder}: its tensor files do not match the hashes {META_FILE} recorded: torn checkpoint")
     meta = json.loads(whole[META_FILE].read_text())
     model.load_state_dict(load_file(whole[MODEL_FILE]))
-    opt.load_state_dict(_optimizer_join(meta["optimizer"], load_file(whole[STATE_FILE])))
+    opt_tensors, sets = _split_sets(load_file(whole[STATE_FILE]))
+    opt.load_state_dict(_optimizer_join(meta["optimizer"], opt_tensors))
     set_rng_state(meta["rng"])
-    return meta
+    return meta, sets
+
+
+def load_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer) -> dict:
+    """`restore_checkpoint`'s metadata alone."""
+    return restore_checkpoint(folder, model, opt)[0]
 
 
 def has_checkpoint(folder: Path) -> bool:
@@ -166,16 +211,24 @@ def _what_trains(spec) -> dict:
     return spec.model_dump(mode="json", exclude={"protocol"})
 
 
-def resume_from(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, spec) -> tuple[int, list[dict]]:
-    """(epochs done, metrics history) of the checkpoint in `folder`, restored into `model` and
-    `opt`; (0, []) when there is none.
+def resume_state(
+    folder: Path, model: nn.Module, opt: torch.optim.Optimizer, spec
+) -> tuple[dict, dict[str, dict[str, torch.Tensor]]]:
+    """The metadata and weight sets of the checkpoint in `folder`, restored into `model` and
+    `opt`; ({"epoch": 0, "history": []}, {}) when there is none.
 
     Raises:
         ValueError: the checkpoint was made with a different spec (its folder belongs to another run).
     """
     if not has_checkpoint(folder):
-        return 0, []
-    meta = load_checkpoint(folder, model, opt)
+        return {"epoch": 0, "history": []}, {}
+    meta, sets = restore_checkpoint(folder, model, opt)
     if _what_trains(type(spec).model_validate(meta["spec"])) != _what_trains(spec):
         raise ValueError(f"{folder} holds a checkpoint of a different spec; use another folder")
+    return meta, sets
+
+
+def resume_from(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, spec) -> tuple[int, list[dict]]:
+    """(epochs done, metrics history) of the checkpoint in `folder` (see `resume_state`)."""
+    meta, _ = resume_state(folder, model, opt, spec)
     return meta["epoch"], meta["history"]

@@ -10,7 +10,6 @@ in `out_dir`, and a resumed CPU run ends with the same weights as an uninterrupt
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,17 +17,21 @@ import torch
 
 import core.training.distributed as ddp
 from core.activations import true_gradients
-from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress, stop_if_asked
+from core.contract.progress import ProgressFn, StopFn, never_stop, no_progress
 from core.contract.specs import AttackSpec, ModelSpec, Spec, TrainSpec
 from core.data import Dataset, load_dataset
-from core.data.batches import Picked, PlannedBatches, loader_workers, read_batches
+from core.data.batches import Picked
 from core.device import autocast, prepare, resolve_device, to_input
 from core.evaluation import predict, robust_mask
 from core.models import DATASET_STATS, Classifier, build_model
-from core.training.checkpoint import drop_previous, resume_from, save_checkpoint
+from core.training.augment import augment, batch_generator
+from core.training.averaging import WeightAverage
+from core.training.checkpoint import drop_previous, resume_state, save_checkpoint
+from core.training.harness import Epochs, run_epochs
 from core.training.mixing import BatchPlan, batch_indices, batch_plan, check_mixable, epoch_orders
 from core.training.objectives import batch_objective
 from core.training.schedules import lr_at
+from core.training.selection import Best, chosen_source, holdout_split
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ class TrainResult:
     epochs_done: int
     history: list[dict] = field(default_factory=list)
     spec: Spec | None = None
+    chosen: dict | None = None  # which weights the model file holds, when not the last (`hand_on`)
 
     @property
     def final(self) -> dict:
@@ -105,84 +109,118 @@ def train(
     device = resolve_device(spec.device)
     ds = dataset or load_dataset(spec.data)
     spec = resolve_spec(spec, ds)
+    recipe = spec.recipe
     torch.manual_seed(spec.seed)
     model = prepare(build_model(spec.model), device, spec.channels_last)
     opt = make_optimizer(spec, model)
     rank, ranks = ddp.world()
     ddp.warn_if_alone(spec.gpus)
-    start_epoch, history = resume_from(out_dir, model, opt, spec) if resume else (0, [])
+    ema = WeightAverage(model, recipe.ema_decay) if recipe.ema_decay is not None else None
+    meta, sets = resume_state(out_dir, model, opt, spec) if resume else ({"epoch": 0, "history": []}, {})
+    start_epoch, history = meta["epoch"], meta["history"]
     if start_epoch:
         log.info("resuming %s from epoch %d", out_dir, start_epoch)
+    if ema is not None and "ema" in sets:
+        ema.load_state_dict(sets["ema"])
+    best = Best.restored(meta.get("best"), sets.get("best"))
+    monitored = ema.model if recipe.averaged else model  # the model the monitor measures and selection keeps
     net = ddp.wrap(model, device)  # what the update runs through (`model` itself in one process)
     if rank:
         progress = no_progress
 
-    objective = batch_objective(spec)
     if spec.generated is not None:
         generated = generated or load_dataset(spec.generated.data)
         check_mixable(ds, generated)
-    plan = batch_plan(spec.batch_size, len(ds.x_train), spec.generated, len(generated.x_train) if generated else 0)
+    train_rows, held_rows = holdout_split(len(ds.x_train), recipe.holdout, spec.data.seed)
+    plan = batch_plan(spec.batch_size, len(train_rows), spec.generated, len(generated.x_train) if generated else 0)
     batches_per_epoch = plan.batches
     total_steps = batches_per_epoch * spec.epochs
-    x_eval, y_eval = ds.x_test[: spec.eval_subset], ds.y_test[: spec.eval_subset]
-    report_every = max(1, batches_per_epoch // 20)
+    if recipe.holdout:  # held-out training images (Rice et al.); never the test images
+        x_eval, y_eval = ds.x_train[held_rows], ds.y_train[held_rows]
+    else:
+        x_eval, y_eval = ds.x_test[: spec.eval_subset], ds.y_test[: spec.eval_subset]
+    objective = batch_objective(spec)
+    warmup_steps = recipe.eps_warmup_epochs * batches_per_epoch
 
-    for epoch in range(start_epoch, spec.epochs):
-        t0 = time.perf_counter()
-        orders = epoch_orders(plan, spec.seed, epoch)
-        if ranks > 1:
-            torch.manual_seed(ddp.rank_seed(spec.seed, epoch))
-        net.train()
-        loss_sum, correct, seen = 0.0, 0, 0
-        picked, totals = epoch_plan(plan, orders, ranks)
-        ddp.check_shared(len(picked), len(ds.x_train))
-        batches = read_batches(PlannedBatches(picked, ds, generated), device=device, workers=loader_workers(ranks))
-        for b, (x, y) in zip(totals, batches, strict=True):
-            stop_if_asked(lambda: ddp.any_rank(should_stop(), device))
-            step = epoch * batches_per_epoch + b
-            for group in opt.param_groups:
-                group["lr"] = lr_at(spec.optim, step / total_steps)
-            total = totals[b]
-            x, y = to_input(x, device, spec.channels_last), y.to(device, non_blocking=True)
-            with autocast(device, spec.amp):
-                loss, logits = objective(net, x, y)
-            opt.zero_grad(set_to_none=True)
-            (loss * ddp.loss_weight(len(y), total)).backward()
-            opt.step()
-            loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-            if b % report_every == 0:
-                progress(
-                    Progress(
-                        fraction=step / total_steps,
-                        message=f"epoch {epoch + 1}/{spec.epochs} batch {b + 1}/{batches_per_epoch}",
-                    )
-                )
-        loss_sum, correct, seen = ddp.summed([loss_sum, correct, seen], device)
-        metrics = {"train_loss": loss_sum / seen, "train_acc": correct / seen, "lr": opt.param_groups[0]["lr"]}
-        if rank:  # rank 0 measures, writes the checkpoint and reports; the others train on
-            continue
-        metrics.update(held_out_metrics(model, x_eval, y_eval, spec.eval_attack))
-        metrics["epoch_seconds"] = time.perf_counter() - t0
-        history.append({"epoch": epoch + 1, **metrics})
-        meta = {"spec": spec.model_dump(mode="json"), "epoch": epoch + 1, "history": history}
-        if ranks > 1:
-            meta["world_size"] = ranks
-        save_checkpoint(out_dir, model, opt, meta, kind="classifier")
-        log.info("epoch %d/%d %s", epoch + 1, spec.epochs, _fmt(metrics))
-        progress(
-            Progress(
-                fraction=(epoch + 1) / spec.epochs,
-                message=f"epoch {epoch + 1}/{spec.epochs} done",
-                metrics=metrics,
-                step=epoch + 1,
-            )
-        )
+    def plan_of(epoch: int) -> tuple[list[Picked], dict[int, int]]:
+        real_order, generated_order = epoch_orders(plan, spec.seed, epoch)
+        return epoch_plan(plan, (train_rows[real_order], generated_order), ranks)
+
+    def batch_loss(epoch: int, b: int, step: int, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, int]:
+        nonlocal objective
+        for group in opt.param_groups:
+            group["lr"] = lr_at(spec.optim, step / total_steps)
+        if step < warmup_steps:  # ε grows linearly to attack.eps over the warm-up's batches
+            objective = batch_objective(spec, eps=spec.attack.eps * (step + 1) / warmup_steps)
+        elif step == warmup_steps > 0:
+            objective = batch_objective(spec)
+        x, y = to_input(x, device, spec.channels_last), y.to(device, non_blocking=True)
+        if recipe.augments:
+            x = augment(x, recipe, batch_generator(spec.seed, epoch, b, rank))
+        with autocast(device, spec.amp):
+            loss, logits = objective(net, x, y)
+        return loss, (logits.argmax(1) == y).sum().item()
+
+    def end_epoch(epoch: int, metrics: dict) -> tuple[dict, dict, dict]:
+        measured = {"lr": opt.param_groups[0]["lr"], **held_out_metrics(monitored, x_eval, y_eval, spec.eval_attack)}
+        if recipe.select == "best":
+            best.offer(epoch, measured, monitored.state_dict())
+        return measured, {"best": best.record} if best.epoch else {}, weight_sets(ema, best)
+
+    run = Epochs(
+        out_dir=out_dir,
+        kind="classifier",
+        spec=spec,
+        device=device,
+        model=model,
+        opt=opt,
+        net=net,
+        data=ds,
+        generated=generated,
+        images=len(train_rows),
+        batches=batches_per_epoch,
+        plan=plan_of,
+        loss=batch_loss,
+        after_step=(lambda: ema.update(model)) if ema is not None else None,
+        end_epoch=end_epoch,
+        start_epoch=start_epoch,
+        history=history,
+    )
+    history, last = run_epochs(run, progress, should_stop)
+    meta = last or meta
+    chosen = meta.get("chosen")
     if not rank:
+        if chosen is None and chosen_source(recipe) is not None:
+            chosen = hand_on(out_dir, spec, model, opt, meta, ema, best)
         drop_previous(out_dir)
     ddp.follower_done(net)
-    return TrainResult(out_dir, spec.epochs, history, spec)
+    return TrainResult(out_dir, spec.epochs, history, spec, chosen)
+
+
+def weight_sets(ema: WeightAverage | None, best: Best) -> dict[str, dict[str, torch.Tensor]]:
+    """The checkpoint's weight sets besides the model's: the average and the best epoch's."""
+    sets = {"ema": ema.state_dict()} if ema is not None else {}
+    if best.epoch:
+        sets["best"] = best.weights
+    return sets
+
+
+def hand_on(out_dir: Path, spec: TrainSpec, model, opt, meta: dict, ema: WeightAverage | None, best: Best) -> dict:
+    """Make the finished checkpoint's model file the weights the recipe chooses (the best epoch's
+    or the average), the last weights kept beside them as the `last` set; returns the choice.
+    Written once, as one checkpoint: a finished folder is what gets evaluated and registered."""
+    source = chosen_source(spec.recipe)
+    if source == "best":
+        weights, epoch = best.weights, best.epoch
+    else:
+        weights, epoch = ema.state_dict(), spec.epochs
+    chosen = {"weights": source, "averaged": spec.recipe.averaged, "epoch": epoch}
+    if best.epoch:
+        chosen["held_out"] = best.record
+    sets = {**weight_sets(ema, best), "last": model.state_dict()}
+    save_checkpoint(out_dir, model, opt, {**meta, "chosen": chosen}, kind="classifier", weights=weights, sets=sets)
+    log.info("%s: hands on the %s weights of epoch %d", out_dir, source, epoch)
+    return chosen
 
 
 def epoch_plan(plan: BatchPlan, orders, ranks: int) -> tuple[list[Picked], dict[int, int]]:
@@ -211,7 +249,3 @@ def held_out_metrics(model: Classifier, x: torch.Tensor, y: torch.Tensor, attack
     with true_gradients(model):
         robust = robust_mask(model, x, y, attack, attack.eps, correct)
     return {"clean_acc": correct.float().mean().item(), "robust_acc": robust.float().mean().item()}
-
-
-def _fmt(metrics: dict[str, float]) -> str:
-    return " ".join(f"{k}={v:.4g}" for k, v in metrics.items())

@@ -53,29 +53,37 @@ def unwrapped(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
-def batch_objective(spec: TrainSpec) -> BatchLoss:
+def batch_objective(spec: TrainSpec, eps: float | None = None) -> BatchLoss:
     """`objective(model, x, y) -> (loss, logits the train accuracy is counted on)` for `spec.method`.
-    `model` may be wrapped in DDP: the attack then runs on each rank's own share, on the bare network."""
+    `model` may be wrapped in DDP: the attack then runs on each rank's own share, on the bare network.
+
+    Args:
+        spec: the run; its cross-entropy uses `spec.recipe.label_smoothing`.
+        eps: the attack's radius, if not `spec.attack.eps` (ε warm-up); its default step size
+            2.5ε/steps follows it.
+    """
+    smoothing = spec.recipe.label_smoothing
+    attack_spec = spec.attack if eps is None else spec.attack.model_copy(update={"eps": eps})
     if spec.method == "trades":
 
         def trades(model, x, y):
-            x_adv = trades_adversary(unwrapped(model), x, spec.attack)
+            x_adv = trades_adversary(unwrapped(model), x, attack_spec)
             with gradient_phase(model, "update"):
                 logits, logits_adv = model(x), model(x_adv)
                 kl = F.kl_div(F.log_softmax(logits_adv.float(), 1), F.softmax(logits.float(), 1), reduction="batchmean")
-                return F.cross_entropy(logits, y) + spec.trades_beta * kl, logits
+                return F.cross_entropy(logits, y, label_smoothing=smoothing) + spec.trades_beta * kl, logits
 
         return trades
     attack = None
     if spec.method == "pgd":
-        attack = build_attack(spec.attack)
+        attack = build_attack(attack_spec)
     elif spec.method == "fast":  # α = 1.25ε unless set
-        attack = build_attack(spec.attack.model_copy(update={"name": "fgsm", "random_start": True}))
+        attack = build_attack(attack_spec.model_copy(update={"name": "fgsm", "random_start": True}))
 
     def cross_entropy(model, x, y):
         x_in = attack(unwrapped(model), x, y) if attack else x
         with gradient_phase(model, "update"):
             logits = model(x_in)
-            return F.cross_entropy(logits, y), logits
+            return F.cross_entropy(logits, y, label_smoothing=smoothing), logits
 
     return cross_entropy

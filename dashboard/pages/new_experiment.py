@@ -7,7 +7,7 @@ import copy
 import streamlit as st
 
 from core.contract.client import Job
-from core.contract.names import ACTIVATIONS, ENSEMBLES, NORMS, PRESET_NAMES, PROBE_PHASES, TRAIN_METHODS
+from core.contract.names import ACTIVATIONS, ENSEMBLES, NORMS, PROBE_PHASES, TRAIN_METHODS, TRAIN_PRESET_NAMES
 from dashboard.common import api, call, choose_model, job_link
 
 METHOD_NAMES = {
@@ -49,8 +49,20 @@ def submit_section(kind: str, spec: dict, label: str, key: str, disabled: bool =
         submitted(call(api().submit, kind, spec))
 
 
+# The training form's fields that start from the preset: forgotten when another preset is chosen.
+PRESET_FIELDS = (
+    *("at_method", "at_epochs", "at_eps", "at_seed", "at_beta", "at_crop", "at_flip", "at_ema", "at_ema_decay"),
+    *("at_resized", "at_holdout", "at_select", "at_smoothing", "at_warmup"),
+)
+
+
+def forget_preset_fields() -> None:
+    for key in PRESET_FIELDS:
+        st.session_state.pop(key, None)
+
+
 def training_form(ps: dict) -> None:
-    preset = st.selectbox("Preset", list(ps["adversarial_training"]), key="at_preset")
+    preset = st.selectbox("Preset", list(ps["adversarial_training"]), key="at_preset", on_change=forget_preset_fields)
     spec = copy.deepcopy(ps["adversarial_training"][preset])
     c1, c2, c3 = st.columns(3)
     spec["method"] = c1.selectbox(
@@ -70,9 +82,54 @@ def training_form(ps: dict) -> None:
     spec["seed"] = c3.number_input("Seed", 0, 10_000, spec["seed"], key="at_seed")
     if spec["method"] == "trades":
         spec["trades_beta"] = st.number_input("TRADES β", 0.0, 100.0, spec["trades_beta"], key="at_beta")
+    recipe_options(spec["recipe"])
     generated_mix(spec)
     st.caption(f"The finished model is evaluated under: {protocol_text(spec['protocol'])}")
     submit_section("adversarial_training", spec, "Start training", "at_submit")
+
+
+def recipe_options(recipe: dict) -> None:
+    """The training recipe (`RecipeSpec`), starting from the preset's: augmentation, the weight
+    average, best-epoch selection on held-out training images, label smoothing, ε warm-up."""
+    with st.expander("Training recipe: augmentation, weight average, best epoch"):
+        c1, c2, c3 = st.columns(3)
+        recipe["crop_pad"] = c1.number_input(
+            "Random crop padding (px, 0 = off)", 0, 16, recipe["crop_pad"], key="at_crop"
+        )
+        recipe["flip"] = c2.checkbox("Horizontal flip", recipe["flip"], key="at_flip")
+        averaged = c3.checkbox("Average the weights (EMA)", recipe["ema_decay"] is not None, key="at_ema")
+        decay = c3.number_input(
+            "EMA decay", 0.0, 0.99999, recipe["ema_decay"] or 0.999, format="%.5f", key="at_ema_decay"
+        )
+        recipe["ema_decay"] = decay if averaged else None
+        scale = st.number_input(
+            "Random-resized crop: smallest share of the area (ImageNet: 0.08; 0 = off)",
+            0.0,
+            1.0,
+            recipe.get("resized_crop") or 0.0,
+            key="at_resized",
+        )
+        recipe["resized_crop"] = scale or None
+        c1, c2 = st.columns(2)
+        recipe["holdout"] = c1.number_input(
+            "Training images held out for the per-epoch monitor", 0, 100_000, recipe["holdout"], key="at_holdout"
+        )
+        recipe["select"] = c2.selectbox(
+            "Model handed on",
+            ["last", "best"],
+            index=["last", "best"].index(recipe["select"]),
+            format_func={"last": "the last epoch's", "best": "the best epoch's on the held-out images"}.get,
+            key="at_select",
+        )
+        c1, c2 = st.columns(2)
+        recipe["label_smoothing"] = c1.number_input(
+            "Label smoothing", 0.0, 0.5, recipe["label_smoothing"], step=0.05, key="at_smoothing"
+        )
+        recipe["eps_warmup_epochs"] = c2.number_input(
+            "ε warm-up (epochs)", 0, 100, recipe["eps_warmup_epochs"], key="at_warmup"
+        )
+        if recipe["select"] == "best" and not recipe["holdout"]:
+            st.warning("The best epoch is chosen on held-out training images: hold some out.")
 
 
 def generated_datasets() -> list[dict]:
@@ -194,7 +251,7 @@ def study_form() -> None:
     )
     body = {
         "name": st.text_input("Name", "sat", key="st_name"),
-        "train_preset": st.selectbox("Preset", PRESET_NAMES, key="st_preset"),
+        "train_preset": st.selectbox("Preset", TRAIN_PRESET_NAMES, key="st_preset"),
         "activations": st.multiselect("Activations", ACTIVATIONS, ACTIVATIONS, key="st_acts"),
         "probes": st.multiselect("Probes (ReLU forward, smooth backward)", PROBE_PHASES, PROBE_PHASES, key="st_probes"),
         "seeds": st.number_input("Seeds", 1, 10, 3, key="st_seeds"),

@@ -173,6 +173,16 @@ def test_a_result_holding_nan_is_served_as_null(api):
     assert api.get(f"/v1/jobs/{job_id}/metrics").json()[0]["value"] is None
 
 
+def test_a_training_recipe_is_accepted_and_a_bad_one_is_422(api):
+    from core.contract.presets import train_preset
+
+    spec = train_preset("fmnist-strong").model_dump(mode="json")
+    assert api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": spec}).status_code == 202
+    bad = {**spec, "recipe": {**spec["recipe"], "holdout": 0}}  # the best epoch needs held-out images
+    r = api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": bad})
+    assert r.status_code == 422 and "holdout" in str(r.json()["detail"])
+
+
 def test_a_job_that_would_not_fit_any_worker_is_422_naming_the_fields(api, monkeypatch):
     from api import limits
     from core.contract.presets import train_preset

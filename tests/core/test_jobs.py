@@ -22,6 +22,7 @@ from core.contract.diffusion_specs import (
 from core.contract.job_specs import DatasetUploadSpec, ImageAttackSpec, ModelUploadSpec
 from core.contract.kinds import JOB_KINDS
 from core.contract.presets import ddpm_preset, eval_preset, train_preset
+from core.contract.recipe_specs import RecipeSpec
 from core.contract.specs import DataSpec, GeneratedMixSpec, ModelSpec, ProtocolSpec
 from core.jobs.execute import execute_job
 from core.jobs.model_cache import ModelCache
@@ -95,6 +96,26 @@ def diffusion(lab, classifier):  # after the classifier: its quality check uses 
     job = lab.run("ddpm_training", ddpm_preset("smoke").model_copy(update={"epochs": 1}))
     assert job["status"] == "succeeded", job["error"]
     return job
+
+
+def test_training_with_best_selection_registers_the_best_epochs_weights_and_says_which(lab):
+    recipe = RecipeSpec(crop_pad=1, ema_decay=0.5, holdout=200, select="best")
+    spec = train_preset("smoke").model_copy(update={"epochs": 2, "eval_subset": 64, "recipe": recipe})
+    job = lab.run("adversarial_training", spec)
+    assert job["status"] == "succeeded", job["error"]
+    chosen = job["result"]["chosen"]
+    history = job["result"]["final"]
+    assert chosen["weights"] == "best" and chosen["averaged"] and chosen["epoch"] in (1, 2)
+    with session_scope(lab.settings.database_url) as s:
+        model = get_model(s, model_id=job["result"]["model_id"])
+        uri, summary, registered_recipe = model.checkpoint_uri, model.summary, model.recipe
+    assert registered_recipe["chosen"] == chosen and summary["chosen"] == chosen
+    assert "200 training images held out" in summary["monitor"]
+    robust = [row["robust_acc"] for row in summary["history"]]
+    assert chosen["held_out"]["robust_acc"] == max(robust) and history == summary["history"][-1]
+    weights = load(lab.store.get_bytes(job["artifacts"]["model.safetensors"]))
+    sets = load(lab.store.get_bytes(f"{uri}/train_state.safetensors"))
+    assert all(torch.equal(weights[k], sets[f"best/{k}"]) for k in weights)
 
 
 def test_adversarial_training_registers_its_model_with_metrics_and_the_checkpoint(lab, classifier):

@@ -61,7 +61,8 @@ def test_an_api_error_is_a_message_not_a_traceback():
 def test_new_experiment_submits_the_preset_with_the_chosen_fields():
     fake = FakeApi()
     at = run_page("new_experiment", fake)
-    at.selectbox(key="at_preset").set_value("cpu")
+    at.selectbox(key="at_preset").set_value("cpu").run()  # choosing a preset resets the fields to its values
+    assert at.number_input(key="at_epochs").value == 5
     at.selectbox(key="at_act").set_value("silu")
     at.number_input(key="at_epochs").set_value(2)
     at.button(key="at_submit").click().run()
@@ -70,6 +71,30 @@ def test_new_experiment_submits_the_preset_with_the_chosen_fields():
     assert kind == "adversarial_training" and spec["model"]["activation"]["name"] == "silu"
     assert spec["epochs"] == 2 and spec["data"]["name"] == "fashion-mnist"
     assert any("Queued adversarial_training job new1" in s.value for s in at.success)
+
+
+def test_new_experiment_sends_the_recipe_of_the_preset_and_the_changes_made_to_it():
+    fake = FakeApi()
+    at = run_page("new_experiment", fake)
+    at.selectbox(key="at_preset").set_value("fmnist-strong").run()
+    at.number_input(key="at_crop").set_value(0)
+    at.checkbox(key="at_ema").uncheck()
+    at.number_input(key="at_smoothing").set_value(0.1)
+    at.button(key="at_submit").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    ((_, (kind, spec), _),) = called(fake, "submit")
+    assert spec["model"]["width"] == 32 and spec["epochs"] == 20
+    assert spec["recipe"] == {
+        "crop_pad": 0,
+        "flip": False,
+        "resized_crop": None,
+        "ema_decay": None,
+        "use_ema": True,
+        "holdout": 1000,
+        "select": "best",
+        "label_smoothing": 0.1,
+        "eps_warmup_epochs": 0,
+    }
 
 
 def test_new_experiment_starts_a_study_and_an_evaluation_of_a_chosen_model():

@@ -1,0 +1,14 @@
+"""The base of every job spec (torch-free): unknown fields are errors, numbers are finite, values
+are validated on assignment. Its own module so that spec modules can share it without importing
+each other."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Spec(BaseModel):
+    """Base for every spec: unknown fields are errors, numbers must be finite (no NaN, no
+    infinities), values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
