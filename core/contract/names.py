@@ -70,7 +70,7 @@ DEFAULT_SAMPLER_STEPS: dict[SamplerName, int] = {"ddim": 50, "dpm_solver": 20, "
 PresetName = Literal["smoke", "cpu", "gpu"]  # sizes, for every kind of job
 PRESET_NAMES: tuple[PresetName, ...] = get_args(PresetName)
 # Training recipes named after their data and network: a classifier's training (and its evaluation) only.
-RecipeName = Literal["fmnist-strong"]
+RecipeName = Literal["fmnist-strong", "cifar10-preact18", "cifar10-wrn34-trades", "imagenet-resnet50-sat"]
 RECIPE_NAMES: tuple[RecipeName, ...] = get_args(RecipeName)
 TrainPresetName = Literal[PresetName, RecipeName]
 TRAIN_PRESET_NAMES: tuple[TrainPresetName, ...] = PRESET_NAMES + RECIPE_NAMES

@@ -17,6 +17,7 @@ from core.contract.diffusion_specs import (
     PurifierSpec,
     UNetSpec,
 )
+from core.contract.field_presets import FIELD_PRESETS
 from core.contract.job_specs import DatasetUploadSpec, EvalSpec, ImageAttackSpec, ModelUploadSpec
 from core.contract.names import PRESET_NAMES, RECIPE_NAMES, SAMPLERS, TRAIN_PRESET_NAMES, PresetName, TrainPresetName
 from core.contract.recipe_specs import RecipeSpec
@@ -59,6 +60,8 @@ def train_preset(name: TrainPresetName, activation: ActivationSpec | None = None
     act = activation or ActivationSpec()
     if name == "fmnist-strong":
         return fmnist_strong(act, seed)
+    if name in FIELD_PRESETS:  # the published CIFAR-10 and ImageNet recipes (core/contract/field_presets.py)
+        return FIELD_PRESETS[name](act, seed)
     if name == "smoke":
         return TrainSpec(
             data=DataSpec(name="digits", seed=seed),
@@ -103,9 +106,10 @@ def train_preset(name: TrainPresetName, activation: ActivationSpec | None = None
 
 def eval_preset(name: TrainPresetName) -> EvalSpec:
     """The evaluation that goes with a preset: its training preset's protocol (the `standard`
-    ensemble, L∞ ε = 0.1; reduced settings for `smoke`) on the same data."""
+    ensemble, L∞ ε = 0.1; reduced settings for `smoke`) on the same data and its test split."""
     train = train_preset(name)
-    return EvalSpec(data=DataSpec(name=train.data.name, test_subset=train.data.test_subset), protocol=train.protocol)
+    data = train.data.model_copy(update={"train_subset": None, "seed": 0})
+    return EvalSpec(data=data, protocol=train.protocol)
 
 
 def ddpm_preset(name: PresetName, seed: int = 0) -> DDPMTrainSpec:

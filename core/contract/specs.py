@@ -43,6 +43,11 @@ class DataSpec(Spec):
         train_subset: number of training images to keep (random, fixed by `seed`); `None` = all.
         test_subset: number of test images to keep; `None` = all.
         seed: seed of the subset draw.
+        center_crop: for `folder` datasets of photographs in many sizes (ImageNet's layout): each
+            image's shorter side is resized to `center_crop / 0.875` and its centre
+            `center_crop`² is kept (ImageNet's evaluation transform: 256 then 224); training
+            crops at random from that (`recipe.resized_crop`). `None`: images are read as they
+            are (one size for all, or resized whole to the first image's).
         stream: for `folder` and `uploaded` datasets: read the images from disk batch by batch
             (DataLoader workers, bounded prefetch) instead of loading them whole; `None`
             (default) streams a split whose float images would exceed 2 GiB.
@@ -55,6 +60,7 @@ class DataSpec(Spec):
     train_subset: int | None = Field(default=None, ge=1, le=10_000_000)
     test_subset: int | None = Field(default=None, ge=1, le=10_000_000)
     seed: int = Field(default=0, ge=0)
+    center_crop: int | None = Field(default=None, ge=8, le=1024)
     stream: bool | None = None
 
     @model_validator(mode="after")
@@ -63,6 +69,8 @@ class DataSpec(Spec):
             raise ValueError("give dataset_id exactly for an 'uploaded' dataset")
         if self.folder is not None and self.name != "folder":
             raise ValueError("folder names a folder of the data root: only for the 'folder' dataset")
+        if self.center_crop is not None and self.name != "folder":
+            raise ValueError("center_crop is for 'folder' datasets (photographs in many sizes)")
         if self.stream and self.name not in ("folder", "uploaded"):
             raise ValueError(f"stream: {self.name!r} is read whole; only 'folder' and 'uploaded' datasets stream")
         return self
@@ -227,13 +235,22 @@ class AttackSpec(Spec):
 
 
 class OptimSpec(Spec):
-    """Optimizer and learning-rate schedule (stepped every batch)."""
+    """Optimizer and learning-rate schedule (stepped every batch). `milestones`: where `piecewise`
+    multiplies the rate by 0.1, as fractions of the run (default 0.5 and 0.75: Madry et al.'s, and
+    Rice et al.'s 100 and 150 of 200 epochs; TRADES decays at 75 of 80 epochs: [0.9375])."""
 
     name: Literal["sgd", "adam"] = "sgd"
     lr: float = Field(default=0.05, gt=0, le=10)
     momentum: float = Field(default=0.9, ge=0, lt=1)
     weight_decay: float = Field(default=5e-4, ge=0, le=1)
     schedule: Literal["constant", "cosine", "piecewise", "cyclic"] = "cosine"
+    milestones: list[float] = Field(default=[0.5, 0.75], min_length=1, max_length=8)
+
+    @model_validator(mode="after")
+    def _milestones_in_the_run(self) -> OptimSpec:
+        if any(not 0 < m < 1 for m in self.milestones) or self.milestones != sorted(self.milestones):
+            raise ValueError("milestones are increasing fractions of the run, each in (0, 1)")
+        return self
 
 
 class ProtocolSpec(Spec):

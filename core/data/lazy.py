@@ -65,14 +65,15 @@ class LazyImages:
 
 
 class FolderImages(LazyImages):
-    """Image files, converted to `channels` (1: L, 3: RGB) and resized to `size` when they differ."""
+    """Image files, converted to `channels` (1: L, 3: RGB) and resized to `size` when they differ
+    (with `crop`, shorter side resized and the centre `size`² kept: `core.data.folder.decode`)."""
 
-    def __init__(self, paths: list[Path], channels: int, size: int):
+    def __init__(self, paths: list[Path], channels: int, size: int, crop: bool = False):
         super().__init__(len(paths), (channels, size, size))
-        self.paths, self.channels, self.size = paths, channels, size
+        self.paths, self.channels, self.size, self.crop = paths, channels, size, crop
 
     def read(self, source_row: int) -> np.ndarray:
-        arr = decode(self.paths[source_row], self.channels, self.size)
+        arr = decode(self.paths[source_row], self.channels, self.size, self.crop)
         return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 

@@ -101,7 +101,8 @@ def load_digits(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
 
 
 def load_folder(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
-    """Images in one sub-folder per class under `root/train` and `root/test`."""
+    """Images in one sub-folder per class under `root/train` and `root/test` (with `center_crop`,
+    each resized on its shorter side and centre-cropped to that square, as ImageNet is)."""
     if not spec.root:
         raise ValueError("dataset 'folder' needs root (a folder with train/ and test/ inside)")
     root = Path(spec.root)
@@ -109,18 +110,20 @@ def load_folder(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
         raise catalogue.missing("folder", [root / "train", root / "test"])
     paths, labels, classes = list_folder(root / "train")
     channels, height, side = first_image_shape(paths[0])
+    crop = spec.center_crop is not None
+    if crop:
+        height = side = spec.center_crop
     if spec.stream or (spec.stream is None and too_big(len(paths), (channels, height, side))):
         if height != side:
             raise ValueError(f"{paths[0]}: {side}×{height} is not square; a streamed folder's images must be")
         test_paths, test_labels, test_classes = list_folder(root / "test")
         if test_classes != classes:
             raise ValueError(f"{root}: test classes {test_classes} differ from train classes {classes}")
-        train = FolderImages(paths, channels, side), torch.from_numpy(labels)
-        return Dataset(
-            "folder", *train, FolderImages(test_paths, channels, side), torch.from_numpy(test_labels), classes
-        )
-    x_tr, y_tr, classes = read_folder(root / "train")
-    x_te, y_te, test_classes = read_folder(root / "test", channels=x_tr.shape[1], size=x_tr.shape[-1])
+        train = FolderImages(paths, channels, side, crop), torch.from_numpy(labels)
+        test = FolderImages(test_paths, channels, side, crop), torch.from_numpy(test_labels)
+        return Dataset("folder", *train, *test, classes)
+    x_tr, y_tr, classes = read_folder(root / "train", size=spec.center_crop, crop=crop)
+    x_te, y_te, test_classes = read_folder(root / "test", channels=x_tr.shape[1], size=x_tr.shape[-1], crop=crop)
     if test_classes != classes:
         raise ValueError(f"{root}: test classes {test_classes} differ from train classes {classes}")
     return Dataset("folder", *to_tensors(x_tr, y_tr), *to_tensors(x_te, y_te), classes)
