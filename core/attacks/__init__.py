@@ -10,13 +10,14 @@ from collections.abc import Callable
 
 from core.attacks.apgd import APGD
 from core.attacks.fab import FAB
+from core.attacks.fmn import FMN
 from core.attacks.pgd import PGD
 from core.attacks.square import Square
 from core.attacks.threat import THREATS, L2Ball, LinfBall
 from core.contract.names import AttackName
 from core.contract.specs import AttackSpec
 
-__all__ = ["APGD", "FAB", "PGD", "Square", "LinfBall", "L2Ball", "build_attack", "default_step_size"]
+__all__ = ["APGD", "FAB", "FMN", "PGD", "Square", "LinfBall", "L2Ball", "build_attack", "default_step_size"]
 
 
 def default_step_size(spec: AttackSpec) -> float:
@@ -68,6 +69,11 @@ def _fab(spec: AttackSpec, threat, every_iteration: bool, judge_passes: int) -> 
     )
 
 
+def _fmn(spec: AttackSpec, threat, every_iteration: bool, judge_passes: int) -> FMN:
+    """FMN runs every point for all its iterations anyway; the caller judges its output."""
+    return FMN(spec.norm, eps=spec.eps, steps=spec.iterations, eot=spec.eot)
+
+
 # One builder per attack name of the contract (a test checks that none is missing).
 BUILDERS: dict[AttackName, Callable[..., object]] = {
     "pgd": _pgd,
@@ -76,6 +82,7 @@ BUILDERS: dict[AttackName, Callable[..., object]] = {
     "apgd-dlr": _apgd("dlr"),
     "apgd-t": _apgd("dlr-targeted"),
     "fab-t": _fab,
+    "fmn": _fmn,
     "square": lambda spec, threat, every_iteration, judge_passes: Square(
         threat, queries=spec.queries, restarts=spec.restarts
     ),

@@ -138,22 +138,26 @@ class AttackSpec(Spec):
         name: `pgd`, `fgsm` (one full step of size ε, optionally from a random start), `apgd-ce`,
             `apgd-dlr`, `apgd-t` (Auto-PGD on cross-entropy, DLR and targeted DLR; Croce & Hein
             2020), `fab-t` (the targeted Fast Adaptive Boundary attack, Croce & Hein 2020: the
-            least-norm adversarial toward each target, kept where its norm is within ε) or
-            `square` (the score-based Square Attack, Andriushchenko et al. 2020).
+            least-norm adversarial toward each target, kept where its norm is within ε), `fmn`
+            (the Fast Minimum-Norm attack, Pintor et al. 2021, at the fixed ε: the least-norm
+            adversarial where its norm is within ε; its L1 version and the whole curve of one run
+            come from `core.evaluation.minimal_norm_curve`) or `square` (the score-based Square Attack,
+            Andriushchenko et al. 2020).
         norm: `linf` or `l2`.
         eps: radius ε of the threat model (default 0.1, the Fashion-MNIST L∞ convention).
-        steps: iterations; `None` gives 10 for PGD and 100 for APGD and FAB-T (ignored by
+        steps: iterations; `None` gives 10 for PGD and 100 for APGD, FAB-T and FMN (ignored by
             FGSM and Square).
         step_size: PGD's step α; `None` gives 2.5·ε/steps (Madry et al.) and ε for FGSM (1.25·ε
             with a random start, Wong et al. 2020). APGD sets its own, starting at 2ε.
         random_start: start from a uniform point of the ball (PGD, FGSM; APGD always does).
-        restarts: independent runs; the per-sample worst case is kept (FAB-T: runs per target).
+        restarts: independent runs; the per-sample worst case is kept (FAB-T: runs per target;
+            FMN has one run only).
         early_stop: stop moving a sample once it is misclassified (for measuring robust accuracy;
             evaluation turns it on). Training wants the highest-loss point: leave it off there.
             APGD and Square always stop on a point once it is broken, except in the evaluation
-            of a randomized model, which runs every point for all its iterations. FAB-T looks
-            for the least norm: it runs every point for all its iterations, and drops a point
-            between its runs once it is broken within ε.
+            of a randomized model, which runs every point for all its iterations. FAB-T and FMN
+            look for the least norm: they run every point for all their iterations (FAB-T drops
+            a point between its runs, once it is broken within ε).
         eot: gradient attacks only: average the gradient over this many forward passes
             (expectation over transformation, for randomized models). Default 1.
         targets: `apgd-t` and `fab-t` only: how many of the most likely wrong classes to target,
@@ -177,12 +181,14 @@ class AttackSpec(Spec):
     def _eot_needs_gradients(self) -> AttackSpec:
         if self.eot > 1 and self.name not in GRADIENT_ATTACKS:
             raise ValueError(f"eot averages gradients: {self.name} uses none")
+        if self.restarts > 1 and self.name == "fmn":
+            raise ValueError("fmn makes one run (it starts at x and has no random start): give restarts 1")
         return self
 
     @property
     def iterations(self) -> int:
         """Gradient steps per run: 1 for FGSM, `steps` (default 10) for PGD, `steps` (default 100)
-        for APGD and FAB-T, 0 for Square."""
+        for APGD, FAB-T and FMN, 0 for Square."""
         if self.name == "fgsm":
             return 1
         if self.name == "square":

@@ -57,14 +57,18 @@ def test_the_standard_protocol_is_autoattacks_standard_version_in_its_order():
     assert [a.name for a in ProtocolSpec(ensemble="rand").attack_specs()] == ["apgd-ce", "apgd-dlr"]
 
 
-def test_fab_t_cost_is_bounded_like_the_other_gradient_attacks():
+def test_fab_t_and_fmn_costs_are_bounded_like_the_other_gradient_attacks():
     from core.contract.limits import attack_limits
     from core.contract.names import GRADIENT_ATTACKS
 
-    assert "fab-t" in GRADIENT_ATTACKS
+    assert {"fab-t", "fmn"} <= set(GRADIENT_ATTACKS)
     fab = AttackSpec(name="fab-t", steps=100, targets=9)
     # per iteration and target: one forward/backward for the linearisation, one forward to judge
     assert fab.cost == 100 * 9 * 2 and fab.label == "fab-t100-linf"
     assert AttackSpec(name="fab-t", steps=10, targets=3, restarts=2, eot=4).cost == 10 * 3 * 2 * (4 + 1)
-    (limit,) = attack_limits("attack", fab)
-    assert (limit.field, limit.value, limit.setting) == ("attack.steps", fab.cost, "max_attack_steps")
+    assert AttackSpec(name="fmn", steps=100, norm="l2").cost == 100
+    for spec in (fab, AttackSpec(name="fmn", steps=50)):
+        (limit,) = attack_limits("attack", spec)
+        assert (limit.field, limit.value, limit.setting) == ("attack.steps", spec.cost, "max_attack_steps")
+    with pytest.raises(ValidationError, match="restarts"):
+        AttackSpec(name="fmn", restarts=3)
