@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from core.attacks.apgd import APGD
+from core.attacks.fab import FAB
+from core.attacks.fmn import FMN
 from core.attacks.pgd import PGD
 from core.attacks.square import Square
 from core.attacks.threat import THREATS, L2Ball, LinfBall
 from core.contract.names import AttackName
 from core.contract.specs import AttackSpec
 
-__all__ = ["APGD", "PGD", "Square", "LinfBall", "L2Ball", "build_attack", "default_step_size"]
+__all__ = ["APGD", "FAB", "FMN", "PGD", "Square", "LinfBall", "L2Ball", "build_attack", "default_step_size"]
 
 
 def default_step_size(spec: AttackSpec) -> float:
@@ -55,6 +57,23 @@ def _apgd(loss: str) -> Callable[..., APGD]:
     return build
 
 
+def _fab(spec: AttackSpec, threat, every_iteration: bool, judge_passes: int) -> FAB:
+    """FAB-T runs every point for all its iterations anyway; `judge_passes` judges between runs."""
+    return FAB(
+        threat,
+        steps=spec.iterations,
+        targets=spec.targets,
+        restarts=spec.restarts,
+        eot=spec.eot,
+        judge_passes=judge_passes,
+    )
+
+
+def _fmn(spec: AttackSpec, threat, every_iteration: bool, judge_passes: int) -> FMN:
+    """FMN runs every point for all its iterations anyway; the caller judges its output."""
+    return FMN(spec.norm, eps=spec.eps, steps=spec.iterations, eot=spec.eot)
+
+
 # One builder per attack name of the contract (a test checks that none is missing).
 BUILDERS: dict[AttackName, Callable[..., object]] = {
     "pgd": _pgd,
@@ -62,6 +81,8 @@ BUILDERS: dict[AttackName, Callable[..., object]] = {
     "apgd-ce": _apgd("ce"),
     "apgd-dlr": _apgd("dlr"),
     "apgd-t": _apgd("dlr-targeted"),
+    "fab-t": _fab,
+    "fmn": _fmn,
     "square": lambda spec, threat, every_iteration, judge_passes: Square(
         threat, queries=spec.queries, restarts=spec.restarts
     ),

@@ -53,9 +53,9 @@ DATASETS: tuple[DatasetName, ...] = get_args(DatasetName)
 
 Norm = Literal["linf", "l2"]
 NORMS: tuple[Norm, ...] = get_args(Norm)
-AttackName = Literal["pgd", "fgsm", "apgd-ce", "apgd-dlr", "apgd-t", "square"]
+AttackName = Literal["pgd", "fgsm", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "fmn", "square"]
 ATTACKS: tuple[AttackName, ...] = get_args(AttackName)
-GRADIENT_ATTACKS: tuple[AttackName, ...] = ("pgd", "fgsm", "apgd-ce", "apgd-dlr", "apgd-t")
+GRADIENT_ATTACKS: tuple[AttackName, ...] = ("pgd", "fgsm", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "fmn")
 # Named attack sets for measuring robust accuracy (AutoAttack's versions, and the cheap PGD check).
 EnsembleName = Literal["standard", "rand", "pgd", "custom"]
 ENSEMBLES: tuple[EnsembleName, ...] = get_args(EnsembleName)

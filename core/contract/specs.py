@@ -167,21 +167,31 @@ class AttackSpec(Spec):
     Args:
         name: `pgd`, `fgsm` (one full step of size ε, optionally from a random start), `apgd-ce`,
             `apgd-dlr`, `apgd-t` (Auto-PGD on cross-entropy, DLR and targeted DLR; Croce & Hein
-            2020) or `square` (the score-based Square Attack, Andriushchenko et al. 2020).
+            2020), `fab-t` (the targeted Fast Adaptive Boundary attack, Croce & Hein 2020: the
+            least-norm adversarial toward each target, kept where its norm is within ε), `fmn`
+            (the Fast Minimum-Norm attack, Pintor et al. 2021, at the fixed ε: the least-norm
+            adversarial where its norm is within ε; its L1 version and the whole curve of one run
+            come from `core.evaluation.minimal_norm_curve`) or `square` (the score-based Square Attack,
+            Andriushchenko et al. 2020).
         norm: `linf` or `l2`.
         eps: radius ε of the threat model (default 0.1, the Fashion-MNIST L∞ convention).
-        steps: iterations; `None` gives 10 for PGD and 100 for APGD (ignored by FGSM and Square).
+        steps: iterations; `None` gives 10 for PGD and 100 for APGD, FAB-T and FMN (ignored by
+            FGSM and Square).
         step_size: PGD's step α; `None` gives 2.5·ε/steps (Madry et al.) and ε for FGSM (1.25·ε
             with a random start, Wong et al. 2020). APGD sets its own, starting at 2ε.
         random_start: start from a uniform point of the ball (PGD, FGSM; APGD always does).
-        restarts: independent runs; the per-sample worst case is kept.
+        restarts: independent runs; the per-sample worst case is kept (FAB-T: runs per target;
+            FMN has one run only).
         early_stop: stop moving a sample once it is misclassified (for measuring robust accuracy;
             evaluation turns it on). Training wants the highest-loss point: leave it off there.
             APGD and Square always stop on a point once it is broken, except in the evaluation
-            of a randomized model, which runs every point for all its iterations.
+            of a randomized model, which runs every point for all its iterations. FAB-T and FMN
+            look for the least norm: they run every point for all their iterations (FAB-T drops
+            a point between its runs, once it is broken within ε).
         eot: gradient attacks only: average the gradient over this many forward passes
             (expectation over transformation, for randomized models). Default 1.
-        targets: `apgd-t` only: how many of the most likely wrong classes to target (default 9).
+        targets: `apgd-t` and `fab-t` only: how many of the most likely wrong classes to target,
+            one run each (default 9).
         queries: `square` only: model evaluations per point and restart (default 5,000).
     """
 
@@ -201,12 +211,14 @@ class AttackSpec(Spec):
     def _eot_needs_gradients(self) -> AttackSpec:
         if self.eot > 1 and self.name not in GRADIENT_ATTACKS:
             raise ValueError(f"eot averages gradients: {self.name} uses none")
+        if self.restarts > 1 and self.name == "fmn":
+            raise ValueError("fmn makes one run (it starts at x and has no random start): give restarts 1")
         return self
 
     @property
     def iterations(self) -> int:
         """Gradient steps per run: 1 for FGSM, `steps` (default 10) for PGD, `steps` (default 100)
-        for APGD, 0 for Square."""
+        for APGD, FAB-T and FMN, 0 for Square."""
         if self.name == "fgsm":
             return 1
         if self.name == "square":
@@ -215,11 +227,13 @@ class AttackSpec(Spec):
 
     @property
     def cost(self) -> int:
-        """Model evaluations per point in the worst case (forward + backward counts as one)."""
+        """Model evaluations per point in the worst case (forward + backward counts as one).
+        FAB-T's iteration adds a forward pass (is the new iterate adversarial?) to its `eot`
+        gradient passes."""
         if self.name == "square":
             return self.queries * self.restarts
-        runs = self.restarts * (self.targets if self.name == "apgd-t" else 1)
-        return self.iterations * runs * self.eot
+        runs = self.restarts * (self.targets if self.name in ("apgd-t", "fab-t") else 1)
+        return self.iterations * runs * (self.eot + (self.name == "fab-t"))
 
     @property
     def label(self) -> str:
@@ -257,8 +271,8 @@ class ProtocolSpec(Spec):
     """How a robust accuracy is measured: stored with every number it produces.
 
     Args:
-        ensemble: `standard` (APGD-CE, APGD-T, Square: AutoAttack's standard version, the number
-            to report), `rand` (APGD-CE and APGD-DLR with EOT, for randomized models, as
+        ensemble: `standard` (APGD-CE, APGD-T, FAB-T, Square: AutoAttack's standard version, in
+            its order, the number to report), `rand` (APGD-CE and APGD-DLR with EOT, for randomized models, as
             AutoAttack's rand version: every point runs all its iterations and is judged by its
             expected outcome over several passes), `pgd`
             (FGSM and PGD-20: cheap, for monitoring, not a robustness claim) or `custom`
@@ -267,7 +281,7 @@ class ProtocolSpec(Spec):
         eps: the radius ε.
         images: how many test images: the first ones of the test split (as `data` draws it).
         seed: seeds the attacks' random starts and searches (the same seed, the same number).
-        steps: APGD's iterations (default 100; PGD's for `pgd`, default 20).
+        steps: APGD's and FAB-T's iterations (default 100; PGD's for `pgd`, default 20).
         queries: Square's budget per point (default 5,000).
         eot: `rand`'s gradient samples per step (default 20).
         attacks: `custom`'s attacks; their `eps` and `norm` are the protocol's.
@@ -297,6 +311,7 @@ class ProtocolSpec(Spec):
             specs = [
                 AttackSpec(name="apgd-ce", steps=steps or 100, **common),
                 AttackSpec(name="apgd-t", steps=steps or 100, targets=9, **common),
+                AttackSpec(name="fab-t", steps=steps or 100, targets=9, **common),
                 AttackSpec(name="square", queries=self.queries, **common),
             ]
         elif self.ensemble == "rand":
@@ -324,16 +339,13 @@ class ProtocolSpec(Spec):
 
     @property
     def label(self) -> str:
-        """E.g. `standard (apgd-ce100, apgd-t100, square5000), L∞ ε=0.1, 1000 images, seed 0 [AutoAttack
-        without FAB-T]`: FAB-T, the fourth attack of AutoAttack's standard version, is not in yet."""
+        """E.g. `standard (apgd-ce100, apgd-t100, fab-t100, square5000), L∞ ε=0.1, 1000 images, seed 0`."""
         names = ", ".join(a.label.replace(f"-{self.norm}", "") for a in self.attack_specs())
         norm = {"linf": "L∞", "l2": "L2"}[self.norm]
         reduced = "" if self.full_strength or self.ensemble == "pgd" else " [reduced settings]"
         cheap = " [cheap check, not a robustness claim]" if self.ensemble == "pgd" else ""
-        partial = " [AutoAttack without FAB-T]" if self.ensemble == "standard" else ""
         return (
-            f"{self.ensemble} ({names}), {norm} ε={self.eps:g}, {self.images} images, seed {self.seed}"
-            f"{reduced}{cheap}{partial}"
+            f"{self.ensemble} ({names}), {norm} ε={self.eps:g}, {self.images} images, seed {self.seed}{reduced}{cheap}"
         )
 
 

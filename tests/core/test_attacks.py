@@ -20,6 +20,10 @@ ATTACKS = [
     AttackSpec(name="apgd-dlr", norm="linf", eps=0.1, steps=10, eot=2),
     AttackSpec(name="apgd-t", norm="linf", eps=0.1, steps=5, targets=3),
     AttackSpec(name="apgd-t", norm="l2", eps=1.0, steps=5, targets=3),
+    AttackSpec(name="fab-t", norm="linf", eps=0.1, steps=10, targets=3),
+    AttackSpec(name="fab-t", norm="l2", eps=1.0, steps=10, targets=3, restarts=2),
+    AttackSpec(name="fmn", norm="linf", eps=0.1, steps=20),
+    AttackSpec(name="fmn", norm="l2", eps=1.0, steps=20),
     AttackSpec(name="square", norm="linf", eps=0.1, queries=100),
     AttackSpec(name="square", norm="l2", eps=1.0, queries=100),
 ]
@@ -38,7 +42,7 @@ def test_result_stays_in_eps_ball_and_box(trained_digits, spec):
 
 
 @pytest.mark.parametrize("was_training", [True, False])
-@pytest.mark.parametrize("name", ["pgd", "apgd-ce", "apgd-t", "square"])
+@pytest.mark.parametrize("name", ["pgd", "apgd-ce", "apgd-t", "fab-t", "fmn", "square"])
 def test_attack_runs_in_eval_mode_and_restores_mode(trained_digits, was_training, name):
     model, _, ds = trained_digits
     seen = []
@@ -67,7 +71,7 @@ def test_pgd_at_least_as_strong_as_fgsm(trained_digits):
     assert acc_pgd < accuracy(model, x, y) - 0.2  # the attack works on a standard model
 
 
-@pytest.mark.parametrize("name", ["pgd", "fgsm", "apgd-ce", "apgd-t", "square"])
+@pytest.mark.parametrize("name", ["pgd", "fgsm", "apgd-ce", "apgd-t", "fab-t", "fmn", "square"])
 def test_eps_zero_returns_clean_input(trained_digits, name):
     model, _, ds = trained_digits
     x, y = ds.x_test[:16], ds.y_test[:16]

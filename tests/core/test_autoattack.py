@@ -109,7 +109,7 @@ def test_the_protocol_runs_attacks_in_order_and_keeps_who_broke_what(trained_dig
     x, y = ds.x_test, ds.y_test
     result = evaluate(model, x, y, SMALL, num_classes=10)
     assert result["images"] == 96 and result["protocol"] == SMALL.model_dump(mode="json")
-    assert result["protocol_label"].startswith("standard (apgd-ce10, apgd-t10, square150)")
+    assert result["protocol_label"].startswith("standard (apgd-ce10, apgd-t10, fab-t10, square150)")
     assert "reduced settings" in result["protocol_label"]
     per_point = result["broken_by"]
     correct = sum(b != "clean" for b in per_point)

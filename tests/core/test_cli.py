@@ -31,7 +31,7 @@ def test_train_then_evaluate_smoke(tmp_path, capsys):
     assert "broken_by" not in printed and printed["protocol"]["ensemble"] == "standard"
     result = json.loads((tmp_path / "eval.json").read_text())
     assert [p["eps"] for p in result["curve"]] == [0.0, 0.05, 0.1] and len(result["broken_by"]) == 64
-    assert result["protocol_label"].startswith("standard (apgd-ce5, apgd-t5, square50), L∞ ε=0.1, 64 images")
+    assert result["protocol_label"].startswith("standard (apgd-ce5, apgd-t5, fab-t5, square50), L∞ ε=0.1, 64 images")
     assert (
         main([*args[:2], "--preset", "smoke", "--attacks", "apgd-dlr,square", "--queries", "20", "--images", "32"]) == 0
     )
@@ -60,7 +60,7 @@ def test_study_sat_prints_a_table(tmp_path, capsys):
     table = capsys.readouterr().out
     for label in ("relu", "silu", "relu+smooth(both)"):
         assert f"| {label} | 2 |" in table
-    assert "Robust accuracy under: standard (apgd-ce10, apgd-t10, square100)" in table
+    assert "Robust accuracy under: standard (apgd-ce10, apgd-t10, fab-t10, square100)" in table
     rows = json.loads((tmp_path / "table.json").read_text())["rows"]
     assert len(rows) == 6 and all(r["robust_acc"] <= r["clean_acc"] for r in rows)
     assert all({"pgd_robust_acc", "protocol_label", "breakdown"} <= set(r) for r in rows)

@@ -42,3 +42,33 @@ def test_a_multi_process_spec_needs_an_image_per_process_and_only_disk_datasets_
     assert DataSpec(name="folder", folder="imagenet", stream=True).stream
     with pytest.raises(ValidationError, match="only 'folder' and 'uploaded' datasets stream"):
         DataSpec(name="cifar10", stream=True)
+
+
+def test_the_standard_protocol_is_autoattacks_standard_version_in_its_order():
+    from core.contract.specs import ProtocolSpec
+
+    standard = ProtocolSpec()
+    specs = standard.attack_specs()
+    assert [a.name for a in specs] == ["apgd-ce", "apgd-t", "fab-t", "square"]  # the reference's order
+    fab = specs[2]
+    assert (fab.iterations, fab.targets, fab.restarts, fab.norm, fab.eps) == (100, 9, 1, "linf", 0.1)
+    assert standard.label == "standard (apgd-ce100, apgd-t100, fab-t100, square5000), L∞ ε=0.1, 1000 images, seed 0"
+    assert "FAB" not in ProtocolSpec(steps=10).label and "[reduced settings]" in ProtocolSpec(steps=10).label
+    assert [a.name for a in ProtocolSpec(ensemble="rand").attack_specs()] == ["apgd-ce", "apgd-dlr"]
+
+
+def test_fab_t_and_fmn_costs_are_bounded_like_the_other_gradient_attacks():
+    from core.contract.limits import attack_limits
+    from core.contract.names import GRADIENT_ATTACKS
+
+    assert {"fab-t", "fmn"} <= set(GRADIENT_ATTACKS)
+    fab = AttackSpec(name="fab-t", steps=100, targets=9)
+    # per iteration and target: one forward/backward for the linearisation, one forward to judge
+    assert fab.cost == 100 * 9 * 2 and fab.label == "fab-t100-linf"
+    assert AttackSpec(name="fab-t", steps=10, targets=3, restarts=2, eot=4).cost == 10 * 3 * 2 * (4 + 1)
+    assert AttackSpec(name="fmn", steps=100, norm="l2").cost == 100
+    for spec in (fab, AttackSpec(name="fmn", steps=50)):
+        (limit,) = attack_limits("attack", spec)
+        assert (limit.field, limit.value, limit.setting) == ("attack.steps", spec.cost, "max_attack_steps")
+    with pytest.raises(ValidationError, match="restarts"):
+        AttackSpec(name="fmn", restarts=3)

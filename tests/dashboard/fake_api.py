@@ -42,8 +42,7 @@ def job(ident: str, kind: str = "adversarial_training", status: str = "succeeded
 
 def evaluation(clean: float, robust: float, ensemble: str = "standard", job_id: str | None = None) -> dict:
     label = {
-        "standard": "standard (apgd-ce100, apgd-t100, square5000), L∞ ε=0.1, 1000 images, seed 0"
-        " [AutoAttack without FAB-T]",
+        "standard": "standard (apgd-ce100, apgd-t100, fab-t100, square5000), L∞ ε=0.1, 1000 images, seed 0",
         "pgd": "pgd (fgsm, pgd20), L∞ ε=0.1, 1000 images, seed 0 [cheap check, not a robustness claim]",
     }[ensemble]
     return {
@@ -58,6 +57,7 @@ def evaluation(clean: float, robust: float, ensemble: str = "standard", job_id: 
         "breakdown": [
             {"attack": "apgd-ce100-linf", "broken": 200, "robust_acc": robust + 0.02},
             {"attack": "apgd-t100-linf", "broken": 20, "robust_acc": robust},
+            {"attack": "fab-t100-linf", "broken": 0, "robust_acc": robust},
             {"attack": "square5000-linf", "broken": 0, "robust_acc": robust},
         ],
         "checks": {

@@ -192,8 +192,13 @@ def test_an_evaluation_shows_its_protocol_breakdown_and_warnings():
     result = {**evaluation(0.8, 0.6), "warnings": ["the model is randomized (two passes differ): evaluate it with EOT"]}
     at = run_page("jobs", FakeApi(jobs=[job("e1", kind="attack_evaluation", result=result)]), {"job": "e1"})
     assert not at.exception, [e.value for e in at.exception]
-    assert any("standard (apgd-ce100, apgd-t100, square5000)" in m.value for m in at.markdown)
-    assert list(at.dataframe[0].value["attack"]) == ["apgd-ce100-linf", "apgd-t100-linf", "square5000-linf"]
+    assert any("standard (apgd-ce100, apgd-t100, fab-t100, square5000)" in m.value for m in at.markdown)
+    assert list(at.dataframe[0].value["attack"]) == [
+        "apgd-ce100-linf",
+        "apgd-t100-linf",
+        "fab-t100-linf",
+        "square5000-linf",
+    ]
     assert [w.value for w in at.warning] == result["warnings"]
     assert [m.value for m in at.metric] == ["80.0%", "60.0%"]
 
