@@ -36,7 +36,7 @@ def test_server_limits_are_422_with_message(api):
     r = api.post(
         "/v1/jobs", json={"kind": "attack_evaluation", "spec": {"model_id": api.model_id, "protocol": protocol}}
     )
-    assert r.status_code == 422 and "spec.protocol.attacks[2].queries = 50000 exceeds" in r.json()["detail"]
+    assert r.status_code == 422 and "spec.protocol.attacks[3].queries = 50000 exceeds" in r.json()["detail"]
     protocol = {"ensemble": "rand", "eot": 100}  # 100 iterations × EOT 100 per point
     r = api.post(
         "/v1/jobs", json={"kind": "attack_evaluation", "spec": {"model_id": api.model_id, "protocol": protocol}}
