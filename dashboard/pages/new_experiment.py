@@ -17,7 +17,7 @@ METHOD_NAMES = {
     "standard": "standard (no attack)",
 }
 PROTOCOL_NAMES = {
-    "standard": "standard: APGD-CE, APGD-T, Square",
+    "standard": "standard: APGD-CE, APGD-T, FAB-T, Square",
     "rand": "rand: APGD-CE, APGD-DLR with EOT (randomized models)",
     "pgd": "pgd: FGSM + PGD-20 (a cheap check)",
 }
