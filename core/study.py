@@ -65,22 +65,57 @@ def evaluate_arm(model, ds, protocol: ProtocolSpec) -> dict:
     }
 
 
-# Each ingredient of a recipe taken out on its own, then all of them (the recipe's arm itself is `relu`).
+# Ingredients that change what is trained: each arm trains a run of its own. (The recipe's arm
+# itself is `relu`, the folder the SAT study uses.)
 ABLATIONS: dict[str, dict] = {
-    "no-augmentation": {"crop_pad": 0, "flip": False},
-    "no-ema": {"ema_decay": None},
-    "last-epoch": {"select": "last"},
-    "none": {"crop_pad": 0, "flip": False, "ema_decay": None, "select": "last", "holdout": 0},
+    "no-augmentation": {"crop_pad": 0, "flip": False, "resized_crop": None},
+    "crop-pad-2": {"crop_pad": 2},
+    "none": {"crop_pad": 0, "flip": False, "resized_crop": None, "ema_decay": None, "select": "last", "holdout": 0},
 }
+# Ingredients that only choose among the weights a run passes through (the weight average and the
+# best epoch leave training as it is): rows of the recipe's own run, evaluated with the weights it
+# keeps beside the ones it hands on. {row label: weight set}
+WEIGHT_SET_ARMS: dict[str, str] = {"last-epoch": "ema", "last-epoch-no-ema": "last"}
 
 
-def ablation_variants(ablations=tuple(ABLATIONS)) -> list[Variant]:
+def ablation_variants(ablations=("no-augmentation",)) -> list[Variant]:
     """The recipe's ReLU arm (labelled `relu`, the same folder as the SAT study's), then one arm per
     ablation in `ABLATIONS`."""
     unknown = set(ablations) - set(ABLATIONS)
     if unknown:
         raise ValueError(f"unknown ablations {sorted(unknown)}; known: {', '.join(ABLATIONS)}")
     return [Variant("relu", ActivationSpec())] + [Variant(a, ActivationSpec(), recipe=ABLATIONS[a]) for a in ablations]
+
+
+def evaluate_weight_sets(base: TrainSpec, seeds: list[int], out_root: Path, variant: Variant) -> list[dict]:
+    """Rows of `variant`'s finished runs evaluated, under `base.protocol`, with each weight set of
+    `WEIGHT_SET_ARMS` the run keeps besides the weights it hands on (each once: `eval-<set>.json`)."""
+    from core.data import load_dataset
+    from core.models import load_model
+    from core.training.checkpoint import read_weight_set
+
+    rows = []
+    for seed in seeds:
+        folder = run_folder(out_root, variant, seed)
+        chosen = json.loads((folder / "checkpoint.json").read_text()).get("chosen") or {}
+        for label, name in WEIGHT_SET_ARMS.items():
+            if name == chosen.get("weights"):  # the weights it hands on: the arm's own row
+                continue
+            path = folder / f"eval-{name}.json"
+            if not path.is_file() or json.loads(path.read_text()).get("protocol") != base.protocol.model_dump(
+                mode="json"
+            ):
+                try:
+                    weights = read_weight_set(folder, name)
+                except ValueError:  # the recipe keeps no such set (no average; nothing chosen)
+                    continue
+                model = load_model(folder, channels_last=True)
+                model.load_state_dict(weights)
+                ds = load_dataset(base.data.model_copy(update={"seed": seed}))
+                row = {"variant": label, "seed": seed, "weights": name, **evaluate_arm(model, ds, base.protocol)}
+                path.write_text(json.dumps(row, indent=1))
+            rows.append(json.loads(path.read_text()))
+    return rows
 
 
 def method_variants(methods=("pgd", "trades")) -> list[Variant]:

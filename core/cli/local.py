@@ -45,6 +45,7 @@ def _train_spec(args) -> TrainSpec:
     return TrainSpec.model_validate(d)
 
 
+WEIGHT_SETS = ("last", "ema", "best")  # the sets a recipe's run keeps in its train state
 RECIPE_FLAGS = (
     "crop_pad",
     "flip",
@@ -125,6 +126,10 @@ def cmd_evaluate(args) -> int:
 
     spec = evaluation_spec(args)
     model = load_model(args.checkpoint, device=resolve_device(spec.device), channels_last=spec.channels_last)
+    if args.weights != "chosen":  # another weight set the run kept beside the one it hands on
+        from core.training.checkpoint import read_weight_set
+
+        model.load_state_dict(read_weight_set(Path(args.checkpoint), args.weights))
     ds = load_dataset(spec.data, download=args.download)
     result = evaluate(
         model,
@@ -138,16 +143,18 @@ def cmd_evaluate(args) -> int:
         progress=progress_bar("evaluate"),
     )
     result["spec"] = spec.model_dump(mode="json")
+    result["weights"] = args.weights
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "broken_by"}, indent=1))  # per point: in --out
     return 0
 
 
-def run_study_command(args, variants, out: Path, table_name: str = "table") -> int:
+def run_study_command(args, variants, out: Path, table_name: str = "table", weight_sets: bool = False) -> int:
     """Train and evaluate every arm and seed (resuming), then print and save the table as
-    `<table_name>.json` (studies may share a folder, and so their runs)."""
-    from core.study import format_table, run_study, summarise
+    `<table_name>.json` (studies may share a folder, and so their runs). With `weight_sets`, the
+    first arm's runs are evaluated with the other weights they keep too (`evaluate_weight_sets`)."""
+    from core.study import evaluate_weight_sets, format_table, run_study, summarise
 
     base = train_preset(args.preset)
     if args.epochs:
@@ -157,6 +164,8 @@ def run_study_command(args, variants, out: Path, table_name: str = "table") -> i
         return progress_bar(f"[{i + 1}/{n}] {label} seed {seed}")
 
     rows = run_study(base, list(range(args.seeds)), out, variants, run_progress=run_progress)
+    if weight_sets:
+        rows += evaluate_weight_sets(base, list(range(args.seeds)), out, variants[0])
     table = summarise(rows)
     (out / f"{table_name}.json").write_text(
         json.dumps({"rows": rows, "table": table, "recipe": base.model_dump(mode="json")}, indent=1)
@@ -177,7 +186,7 @@ def cmd_study_ablate(args) -> int:
     from core.study import ablation_variants
 
     out = Path(args.out or f"runs/study-ablate-{args.preset}")
-    return run_study_command(args, ablation_variants(args.ablations), out, "table-ablate")
+    return run_study_command(args, ablation_variants(args.ablations), out, "table-ablate", weight_sets=True)
 
 
 def cmd_study_methods(args) -> int:
@@ -223,6 +232,12 @@ def add_commands(sub) -> None:
     e.add_argument("--download", action="store_true")
     e.add_argument("--test-subset", type=int)
     e.add_argument("--large-eps", type=float)
+    e.add_argument(
+        "--weights",
+        choices=["chosen", *WEIGHT_SETS],
+        default="chosen",
+        help="the weights the run hands on (default), or one of the sets it keeps beside them",
+    )
     e.add_argument("--out", help="write the whole JSON result (with the per-point record) here")
     e.set_defaults(func=cmd_evaluate)
 
@@ -240,7 +255,11 @@ def add_commands(sub) -> None:
     ablate.add_argument("--seeds", type=int, default=1)
     ablate.add_argument("--epochs", type=int)
     ablate.add_argument(
-        "--ablations", type=_names, default=["no-augmentation", "no-ema", "last-epoch", "none"], help="comma-separated"
+        "--ablations",
+        type=_names,
+        default=["no-augmentation"],
+        help="comma-separated arms that train: no-augmentation, crop-pad-2, none (the weight average and the "
+        "best epoch are ablated without training: the recipe's run is evaluated with its other weights)",
     )
     ablate.add_argument("--out")
     ablate.set_defaults(func=cmd_study_ablate)

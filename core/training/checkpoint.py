@@ -202,6 +202,21 @@ def load_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer) 
     return restore_checkpoint(folder, model, opt)[0]
 
 
+def read_weight_set(folder: Path, name: str) -> dict[str, torch.Tensor]:
+    """The weight set `name` (`ema`, `best`, `last`) kept in the whole checkpoint of `folder`.
+
+    Raises:
+        ValueError: the checkpoint is torn, or keeps no set of that name.
+    """
+    whole = whole_checkpoint(Path(folder))
+    if whole is None:
+        raise ValueError(f"{folder}: no whole checkpoint")
+    _, sets = _split_sets(load_file(whole[STATE_FILE]))
+    if name not in sets:
+        raise ValueError(f"{folder} keeps no {name!r} weights; it keeps: {', '.join(sorted(sets)) or 'none'}")
+    return sets[name]
+
+
 def has_checkpoint(folder: Path) -> bool:
     return (folder / META_FILE).is_file()
 

@@ -1,5 +1,7 @@
 """The recipe on the command line, in the fmnist-strong preset and in the ablation study."""
 
+import json
+
 import pytest
 
 from core.cli.local import _train_spec
@@ -46,13 +48,46 @@ def test_a_bad_recipe_flag_is_refused():
         parsed_spec("--holdout", "0")  # the preset selects the best epoch: it needs held-out images
 
 
-def test_each_ablation_takes_its_ingredient_out_of_the_recipe():
-    base = train_preset("fmnist-strong").recipe
-    arms = {v.label: base.model_validate({**base.model_dump(), **v.recipe}) for v in ablation_variants()}
+def test_each_ablation_changes_only_its_ingredient_of_the_recipe():
+    base = RecipeSpec(crop_pad=2, flip=True, resized_crop=0.5, ema_decay=0.99, holdout=100, select="best")
+    arms = {v.label: base.model_validate({**base.model_dump(), **v.recipe}) for v in ablation_variants(ABLATIONS)}
     assert list(arms) == ["relu", *ABLATIONS] and arms["relu"] == base
-    assert not arms["no-augmentation"].augments and arms["no-augmentation"].averaged
-    assert arms["no-ema"].ema_decay is None and arms["no-ema"].select == "best"
-    assert arms["last-epoch"].select == "last" and arms["last-epoch"].holdout == base.holdout
+    assert arms["no-augmentation"] == base.model_copy(update={"crop_pad": 0, "flip": False, "resized_crop": None})
+    assert arms["crop-pad-2"] == base
     assert arms["none"] == RecipeSpec()
     with pytest.raises(ValueError, match="unknown ablations"):
         ablation_variants(["no-mixup"])
+
+
+def test_a_runs_other_weights_are_evaluated_on_the_command_line_and_in_the_ablation(tmp_path, capsys):
+    from core.cli.main import main
+    from core.contract.specs import ProtocolSpec
+    from core.data import load_dataset
+    from core.evaluation import predict
+    from core.models import load_model
+    from core.study import Variant, evaluate_weight_sets, run_folder
+    from core.training import train
+    from core.training.checkpoint import read_weight_set
+    from tests.conftest import tiny_spec
+
+    protocol = ProtocolSpec(images=32, steps=2, queries=10)
+    spec = tiny_spec(epochs=3, protocol=protocol, recipe=RecipeSpec(ema_decay=0.5, holdout=64, select="best"))
+    arm = Variant("relu", spec.model.activation)
+    folder = run_folder(tmp_path, arm, 0)
+    train(spec, folder)
+    ds = load_dataset(spec.data)
+    model = load_model(folder)
+    model.load_state_dict(read_weight_set(folder, "last"))
+    clean_last = float((predict(model, ds.x_test[:32]) == ds.y_test[:32]).float().mean())
+
+    args = ["evaluate", str(folder), "--preset", "smoke", "--weights", "last", "--steps", "2", "--queries", "10"]
+    assert main([*args, "--images", "32", "--dataset", "digits", "--test-subset", "128"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["weights"] == "last" and printed["clean_acc"] == pytest.approx(clean_last)
+
+    rows = evaluate_weight_sets(spec, [0], tmp_path, arm)
+    assert [(r["variant"], r["weights"]) for r in rows] == [("last-epoch", "ema"), ("last-epoch-no-ema", "last")]
+    assert rows[1]["clean_acc"] == pytest.approx(clean_last)
+    assert (folder / "eval-ema.json").is_file() and evaluate_weight_sets(spec, [0], tmp_path, arm) == rows  # once
+    with pytest.raises(ValueError, match="keeps no 'nope' weights"):
+        read_weight_set(folder, "nope")
