@@ -35,7 +35,6 @@ fixed-ε attack: the minimal adversarial where its norm is at most ε, x elsewhe
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
 from torch import nn
@@ -44,10 +43,9 @@ from core.activations import gradient_phase
 from core.attacks.hyperplane import lp_norm
 from core.attacks.losses import margin
 from core.attacks.threat import into_box
+from core.contract.names import MIN_NORMS, MinNorm
 from core.modes import eval_mode
 
-MinNorm = Literal["linf", "l2", "l1"]
-MIN_NORMS: tuple[MinNorm, ...] = ("linf", "l2", "l1")
 DUAL: dict[str, str] = {"linf": "l1", "l2": "l2", "l1": "linf"}
 
 

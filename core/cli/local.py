@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import get_args
 
 from core.contract.job_specs import EvalSpec
-from core.contract.names import ACTIVATIONS, ENSEMBLES, NORMS, PROBE_PHASES, TRAIN_METHODS, TRAIN_PRESET_NAMES, Probe
+from core.contract.names import (
+    ACTIVATIONS,
+    ENSEMBLES,
+    MIN_NORMS,
+    NORMS,
+    PROBE_PHASES,
+    TRAIN_METHODS,
+    TRAIN_PRESET_NAMES,
+    Probe,
+)
 from core.contract.presets import eval_preset, train_preset
 from core.contract.progress import progress_bar
 from core.contract.recipe_specs import Selection
@@ -115,7 +124,10 @@ def evaluation_spec(args) -> EvalSpec:
     data.update(
         {k: v for k, v in (("test_subset", args.test_subset), ("root", args.data_root), ("name", args.dataset)) if v}
     )
-    return EvalSpec(data=data, protocol=protocol, eps_grid=args.eps_grid, large_eps=args.large_eps)
+    min_norm = None
+    if args.min_norm_steps or args.min_norm or args.min_norm_grid:
+        min_norm = {"steps": args.min_norm_steps or 100, "norm": args.min_norm, "eps_grid": args.min_norm_grid}
+    return EvalSpec(data=data, protocol=protocol, eps_grid=args.eps_grid, large_eps=args.large_eps, min_norm=min_norm)
 
 
 def cmd_evaluate(args) -> int:
@@ -139,6 +151,7 @@ def cmd_evaluate(args) -> int:
         num_classes=ds.num_classes,
         eps_grid=spec.eps_grid,
         large_eps=spec.large_eps,
+        min_norm=spec.min_norm,
         batch_size=spec.batch_size,
         progress=progress_bar("evaluate"),
     )
@@ -232,6 +245,9 @@ def add_commands(sub) -> None:
     e.add_argument("--download", action="store_true")
     e.add_argument("--test-subset", type=int)
     e.add_argument("--large-eps", type=float)
+    e.add_argument("--min-norm-steps", type=int, help="also FMN's minimal-norm curve with this many iterations")
+    e.add_argument("--min-norm", choices=MIN_NORMS, help="FMN's norm (default: the protocol's)")
+    e.add_argument("--min-norm-grid", type=_floats, help="FMN's radii (default: the curve's)")
     e.add_argument(
         "--weights",
         choices=["chosen", *WEIGHT_SETS],

@@ -8,9 +8,32 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from core.contract.names import Device, WeightsFormat
+from core.contract.names import Device, MinNorm, WeightsFormat
 from core.contract.references import ClassifierId, ConsumedUploadId, ImageArtifactId
 from core.contract.specs import AttackSpec, DataSpec, ModelSpec, ProtocolSpec, Spec
+
+
+class MinNormSpec(Spec):
+    """A minimum-norm attack (FMN, Pintor et al. 2021) beside the fixed-ε ensemble: each point's
+    least adversarial perturbation, hence the robust accuracy at every radius from one run.
+
+    Args:
+        norm: `linf`, `l2` or `l1`; None: the protocol's norm (then its curve is compared with
+            the ensemble's at each radius).
+        steps: FMN's iterations (Pintor et al. use 1,000 for their tables; 100 is the usual
+            check).
+        eps_grid: the radii of its curve; None: the evaluation's (the protocol's norm only).
+    """
+
+    norm: MinNorm | None = None
+    steps: int = Field(default=100, ge=1, le=2_000)
+    eps_grid: list[float] | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _radii_non_negative(self) -> MinNormSpec:
+        if any(e < 0 for e in self.eps_grid or []):
+            raise ValueError("min_norm.eps_grid values must be >= 0")
+        return self
 
 
 class EvalSpec(Spec):
@@ -25,6 +48,8 @@ class EvalSpec(Spec):
         eps_grid: also the robust accuracy at these radii under the same attacks (0 is added:
             it must equal the clean accuracy); None for the protocol's ε alone.
         large_eps: the sanity check's radius at which accuracy should fall to about chance.
+        min_norm: also FMN's minimal-norm robustness curve on the same images, at the same
+            radii (`core.evaluation.min_norm`); a deterministic classifier only.
     """
 
     model_id: ClassifierId | None = None
@@ -32,6 +57,7 @@ class EvalSpec(Spec):
     protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
     eps_grid: list[float] | None = Field(default=None, min_length=1, max_length=32)
     large_eps: float | None = Field(default=None, gt=0, le=100)
+    min_norm: MinNormSpec | None = None
     batch_size: int = Field(default=256, ge=1, le=8192)
     device: Device = "auto"
     channels_last: bool = True
@@ -40,6 +66,9 @@ class EvalSpec(Spec):
     def _eps_non_negative(self) -> EvalSpec:
         if any(e < 0 for e in self.eps_grid or []):
             raise ValueError("eps_grid values must be >= 0")
+        other_norm = self.min_norm is not None and self.min_norm.norm not in (None, self.protocol.norm)
+        if other_norm and self.min_norm.eps_grid is None:
+            raise ValueError("min_norm in another norm than the protocol's needs its own eps_grid")
         return self
 
 

@@ -53,6 +53,8 @@ DATASETS: tuple[DatasetName, ...] = get_args(DatasetName)
 
 Norm = Literal["linf", "l2"]
 NORMS: tuple[Norm, ...] = get_args(Norm)
+MinNorm = Literal["linf", "l2", "l1"]  # the norms of the minimum-norm attack (FMN)
+MIN_NORMS: tuple[MinNorm, ...] = get_args(MinNorm)
 AttackName = Literal["pgd", "fgsm", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "fmn", "square"]
 ATTACKS: tuple[AttackName, ...] = get_args(AttackName)
 GRADIENT_ATTACKS: tuple[AttackName, ...] = ("pgd", "fgsm", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "fmn")

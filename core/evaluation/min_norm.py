@@ -22,9 +22,11 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from core.activations import true_gradients
-from core.attacks.fmn import FMN, MinNorm
+from core.attacks.fmn import FMN
 from core.attacks.hyperplane import lp_norm
 from core.attacks.judge import misclassified
+from core.contract.names import MinNorm
+from core.contract.progress import StopFn, never_stop, stop_if_asked
 from core.evaluation.basics import device_of
 from core.modes import eval_mode
 
@@ -80,12 +82,14 @@ def minimal_norm_curve(
     eps_grid: list[float],
     steps: int = 100,
     batch_size: int = 256,
+    should_stop: StopFn = never_stop,
 ) -> MinimalNormCurve:
     """FMN's minimal norms on (x, y) and the robust accuracy at each ε of `eps_grid` (0 added),
     with the network's true gradients (a smooth-backward probe is switched off).
 
     Raises:
         ValueError: a negative radius, or an empty grid.
+        Stopped: `should_stop` asked, between two batches.
     """
     if not eps_grid or min(eps_grid) < 0:
         raise ValueError("eps_grid needs at least one radius, all >= 0")
@@ -95,6 +99,7 @@ def minimal_norm_curve(
     unconfirmed, correct = 0, 0
     with true_gradients(model):
         for start in range(0, len(x), batch_size):
+            stop_if_asked(should_stop)
             xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
             found, claimed = attack.minimal(model, xb, yb)
             with eval_mode(model):
@@ -120,3 +125,47 @@ def minimal_norm_curve(
         unconfirmed=unconfirmed,
         seconds=time.perf_counter() - t0,
     )
+
+
+class CurveGap(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    eps: float
+    ensemble: float
+    min_norm: float
+    tolerance: float
+
+
+def noise(accuracy: float, images: int) -> float:
+    """Two standard errors of an accuracy measured on `images` points, at least one point's
+    share: how far two attacks' accuracies on the same points may differ by chance alone."""
+    return max(2 * (accuracy * (1 - accuracy) / max(images, 1)) ** 0.5, 1 / max(images, 1))
+
+
+def compare_with_ensemble(ensemble: list[dict], curve: MinimalNormCurve) -> tuple[list[CurveGap], list[str]]:
+    """The two curves side by side at the ensemble's radii, and what their disagreement means.
+
+    A minimum-norm attack is meant to be nearly as strong as the ensemble at each ε. Its curve
+    above the ensemble's by more than noise: FMN is too weak there (more steps) and its curve is
+    only an upper bound. Below it: FMN found adversarials within ε that the ensemble missed, so
+    the ensemble's robust accuracy is too high at that ε.
+    """
+    gaps, warnings = [], []
+    for point in ensemble:
+        eps = point["eps"]
+        if eps == 0:
+            continue
+        ours = robust_at(curve.norms, eps)
+        gap = CurveGap(eps=eps, ensemble=point["robust_acc"], min_norm=ours, tolerance=noise(ours, curve.images))
+        gaps.append(gap)
+        if ours < gap.ensemble - gap.tolerance:
+            warnings.append(
+                f"at ε = {eps:g} FMN leaves {ours:.1%} against the ensemble's {gap.ensemble:.1%}: it found "
+                "adversarials the ensemble missed, so the ensemble's robust accuracy is too high there"
+            )
+        elif ours > gap.ensemble + gap.tolerance:
+            warnings.append(
+                f"at ε = {eps:g} FMN leaves {ours:.1%} against the ensemble's {gap.ensemble:.1%}: FMN is weaker "
+                f"there (it ran {curve.steps} steps); its curve is an upper bound"
+            )
+    return gaps, warnings

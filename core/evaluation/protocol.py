@@ -10,10 +10,12 @@ import torch
 from torch import nn
 
 from core.activations import true_gradients
+from core.contract.job_specs import MinNormSpec
 from core.contract.progress import ProgressFn, StopFn, never_stop, no_progress
 from core.contract.specs import ProtocolSpec
 from core.evaluation.checks import black_box_share, check_warnings, model_checks
 from core.evaluation.curve import robustness_curve
+from core.evaluation.min_norm import compare_with_ensemble, minimal_norm_curve
 
 
 def evaluate(
@@ -25,6 +27,7 @@ def evaluate(
     num_classes: int,
     eps_grid: list[float] | None = None,
     large_eps: float | None = None,
+    min_norm: MinNormSpec | None = None,
     batch_size: int = 256,
     progress: ProgressFn = no_progress,
     should_stop: StopFn = never_stop,
@@ -38,6 +41,10 @@ def evaluate(
     Args:
         eps_grid: more radii for a robustness curve under the same attacks.
         large_eps: the sanity check's radius (default 1 for L∞, twice the image's L2 diameter).
+        min_norm: also FMN's minimal-norm curve on the same images (`min_norm` in the result:
+            `MinimalNormCurve` and, in the protocol's norm, `gaps` against the ensemble at each
+            radius, whose disagreements beyond noise are warnings); None for a randomized model,
+            with a warning.
 
     Returns:
         `{"protocol", "protocol_label", "images", "eps", "norm", "clean_acc", "robust_acc",
@@ -77,6 +84,9 @@ def evaluate(
             should_stop=should_stop,
             randomized=randomized,
         )
+        beside = minimal_norm_beside(
+            model, (x, y), protocol, min_norm, result["curve"], randomized, batch_size=batch_size, stop=should_stop
+        )
     detail = result["detail"]
     checks["black_box_share"] = black_box_share(attacks, detail["broken_by"])
     counts = next(p["broken_by"] for p in result["curve"] if p["eps"] == protocol.eps)
@@ -94,7 +104,33 @@ def evaluate(
         "curve": [{"eps": p["eps"], "robust_acc": p["robust_acc"]} for p in result["curve"]],
         "sanity": result["sanity"],
         "checks": checks,
-        "warnings": result["warnings"] + check_warnings(checks),
+        "warnings": result["warnings"] + check_warnings(checks) + beside[1],
         "judging": result["judging"],
+        **({"min_norm": beside[0]} if min_norm is not None else {}),
         "seconds": time.perf_counter() - t0,
     }
+
+
+def minimal_norm_beside(
+    model: nn.Module,
+    data: tuple[torch.Tensor, torch.Tensor],
+    protocol: ProtocolSpec,
+    spec: MinNormSpec | None,
+    curve: list[dict],
+    randomized: bool,
+    *,
+    batch_size: int,
+    stop: StopFn,
+) -> tuple[dict | None, list[str]]:
+    """FMN's curve beside the ensemble's (see `evaluate`): `(its result or None, warnings)`."""
+    if spec is None:
+        return None, []
+    if randomized:
+        return None, ["no minimal-norm curve: the model is randomized, and FMN needs a deterministic one"]
+    norm = spec.norm or protocol.norm
+    grid = spec.eps_grid or [p["eps"] for p in curve]
+    found = minimal_norm_curve(
+        model, *data, norm=norm, eps_grid=grid, steps=spec.steps, batch_size=batch_size, should_stop=stop
+    )
+    gaps, warnings = compare_with_ensemble(curve, found) if norm == protocol.norm else ([], [])
+    return {**found.model_dump(), "gaps": [g.model_dump() for g in gaps]}, warnings

@@ -107,8 +107,10 @@ def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> dict:
         raise ValueError("attack_evaluation needs model_id")
     model, _ = ctx.registered_model(spec.model_id, "classifier")
     ds = ctx.load_data(spec.data)
-    measure, extra = evaluate, {"eps_grid": spec.eps_grid, "large_eps": spec.large_eps}
+    measure, extra = evaluate, {"eps_grid": spec.eps_grid, "large_eps": spec.large_eps, "min_norm": spec.min_norm}
     if getattr(model, "purifier", None) is not None:  # a defended model: its three numbers
+        if spec.min_norm is not None:
+            raise ValueError("min_norm needs a deterministic classifier; a purification defense is randomized")
         from core.evaluation.defense import evaluate_defense  # diffusers is heavy: only when needed
 
         measure, extra = evaluate_defense, {}

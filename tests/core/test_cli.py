@@ -23,6 +23,8 @@ def test_train_then_evaluate_smoke(tmp_path, capsys):
         "50",
         "--images",
         "64",
+        "--min-norm-steps",
+        "10",
         "--out",
         str(tmp_path / "eval.json"),
     ]
@@ -31,6 +33,8 @@ def test_train_then_evaluate_smoke(tmp_path, capsys):
     assert "broken_by" not in printed and printed["protocol"]["ensemble"] == "standard"
     result = json.loads((tmp_path / "eval.json").read_text())
     assert [p["eps"] for p in result["curve"]] == [0.0, 0.05, 0.1] and len(result["broken_by"]) == 64
+    assert result["spec"]["min_norm"]["steps"] == 10
+    assert [p["eps"] for p in result["min_norm"]["curve"]] == [0.0, 0.05, 0.1]
     assert result["protocol_label"].startswith("standard (apgd-ce5, apgd-t5, fab-t5, square50), L∞ ε=0.1, 64 images")
     assert (
         main([*args[:2], "--preset", "smoke", "--attacks", "apgd-dlr,square", "--queries", "20", "--images", "32"]) == 0

@@ -19,7 +19,7 @@ from core.contract.diffusion_specs import (
     PurifierSpec,
     SampleFilterSpec,
 )
-from core.contract.job_specs import DatasetUploadSpec, ImageAttackSpec, ModelUploadSpec
+from core.contract.job_specs import DatasetUploadSpec, ImageAttackSpec, MinNormSpec, ModelUploadSpec
 from core.contract.kinds import JOB_KINDS
 from core.contract.presets import ddpm_preset, eval_preset, train_preset
 from core.contract.recipe_specs import RecipeSpec
@@ -137,12 +137,15 @@ def test_attack_evaluation_of_the_registered_model(lab, classifier):
             "model_id": classifier["result"]["model_id"],
             "eps_grid": [0.0, 0.1],
             "data": base.data.model_copy(update={"test_subset": 64}),
+            "min_norm": MinNormSpec(steps=20),
         }
     )
     job = lab.run("attack_evaluation", spec)
     assert job["status"] == "succeeded", job["error"]
     curve = job["result"]["curve"]
     assert [p["eps"] for p in curve] == [0.0, 0.1] and curve[1]["robust_acc"] <= curve[0]["robust_acc"]
+    min_norm = job["result"]["min_norm"]  # FMN's curve at the same radii, compared with the ensemble's
+    assert [p["eps"] for p in min_norm["curve"]] == [0.0, 0.1] and [g["eps"] for g in min_norm["gaps"]] == [0.1]
     assert "evaluation.json" in job["artifacts"]
 
 
@@ -214,10 +217,11 @@ def test_a_defended_model_is_registered_and_evaluated_three_ways(lab, classifier
     assert job["status"] == "succeeded", job["error"]
     defended = job["result"]["model_id"]
     protocol = ProtocolSpec(ensemble="rand", images=16, steps=2, eot=2)
-    evaluation = lab.run(
-        "attack_evaluation", eval_preset("smoke").model_copy(update={"model_id": defended, "protocol": protocol})
-    )
+    spec = eval_preset("smoke").model_copy(update={"model_id": defended, "protocol": protocol})
+    evaluation = lab.run("attack_evaluation", spec)
     assert evaluation["status"] == "succeeded", evaluation["error"]
+    no_fmn = lab.run("attack_evaluation", spec.model_copy(update={"min_norm": MinNormSpec(steps=5)}))
+    assert no_fmn["status"] == "failed" and "deterministic" in no_fmn["error"]
     ways = evaluation["result"]["defense"]
     assert evaluation["result"]["robust_acc"] == min(
         ways[w]["robust_acc"] for w in ("non_adaptive", "bpda", "adaptive")
