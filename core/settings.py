@@ -35,6 +35,7 @@ class Settings(BaseModel):
     max_sample_steps: int = Field(default=1000, ge=1)
     max_eval_images: int = Field(default=20_000, ge=1)
     max_eps_grid: int = Field(default=16, ge=1)  # radii of one robustness curve (each runs the whole protocol)
+    max_smoothing_samples: int = Field(default=200_000, ge=1)  # noise samples per image of a certification
     max_generated_per_class: int = Field(default=10_000, ge=1)  # images per class of a dataset_generation job
     max_ddpm_image_size: int = Field(default=64, ge=8)
     interactive_wait_seconds: float = Field(default=10.0, ge=0)
@@ -74,6 +75,7 @@ ENV = {
     "max_sample_steps": "ROBUSTLAB_MAX_SAMPLE_STEPS",
     "max_eval_images": "ROBUSTLAB_MAX_EVAL_IMAGES",
     "max_eps_grid": "ROBUSTLAB_MAX_EPS_GRID",
+    "max_smoothing_samples": "ROBUSTLAB_MAX_SMOOTHING_SAMPLES",
     "max_generated_per_class": "ROBUSTLAB_MAX_GENERATED_PER_CLASS",
     "max_ddpm_image_size": "ROBUSTLAB_MAX_DDPM_IMAGE_SIZE",
     "interactive_wait_seconds": "ROBUSTLAB_INTERACTIVE_WAIT_SECONDS",

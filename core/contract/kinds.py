@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.contract import limits, memory, presets
+from core.contract.certify_specs import CertifySpec
 from core.contract.diffusion_specs import (
     DatasetGenerationSpec,
     DDPMForwardSpec,
@@ -105,6 +106,18 @@ _ROWS = (
         limits=limits.evaluation,
         memory=memory.evaluation_bytes,
         memory_fields="batch_size",
+        time_limit_hours=12.0,
+    ),
+    JobKind(
+        name="certification",
+        title="Certified robustness (randomized smoothing)",
+        spec=CertifySpec,
+        queue="train",
+        runner="core.jobs.certification_runner:run_certification",
+        presets=presets.certification_presets,
+        limits=limits.certification,
+        memory=memory.certification_bytes,
+        memory_fields="smoothing.batch",
         time_limit_hours=12.0,
     ),
     JobKind(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.contract.certify_specs import CertifySpec
 from core.contract.diffusion_specs import (
     DatasetGenerationSpec,
     DDPMForwardSpec,
@@ -58,6 +59,21 @@ def evaluation(spec: EvalSpec) -> list[Limit]:
     out = protocol_limits("protocol", spec.protocol)
     if spec.eps_grid:  # every radius runs the whole protocol again
         out.append(Limit("eps_grid", len(spec.eps_grid), "max_eps_grid"))
+    return out
+
+
+def certification(spec: CertifySpec) -> list[Limit]:
+    """The images, the noise samples per image (selection and estimation, and PREDICT's) and the
+    empirical attack's model evaluations per point and radius."""
+    out = [
+        Limit("images", spec.images, "max_eval_images"),
+        Limit("smoothing.n", spec.smoothing.n0 + spec.smoothing.n, "max_smoothing_samples"),
+    ]
+    if spec.empirical is not None:
+        out += [
+            Limit("empirical.steps", spec.empirical.steps * spec.empirical.eot, "max_attack_steps"),
+            Limit("radii", len(spec.radii), "max_eps_grid"),
+        ]
     return out
 
 

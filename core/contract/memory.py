@@ -11,6 +11,7 @@ errs high.
 from __future__ import annotations
 
 from core.contract.architectures import ARCHS, RESNET_STAGES, depth_of, widen_factor_of, wrn_blocks_per_stage
+from core.contract.certify_specs import CertifySpec
 from core.contract.diffusion_specs import DatasetGenerationSpec, DDPMTrainSpec
 from core.contract.job_specs import DatasetUploadSpec, EvalSpec, ModelUploadSpec
 from core.contract.specs import DataSpec, ModelSpec, Spec, TrainSpec
@@ -165,6 +166,15 @@ def evaluation_bytes(spec: EvalSpec, model: ModelSpec | None = None) -> int:
         return BASELINE_BYTES + dataset_bytes(spec.data)
     params, activations = classifier_numbers(model)
     return BASELINE_BYTES + dataset_bytes(spec.data) + params * 4 * 2 + spec.batch_size * activations * 4
+
+
+def certification_bytes(spec: CertifySpec, model: ModelSpec | None = None) -> int:
+    """A certification: the data, the model, a batch of noisy copies forward, and with the
+    empirical attack a backward pass over them."""
+    if model is None:
+        return BASELINE_BYTES + dataset_bytes(spec.data)
+    params, activations = classifier_numbers(model)
+    return BASELINE_BYTES + dataset_bytes(spec.data) + params * 4 * 2 + spec.smoothing.batch * activations * 4
 
 
 def ddpm_train_bytes(spec: DDPMTrainSpec, model: ModelSpec | None = None) -> int:

@@ -8,6 +8,7 @@ Specs that act on a registered model leave `model_id` empty for the caller to fi
 
 from __future__ import annotations
 
+from core.contract.certify_specs import CertifySpec, EmpiricalSpec, SmoothingSpec
 from core.contract.diffusion_specs import (
     DatasetGenerationSpec,
     DDPMForwardSpec,
@@ -162,6 +163,31 @@ def training_presets() -> dict[str, TrainSpec]:
 
 def evaluation_presets() -> dict[str, EvalSpec]:
     return {name: eval_preset(name) for name in TRAIN_PRESET_NAMES}
+
+
+def certification_preset(name: PresetName) -> CertifySpec:
+    """Randomized smoothing at σ = 0.25: smoke (digits, a few hundred samples, seconds), cpu
+    (Fashion-MNIST, 500 images, n = 10,000: minutes on two cores for a small CNN), gpu (Cohen et
+    al.'s n = 100,000)."""
+    _known(name)
+    if name == "smoke":
+        return CertifySpec(
+            data=DataSpec(name="digits"),
+            smoothing=SmoothingSpec(sigma=0.25, n0=20, n=200, batch=200),
+            images=32,
+            empirical=EmpiricalSpec(steps=5, eot=2),
+        )
+    n = 10_000 if name == "cpu" else 100_000
+    return CertifySpec(
+        data=DataSpec(name="fashion-mnist"),
+        smoothing=SmoothingSpec(sigma=0.25, n0=100, n=n, batch=1_000 if name == "cpu" else 10_000),
+        images=500,
+        empirical=EmpiricalSpec(steps=20, eot=8),
+    )
+
+
+def certification_presets() -> dict[str, CertifySpec]:
+    return {name: certification_preset(name) for name in PRESET_NAMES}
 
 
 def image_attack_presets() -> dict[str, ImageAttackSpec]:

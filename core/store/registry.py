@@ -33,11 +33,12 @@ def register_model(session: Session, **fields) -> RegisteredModel:
     return row
 
 
-def record_evaluation(session: Session, *, model_id: str, entry: dict) -> bool:
+def record_evaluation(session: Session, *, model_id: str, entry: dict, key: str = "evaluations") -> bool:
     """Add one evaluation (its protocol, clean and robust accuracy, breakdown, checks) to the
-    model's `summary["evaluations"]`; a re-run of the same job replaces its own entry. A private
-    job's evaluation of a shared model is not written into the shared summary (it would show
-    private data's results to everyone): returns whether it was recorded."""
+    model's `summary[key]` (`evaluations`; `certifications` for randomized smoothing); a re-run of
+    the same job replaces its own entry. A private job's evaluation of a shared model is not written
+    into the shared summary (it would show private data's results to everyone): returns whether it
+    was recorded."""
     row = session.get(RegisteredModel, model_id)
     if row is None:
         raise ValueError(f"no model with id {model_id}")
@@ -45,8 +46,8 @@ def record_evaluation(session: Session, *, model_id: str, entry: dict) -> bool:
     job = session.get(Job, job_id) if job_id else None
     if job is not None and job.private and not row.private:
         return False
-    kept = [e for e in (row.summary or {}).get("evaluations", []) if job_id is None or e.get("job_id") != job_id]
-    row.summary = {**(row.summary or {}), "evaluations": [*kept, entry]}  # a new dict: the JSON column sees it
+    kept = [e for e in (row.summary or {}).get(key, []) if job_id is None or e.get("job_id") != job_id]
+    row.summary = {**(row.summary or {}), key: [*kept, entry]}  # a new dict: the JSON column sees it
     session.flush()
     return True
 

@@ -21,7 +21,7 @@ from core.contract.diffusion_specs import (
 )
 from core.contract.job_specs import DatasetUploadSpec, ImageAttackSpec, MinNormSpec, ModelUploadSpec
 from core.contract.kinds import JOB_KINDS
-from core.contract.presets import ddpm_preset, eval_preset, train_preset
+from core.contract.presets import certification_preset, ddpm_preset, eval_preset, train_preset
 from core.contract.recipe_specs import RecipeSpec
 from core.contract.specs import DataSpec, GeneratedMixSpec, ModelSpec, ProtocolSpec
 from core.jobs.execute import execute_job
@@ -147,6 +147,20 @@ def test_attack_evaluation_of_the_registered_model(lab, classifier):
     min_norm = job["result"]["min_norm"]  # FMN's curve at the same radii, compared with the ensemble's
     assert [p["eps"] for p in min_norm["curve"]] == [0.0, 0.1] and [g["eps"] for g in min_norm["gaps"]] == [0.1]
     assert "evaluation.json" in job["artifacts"]
+
+
+def test_certification_of_the_registered_model_is_listed_on_it(lab, classifier):
+    model_id = classifier["result"]["model_id"]
+    spec = certification_preset("smoke").model_copy(update={"model_id": model_id, "images": 8})
+    job = lab.run("certification", spec)
+    assert job["status"] == "succeeded", job["error"]
+    result = job["result"]
+    assert [p["radius"] for p in result["curve"]] == [0.0, 0.25, 0.5, 1.0] and "radii" not in result
+    assert all(p["certified_acc"] <= 1 and p["empirical_acc"] is not None for p in result["curve"][1:])
+    assert "certification.json" in job["artifacts"] and result["recorded_on_model"]
+    with session_scope(lab.settings.database_url) as s:
+        listed = get_model(s, model_id=model_id).summary["certifications"]
+    assert len(listed) == 1 and listed[0]["sigma"] == 0.25 and listed[0]["curve"] == result["curve"]
 
 
 def test_image_attack_of_a_test_image(lab, classifier):
