@@ -9,7 +9,7 @@ import sys
 
 from pydantic import ValidationError
 
-from core.cli import admin, ddpm, local, service
+from core.cli import admin, certify, ddpm, local, service
 from core.contract.client import LabError
 
 
@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="robustlab", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = p.add_subparsers(dest="command", required=True)
-    for commands in (local, service, ddpm, admin):
+    for commands in (local, certify, service, ddpm, admin):
         commands.add_commands(sub)
     return p
 

@@ -82,3 +82,17 @@ def test_study_methods_compares_pgd_at_and_trades(tmp_path, capsys):
     assert "| pgd | 1 |" in table and "| trades | 1 |" in table
     specs = {p.parent.parent.name: json.loads(p.read_text())["spec"] for p in tmp_path.glob("*/seed0/checkpoint.json")}
     assert specs["trades"]["method"] == "trades" and specs["pgd"]["method"] == "pgd"
+
+
+def test_certify_a_checkpoint(trained_digits, tmp_path, capsys):
+    _, folder, _ = trained_digits
+    out = tmp_path / "certified.json"
+    args = ["certify", str(folder), "--preset", "smoke", "--images", "6", "--n", "100", "--radii", "0.1,0.3"]
+    assert main([*args, "--attack-steps", "3", "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [p["radius"] for p in printed["curve"]] == [0.0, 0.1, 0.3] and "radii" not in printed
+    assert printed["spec"]["smoothing"]["n"] == 100 and printed["spec"]["empirical"]["steps"] == 3
+    assert len(json.loads(out.read_text())["radii"]) == 6
+    assert main([*args, "--no-attack"]) == 0
+    assert all(p["empirical_acc"] is None for p in json.loads(capsys.readouterr().out)["curve"])
+    assert main([*args, "--sigma", "-1"]) == 2
