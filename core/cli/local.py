@@ -51,6 +51,9 @@ def _train_spec(args) -> TrainSpec:
     d["recipe"].update({k: v for k, v in recipe_flags(args).items() if v is not None})
     if args.no_ema:
         d["recipe"]["ema_decay"] = None
+    if args.noise_sigma is not None or args.noise_samples is not None:
+        given = {"sigma": args.noise_sigma, "samples": args.noise_samples}
+        d["noise"] = {**(d.get("noise") or {}), **{k: v for k, v in given.items() if v is not None}}
     return TrainSpec.model_validate(d)
 
 
@@ -215,6 +218,8 @@ def add_commands(sub) -> None:
     t.add_argument("--spec", help="a TrainSpec JSON file (overrides the preset and other flags)")
     t.add_argument("--method", choices=TRAIN_METHODS)
     t.add_argument("--trades-beta", type=float, help="TRADES' β (default 6)")
+    t.add_argument("--noise-sigma", type=float, help="gaussian, smoothadv: the smoothing noise's σ (default 0.25)")
+    t.add_argument("--noise-samples", type=int, help="smoothadv: noise draws per image (default 1)")
     t.add_argument("--activation", default="relu", choices=ACTIVATIONS)
     t.add_argument("--probe", default="none", choices=get_args(Probe))
     t.add_argument("--epochs", type=int)

@@ -155,7 +155,8 @@ def train_bytes(spec: TrainSpec, model: ModelSpec | None = None) -> int:
     states = 4 if spec.optim.name == "adam" else 3  # weights, grads, momentum (+ Adam's second moment)
     states += 1  # the checkpoint's digest reads the weights file whole (+100 MiB measured on WRN-28-10)
     states += (spec.recipe.ema_decay is not None) + (spec.recipe.select == "best")  # the average, the best epoch's
-    batch = spec.batch_size // spec.gpus * activations * (2 if spec.amp else 4)  # bf16 under amp
+    copies = spec.noise.samples if spec.method == "smoothadv" else 1  # SmoothAdv's m noisy copies per image
+    batch = spec.batch_size // spec.gpus * copies * activations * (2 if spec.amp else 4)  # bf16 under amp
     return (BASELINE_BYTES + dataset_bytes(spec.data) + params * 4 * states + batch) * spec.gpus
 
 

@@ -61,7 +61,7 @@ GRADIENT_ATTACKS: tuple[AttackName, ...] = ("pgd", "fgsm", "apgd-ce", "apgd-dlr"
 # Named attack sets for measuring robust accuracy (AutoAttack's versions, and the cheap PGD check).
 EnsembleName = Literal["standard", "rand", "pgd", "custom"]
 ENSEMBLES: tuple[EnsembleName, ...] = get_args(EnsembleName)
-TrainMethod = Literal["standard", "pgd", "fast", "trades"]
+TrainMethod = Literal["standard", "pgd", "fast", "trades", "gaussian", "smoothadv"]
 TRAIN_METHODS: tuple[TrainMethod, ...] = get_args(TrainMethod)
 Device = Literal["auto", "cpu", "cuda"]
 

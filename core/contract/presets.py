@@ -154,11 +154,24 @@ def ddpm_preset(name: PresetName, seed: int = 0) -> DDPMTrainSpec:
     )
 
 
+def smoothing_training(spec: TrainSpec, method: str, sigma: float = 0.25) -> TrainSpec:
+    """`spec`'s recipe trained for randomized smoothing at σ: Gaussian noise augmentation, or
+    SmoothAdv in a light setting of Salman et al.'s grid (two L2 PGD steps at ε = 0.5, m = 2 noise
+    draws per image)."""
+    update: dict = {"method": method, "noise": {"sigma": sigma, "samples": 2 if method == "smoothadv" else 1}}
+    if method == "smoothadv":
+        update["attack"] = {"name": "pgd", "norm": "l2", "eps": 0.5, "steps": 2}
+    return TrainSpec.model_validate({**spec.model_dump(), **update})
+
+
 def training_presets() -> dict[str, TrainSpec]:
-    """PGD-AT at each size, and TRADES (β = 6, Zhang et al.'s) on the same recipe."""
+    """PGD-AT at each size, and on the same recipe TRADES (β = 6, Zhang et al.'s) and the two
+    trainings for randomized smoothing at σ = 0.25 (Gaussian augmentation, SmoothAdv)."""
     pgd = {name: train_preset(name) for name in PRESET_NAMES}
     trades = {f"{name}-trades": spec.model_copy(update={"method": "trades"}) for name, spec in pgd.items()}
-    return {**pgd, **trades, **{name: train_preset(name) for name in RECIPE_NAMES}}
+    methods = ("gaussian", "smoothadv")
+    smoothing = {f"{name}-{m}": smoothing_training(spec, m) for name, spec in pgd.items() for m in methods}
+    return {**pgd, **trades, **smoothing, **{name: train_preset(name) for name in RECIPE_NAMES}}
 
 
 def evaluation_presets() -> dict[str, EvalSpec]:

@@ -72,3 +72,18 @@ class RecipeSpec(Spec):
     def averaged(self) -> bool:
         """Whether the averaged weights are the run's model."""
         return self.ema_decay is not None and self.use_ema
+
+
+class NoiseSpec(Spec):
+    """Training for randomized smoothing (`certification` jobs): the base classifier learns under
+    the noise it will be smoothed with.
+
+    Args:
+        sigma: the Gaussian noise's standard deviation σ (train at the σ you certify at; Cohen et
+            al. 2019 use 0.12, 0.25, 0.5 and 1.0).
+        samples: SmoothAdv only (Salman et al. 2019): the noise draws m per image that the attack
+            on the smoothed classifier averages over and that the update trains on (their 1–8).
+    """
+
+    sigma: float = Field(default=0.25, gt=0, le=4)
+    samples: int = Field(default=1, ge=1, le=64)

@@ -25,7 +25,7 @@ from core.contract.names import (
     Probe,
     TrainMethod,
 )
-from core.contract.recipe_specs import RecipeSpec
+from core.contract.recipe_specs import NoiseSpec, RecipeSpec
 from core.contract.references import DatasetId
 from core.contract.spec_base import Spec
 
@@ -384,7 +384,9 @@ def check_batch_splits(spec: Spec) -> Spec:
 
 class TrainSpec(Spec):
     """One training run: standard, PGD adversarial training (Madry et al. 2018), Fast-AT (Wong et
-    al. 2020) or TRADES (Zhang et al. 2019).
+    al. 2020), TRADES (Zhang et al. 2019), or for randomized smoothing Gaussian noise augmentation
+    (`gaussian`, Cohen et al. 2019) and SmoothAdv (`smoothadv`, Salman et al. 2019: PGD in L2 on the
+    smoothed classifier), both at `noise`.
 
     `attack` builds the training examples (ignored by `standard`; for TRADES it maximises the KL
     divergence from the clean prediction); `eval_attack` measures the per-epoch robust accuracy on
@@ -405,6 +407,16 @@ class TrainSpec(Spec):
     protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
     generated: GeneratedMixSpec | None = None
     recipe: RecipeSpec = Field(default_factory=RecipeSpec)
+    noise: NoiseSpec | None = None
+
+    @model_validator(mode="after")
+    def _noise_fits_the_method(self) -> TrainSpec:
+        smoothing = self.method in ("gaussian", "smoothadv")
+        if smoothing != (self.noise is not None):
+            raise ValueError("give noise (σ) exactly for the methods gaussian and smoothadv")
+        if self.method == "smoothadv" and self.attack.norm != "l2":
+            raise ValueError("smoothadv attacks the smoothed classifier in L2: give attack.norm 'l2'")
+        return self
 
     @model_validator(mode="after")
     def _protocol_fits_the_classes(self) -> TrainSpec:

@@ -5,6 +5,11 @@
 - `fast` (Wong et al. 2020): the same with one FGSM step from a random start.
 - `trades` (Zhang et al. 2019, Eq. 5): CE(f(x), y) + β·KL(f(x) ‖ f(x_adv)), x_adv maximising that
   KL inside the ε-ball, from x + 0.001·N(0, I).
+- `gaussian` (Cohen et al. 2019): CE(f(x + δ), y), δ ~ N(0, σ²I): the base classifier of
+  randomized smoothing learns under the noise it is smoothed with.
+- `smoothadv` (Salman et al. 2019, SmoothAdv-PGD): x_adv maximises the loss of the soft smoothed
+  classifier, −log (1/m)·Σᵢ softmax(f(x' + δᵢ))_y over m fixed noise draws δᵢ, by L2 PGD in the
+  ε-ball; the update is CE(f(x_adv + δᵢ), y) averaged over the same draws.
 
 The inner maximisation runs in the probe's `attack` phase, the loss in its `update` phase.
 """
@@ -47,6 +52,27 @@ def trades_adversary(model: nn.Module, x: torch.Tensor, spec: AttackSpec) -> tor
     return (x + delta).detach()
 
 
+def smoothadv_adversary(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, noise: torch.Tensor
+) -> torch.Tensor:
+    """argmax over the L2 ε-ball (∩ box) of −log mean_i softmax(f(x' + δᵢ))_y, `noise` holding the
+    draws δ (m per image, image-major: N·m × C×H×W), by `spec.iterations` normalised steps of
+    `spec.step_size` (default 2.5ε/steps) from x."""
+    threat = THREATS[spec.norm](spec.eps)
+    step_size = spec.step_size or default_step_size(spec.model_copy(update={"name": "pgd"}))
+    x, m = x.detach(), len(noise) // len(x)
+    delta = torch.zeros_like(x)
+    with eval_mode(model), gradient_phase(model, "attack"):
+        for _ in range(spec.iterations):
+            d = delta.requires_grad_(True)
+            probs = F.softmax(model((x + d).repeat_interleave(m, 0) + noise).float(), 1).view(len(x), m, -1).mean(1)
+            loss = F.nll_loss(probs.clamp_min(1e-12).log(), y, reduction="sum")
+            (grad,) = torch.autograd.grad(loss, d)
+            with torch.no_grad():
+                delta = into_box(x, threat.project(threat.step(delta, grad, step_size)))
+    return (x + delta).detach()
+
+
 def unwrapped(model: nn.Module) -> nn.Module:
     """The network inside a DistributedDataParallel wrapper (the attack runs on it: its backward
     passes must not start DDP's gradient all-reduce); `model` itself otherwise."""
@@ -74,6 +100,8 @@ def batch_objective(spec: TrainSpec, eps: float | None = None) -> BatchLoss:
                 return F.cross_entropy(logits, y, label_smoothing=smoothing) + spec.trades_beta * kl, logits
 
         return trades
+    if spec.method in ("gaussian", "smoothadv"):
+        return smoothing_objective(spec, attack_spec)
     attack = None
     if spec.method == "pgd":
         attack = build_attack(attack_spec)
@@ -87,3 +115,21 @@ def batch_objective(spec: TrainSpec, eps: float | None = None) -> BatchLoss:
             return F.cross_entropy(logits, y, label_smoothing=smoothing), logits
 
     return cross_entropy
+
+
+def smoothing_objective(spec: TrainSpec, attack_spec: AttackSpec) -> BatchLoss:
+    """`gaussian` and `smoothadv`: CE on m noisy copies per image (m = 1 for `gaussian`); the
+    accuracy is counted on the copies' mean logits."""
+    sigma, m = spec.noise.sigma, spec.noise.samples if spec.method == "smoothadv" else 1
+    smoothing = spec.recipe.label_smoothing
+
+    def noisy(model, x, y):
+        noise = sigma * torch.randn((len(x) * m, *x.shape[1:]), device=x.device, dtype=x.dtype)
+        if spec.method == "smoothadv":
+            x = smoothadv_adversary(unwrapped(model), x, y, attack_spec, noise)
+        with gradient_phase(model, "update"):
+            logits = model(x.repeat_interleave(m, 0) + noise)
+            loss = F.cross_entropy(logits, y.repeat_interleave(m), label_smoothing=smoothing)
+            return loss, logits.detach().view(len(x), m, -1).mean(1)
+
+    return noisy
