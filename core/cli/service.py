@@ -48,8 +48,20 @@ def cmd_submit(args) -> int:
 def _follow(job, args, interval: float = 1.0) -> int:
     """Wait for the job with a progress bar, then print its outcome; exit code 0 if it succeeded."""
     job.wait(interval=interval)
-    print_result({k: job.data[k] for k in ("id", "status", "result", "error")}, args)
+    outcome = {k: job.data[k] for k in ("id", "status", "result", "error")}
+    print_result(outcome, args, also=None if args.json else headline_details(job.lab, job.data["result"]))
     return 0 if job.status == "succeeded" else 1
+
+
+def headline_details(lab: Lab, result: dict | None) -> dict:
+    """The breakdown and warnings of a result's headline evaluation when the registered model keeps
+    them and the result only names its protocol (a training job's); {} otherwise."""
+    if not result or "breakdown" in result or not {"model_id", "protocol_label"} <= set(result):
+        return {}
+    summary = lab.model(result["model_id"]).get("summary") or {}
+    if summary.get("protocol_label") != result["protocol_label"]:
+        return {}
+    return {k: summary[k] for k in ("breakdown", "warnings") if k in summary}
 
 
 def cmd_jobs(args) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -263,6 +264,21 @@ def test_the_python_client_as_a_notebook_uses_it(stack, trained):
 def test_the_command_line_submits_every_kind_that_acts_on_a_model(stack, trained, capsys):
     from core.cli.main import main
 
+    assert main(["watch", trained[0]["id"], "--api", stack.api_url, "--key", stack.key]) == 0
+    table = capsys.readouterr().out.splitlines()  # the training's headline, with the model's breakdown and warnings
+    labels = [re.split(r"\s{2,}", line)[0] for line in table if not line.startswith(" ")]
+    assert labels == [
+        "id",
+        "status",
+        "clean",
+        "robust",
+        "protocol",
+        "breakdown",
+        "warnings",
+        "model id",
+        "checkpoint",
+    ] + ["per-epoch check"]
+    assert sum(" broken)" in line for line in table) == 4  # APGD-CE, APGD-T, FAB-T, Square
     args = ["--api", stack.api_url, "--key", stack.key, "--model-id", trained[0]["result"]["model_id"]]
     assert main(["submit", "image_attack", "--watch", "--json", *args]) == 0
     out = capsys.readouterr().out
