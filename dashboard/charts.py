@@ -84,8 +84,13 @@ def accuracy_robustness(models: list[dict]) -> go.Figure:
                 marker={"size": 13, "symbol": "diamond"},
             )
         )
+    # Accuracies live in [0, 1]: fixed axes, or Plotly's autorange pads markers and error bars past 1.
+    accuracy_axis = {"range": [0, 1], "tickformat": ".0%"}
     fig.update_layout(
-        xaxis_title="clean accuracy", yaxis_title="robust accuracy", height=420, margin={"t": 30, "b": 40}
+        xaxis={"title": "clean accuracy", **accuracy_axis},
+        yaxis={"title": "robust accuracy", **accuracy_axis},
+        height=420,
+        margin={"t": 30, "b": 40},
     )
     return fig
 

@@ -112,7 +112,7 @@ def test_the_dashboard_lists_every_kind():
 
     from tests.dashboard.fake_api import FakeApi
 
-    page = Path(__file__).resolve().parents[1] / "dashboard" / "pages" / "jobs.py"
+    page = Path(__file__).resolve().parents[1] / "dashboard" / "views" / "jobs.py"
     at = AppTest.from_file(str(page), default_timeout=60)
     at.session_state["api"] = FakeApi()
     at.run()

@@ -6,11 +6,11 @@ a checkpoint trained on the command line, or a weights file from elsewhere)."""
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from pathlib import Path
 
+from core.cli.result_table import add_json_flag, print_result
 from core.contract.names import ROLES
 
 
@@ -26,7 +26,7 @@ def cmd_db_upgrade(args) -> int:
     if settings.bootstrap_key:
         with session_scope(settings.database_url) as s:
             report["bootstrap_key"] = ensure_key(s, name="bootstrap", key=settings.bootstrap_key).prefix
-    print(json.dumps(report))
+    print_result(report, args, indent=None)
     return 0
 
 
@@ -59,7 +59,7 @@ def cmd_create_key(args) -> int:
     if args.role:
         announce_key_change(settings.redis_url)
     print(key)
-    print(json.dumps(report), file=sys.stderr)
+    print_result(report, args, indent=None, file=sys.stderr)  # stdout: the key alone
     return 0
 
 
@@ -82,7 +82,7 @@ def cmd_revoke_key(args) -> int:
             object_id=args.key_id,
         )
     told = announce_key_change(settings.redis_url)
-    print(json.dumps({"revoked": args.key_id, "api_processes_told": told}))
+    print_result({"revoked": args.key_id, "api_processes_told": told}, args, indent=None)
     return 0
 
 
@@ -95,7 +95,7 @@ def cmd_gc(args) -> int:
     settings = get_settings()
     with session_scope(settings.database_url) as s:
         deleted = collect_garbage(s, ArtifactStore(settings.artifact_url), older_than_seconds=args.older_than)
-    print(json.dumps({"deleted": len(deleted), "keys": deleted[:100]}))
+    print_result({"deleted": len(deleted), "keys": deleted[:100]}, args, indent=None)
     return 0
 
 
@@ -123,7 +123,7 @@ def cmd_import(args) -> int:
         upgrade(settings.database_url)
         with session_scope(settings.database_url) as s:
             row = import_checkpoint(s, ArtifactStore(settings.artifact_url), folder, name=name, summary=checks)
-            print(json.dumps({"id": row.id, "kind": row.kind, "name": row.name, "dataset": row.dataset}))
+            print_result({"id": row.id, "kind": row.kind, "name": row.name, "dataset": row.dataset}, args, indent=None)
     return 0
 
 
@@ -144,18 +144,22 @@ def _folder_from_weights(args, path: Path, tmp: Path, max_bytes: int) -> tuple[P
 def add_commands(sub) -> None:
     db = sub.add_parser("db", help="the job store (DATABASE_URL)").add_subparsers(dest="db", required=True)
     u = db.add_parser("upgrade", help="apply migrations; with ROBUSTLAB_BOOTSTRAP_KEY set, make sure that key exists")
+    add_json_flag(u)
     u.set_defaults(func=cmd_db_upgrade)
     k = db.add_parser("create-key", help="make a key for USER (created if new), printed once")
     k.add_argument("user")
     k.add_argument("--role", choices=ROLES, help="set the user's role (default: member for a new user)")
     k.add_argument("--name", help="what the key is for (default USER-cli)")
     k.add_argument("--expires-days", type=float)
+    add_json_flag(k)
     k.set_defaults(func=cmd_create_key)
     r = db.add_parser("revoke-key", help="revoke a key by id: it stops working at once on every API process")
     r.add_argument("key_id")
+    add_json_flag(r)
     r.set_defaults(func=cmd_revoke_key)
     g = db.add_parser("gc", help="delete artifact files that no row, model or job points to")
     g.add_argument("--older-than", type=float, default=3600, help="seconds; younger files are kept")
+    add_json_flag(g)
     g.set_defaults(func=cmd_gc)
     m = sub.add_parser("models", help="the model registry (writes to DATABASE_URL and ARTIFACT_URL)")
     commands = m.add_subparsers(dest="models", required=True)
@@ -168,4 +172,5 @@ def add_commands(sub) -> None:
     i.add_argument("--name", help="the registry name (default: dataset-folder, or dataset-import-arch)")
     i.add_argument("--model", help="for a weights file: its ModelSpec as JSON, with the mean and std it expects")
     i.add_argument("--dataset", help="for a weights file: the dataset it classifies (a name, folder:<name>)")
+    add_json_flag(i)
     i.set_defaults(func=cmd_import)

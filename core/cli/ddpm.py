@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from core.cli.result_table import add_json_flag, print_result
 from core.contract.diffusion_specs import DDPMSampleSpec, DDPMTrainSpec
 from core.contract.names import PRESET_NAMES, SAMPLERS
 from core.contract.presets import ddpm_preset
@@ -28,7 +28,7 @@ def cmd_train(args) -> int:
     report = {"status": "succeeded", "checkpoint": str(out), "final": result.final}
     if args.classifier:
         report["quality"] = _quality(load_diffusion(out), args.classifier, ds, args.quality_samples)
-    print(json.dumps(report, indent=1))
+    print_result(report, args)
     return 0
 
 
@@ -55,7 +55,7 @@ def cmd_sample(args) -> int:
         strip = [grid_png(f) for f in out["trajectory"]]
         for i, png in enumerate(strip):
             Path(f"{args.trajectory}_{i:02d}.png").write_bytes(png)
-    print(json.dumps({"grid": args.out, "n": spec.n, "sampler": spec.sampler, "steps": spec.num_steps}))
+    print_result({"grid": args.out, "n": spec.n, "sampler": spec.sampler, "steps": spec.num_steps}, args, indent=None)
     return 0
 
 
@@ -69,6 +69,7 @@ def add_commands(sub) -> None:
     t.add_argument("--out", help="checkpoint folder (resumed if it holds a checkpoint)")
     t.add_argument("--classifier", help="a classifier checkpoint folder: report the Fréchet distance in its features")
     t.add_argument("--quality-samples", type=int, default=500)
+    add_json_flag(t)
     t.set_defaults(func=cmd_train)
     s = d.add_parser("sample", help="sample a grid from a trained DDPM")
     s.add_argument("checkpoint")
@@ -79,4 +80,5 @@ def add_commands(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="samples.png")
     s.add_argument("--trajectory", help="also write the trajectory frames as PREFIX_NN.png")
+    add_json_flag(s)
     s.set_defaults(func=cmd_sample)

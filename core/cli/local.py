@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import get_args
 
+from core.cli.result_table import add_json_flag, print_result
 from core.contract.job_specs import EvalSpec
 from core.contract.names import (
     ACTIVATIONS,
@@ -100,7 +101,7 @@ def cmd_train(args) -> int:
     ds = load_dataset(spec.data, download=args.download)
     result = train(spec, out, dataset=ds, progress=progress_bar(f"train {out.name}"))
     summary = {"status": "succeeded", "checkpoint": str(out), "final": result.final, "chosen": result.chosen}
-    print(json.dumps(summary, indent=1))
+    print_result(summary, args)
     return 0
 
 
@@ -162,7 +163,8 @@ def cmd_evaluate(args) -> int:
     result["weights"] = args.weights
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
-    print(json.dumps({k: v for k, v in result.items() if k != "broken_by"}, indent=1))  # per point: in --out
+    printed = {k: v for k, v in result.items() if k != "broken_by"}  # per point: in --out
+    print_result(printed, args, also={"checkpoint": args.checkpoint, "written to": args.out})
     return 0
 
 
@@ -230,6 +232,7 @@ def add_commands(sub) -> None:
     t.add_argument("--download", action="store_true", help="download missing data (needs a network)")
     t.add_argument("--out", help="checkpoint folder (resumed if it holds a checkpoint)")
     add_recipe_flags(t)
+    add_json_flag(t)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="clean and robust accuracy of a checkpoint under a protocol")
@@ -260,6 +263,7 @@ def add_commands(sub) -> None:
         help="the weights the run hands on (default), or one of the sets it keeps beside them",
     )
     e.add_argument("--out", help="write the whole JSON result (with the per-point record) here")
+    add_json_flag(e)
     e.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("study", help="studies").add_subparsers(dest="study", required=True)

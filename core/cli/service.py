@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from core.cli.result_table import add_json_flag, print_result
 from core.contract.client import Lab
 from core.contract.kinds import JOB_KINDS, job_kind, spec_from_preset
 from core.contract.names import JOB_STATUSES
@@ -41,14 +42,26 @@ def cmd_submit(args) -> int:
     with _lab(args) as lab:
         job = lab.submit(args.kind, spec)
         print(job.id)
-        return _follow(job) if args.watch else 0
+        return _follow(job, args) if args.watch else 0
 
 
-def _follow(job, interval: float = 1.0) -> int:
+def _follow(job, args, interval: float = 1.0) -> int:
     """Wait for the job with a progress bar, then print its outcome; exit code 0 if it succeeded."""
     job.wait(interval=interval)
-    print(json.dumps({k: job.data[k] for k in ("id", "status", "result", "error")}, indent=1))
+    outcome = {k: job.data[k] for k in ("id", "status", "result", "error")}
+    print_result(outcome, args, also=None if args.json else headline_details(job.lab, job.data["result"]))
     return 0 if job.status == "succeeded" else 1
+
+
+def headline_details(lab: Lab, result: dict | None) -> dict:
+    """The breakdown and warnings of a result's headline evaluation when the registered model keeps
+    them and the result only names its protocol (a training job's); {} otherwise."""
+    if not result or "breakdown" in result or not {"model_id", "protocol_label"} <= set(result):
+        return {}
+    summary = lab.model(result["model_id"]).get("summary") or {}
+    if summary.get("protocol_label") != result["protocol_label"]:
+        return {}
+    return {k: summary[k] for k in ("breakdown", "warnings") if k in summary}
 
 
 def cmd_jobs(args) -> int:
@@ -63,7 +76,7 @@ def cmd_jobs(args) -> int:
 
 def cmd_watch(args) -> int:
     with _lab(args) as lab:
-        return _follow(lab.job(args.job_id), args.interval)
+        return _follow(lab.job(args.job_id), args, args.interval)
 
 
 def cmd_cancel(args) -> int:
@@ -94,6 +107,7 @@ def add_commands(sub) -> None:
     s.add_argument("--preset", help="one of the kind's presets (GET /v1/presets); default its first")
     s.add_argument("--model-id", help="the registered model the job acts on (evaluation, attacks, sampling)")
     s.add_argument("--watch", action="store_true", help="follow the job with a progress bar until it ends")
+    add_json_flag(s)
     s.set_defaults(func=cmd_submit)
     j = with_api(sub.add_parser("jobs", help="list jobs"))
     j.add_argument("--status", choices=JOB_STATUSES)
@@ -103,6 +117,7 @@ def add_commands(sub) -> None:
     w = with_api(sub.add_parser("watch", help="follow a job until it finishes"))
     w.add_argument("job_id")
     w.add_argument("--interval", type=float, default=1.0)
+    add_json_flag(w)
     w.set_defaults(func=cmd_watch)
     c = with_api(sub.add_parser("cancel", help="cancel a job"))
     c.add_argument("job_id")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 import numpy as np
@@ -22,6 +23,18 @@ ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 DOCS = ROOT / "docs" / "screenshots"
 TIMEOUT_MS = 60_000
+# Each page's address, as a person bookmarks or shares it, and the heading it opens with.
+PAGE_HEADINGS = {
+    "": "Jobs",
+    "jobs": "Jobs",
+    "new_experiment": "New experiment",
+    "robustness": "Robustness",
+    "leaderboard": "Leaderboard",
+    "attack_lab": "Attack lab",
+    "diffusion": "Diffusion",
+    "models": "Models",
+}
+NAVIGATION = ["Jobs", "New experiment", "Robustness", "Leaderboard", "Attack lab", "Diffusion", "Models"]
 
 pytestmark = [
     pytest.mark.browser,
@@ -94,6 +107,11 @@ def open_page(page, stack, path: str, *, key: str | None = None) -> None:
     page.wait_for_function(
         '!document.querySelector(\'[data-testid="stStatusWidget"] [data-testid="stStatusWidgetRunningIcon"]\')'
     )
+
+
+def run_finished(page) -> None:
+    """Wait until the app's script run is over (Streamlit marks its state on the app's root)."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
 
 
 def plotly_traces(page, count: int) -> list[list[str]]:
@@ -217,3 +235,25 @@ def test_the_dashboard_asks_for_a_key_and_refuses_a_wrong_one(page, stack):
     page.get_by_label("API key").fill(stack.key)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("button", name="Sign out").wait_for()
+
+
+@pytest.mark.parametrize("with_key", [True, False], ids=["key", "sign-in-form"])
+@pytest.mark.parametrize("path", list(PAGE_HEADINGS), ids=lambda path: path or "root")
+def test_every_page_opens_from_its_own_link(page, stack, path, with_key):
+    """A link to a page, opened in a new browser session, shows that page: signed in by the link's
+    key, or after the sign-in form; never a traceback, a "Page not found", or the files' names."""
+    open_page(page, stack, path, key=None if with_key else "")
+    if not with_key:
+        page.get_by_text("Sign in with your API key").wait_for()
+        run_finished(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.locator('[data-testid="stSidebarNav"]').count() == 0  # nothing to see before signing in
+        page.get_by_label("API key").fill(stack.key)
+        page.get_by_role("button", name="Sign in").click()
+    page.locator("h1", has_text=PAGE_HEADINGS[path]).wait_for()
+    run_finished(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "Page not found" not in page.locator("body").inner_text()
+    links = page.locator('[data-testid="stSidebarNavLink"]').all_inner_texts()
+    assert [link.splitlines()[-1] for link in links] == NAVIGATION  # each title, after its icon's name
+    assert urlparse(page.url).path == f"/{path}"  # still the page the link named

@@ -1,13 +1,21 @@
 import json
+import re
 
 from core.cli.main import main
+
+FLOAT_NOISE = re.compile(r"\d\.\d{5,}")  # 0.777999997138977, as JSON prints a float32
 
 
 def test_train_then_evaluate_smoke(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--preset", "smoke", "--epochs", "1", "--out", str(out)]) == 0
+    assert main(["train", "--preset", "smoke", "--epochs", "1", "--out", str(out), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["status"] == "succeeded" and 0 <= printed["final"]["robust_acc"] <= 1
+    assert main(["train", "--preset", "smoke", "--epochs", "1", "--out", str(out)]) == 0  # done: resumed at its end
+    table = capsys.readouterr().out
+    assert re.search(rf"^checkpoint +{re.escape(str(out))}$", table, re.M)
+    assert f"clean {printed['final']['clean_acc']:.1%}" in table
+    assert "per-epoch check  epoch 1 · " in table and not FLOAT_NOISE.search(table)
     args = [
         "evaluate",
         str(out),
@@ -28,19 +36,28 @@ def test_train_then_evaluate_smoke(tmp_path, capsys):
         "--out",
         str(tmp_path / "eval.json"),
     ]
-    assert main(args) == 0
+    assert main([*args, "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert "broken_by" not in printed and printed["protocol"]["ensemble"] == "standard"
     result = json.loads((tmp_path / "eval.json").read_text())
+    assert printed == {k: v for k, v in result.items() if k != "broken_by"}  # --json: the result, as it was
     assert [p["eps"] for p in result["curve"]] == [0.0, 0.05, 0.1] and len(result["broken_by"]) == 64
     assert result["spec"]["min_norm"]["steps"] == 10
     assert [p["eps"] for p in result["min_norm"]["curve"]] == [0.0, 0.05, 0.1]
     assert result["protocol_label"].startswith("standard (apgd-ce5, apgd-t5, fab-t5, square50), L∞ ε=0.1, 64 images")
+    assert set(result["sanity"]) >= {"eps0_equals_clean", "monotone_in_eps", "large_eps_near_chance"}
     assert (
         main([*args[:2], "--preset", "smoke", "--attacks", "apgd-dlr,square", "--queries", "20", "--images", "32"]) == 0
     )
-    assert json.loads(capsys.readouterr().out)["protocol"]["ensemble"] == "custom"
-    assert set(result["sanity"]) >= {"eps0_equals_clean", "monotone_in_eps", "large_eps_near_chance"}
+    table = capsys.readouterr().out.splitlines()  # a table for a person, by default
+    rows = {line.split("  ")[0]: line for line in table if not line.startswith(" ")}
+    first = ["clean", "robust", "protocol", "breakdown", "curve", "warnings", "checkpoint"]
+    assert list(rows)[: len(first)] == first and "weights" in rows
+    assert re.fullmatch(r"clean +\d{1,3}\.\d%", rows["clean"]) and re.fullmatch(r"robust +\d{1,3}\.\d%", rows["robust"])
+    assert "custom (apgd-dlr" in rows["protocol"] and rows["checkpoint"].endswith(str(out))
+    attacks = [line.split()[-4] for line in table if line.endswith("broken)")]
+    assert len(attacks) == 2 and attacks[0].startswith("apgd-dlr") and attacks[1].startswith("square")
+    assert len(table) <= 12 and not FLOAT_NOISE.search("\n".join(table))
 
 
 def test_study_sat_prints_a_table(tmp_path, capsys):

@@ -81,7 +81,7 @@ def test_a_runs_other_weights_are_evaluated_on_the_command_line_and_in_the_ablat
     clean_last = float((predict(model, ds.x_test[:32]) == ds.y_test[:32]).float().mean())
 
     args = ["evaluate", str(folder), "--preset", "smoke", "--weights", "last", "--steps", "2", "--queries", "10"]
-    assert main([*args, "--images", "32", "--dataset", "digits", "--test-subset", "128"]) == 0
+    assert main([*args, "--images", "32", "--dataset", "digits", "--test-subset", "128", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["weights"] == "last" and printed["clean_acc"] == pytest.approx(clean_last)
 

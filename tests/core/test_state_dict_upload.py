@@ -110,7 +110,8 @@ def test_the_command_line_imports_a_state_dict_file(tmp_path, monkeypatch, capsy
         assert "give the model's mean and std" in capsys.readouterr().err
         assert main(["models", "import", str(path)]) == 2
         assert "give --model" in capsys.readouterr().err
-        assert main(["models", "import", str(path), "--model", WRN.model_dump_json(), "--dataset", "digits"]) == 0
+        args = ["models", "import", str(path), "--model", WRN.model_dump_json(), "--dataset", "digits", "--json"]
+        assert main(args) == 0
     finally:
         get_settings.cache_clear()
     out = json.loads(capsys.readouterr().out)

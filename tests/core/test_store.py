@@ -123,7 +123,7 @@ def test_a_command_line_checkpoint_imports_into_the_registry(db, tmp_path, train
 
     get_settings.cache_clear()
     try:
-        assert main(["models", "import", str(folder), "--name", "digits-cli"]) == 0
+        assert main(["models", "import", str(folder), "--name", "digits-cli", "--json"]) == 0
     finally:
         get_settings.cache_clear()
     out = json.loads(capsys.readouterr().out)
@@ -158,8 +158,8 @@ def test_db_upgrade_makes_the_bootstrap_key_valid(db, monkeypatch, capsys):
     monkeypatch.setenv("ROBUSTLAB_BOOTSTRAP_KEY", key)
     get_settings.cache_clear()
     try:
-        assert main(["db", "upgrade"]) == 0
-        assert main(["db", "upgrade"]) == 0  # idempotent
+        assert main(["db", "upgrade", "--json"]) == 0
+        assert main(["db", "upgrade", "--json"]) == 0  # idempotent
     finally:
         get_settings.cache_clear()
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["bootstrap_key"] == key[:10]

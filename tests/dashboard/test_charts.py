@@ -35,6 +35,12 @@ def test_scatter_shows_mean_and_std_per_activation():
     assert means["silu (n=1)"].error_x.array[0] == 0.0
 
 
+def test_scatter_axes_span_the_accuracies_zero_to_one():
+    fig = accuracy_robustness([classifier("a", "relu", 0.98, 0.02), classifier("b", "relu", 0.5, 0.9)])
+    for axis in (fig.layout.xaxis, fig.layout.yaxis):
+        assert tuple(axis.range) == (0, 1) and axis.tickformat == ".0%"  # not Plotly's autorange past 1
+
+
 def test_top_k_orders_classes_and_keeps_names_categorical():
     probs = [0.1, 0.5, 0.05, 0.35] + [0.0] * 6
     assert top_k(probs, [str(i) for i in range(10)], 3) == [("1", 0.5), ("3", 0.35), ("0", 0.1)]

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.dashboard.fake_api import DIFFUSION, FakeApi, classifier, defended, job
 
-PAGES = Path(__file__).resolve().parents[2] / "dashboard" / "pages"
+PAGES = Path(__file__).resolve().parents[2] / "dashboard" / "views"
 
 
 def run_page(name: str, fake: FakeApi, query: dict | None = None) -> AppTest:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 
 import numpy as np
 import pytest
@@ -213,7 +215,11 @@ def test_command_line_client(stack, capsys):
     assert main(["jobs", "--limit", "50", *args]) == 0
     assert job_id in capsys.readouterr().out
     assert main(["watch", job_id, "--interval", "0.2", *args]) == 1  # it was cancelled
-    assert '"status": "cancelled"' in capsys.readouterr().out
+    table = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert table[:2] == [["id", job_id], ["status", "cancelled"]]  # a table for a person
+    assert main(["watch", job_id, "--json", *args]) == 1
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed) == {"id", "status", "result", "error"} and printed["status"] == "cancelled"
     assert main(["jobs", "--api", stack.api_url, "--key", "rl_wrong"]) == 2
     assert "401" in capsys.readouterr().err
 
@@ -258,8 +264,23 @@ def test_the_python_client_as_a_notebook_uses_it(stack, trained):
 def test_the_command_line_submits_every_kind_that_acts_on_a_model(stack, trained, capsys):
     from core.cli.main import main
 
+    assert main(["watch", trained[0]["id"], "--api", stack.api_url, "--key", stack.key]) == 0
+    table = capsys.readouterr().out.splitlines()  # the training's headline, with the model's breakdown and warnings
+    labels = [re.split(r"\s{2,}", line)[0] for line in table if not line.startswith(" ")]
+    assert labels == [
+        "id",
+        "status",
+        "clean",
+        "robust",
+        "protocol",
+        "breakdown",
+        "warnings",
+        "model id",
+        "checkpoint",
+    ] + ["per-epoch check"]
+    assert sum(" broken)" in line for line in table) == 4  # APGD-CE, APGD-T, FAB-T, Square
     args = ["--api", stack.api_url, "--key", stack.key, "--model-id", trained[0]["result"]["model_id"]]
-    assert main(["submit", "image_attack", "--watch", *args]) == 0
+    assert main(["submit", "image_attack", "--watch", "--json", *args]) == 0
     out = capsys.readouterr().out
     assert '"status": "succeeded"' in out and '"adversarial_artifact_id"' in out
     assert main(["submit", "ddpm_sampling", "--api", stack.api_url, "--key", stack.key]) == 2
