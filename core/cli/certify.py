@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.cli.result_table import add_json_flag, print_result
 from core.contract.certify_specs import CertifySpec
 from core.contract.names import PRESET_NAMES
 from core.contract.presets import certification_preset
@@ -51,7 +52,7 @@ def cmd_certify(args) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
     per_point = ("predictions", "radii", "labels")  # in --out
-    print(json.dumps({k: v for k, v in result.items() if k not in per_point}, indent=1))
+    print_result({k: v for k, v in result.items() if k not in per_point}, args)
     return 0
 
 
@@ -74,4 +75,5 @@ def add_commands(sub) -> None:
     c.add_argument("--data-root")
     c.add_argument("--download", action="store_true")
     c.add_argument("--out", help="write the whole result (per image too) as JSON here")
+    add_json_flag(c)
     c.set_defaults(func=cmd_certify)

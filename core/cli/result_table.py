@@ -28,7 +28,9 @@ FIRST = (
     "checkpoint",
     "checkpoint_artifact_id",
 )
-LEFT_OUT = frozenset({"protocol", "eps", "norm", "images", "spec", "history", "sanity", "checks", "broken_by"})
+LEFT_OUT = frozenset(
+    {"protocol", "eps", "norm", "images", "spec", "history", "sanity", "checks", "broken_by", "predictions", "radii"}
+)
 LABELS = {
     "clean_acc": "clean",
     "robust_acc": "robust",
@@ -75,6 +77,8 @@ def _lines(key: str, value: Any) -> list[str]:
     if key == "breakdown":  # each attack of the ensemble, in the order it ran
         width = max(len(row["attack"]) for row in value)
         return [f"{row['attack']:<{width}}  {row['robust_acc']:6.1%}  ({row['broken']} broken)" for row in value]
+    if key == "curve" and value and "radius" in value[0]:  # a certification: certified (and empirical) per radius
+        return [_radius_point(point) for point in value]
     if key == "curve":
         return [" · ".join(f"ε {point['eps']:g}: {point['robust_acc']:.1%}" for point in value)]
     if key == "warnings":
@@ -82,6 +86,12 @@ def _lines(key: str, value: Any) -> list[str]:
     if key.endswith("_artifact_id"):
         return [f"/v1/artifacts/{value}"]
     return [_cell(key, value)]
+
+
+def _radius_point(point: dict) -> str:
+    empirical = point.get("empirical_acc")
+    beside = f"  (empirical {empirical:.1%})" if empirical is not None else ""
+    return f"r {point['radius']:g}: {point['certified_acc']:.1%} certified{beside}"
 
 
 def _cell(key: str, value: Any, accuracy: bool = False) -> str:

@@ -106,10 +106,13 @@ def test_certify_a_checkpoint(trained_digits, tmp_path, capsys):
     out = tmp_path / "certified.json"
     args = ["certify", str(folder), "--preset", "smoke", "--images", "6", "--n", "100", "--radii", "0.1,0.3"]
     assert main([*args, "--attack-steps", "3", "--out", str(out)]) == 0
+    table = capsys.readouterr().out  # for a person: the certified and empirical accuracy per radius
+    assert "r 0.3: " in table and "certified  (empirical" in table and "abstain rate" in table
+    assert main([*args, "--attack-steps", "3", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert [p["radius"] for p in printed["curve"]] == [0.0, 0.1, 0.3] and "radii" not in printed
     assert printed["spec"]["smoothing"]["n"] == 100 and printed["spec"]["empirical"]["steps"] == 3
     assert len(json.loads(out.read_text())["radii"]) == 6
-    assert main([*args, "--no-attack"]) == 0
+    assert main([*args, "--no-attack", "--json"]) == 0
     assert all(p["empirical_acc"] is None for p in json.loads(capsys.readouterr().out)["curve"])
     assert main([*args, "--sigma", "-1"]) == 2
