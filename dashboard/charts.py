@@ -129,3 +129,54 @@ def class_histogram(classes: list[str], drawn: list[int], kept: list[int]) -> go
     fig = go.Figure([go.Bar(x=classes, y=drawn, name="drawn"), go.Bar(x=classes, y=kept, name="kept")])
     fig.update_layout(barmode="group", yaxis_title="images", height=320, margin={"t": 30, "b": 40})
     return fig
+
+
+def evaluation_curves(evaluation: dict) -> go.Figure:
+    """One evaluation's robust accuracy against ε: the fixed-ε ensemble at each radius it ran, and
+    beside it FMN's minimal-norm curve when the evaluation has one (in the same norm)."""
+    fig = go.Figure()
+    curve = evaluation.get("curve") or []
+    fig.add_trace(
+        go.Scatter(
+            x=[p["eps"] for p in curve], y=[p["robust_acc"] for p in curve], mode="lines+markers", name="ensemble"
+        )
+    )
+    min_norm = evaluation.get("min_norm")
+    if min_norm:
+        fig.add_trace(
+            go.Scatter(
+                x=[p["eps"] for p in min_norm["curve"]],
+                y=[p["robust_acc"] for p in min_norm["curve"]],
+                mode="lines+markers",
+                line={"dash": "dash"},
+                name=f"FMN minimal norms ({min_norm['norm']}, {min_norm['steps']} steps)",
+            )
+        )
+    norm = {"linf": "L∞", "l2": "L2", "l1": "L1"}.get(evaluation.get("norm", "linf"), "")
+    layout = {"yaxis_range": [0, 1], "height": 340, "margin": {"t": 30, "b": 40}}
+    fig.update_layout(xaxis_title=f"ε ({norm})", yaxis_title="robust accuracy", **layout)
+    return fig
+
+
+def certification_curves(certification: dict) -> go.Figure:
+    """Certified accuracy against the L2 radius, with the empirical attack's accuracy on the same
+    smoothed classifier above it (the certificate is a lower bound of it)."""
+    curve = certification.get("curve") or []
+    fig = go.Figure()
+    radii, certified = [p["radius"] for p in curve], [p["certified_acc"] for p in curve]
+    fig.add_trace(go.Scatter(x=radii, y=certified, mode="lines+markers", name="certified"))
+    empirical = [p for p in curve if p.get("empirical_acc") is not None]
+    if empirical:
+        fig.add_trace(
+            go.Scatter(
+                x=[p["radius"] for p in empirical],
+                y=[p["empirical_acc"] for p in empirical],
+                mode="lines+markers",
+                line={"dash": "dash"},
+                name="empirical (APGD + EOT, judged by PREDICT)",
+            )
+        )
+    fig.update_layout(
+        xaxis_title="radius (L2)", yaxis_title="accuracy", yaxis_range=[0, 1], height=340, margin={"t": 30, "b": 40}
+    )
+    return fig

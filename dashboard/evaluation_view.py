@@ -7,6 +7,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from dashboard.charts import certification_curves, evaluation_curves
+
 CHECK_NAMES = {
     "randomized": "randomized model (two passes differ)",
     "outputs_probabilities": "outputs probabilities, not logits",
@@ -49,30 +51,76 @@ def show_evaluation(evaluation: dict, key: str) -> None:
         )
     for warning in evaluation.get("warnings") or []:
         st.warning(warning)
+    if len(evaluation.get("curve") or []) > 2 or evaluation.get("min_norm"):
+        st.plotly_chart(evaluation_curves(evaluation), width="stretch", key=f"{key}_curves")
+
+
+def show_certification(certification: dict, key: str) -> None:
+    """Randomized smoothing's result: its settings, the smoothed classifier's accuracy and
+    abstentions, and the certified (with the empirical) accuracy per L2 radius."""
+    st.markdown(f"**Certified by randomized smoothing:** {certification['label']}")
+    c1, c2 = st.columns(2)
+    c1.metric("smoothed classifier's accuracy", f"{certification['clean_acc']:.1%}")
+    c2.metric("abstained", f"{certification['abstain_rate']:.1%}")
+    st.dataframe(
+        pd.DataFrame(certification["curve"]).rename(
+            columns={"certified_acc": "certified accuracy", "empirical_acc": "empirical accuracy"}
+        ),
+        hide_index=True,
+        key=f"{key}_table",
+        column_config={
+            "certified accuracy": st.column_config.NumberColumn(format="percent"),
+            "empirical accuracy": st.column_config.NumberColumn(format="percent"),
+        },
+    )
+    st.plotly_chart(certification_curves(certification), width="stretch", key=f"{key}_chart")
 
 
 def leaderboard_rows(models: list[dict]) -> pd.DataFrame:
-    """Every registered classifier under every protocol it was evaluated with."""
+    """Every registered classifier under every protocol it was evaluated with, and under every
+    certification at each of its radii (L2; `robust` is then the empirical attack's accuracy on
+    the smoothed classifier, `certified` the certificate's, `clean` the smoothed classifier's)."""
     rows = []
     for m in models:
         summary = m.get("summary") or {}
         recipe = m.get("recipe") or {}
+        model = {
+            "model": m["name"],
+            "dataset": m["dataset"],
+            "method": recipe.get("method", "–"),
+            "activation": m["activation"],
+        }
         for e in summary.get("evaluations") or []:
             rows.append(
                 {
-                    "model": m["name"],
-                    "dataset": m["dataset"],
-                    "method": recipe.get("method", "–"),
-                    "activation": m["activation"],
+                    **model,
                     "norm": e["norm"],
                     "eps": e["eps"],
                     "clean": e["clean_acc"],
                     "robust": e["robust_acc"],
+                    "certified": None,
                     "protocol": e["protocol_label"],
                     "images": e["images"],
                     "model id": m["id"],
                 }
             )
+        for c in summary.get("certifications") or []:
+            for point in c["curve"]:
+                if point["radius"] == 0:
+                    continue
+                rows.append(
+                    {
+                        **model,
+                        "norm": "l2",
+                        "eps": point["radius"],
+                        "clean": c["clean_acc"],
+                        "robust": point.get("empirical_acc"),
+                        "certified": point["certified_acc"],
+                        "protocol": c["label"],
+                        "images": c["images"],
+                        "model id": m["id"],
+                    }
+                )
     columns = [
         "model",
         "dataset",
@@ -82,8 +130,10 @@ def leaderboard_rows(models: list[dict]) -> pd.DataFrame:
         "eps",
         "clean",
         "robust",
+        "certified",
         "protocol",
         "images",
         "model id",
     ]
-    return pd.DataFrame(rows, columns=columns).sort_values("robust", ascending=False, ignore_index=True)
+    table = pd.DataFrame(rows, columns=columns)
+    return table.sort_values(["robust", "certified"], ascending=False, na_position="last", ignore_index=True)

@@ -1,7 +1,8 @@
 """What each architecture name fixes, and which `ModelSpec` fields it takes. Torch-free: the API
 validates specs with it, memory admission estimates from it and `core.models` builds from it.
 
-- `small_cnn`, `preact_resnet18`: `width` is the first convolution's channels (default 32).
+- `small_cnn`, `preact_resnet18`: `width` is the first convolution's channels (default 32);
+  `hidden` is `small_cnn`'s fully connected layer's units (default 4·width).
 - `resnet18`, `resnet34`, `resnet50`, `resnet101`: torchvision's ResNets (He et al. 2016; the
   stride of a bottleneck sits on its 3×3 convolution, "v1.5"). `width` is the first stage's
   channels (default 64, torchvision's; stages `width`·[1, 2, 4, 8], ×4 out of a bottleneck);
@@ -31,6 +32,7 @@ class ModelFields(Protocol):
     widen_factor: int | None
     stem: str | None
     sub_block1: bool
+    hidden: int | None
 
 
 Family = Literal["small_cnn", "preact_resnet", "resnet", "wide_resnet"]
@@ -84,7 +86,7 @@ def wrn_blocks_per_stage(depth: int) -> int:
 
 
 def check_architecture_fields(spec: ModelFields) -> None:
-    """The spec's `depth`, `widen_factor`, `stem` and `sub_block1` fit its architecture.
+    """The spec's `depth`, `widen_factor`, `stem`, `sub_block1` and `hidden` fit its architecture.
 
     Raises:
         ValueError: naming the field and what the architecture takes.
@@ -107,3 +109,5 @@ def check_architecture_fields(spec: ModelFields) -> None:
         raise ValueError(f"stem is for resnet18…resnet101, not {spec.arch}")
     if spec.sub_block1 and facts.family != "wide_resnet":
         raise ValueError(f"sub_block1 is for WideResNets, not {spec.arch}")
+    if spec.hidden is not None and spec.arch != "small_cnn":
+        raise ValueError(f"hidden is for small_cnn, not {spec.arch}")

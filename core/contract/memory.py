@@ -55,9 +55,9 @@ def classifier_numbers(model: ModelSpec) -> tuple[int, int]:
         return _wide_resnet_numbers(model)
     c, side, w, k = model.in_channels, model.image_size, model.width, model.num_classes
     if model.arch == "small_cnn":
-        q = side // 4
-        params = (c * w * 9 + w) + (w * 2 * w * 9 + 2 * w) + (2 * w * q * q * 4 * w + 4 * w) + (4 * w * k + k)
-        activations = w * side * side * 2 + 2 * w * (side // 2) ** 2 * 2 + 4 * w
+        q, h = side // 4, model.hidden or 4 * w
+        params = (c * w * 9 + w) + (w * 2 * w * 9 + 2 * w) + (2 * w * q * q * h + h) + (h * k + k)
+        activations = w * side * side * 2 + 2 * w * (side // 2) ** 2 * 2 + h
         return params, activations * SAVED_PER_ACTIVATION
     widths, sides = [w, 2 * w, 4 * w, 8 * w], [side, (side + 1) // 2, (side + 3) // 4, (side + 7) // 8]
     params, c_in = c * w * 9, w

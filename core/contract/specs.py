@@ -132,6 +132,7 @@ class ModelSpec(Spec):
         depth, widen_factor: `wide_resnet` only: 6n + 4 layers, stages width·k·[1, 2, 4].
         stem: resnet18…101 only: `imagenet` (7×7/2 and max-pool; None) or `cifar` (3×3/1, no pool).
         sub_block1: WideResNets only: carry TRADES' unused `sub_block1`, so its checkpoints load.
+        hidden: `small_cnn` only: units of its hidden fully connected layer (None: 4·width).
         mean, std: the normalisation the weights expect, per channel (None: 0.5 each).
     """
 
@@ -145,6 +146,7 @@ class ModelSpec(Spec):
     widen_factor: int | None = Field(default=None, ge=1, le=20)
     stem: Literal["imagenet", "cifar"] | None = None
     sub_block1: bool = False
+    hidden: int | None = Field(default=None, ge=1, le=8192)
     mean: list[float] | None = None
     std: list[float] | None = None
 

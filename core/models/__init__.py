@@ -32,7 +32,9 @@ def _sized(network: type[nn.Module]) -> Callable[[ModelSpec, Act], nn.Module]:
 # One builder per architecture name of the contract, `(spec, activation factory) -> network`
 # (a test checks that none is missing).
 NETWORKS: dict[Architecture, Callable[[ModelSpec, Act], nn.Module]] = {
-    "small_cnn": _sized(SmallCNN),
+    "small_cnn": lambda spec, act: SmallCNN(
+        spec.in_channels, spec.image_size, spec.num_classes, spec.width, act, hidden=spec.hidden
+    ),
     "preact_resnet18": _sized(PreActResNet18),
     **dict.fromkeys(("resnet18", "resnet34", "resnet50", "resnet101"), resnet.build),
     **dict.fromkeys(("wrn28_10", "wrn34_10", "wide_resnet"), wide_resnet.build),

@@ -8,7 +8,7 @@ from torch import nn
 
 
 class SmallCNN(nn.Module):
-    """conv(w)–act–pool–conv(2w)–act–pool–fc(4w)–act–fc(classes).
+    """conv(w)–act–pool–conv(2w)–act–pool–fc(h)–act–fc(classes).
 
     Args:
         in_channels: image channels.
@@ -16,10 +16,20 @@ class SmallCNN(nn.Module):
         num_classes: outputs.
         width: channels of the first convolution (default 32).
         act: factory of the activation module (each layer gets its own instance).
+        hidden: units of the hidden fully connected layer (None: 4·width).
     """
 
-    def __init__(self, in_channels: int, image_size: int, num_classes: int, width: int, act: Callable[[], nn.Module]):
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: int,
+        num_classes: int,
+        width: int,
+        act: Callable[[], nn.Module],
+        hidden: int | None = None,
+    ):
         super().__init__()
+        hidden = hidden or 4 * width
         if image_size % 4:
             raise ValueError(f"SmallCNN needs an image size divisible by 4, got {image_size}")
         side = image_size // 4
@@ -32,7 +42,7 @@ class SmallCNN(nn.Module):
             nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(2 * width * side * side, 4 * width), act(), nn.Linear(4 * width, num_classes)
+            nn.Flatten(), nn.Linear(2 * width * side * side, hidden), act(), nn.Linear(hidden, num_classes)
         )
 
     def forward(self, x):

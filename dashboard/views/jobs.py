@@ -18,7 +18,7 @@ from dashboard.common import (
     show_image,
     side_by_side_json,
 )
-from dashboard.evaluation_view import show_evaluation
+from dashboard.evaluation_view import show_certification, show_evaluation
 
 
 def job_rows(items: list[dict]) -> pd.DataFrame:
@@ -125,6 +125,8 @@ def job_page(job_id: str) -> None:
     live()
     if (job["result"] or {}).get("breakdown"):
         show_evaluation(job["result"], key="job_evaluation")
+    if job["kind"] == "certification" and job["result"]:
+        show_certification(job["result"], key="job_certification")
     side_by_side_json(("Spec", job["spec"]), ("Result", job["result"]))
     artifacts = call(api().artifacts, job_id) or []
     if artifacts:

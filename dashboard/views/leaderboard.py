@@ -20,7 +20,8 @@ def render() -> None:
         return
     st.caption(
         "Robust accuracy is the per-point worst case over the protocol's attacks, run in order. "
-        "A `pgd` or reduced-settings row is a quick look, not a robustness claim."
+        "A `pgd` or reduced-settings row is a quick look, not a robustness claim. A certified row is "
+        "randomized smoothing's L2 certificate (Cohen et al. 2019), its empirical attack beside it."
     )
     st.dataframe(
         table,
@@ -30,6 +31,7 @@ def render() -> None:
         column_config={
             "clean": st.column_config.NumberColumn(format="percent"),
             "robust": st.column_config.NumberColumn(format="percent"),
+            "certified": st.column_config.NumberColumn(format="percent"),
         },
     )
     st.download_button(

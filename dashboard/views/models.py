@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.contract.names import DATASETS, MODEL_KINDS
 from dashboard.common import api, call, job_link, side_by_side_json
-from dashboard.evaluation_view import show_evaluation
+from dashboard.evaluation_view import show_certification, show_evaluation
 
 
 def model_rows(items: list[dict]) -> pd.DataFrame:
@@ -71,6 +71,9 @@ def render() -> None:
     for i, evaluation in enumerate((chosen["summary"] or {}).get("evaluations") or []):
         with st.expander(f"Evaluation {i + 1}: {evaluation['protocol_label']}", expanded=i == 0):
             show_evaluation(evaluation, key=f"model_evaluation_{i}")
+    for i, certification in enumerate((chosen["summary"] or {}).get("certifications") or []):
+        with st.expander(f"Certification {i + 1}: {certification['label']}"):
+            show_certification(certification, key=f"model_certification_{i}")
     side_by_side_json(("Summary", chosen["summary"]), ("Recipe", chosen["recipe"]))
 
 

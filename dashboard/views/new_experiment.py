@@ -15,6 +15,8 @@ METHOD_NAMES = {
     "fast": "Fast-AT (FGSM + random start)",
     "trades": "TRADES",
     "standard": "standard (no attack)",
+    "gaussian": "Gaussian noise (for randomized smoothing)",
+    "smoothadv": "SmoothAdv (PGD on the smoothed classifier)",
 }
 PROTOCOL_NAMES = {
     "standard": "standard: APGD-CE, APGD-T, FAB-T, Square",
@@ -52,7 +54,7 @@ def submit_section(kind: str, spec: dict, label: str, key: str, disabled: bool =
 # The training form's fields that start from the preset: forgotten when another preset is chosen.
 PRESET_FIELDS = (
     *("at_method", "at_epochs", "at_eps", "at_seed", "at_beta", "at_crop", "at_flip", "at_ema", "at_ema_decay"),
-    *("at_resized", "at_holdout", "at_select", "at_smoothing", "at_warmup"),
+    *("at_resized", "at_holdout", "at_select", "at_smoothing", "at_warmup", "at_sigma", "at_m"),
 )
 
 
@@ -82,10 +84,26 @@ def training_form(ps: dict) -> None:
     spec["seed"] = c3.number_input("Seed", 0, 10_000, spec["seed"], key="at_seed")
     if spec["method"] == "trades":
         spec["trades_beta"] = st.number_input("TRADES β", 0.0, 100.0, spec["trades_beta"], key="at_beta")
+    smoothing_options(spec)
     recipe_options(spec["recipe"])
     generated_mix(spec)
     st.caption(f"The finished model is evaluated under: {protocol_text(spec['protocol'])}")
     submit_section("adversarial_training", spec, "Start training", "at_submit")
+
+
+def smoothing_options(spec: dict) -> None:
+    """The noise of the two trainings for randomized smoothing (none for the other methods);
+    SmoothAdv's attack is in L2 (the ε above is then its radius)."""
+    if spec["method"] not in ("gaussian", "smoothadv"):
+        spec["noise"] = None
+        return
+    noise = spec.get("noise") or {"sigma": 0.25, "samples": 1}
+    c1, c2 = st.columns(2)
+    noise["sigma"] = c1.number_input("Noise σ (train at the σ you certify)", 0.01, 4.0, noise["sigma"], key="at_sigma")
+    if spec["method"] == "smoothadv":
+        noise["samples"] = c2.number_input("Noise draws per image (m)", 1, 64, max(noise["samples"], 2), key="at_m")
+        spec["attack"]["norm"] = "l2"
+    spec["noise"] = noise
 
 
 def recipe_options(recipe: dict) -> None:
@@ -175,7 +193,33 @@ def evaluation_form(ps: dict) -> None:
         protocol["steps"] = b1.number_input("APGD iterations", 1, 1000, protocol["steps"] or 100, key="ev_steps")
         protocol["queries"] = b2.number_input("Square queries", 1, 20_000, protocol["queries"], key="ev_queries")
         protocol["eot"] = b3.number_input("EOT samples (rand)", 1, 100, protocol["eot"], key="ev_eot")
+    with st.expander("Robustness curve: more radii, and FMN's minimal-norm curve beside the ensemble's"):
+        radii = st.text_input("Radii (comma-separated, e.g. 0.05, 0.1, 0.2)", "", key="ev_radii")
+        spec["eps_grid"] = [float(r) for r in radii.replace(" ", "").split(",") if r] or None
+        if st.checkbox("FMN's minimal-norm curve (a deterministic model only)", key="ev_fmn"):
+            steps = st.number_input("FMN iterations", 1, 2000, 100, key="ev_fmn_steps")
+            spec["min_norm"] = {"steps": steps}
     submit_section("attack_evaluation", spec, "Start evaluation", "ev_submit", disabled=model is None)
+
+
+def certification_form(ps: dict) -> None:
+    model = choose_model("classifier", key="ce_model")
+    preset = st.selectbox("Preset", list(ps["certification"]), index=1, key="ce_preset")
+    spec = copy.deepcopy(ps["certification"][preset])
+    if model is not None:
+        spec["model_id"] = model["id"]
+        spec["data"]["name"] = model["dataset"]
+    smoothing = spec["smoothing"]
+    c1, c2, c3, c4 = st.columns(4)
+    smoothing["sigma"] = c1.number_input("Noise σ", 0.01, 4.0, smoothing["sigma"], key="ce_sigma")
+    smoothing["n"] = c2.number_input("Samples n", 10, 1_000_000, smoothing["n"], key="ce_n")
+    smoothing["alpha"] = c3.number_input("α", 1e-6, 0.49, smoothing["alpha"], format="%.4f", key="ce_alpha")
+    spec["images"] = c4.number_input("Test images", 1, 100_000, spec["images"], key="ce_images")
+    radii = st.text_input("L2 radii", ", ".join(f"{r:g}" for r in spec["radii"]), key="ce_radii")
+    spec["radii"] = [float(r) for r in radii.replace(" ", "").split(",") if r] or spec["radii"]
+    if not st.checkbox("Attack the smoothed classifier too (the empirical curve)", True, key="ce_attack"):
+        spec["empirical"] = None
+    submit_section("certification", spec, "Start certification", "ce_submit", disabled=model is None)
 
 
 def ddpm_training_form(ps: dict) -> None:
@@ -275,6 +319,7 @@ def render() -> None:
     forms = {
         "Adversarial training": lambda: training_form(ps),
         "Attack evaluation": lambda: evaluation_form(ps),
+        "Certification": lambda: certification_form(ps),
         "DDPM training": lambda: ddpm_training_form(ps),
         "DDPM sampling": lambda: ddpm_sampling_form(ps),
         "Generated dataset": lambda: generation_form(ps),

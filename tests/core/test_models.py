@@ -20,6 +20,18 @@ def test_small_cnn_any_activation(activation, shape):
     assert model(torch.rand(2, c, s, s)).shape == (2, 10)
 
 
+def test_small_cnn_hidden_layer_is_its_own_size_and_counted_by_memory_admission():
+    from core.contract.memory import classifier_numbers
+
+    spec = ModelSpec(arch="small_cnn", image_size=28, width=8, hidden=1024)
+    model = build_model(spec)
+    assert model.net.classifier[1].out_features == 1024 and model.net.classifier[3].in_features == 1024
+    assert classifier_numbers(spec)[0] == sum(p.numel() for p in model.parameters())
+    assert build_model(ModelSpec(arch="small_cnn", image_size=28, width=8)).net.classifier[1].out_features == 32
+    with pytest.raises(ValueError, match="hidden is for small_cnn"):
+        ModelSpec(arch="resnet18", hidden=64)
+
+
 @pytest.mark.parametrize("c,s", [(1, 28), (3, 32)])
 def test_preact_resnet18(c, s):
     model = build_model(

@@ -17,7 +17,8 @@ def parsed_spec(*flags: str):
 
 def test_the_strong_preset_holds_out_training_images_and_reports_on_the_first_test_images():
     spec = train_preset("fmnist-strong", seed=2)
-    assert spec.recipe == RecipeSpec(crop_pad=2, ema_decay=0.999, holdout=1000, select="best")
+    assert spec.recipe == RecipeSpec(ema_decay=0.999, holdout=1000, select="best")
+    assert spec.model.hidden == 1024 and spec.attack.steps == 3 and spec.epochs == 30
     assert spec.data.train_subset is None and spec.data.seed == 2 == spec.seed
     evaluation = eval_preset("fmnist-strong")
     assert evaluation.data.test_subset is None and evaluation.protocol.images == 1000
@@ -27,12 +28,11 @@ def test_the_strong_preset_holds_out_training_images_and_reports_on_the_first_te
 
 def test_recipe_flags_change_only_what_they_name():
     assert parsed_spec() == train_preset("fmnist-strong")
-    spec = parsed_spec("--crop-pad", "0", "--no-ema", "--select", "last", "--label-smoothing", "0.1")
-    assert spec.recipe == RecipeSpec(holdout=1000, label_smoothing=0.1)
+    spec = parsed_spec("--crop-pad", "2", "--no-ema", "--select", "last", "--label-smoothing", "0.1")
+    assert spec.recipe == RecipeSpec(crop_pad=2, holdout=1000, label_smoothing=0.1)
     flags = ("--flip", "--resized-crop", "0.25", "--ema-decay", "0.99", "--no-use-ema", "--eps-warmup-epochs", "3")
     spec = parsed_spec(*flags, "--holdout", "500")
     assert spec.recipe == RecipeSpec(
-        crop_pad=2,
         flip=True,
         resized_crop=0.25,
         ema_decay=0.99,

@@ -320,3 +320,26 @@ class FakeApi:
     def image(self, url):
         self._record("image", url)
         return png()
+
+
+def certification(clean: float = 0.8, certified: tuple[float, ...] = (0.6, 0.4, 0.1)) -> dict:
+    """A certification job's result, shaped by the model core returns."""
+    from core.evaluation.certification import Certification
+
+    radii = (0.25, 0.5, 1.0)
+    curve = [{"radius": 0.0, "certified_acc": clean - 0.05, "empirical_acc": clean}]
+    for r, c in zip(radii, certified, strict=True):
+        curve.append({"radius": r, "certified_acc": c, "empirical_acc": c + 0.1})
+    whole = Certification(
+        spec={"smoothing": {"sigma": 0.25, "n0": 100, "n": 10_000, "alpha": 0.001}},
+        label="smoothing σ=0.25 (n0=100, n=10000, α=0.001), 500 images, seed 0",
+        images=500,
+        clean_acc=clean,
+        abstain_rate=0.07,
+        curve=curve,
+        predictions=[],
+        radii=[],
+        labels=[],
+        seconds=12.0,
+    ).model_dump()
+    return {k: v for k, v in whole.items() if k not in ("predictions", "radii", "labels")}

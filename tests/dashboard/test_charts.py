@@ -46,3 +46,17 @@ def test_top_k_orders_classes_and_keeps_names_categorical():
     assert top_k(probs, [str(i) for i in range(10)], 3) == [("1", 0.5), ("3", 0.35), ("0", 0.1)]
     fig = top_k_bar(probs, [str(i) for i in range(10)], "before", k=3)
     assert list(fig.data[0].y) == ["0", "3", "1"] and fig.layout.yaxis.type == "category"  # best on top
+
+
+def test_an_evaluations_curves_and_a_certifications_are_drawn_with_their_companions():
+    from dashboard.charts import certification_curves, evaluation_curves
+    from tests.dashboard.fake_api import certification
+
+    evaluation = {"norm": "l2", "curve": [{"eps": 0.0, "robust_acc": 0.9}, {"eps": 0.5, "robust_acc": 0.4}]}
+    assert [t.name for t in evaluation_curves(evaluation).data] == ["ensemble"]
+    evaluation["min_norm"] = {"norm": "l2", "steps": 50, "curve": [{"eps": 0.0, "robust_acc": 0.9}]}
+    fig = evaluation_curves(evaluation)
+    assert [t.name for t in fig.data] == ["ensemble", "FMN minimal norms (l2, 50 steps)"]
+    assert fig.layout.xaxis.title.text == "ε (L2)" and tuple(fig.layout.yaxis.range) == (0, 1)
+    fig = certification_curves(certification())
+    assert list(fig.data[0].y) == [0.75, 0.6, 0.4, 0.1] and list(fig.data[1].y) == [0.8, 0.7, 0.5, 0.2]

@@ -270,3 +270,53 @@ def test_robustness_shows_a_defenses_three_numbers_and_a_generated_dataset():
     assert row["robust accuracy (the lowest)"] == 0.2 and row["t*"] == 100
     assert any("ddim-50" in c.value and "Fréchet distance 30.8 (1000 images)" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 3  # curves, scatter, the class histogram
+
+
+def test_a_certification_job_shows_the_certified_and_empirical_curves():
+    from tests.dashboard.fake_api import certification
+
+    result = certification()
+    at = run_page("jobs", FakeApi(jobs=[job("c1", kind="certification", result=result)]), {"job": "c1"})
+    assert any("smoothing σ=0.25" in m.value for m in at.markdown)
+    assert [m.value for m in at.metric] == ["80.0%", "7.0%"]
+    table = at.dataframe[0].value
+    assert list(table["radius"]) == [0.0, 0.25, 0.5, 1.0] and list(table["certified accuracy"])[1:] == [0.6, 0.4, 0.1]
+    assert len(at.get("plotly_chart")) == 2  # the job's metrics chart and the certification's
+
+
+def test_an_evaluation_with_a_minimal_norm_curve_draws_it_beside_the_ensembles():
+    from tests.dashboard.fake_api import evaluation
+
+    result = evaluation(0.8, 0.6) | {"curve": [{"eps": 0.0, "robust_acc": 0.8}, {"eps": 0.1, "robust_acc": 0.6}]}
+    fmn = [{"eps": 0.0, "robust_acc": 0.8}, {"eps": 0.1, "robust_acc": 0.62}]
+    result["min_norm"] = {"norm": "linf", "steps": 100, "curve": fmn}
+    at = run_page("jobs", FakeApi(jobs=[job("e2", kind="attack_evaluation", result=result)]), {"job": "e2"})
+    assert len(at.get("plotly_chart")) == 2  # the metrics, and the two curves
+
+
+def test_new_experiment_submits_a_certification_and_an_evaluation_with_fmn():
+    fake = FakeApi()
+    at = run_page("new_experiment", fake)
+    at.number_input(key="ce_sigma").set_value(0.5)
+    at.text_input(key="ce_radii").set_value("0.5, 1")
+    at.button(key="ce_submit").click().run()
+    ((_, (kind, spec), _),) = [c for c in called(fake, "submit") if c[1][0] == "certification"]
+    assert spec["model_id"] == "m1" and spec["smoothing"]["sigma"] == 0.5 and spec["radii"] == [0.5, 1.0]
+    at.text_input(key="ev_radii").set_value("0.05, 0.1")
+    at.checkbox(key="ev_fmn").check().run()
+    at.button(key="ev_submit").click().run()
+    spec = [c for c in called(fake, "submit") if c[1][0] == "attack_evaluation"][-1][1][1]
+    assert spec["eps_grid"] == [0.05, 0.1] and spec["min_norm"] == {"steps": 100}
+
+
+def test_the_leaderboard_lists_certifications_with_a_certified_column():
+    from dashboard.evaluation_view import leaderboard_rows
+    from tests.dashboard.fake_api import certification
+
+    model = classifier("m9", "silu", 0.8, 0.6)
+    model["summary"]["certifications"] = [{**certification(), "sigma": 0.25, "job_id": "c1"}]
+    table = leaderboard_rows([model])
+    certified = table[table["certified"].notna()]
+    assert list(certified["eps"]) == [0.25, 0.5, 1.0] and set(certified["norm"]) == {"l2"}
+    assert list(certified["certified"]) == [0.6, 0.4, 0.1] and list(certified["robust"]) == [0.7, 0.5, 0.2]
+    assert table["certified"].isna().sum() == len(model["summary"]["evaluations"])
