@@ -19,7 +19,7 @@ from core.contract.names import (
     TRAIN_PRESET_NAMES,
     Probe,
 )
-from core.contract.presets import eval_preset, train_preset
+from core.contract.presets import eval_preset, smoothing_training, train_preset
 from core.contract.progress import progress_bar
 from core.contract.recipe_specs import Selection
 from core.contract.specs import ActivationSpec, TrainSpec
@@ -52,6 +52,8 @@ def _train_spec(args) -> TrainSpec:
     d["recipe"].update({k: v for k, v in recipe_flags(args).items() if v is not None})
     if args.no_ema:
         d["recipe"]["ema_decay"] = None
+    if d["method"] in ("gaussian", "smoothadv") and d.get("noise") is None:  # the smoothing presets' noise and attack
+        d = smoothing_training(TrainSpec.model_validate({**d, "method": "pgd"}), d["method"]).model_dump()
     if args.noise_sigma is not None or args.noise_samples is not None:
         given = {"sigma": args.noise_sigma, "samples": args.noise_samples}
         d["noise"] = {**(d.get("noise") or {}), **{k: v for k, v in given.items() if v is not None}}

@@ -74,3 +74,18 @@ def test_noise_training_makes_the_smoothed_classifier_certifiable(tmp_path):
         certified[name] = sum(c == t and r >= 0.25 for c, t, r in zip(classes, y, radii, strict=True)) / len(y)
     assert certified["gaussian"] > certified["standard"] + 0.1, certified
     assert certified["smoothadv"] > certified["standard"] + 0.1, certified
+
+
+def test_the_command_line_trains_for_smoothing_with_the_presets_noise_and_attack():
+    from core.cli.local import _train_spec
+    from core.cli.main import build_parser
+
+    def parsed(*flags):
+        return _train_spec(build_parser().parse_args(["train", "--preset", "smoke", *flags]))
+
+    gaussian = parsed("--method", "gaussian")
+    assert gaussian.noise.sigma == 0.25 and gaussian.attack.norm == "linf"
+    smoothadv = parsed("--method", "smoothadv", "--noise-sigma", "0.5", "--noise-samples", "4")
+    assert smoothadv.noise.sigma == 0.5 and smoothadv.noise.samples == 4 and smoothadv.attack.norm == "l2"
+    with pytest.raises(ValueError, match="noise"):
+        parsed("--noise-sigma", "0.5")  # PGD-AT takes no smoothing noise
