@@ -14,6 +14,9 @@
 # Fashion-MNIST): `bench/gpu_carry.sh` here fills .whl/ and .data/ (both ignored by git); carry
 # them and run: `bash bench/gpu.sh`.
 #
+# Issue 25's certification: noisy samples/s of randomized smoothing for the small CNN and PreAct
+# ResNet-18, fp32 and bf16, and the hours of a 500-image certification (bench/certify_speed.py).
+#
 # Issue 23's networks: PGD-10 AT images/s of PreAct ResNet-18 and WRN-34-10 at 32 px and ResNet-50
 # at 224 px, fp32 and bf16, with each preset's hours at that rate (bench/network_speed.py).
 #
@@ -62,6 +65,8 @@ timeout $((170 * X)) "$PY" -m bench.gpu_figures --out "$OUT_DIR/gpu_figures.json
 timeout $((130 * X)) "$PY" -m bench.eval_speed --out "$OUT_DIR/eval_speed.json" 2>&1 | tee "$OUT_DIR/eval_speed.log" || status=1
 timeout $((120 * X)) "$PY" -m bench.network_speed --out "$OUT_DIR/network_speed.json" 2>&1 \
   | tee "$OUT_DIR/network_speed.log" || status=1
+timeout $((60 * X)) "$PY" -m bench.certify_speed --out "$OUT_DIR/certify_speed.json" 2>&1 \
+  | tee "$OUT_DIR/certify_speed.log" || status=1
 PURIFY_ARGS=$("$PY" -c "import torch; print('--batch 512 --generate 1024 --bf16' if torch.cuda.is_available() else '--batch 16 --generate 16 --repeats 1')")
 # shellcheck disable=SC2086
 timeout $((110 * X)) "$PY" -m bench.purification_speed $PURIFY_ARGS --out "$OUT_DIR/purification_speed.json" 2>&1 \
