@@ -61,6 +61,7 @@ class JobOut(BaseModel):
     message: str
     result: dict[str, Any] | None
     error: str | None
+    error_type: str | None = Field(default=None, description="the exception's type when a runner raised one")
     owner: str | None
     study_id: str | None
     attempts: int

@@ -1,10 +1,11 @@
-"""The interactive endpoints' bounded wait, and artifact ids turned into URLs."""
+"""The interactive endpoints' bounded wait, the upload routes' answer, and artifact ids turned into URLs."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from fastapi import Response, status
+from fastapi import HTTPException, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -65,3 +66,25 @@ def answer(session: Session, response: Response, database_url: str, job: Job, se
         session.refresh(job)
         return with_urls(session, job)
     return with_urls(session, done)
+
+
+REFUSALS = ("ValueError", "ArchiveError")  # what an upload's checks raise for bad input: said without their type
+
+
+def upload_answer(
+    session: Session, response: Response, database_url: str, job: Job, seconds: float, made: Callable[[Job], dict]
+) -> dict:
+    """The answer of an upload route: `made(job)` (what the upload registered) once its job has
+    succeeded within `seconds`; the job as it is (202) while it runs; a 422 with the job's failure
+    when its checks refused the upload (the message alone for a check's refusal, `Type: message`
+    for anything else)."""
+    done = wait_for(database_url, job.id, seconds)
+    if done is None:
+        response.status_code = status.HTTP_202_ACCEPTED
+        session.refresh(job)
+        return with_urls(session, job)
+    if done.status != "succeeded":
+        refused = done.error_type in REFUSALS and done.error
+        why = done.error.removeprefix(f"{done.error_type}: ") if refused else (done.error or done.status)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, why)
+    return made(done)

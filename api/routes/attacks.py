@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from api.access import visible_model
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep
 from api.limits import InteractiveRate
-from api.routes.jobs import submit
+from api.submission import submit
 from api.uploads import read_bounded, to_model_input
 from api.waiting import INTERACTIVE_RESPONSES, answer
 from core.contract.job_specs import ImageAttackSpec

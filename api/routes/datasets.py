@@ -14,9 +14,9 @@ from sqlalchemy import select
 from api.access import data_root_folders, delete_audited, visible_dataset
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep
 from api.limits import InteractiveRate
-from api.routes.jobs import submit
+from api.submission import submit
 from api.uploads import read_bounded
-from api.waiting import wait_for, with_urls
+from api.waiting import upload_answer
 from core.contract.job_specs import DatasetUploadSpec
 from core.contract.names import NAMED_DATASETS
 from core.data.archive import ArchiveError, ArchiveLimits, members
@@ -24,7 +24,7 @@ from core.data.catalogue import class_names
 from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.db import write_lock
 from core.store.deletion import delete_dataset
-from core.store.orm import DatasetRow
+from core.store.orm import DatasetRow, Job
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -97,16 +97,11 @@ def upload_dataset(
         )
         spec = DatasetUploadSpec(archive_artifact_id=upload.id, name=name, seed=seed)
         job = submit(session, queue, settings, kind="dataset_upload", spec=spec, caller=caller)
-    done = wait_for(settings.database_url, job.id, wait)
-    if done is None:
-        response.status_code = status.HTTP_202_ACCEPTED
-        session.refresh(job)
-        return with_urls(session, job)
-    if done.status != "succeeded":
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, (done.error or done.status).removeprefix("ArchiveError: ")
-        )
-    return dataset_out(session.get(DatasetRow, done.result["dataset_id"]))
+
+    def registered(done: Job) -> dict:
+        return dataset_out(session.get(DatasetRow, done.result["dataset_id"]))
+
+    return upload_answer(session, response, settings.database_url, job, wait, registered)
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)

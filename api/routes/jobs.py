@@ -8,113 +8,20 @@ from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from api.access import delete_audited, jobs_visible_to, require_owner, visible_job
-from api.deps import MAX_OFFSET, Caller, KeyDep, QueueDep, SessionDep, SettingsDep
-from api.limits import announced_devices, check_limits, check_memory
-from api.references import authorize
+from api.deps import MAX_OFFSET, KeyDep, QueueDep, SessionDep, SettingsDep
 from api.schemas import JobIn, JobList, JobOut, MetricOut
+from api.submission import submit, validate_spec
 from core.contract.kinds import job_kind, spec_from_preset
-from core.contract.names import FINISHED
-from core.contract.specs import ModelSpec
-from core.settings import Settings
 from core.store import audit
 from core.store import jobs as store_jobs
-from core.store.db import write_lock
 from core.store.deletion import delete_job
 from core.store.orm import Artifact, Job
-from core.store.registry import get_model
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-QUOTA_RETRY_SECONDS = 60  # what a 429 for the queued-job limit asks the client to wait
-
-
-def validate_spec(kind: str, raw: dict) -> BaseModel:
-    """The kind's spec model from `raw`; errors come back as 422 naming `spec.<field>`."""
-    try:
-        return job_kind(kind).spec.model_validate(raw)
-    except ValidationError as e:
-        raise RequestValidationError(
-            [{**err, "loc": ("body", "spec", *err["loc"])} for err in e.errors(include_url=False)]
-        ) from e
-
-
-def registered_model_spec(session: Session, spec: BaseModel) -> ModelSpec | None:
-    """The architecture of the registered classifier a spec acts on, if any (for memory admission)."""
-    model_id = getattr(spec, "model_id", None)
-    row = get_model(session, model_id=model_id) if model_id else None
-    if row is None or row.kind != "classifier" or "model" not in (row.recipe or {}):
-        return None
-    try:
-        return ModelSpec.model_validate(row.recipe["model"])
-    except ValueError:
-        return None
-
-
-def check_quota(session: Session, settings: Settings, caller: Caller, new_jobs: int = 1) -> None:
-    """429 (with Retry-After) when the caller's unfinished jobs would pass the per-user limit."""
-    waiting = session.scalar(
-        select(func.count()).select_from(Job).where(Job.owner_id == caller.user_id, Job.status.not_in(FINISHED))
-    )
-    if waiting + new_jobs > settings.max_queued_jobs_per_user:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"{caller.name} has {waiting} unfinished job(s); the limit per user is "
-            f"{settings.max_queued_jobs_per_user}: wait for some to finish, or cancel some",
-            headers={"Retry-After": str(QUOTA_RETRY_SECONDS)},
-        )
-
-
-def submit(
-    session: Session,
-    queue,
-    settings: Settings,
-    *,
-    kind: str,
-    spec: BaseModel,
-    caller: Caller,
-    study_id: str | None = None,
-    quota_checked: bool = False,
-) -> Job:
-    """Store the job (owned by the caller), commit, then enqueue it (a lost send is re-enqueued by
-    the workers)."""
-    check_limits(kind, spec, settings)
-    named = authorize(session, settings, caller, kind, spec)
-    check_memory(kind, spec, settings, model=registered_model_spec(session, spec))
-    if not quota_checked:
-        check_quota(session, settings, caller)
-    with write_lock(settings.database_url):
-        job = store_jobs.create_job(
-            session,
-            kind=kind,
-            spec=spec.model_dump(mode="json"),
-            owner=caller.name,
-            owner_id=caller.user_id,
-            study_id=study_id,
-        )
-        largest = announced_devices(settings.redis_url).get(job.queue, 0)
-        if largest and store_jobs.devices_asked(job) > largest:  # accepted: it waits for such a worker
-            job.message = store_jobs.waiting_for_devices(store_jobs.devices_asked(job), largest)
-        audit.record(
-            session,
-            user_id=caller.user_id,
-            user_name=caller.name,
-            action="submit",
-            object_type="job",
-            object_id=job.id,
-            detail={"kind": kind, "study_id": study_id, "references": {r.path: r.value for r in named}},
-        )
-        session.commit()
-    try:
-        queue.send(job.id, job.queue)
-    except Exception:  # the broker is away: the job stays queued and the workers re-enqueue it
-        log.warning("could not enqueue job %s now; the workers will re-enqueue it", job.id, exc_info=True)
-    return job
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)

@@ -13,17 +13,17 @@ from pydantic import ValidationError
 from api.access import delete_audited, models_visible_to, require_owner, visible_model
 from api.deps import MAX_OFFSET, KeyDep, QueueDep, SessionDep, SettingsDep
 from api.limits import InteractiveRate
-from api.routes.jobs import submit
 from api.schemas import ModelList, ModelOut
+from api.submission import submit
 from api.uploads import check_safetensors, read_bounded
-from api.waiting import wait_for, with_urls
+from api.waiting import upload_answer
 from core.contract.job_specs import ModelUploadSpec
 from core.contract.specs import DataSpec, ModelSpec
 from core.contract.weights_files import check_pytorch_file, weights_format
 from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.db import write_lock
 from core.store.deletion import delete_model
-from core.store.orm import RegisteredModel
+from core.store.orm import Job, RegisteredModel
 from core.store.registry import get_model, list_models
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -141,16 +141,11 @@ def upload_model(
         )
         job_spec = job_spec.model_copy(update={"weights_artifact_id": upload.id})
         job = submit(session, queue, settings, kind="model_upload", spec=job_spec, caller=caller)
-    done = wait_for(settings.database_url, job.id, wait)
-    if done is None:
-        response.status_code = status.HTTP_202_ACCEPTED
-        session.refresh(job)
-        return with_urls(session, job)
-    if done.status != "succeeded":
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, (done.error or done.status).removeprefix("ValueError: ")
-        )
-    return ModelOut.model_validate(get_model(session, model_id=done.result["model_id"])).model_dump(mode="json")
+
+    def registered(done: Job) -> dict:
+        return ModelOut.model_validate(get_model(session, model_id=done.result["model_id"])).model_dump(mode="json")
+
+    return upload_answer(session, response, settings.database_url, job, wait, registered)
 
 
 @router.delete("/{model_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep
 from api.limits import InteractiveRate
-from api.routes.jobs import submit
+from api.submission import submit
 from api.waiting import INTERACTIVE_RESPONSES, answer
 from core.contract.diffusion_specs import DDPMForwardSpec, DDPMSampleSpec
 

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from api.access import delete_audited, require_owner
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
-from api.routes.jobs import check_quota, submit
 from api.schemas import StudyIn, StudyOut, StudySummary
+from api.submission import check_quota, submit
 from core.contract.presets import train_preset
 from core.contract.specs import ActivationSpec
 from core.store.db import write_lock

@@ -56,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ctx.progress = progress  # the injected faults' epoch points (a no-op unless a test set a fault)
     status, result, error = run_claimed(ctx, kind, raw_spec, settings)
-    if distributed and status == "failed" and ddp.peer_failure(error):  # a rank that died broke the
-        time.sleep(PEER_GRACE_SECONDS)  # all-reduce: torchrun stops this one too, an abnormal end to resume from
+    broken_by_a_peer = distributed and status == "failed" and ddp.peer_failure(error.text if error else None)
+    if broken_by_a_peer:  # a rank that died broke the all-reduce: torchrun stops this one too, an abnormal end
+        time.sleep(PEER_GRACE_SECONDS)  # to resume from
     maybe_fail(settings.fault_dir, job_id, "finish")
     finish(settings, job_id, status, result, error)
     if distributed:

@@ -27,6 +27,7 @@ from core.settings import Settings
 from core.store import jobs as store_jobs
 from core.store.artifacts import ArtifactStore
 from core.store.db import session_scope
+from core.store.jobs import Failure
 from core.training.checkpoint import has_checkpoint
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,8 @@ def heartbeat(job_id: str, settings: Settings, worker: str, done: threading.Even
 
 def run_claimed(
     ctx: JobContext, kind: str, raw_spec: dict, tracking: Settings | None = None
-) -> tuple[str, dict | None, str | None]:
-    """Run the claimed job's runner: (status, result, error). Never raises for the job's own
+) -> tuple[str, dict | None, Failure | None]:
+    """Run the claimed job's runner: (status, result, failure). Never raises for the job's own
     failure: a failing job fails, the process lives on. With `tracking` settings that name an
     MLflow server, the job is logged there (`core.jobs.tracking`)."""
     ctx.tracker = start_tracking(ctx, kind, raw_spec, tracking)
@@ -95,7 +96,7 @@ def start_tracking(ctx: JobContext, kind: str, raw_spec: dict, settings: Setting
     return tracker
 
 
-def _run(ctx: JobContext, kind: str, raw_spec: dict) -> tuple[str, dict | None, str | None]:
+def _run(ctx: JobContext, kind: str, raw_spec: dict) -> tuple[str, dict | None, Failure | None]:
     row, away_since = job_kind(kind), None
     while True:
         try:
@@ -109,15 +110,16 @@ def _run(ctx: JobContext, kind: str, raw_spec: dict) -> tuple[str, dict | None, 
             away_since = away_since or time.monotonic()
             if time.monotonic() - away_since > ctx.outage_seconds:
                 log.exception("job %s: the store stayed away", ctx.job_id)
-                return "failed", None, f"the job store stayed away for over {ctx.outage_seconds:g} s: {e}"
+                away = f"the job store stayed away for over {ctx.outage_seconds:g} s: {e}"
+                return "failed", None, Failure(None, away)
             log.warning("job %s: the store went away; running it again from its checkpoint", ctx.job_id)
             time.sleep(2.0)
         except Exception as e:
             log.exception("job %s failed", ctx.job_id)
-            return "failed", None, f"{type(e).__name__}: {e}"
+            return "failed", None, Failure.of(e)
 
 
-def finish(settings: Settings, job_id: str, status: str, result: dict | None, error: str | None) -> None:
+def finish(settings: Settings, job_id: str, status: str, result: dict | None, error: Failure | str | None) -> None:
     """The job's final write, retried while the store is away (at most `outage_seconds`)."""
 
     def write() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
@@ -209,15 +210,35 @@ def get_metrics(session: Session, *, job_id: str) -> list[MetricPoint]:
     return list(session.scalars(query).all())
 
 
+@dataclass(frozen=True)
+class Failure:
+    """Why a job failed: the type of the exception its runner raised (None for an end without
+    one: the store away, a crash, a kill, a time limit) and its message."""
+
+    type: str | None
+    message: str
+
+    @classmethod
+    def of(cls, e: BaseException) -> Failure:
+        return cls(type(e).__name__, str(e))
+
+    @property
+    def text(self) -> str:
+        """What `jobs.error` holds: `Type: message`."""
+        return f"{self.type}: {self.message}" if self.type else self.message
+
+
 def finish_job(
-    session: Session, *, job_id: str, status: str, result: dict | None = None, error: str | None = None
+    session: Session, *, job_id: str, status: str, result: dict | None = None, error: str | Failure | None = None
 ) -> None:
     if status not in FINISHED:
         raise ValueError(f"finish_job needs a final status {FINISHED}, got {status!r}")
+    failure = error if isinstance(error, Failure) else None
     values = {
         "status": status,
         "result": result,
-        "error": error,
+        "error": failure.text if failure else error,
+        "error_type": failure.type if failure else None,
         "finished_at": utcnow(),
         "lease_owner": None,
         "lease_expires_at": None,

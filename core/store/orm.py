@@ -78,6 +78,7 @@ class Job(Base):
     message: Mapped[str] = mapped_column(String(500), default="")
     result: Mapped[dict | None] = mapped_column(FiniteJSON)
     error: Mapped[str | None] = mapped_column(Text)
+    error_type: Mapped[str | None] = mapped_column(String(100))  # the exception's type (None: a crash, a kill)
     owner: Mapped[str | None] = mapped_column(String(100))
     owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
     study_id: Mapped[str | None] = mapped_column(ForeignKey("studies.id"), index=True)

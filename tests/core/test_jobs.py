@@ -65,6 +65,7 @@ class Lab:
                 "status": job.status,
                 "result": job.result,
                 "error": job.error,
+                "error_type": job.error_type,
                 "progress": job.progress,
                 "metrics": [(m.step, m.name) for m in metrics],
                 "artifacts": {a.uri.rsplit("/", 1)[-1]: a.uri for a in artifacts},
@@ -235,7 +236,7 @@ def test_a_defended_model_is_registered_and_evaluated_three_ways(lab, classifier
     evaluation = lab.run("attack_evaluation", spec)
     assert evaluation["status"] == "succeeded", evaluation["error"]
     no_fmn = lab.run("attack_evaluation", spec.model_copy(update={"min_norm": MinNormSpec(steps=5)}))
-    assert no_fmn["status"] == "failed" and "deterministic" in no_fmn["error"]
+    assert no_fmn["status"] == "failed" and "deterministic" in no_fmn["error"] and no_fmn["error_type"] == "ValueError"
     ways = evaluation["result"]["defense"]
     assert evaluation["result"]["robust_acc"] == min(
         ways[w]["robust_acc"] for w in ("non_adaptive", "bpda", "adaptive")

@@ -109,4 +109,4 @@ def test_a_runner_whose_own_writes_hit_an_outage_runs_again_then_gives_up_after_
     calls.clear()
     away_for[0], ctx.outage_seconds = 10**9, 0.05
     status, result, error = running.run_claimed(ctx, "k", {})
-    assert (status, result) == ("failed", None) and "stayed away for over 0.05 s" in error
+    assert (status, result) == ("failed", None) and "stayed away for over 0.05 s" in error.text and not error.type
