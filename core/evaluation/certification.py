@@ -11,6 +11,7 @@ empirical one; a certified point above it (beyond PREDICT's own Monte-Carlo nois
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -91,8 +92,13 @@ def certified_robustness(
     s, grid = spec.smoothing, sorted({0.0, *spec.radii})
     settings = {"num_classes": num_classes, "seed": spec.seed}
     predictions, radii, smoothed = [], [], []
-    steps = len(x) * (2 + (len(grid) - 1 if spec.empirical else 0))
-    done = 0
+    total, done = len(x) * (2 + (len(grid) - 1 if spec.empirical else 0)), 0
+
+    def advance(images: int, message: str) -> None:
+        nonlocal done
+        done += images
+        progress(Progress(fraction=done / total, message=message))
+
     for start in range(0, len(x), CHUNK):
         stop_if_asked(should_stop)
         xb = x[start : start + CHUNK]
@@ -100,25 +106,24 @@ def certified_robustness(
         predictions += classes
         radii += r
         smoothed += predict(model, xb, s, first_index=start, **settings)
-        done += 2 * len(xb)
-        progress(Progress(fraction=done / steps, message=f"certified {start + len(xb)} of {len(x)} images"))
+        advance(2 * len(xb), f"certified {start + len(xb)} of {len(x)} images")
     labels = y.tolist()
+    clean = sum(p == t for p, t in zip(smoothed, labels, strict=True)) / max(len(x), 1)
     empirical = {}
     if spec.empirical is not None:
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices):  # the attack's noise and starts, seeded
             torch.manual_seed(spec.seed)
-            empirical = empirical_accuracy(model, x, y, spec, grid, settings, progress, should_stop, done, steps)
+            empirical = {0.0: clean, **empirical_accuracy(model, x, y, spec, grid, num_classes, should_stop, advance)}
     curve = [
         RadiusPoint(radius=r, certified_acc=certified_at(predictions, radii, labels, r), empirical_acc=empirical.get(r))
         for r in grid
     ]
-    correct = sum(p == t for p, t in zip(smoothed, labels, strict=True))
     return Certification(
         spec=spec.model_dump(mode="json", exclude={"model_id"}),
         label=spec.label,
         images=len(x),
-        clean_acc=correct / max(len(x), 1),
+        clean_acc=clean,
         abstain_rate=sum(p == ABSTAIN for p in predictions) / max(len(x), 1),
         curve=curve,
         predictions=predictions,
@@ -128,8 +133,17 @@ def certified_robustness(
     )
 
 
-def empirical_accuracy(model, x, y, spec: CertifySpec, grid, settings, progress, should_stop, done, steps) -> dict:
-    """PREDICT's accuracy on the images attacked at each radius of `grid` (0: unattacked)."""
+def empirical_accuracy(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: CertifySpec,
+    grid: list[float],
+    num_classes: int,
+    should_stop: StopFn,
+    advance: Callable[[int, str], None],
+) -> dict[float, float]:
+    """PREDICT's accuracy on the images attacked at each radius > 0 of `grid`."""
     noisy, device = NoisyInput(model, spec.smoothing.sigma, clamp=False), device_of(model)
     out = {}
     for radius in grid:
@@ -145,9 +159,8 @@ def empirical_accuracy(model, x, y, spec: CertifySpec, grid, settings, progress,
             xb, yb = x[start : start + CHUNK].to(device), y[start : start + CHUNK].to(device)
             with true_gradients(model):
                 x_adv = attack(noisy, xb, yb).detach()
-            answers = predict(model, x_adv, spec.smoothing, first_index=start, **settings)
+            answers = predict(model, x_adv, spec.smoothing, num_classes=num_classes, seed=spec.seed, first_index=start)
             correct += sum(a == t for a, t in zip(answers, yb.tolist(), strict=True))
-            done += len(xb)
-            progress(Progress(fraction=done / steps, message=f"attacking the smoothed classifier at r = {radius:g}"))
+            advance(len(xb), f"attacking the smoothed classifier at r = {radius:g}")
         out[radius] = correct / max(len(x), 1)
     return out
