@@ -14,6 +14,7 @@ from api.access import delete_audited, jobs_visible_to, require_owner, visible_j
 from api.deps import MAX_OFFSET, KeyDep, QueueDep, SessionDep, SettingsDep
 from api.schemas import JobIn, JobList, JobOut, MetricOut
 from api.submission import submit, validate_spec
+from api.waiting import with_urls
 from core.contract.kinds import job_kind, spec_from_preset
 from core.store import audit
 from core.store import jobs as store_jobs
@@ -62,8 +63,10 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def read_job(job_id: str, session: SessionDep, caller: KeyDep) -> Job:
-    return visible_job(session, caller, job_id)
+def read_job(job_id: str, session: SessionDep, caller: KeyDep) -> dict:
+    """The job, with `/v1/artifacts/...` URLs beside the artifact ids of its result (as the
+    interactive endpoints answer: a client that got a 202 reads the same links here)."""
+    return with_urls(session, visible_job(session, caller, job_id))
 
 
 @router.get("/{job_id}/metrics", response_model=list[MetricOut])

@@ -7,6 +7,7 @@ does): the file `<fault dir>/<job id>` says what to do and when, e.g.
     allocate:4000000000@start   allocate and touch 4 GB (past a memory budget: the worker kills it)
     sigkill@finish         SIGKILL after the runner returned, before the job's final write
     error@follower         an exception in each rank beyond 0 of a `gpus` job as its training starts
+    hang@epoch:1           sleep for good once epoch 1's checkpoint is out (a hung job: its time limit ends it)
 
 A file whose first line is followed by `once` is removed when it fires, so the next attempt runs.
 """
@@ -17,6 +18,7 @@ import ctypes
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -55,5 +57,8 @@ def maybe_fail(fault_dir: Path | None, job_id: str, point: str) -> None:
         _HELD.append(block)  # kept until the process ends (or the worker kills it)
     elif what == "error":
         raise RuntimeError(f"injected error at {point}")
+    elif what == "hang":
+        while True:
+            time.sleep(3600)
     else:
         raise ValueError(f"unknown injected fault {what!r}")

@@ -65,6 +65,8 @@ def lab(tmp_path):
         ids["dataset"] = row.id
         train_job = finished(s, "adversarial_training", SMOKE.model_dump(mode="json"), alice)
         ids["checkpoint"] = art(f"jobs/{train_job.id}/checkpoint/model.safetensors", "checkpoint", train_job.id, None)
+        train_job.result = {"checkpoint_artifact_id": ids["checkpoint"], "model_id": "not-an-artifact"}
+        ids["train_job"] = train_job.id
         fields = {
             "kind": "classifier",
             "dataset": "digits",
@@ -196,3 +198,10 @@ def test_a_private_jobs_evaluation_is_not_written_into_a_shared_models_summary(l
         assert record_evaluation(s, model_id=lab["private_model"], entry={"job_id": private_eval.id, "robust_acc": 0.3})
     evaluations = lab["bob"].get(f"/v1/models/{lab['shared_model']}").json()["summary"]["evaluations"]
     assert [e["robust_acc"] for e in evaluations] == [0.2]
+
+
+def test_a_job_read_by_id_carries_the_urls_of_its_artifacts(lab):
+    """GET /v1/jobs/{id} links the artifact ids of the result as the interactive answers do (a
+    client that got a 202 finds the same URLs there); an id that is no artifact gets none."""
+    result = lab["alice"].get(f"/v1/jobs/{lab['train_job']}").json()["result"]
+    assert result["checkpoint_url"] == f"/v1/artifacts/{lab['checkpoint']}" and "model_url" not in result

@@ -33,13 +33,7 @@ def test_recipe_flags_change_only_what_they_name():
     flags = ("--flip", "--resized-crop", "0.25", "--ema-decay", "0.99", "--no-use-ema", "--eps-warmup-epochs", "3")
     spec = parsed_spec(*flags, "--holdout", "500")
     assert spec.recipe == RecipeSpec(
-        flip=True,
-        resized_crop=0.25,
-        ema_decay=0.99,
-        use_ema=False,
-        holdout=500,
-        select="best",
-        eps_warmup_epochs=3,
+        flip=True, resized_crop=0.25, ema_decay=0.99, use_ema=False, holdout=500, select="best", eps_warmup_epochs=3
     )
 
 

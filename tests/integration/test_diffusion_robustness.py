@@ -8,7 +8,7 @@ import pytest
 
 from core.contract.presets import ddpm_preset, train_preset
 from core.contract.specs import ProtocolSpec
-from tests.integration.conftest import running_stack, wait_job
+from tests.integration.conftest import HANG_SECONDS, running_stack, wait_job
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ def stack(tmp_path_factory, faults):  # this module's stack (conftest's `client`
         yield s
 
 
-def submit(client, kind: str, spec: dict, timeout: float = 240) -> dict:
+def submit(client, kind: str, spec: dict, timeout: float = HANG_SECONDS) -> dict:
     r = client.post("/v1/jobs", json={"kind": kind, "spec": spec})
     assert r.status_code == 202, r.text
     job = wait_job(client, r.json()["id"], timeout=timeout)
@@ -85,7 +85,7 @@ def test_generation_killed_mid_way_resumes_to_the_same_images(client, models, fa
     spec = generation(diffusion_id, per_class=5, shard_size=10)
     job_id = client.post("/v1/jobs", json={"kind": "dataset_generation", "spec": spec}).json()["id"]
     (faults / job_id).write_text("sigkill@epoch:3\nonce")  # the child dies once its third shard is stored
-    job = wait_job(client, job_id, timeout=240)
+    job = wait_job(client, job_id)
     assert job["status"] == "succeeded", job["error"]
     assert job["attempts"] == 2 and job["result"]["shards_resumed"] == 3 and job["result"]["shards"] == 5
     reference = submit(client, "dataset_generation", spec)

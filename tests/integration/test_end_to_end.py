@@ -15,7 +15,7 @@ from sklearn.datasets import load_digits
 
 from core.contract.presets import train_preset
 from core.training import train
-from tests.integration.conftest import wait_job
+from tests.integration.conftest import HANG_SECONDS, answered, wait_job
 
 pytestmark = pytest.mark.integration
 
@@ -132,13 +132,11 @@ def test_ddpm_training_then_samples_on_demand(client, trained):
         "trajectory": True,
         "trajectory_frames": 4,
     }
-    r = client.post("/v1/samples", json=body, params={"wait": 60})
-    assert r.status_code == 200, r.text
-    result = r.json()["result"]
+    result = answered(client, client.post("/v1/samples", json=body, params={"wait": 60}))["result"]
     assert len(result["sample_urls"]) == 16 and len(result["trajectory_urls"]) == 4
     grid = Image.open(io.BytesIO(client.get(result["grid_url"]).content))
     assert grid.format == "PNG" and grid.size[0] > 8 * 4
-    again = client.post("/v1/samples", json=body, params={"wait": 60}).json()["result"]
+    again = answered(client, client.post("/v1/samples", json=body, params={"wait": 60}))["result"]
     first = client.get(result["sample_urls"][0]).content
     assert client.get(again["sample_urls"][0]).content == first  # same seed, same images
     assert client.post("/v1/samples", json={**body, "model_id": trained[0]["result"]["model_id"]}).status_code == 404
@@ -165,7 +163,7 @@ def test_cancel_a_running_job(client):
     job_id = r.json()["id"]
     wait_job(client, job_id, until=("running",))
     assert client.post(f"/v1/jobs/{job_id}/cancel").json()["cancel_requested"]
-    job = wait_job(client, job_id, timeout=30)
+    job = wait_job(client, job_id)
     assert job["status"] == "cancelled" and job["progress"] < 0.5
 
 
@@ -178,7 +176,7 @@ def test_sigkill_mid_training_resumes_from_checkpoint(stack, client, tmp_path):
     stack.kill("worker-train0")
     assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "running"  # the store does not know yet
     stack.start_worker("train1", "train")
-    job = wait_job(client, job_id, timeout=240)
+    job = wait_job(client, job_id)
     assert job["status"] == "succeeded", job["error"]
     assert job["attempts"] == 2
     # the same spec, uninterrupted, in this process: the same weights
@@ -197,7 +195,7 @@ def test_jobs_redis_lost_are_enqueued_again(stack, client):
     redis.Redis.from_url(stack.env["REDIS_URL"]).flushall()  # Redis restarted empty
     assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
     stack.start_worker("train2", "train")
-    job = wait_job(client, job_id, timeout=120)
+    job = wait_job(client, job_id)
     assert job["status"] == "succeeded", job["error"]
 
 
@@ -246,7 +244,7 @@ def test_the_python_client_as_a_notebook_uses_it(stack, trained):
             },
         )
         reports = []
-        assert job.wait(timeout=120, interval=0.2, progress=reports.append) is job
+        assert job.wait(timeout=HANG_SECONDS, interval=0.2, progress=reports.append) is job
         assert job.status == "succeeded" and job.result["curve"][-1]["eps"] == 0.1
         assert reports[-1].fraction == 1.0 and any(r.fraction < 1 for r in reports)
         assert [a["name"] for a in job.artifacts()] == ["evaluation.json"]
@@ -257,7 +255,7 @@ def test_the_python_client_as_a_notebook_uses_it(stack, trained):
         with pytest.raises(LabError, match="no registered classifier model"):
             lab.submit("image_attack", {"model_id": "nope", "test_index": 0})
         overrides = {"model_id": trained[0]["result"]["model_id"], "test_index": 5}
-        attack = lab.submit("image_attack", preset="default", overrides=overrides).wait(timeout=120)
+        attack = lab.submit("image_attack", preset="default", overrides=overrides).wait(timeout=HANG_SECONDS)
         assert attack.status == "succeeded" and attack.data["spec"]["test_index"] == 5
 
 
@@ -326,7 +324,7 @@ def test_train_jobs_of_different_users_interleave(client):
             alice.post("/v1/jobs", json={"kind": "adversarial_training", "spec": one}).json()["id"] for _ in range(4)
         ]
         late = bob.post("/v1/jobs", json={"kind": "adversarial_training", "spec": one}).json()["id"]
-        jobs = [wait_job(alice, j, timeout=300) for j in study] + [wait_job(bob, late, timeout=300)]
+        jobs = [wait_job(alice, j) for j in study] + [wait_job(bob, late)]
     assert all(j["status"] == "succeeded" for j in jobs), [j["error"] for j in jobs]
     order = [j["id"] for j in sorted(jobs, key=lambda j: j["started_at"])]
     assert order.index(late) <= 1, "bob's job waited behind alice's whole study"

@@ -12,7 +12,7 @@ import pytest
 from core.contract.field_presets import FIELD_PRESETS
 from core.contract.presets import ddpm_presets, train_preset, training_presets
 from tests.dbs import fresh_postgres_url, postgres_reachable
-from tests.integration.conftest import running_stack, wait_job
+from tests.integration.conftest import HANG_SECONDS, running_stack, wait_job
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -67,7 +67,7 @@ def steps(client, job_id: str) -> list[int]:
     return sorted(m["step"] for m in client.get(f"/v1/jobs/{job_id}/metrics").json() if m["name"] == "train_loss")
 
 
-def wait_for_epoch(client, job_id: str, epoch: int, timeout: float = 120) -> None:
+def wait_for_epoch(client, job_id: str, epoch: int, timeout: float = HANG_SECONDS) -> None:
     deadline = time.monotonic() + timeout
     while not any(s >= epoch for s in steps(client, job_id)):
         assert time.monotonic() < deadline, f"job {job_id} did not reach epoch {epoch}"
@@ -79,7 +79,7 @@ def test_a_job_that_kills_its_process_every_time_is_failed_at_the_cap_and_the_wo
     worker = stack.procs["worker-train0"]
     job_id = submit(client, epochs=2)
     (faults / job_id).write_text("sigkill@finish")  # after its model is registered, before its end is written
-    job = wait_job(client, job_id, timeout=300)
+    job = wait_job(client, job_id)
     assert job["status"] == "failed"
     assert job["error"].startswith("gave up after 2 abnormal ends"), job["error"]
     assert [a["signal"] for a in job["attempt_log"]] == ["SIGKILL", "SIGKILL"]
@@ -87,14 +87,14 @@ def test_a_job_that_kills_its_process_every_time_is_failed_at_the_cap_and_the_wo
     models = [m for m in client.get("/v1/models", params={"limit": 200}).json()["items"] if m["job_id"] == job_id]
     assert len(models) == 1  # both attempts registered it; once is what the registry holds
     assert worker.poll() is None  # the worker that ran both attempts is alive
-    after = wait_job(client, submit(client, epochs=1), timeout=240)
+    after = wait_job(client, submit(client, epochs=1))
     assert after["status"] == "succeeded", after["error"]
 
 
 def test_a_segfault_once_then_the_retry_succeeds_from_the_checkpoint(stack, client, faults):
     job_id = submit(client, epochs=3, seed=1)
     (faults / job_id).write_text("segfault@epoch:1\nonce")
-    job = wait_job(client, job_id, timeout=300)
+    job = wait_job(client, job_id)
     assert job["status"] == "succeeded", job["error"]
     assert job["attempts"] == 2
     assert job["attempt_log"][0]["signal"] == "SIGSEGV" and "a crash in native code" in job["attempt_log"][0]["cause"]
@@ -120,7 +120,7 @@ def test_memory_admission_refuses_what_no_worker_holds_and_accepts_the_presets(c
     for job_id in accepted:  # admitted is what this test is about: none of them needs to run
         client.post(f"/v1/jobs/{job_id}/cancel")
     for job_id in accepted:
-        assert wait_job(client, job_id, timeout=120)["status"] in ("cancelled", "succeeded")
+        assert wait_job(client, job_id)["status"] in ("cancelled", "succeeded")
 
 
 def stop_and_check(client, job_id: str, after: int) -> None:
@@ -128,7 +128,7 @@ def stop_and_check(client, job_id: str, after: int) -> None:
     every epoch's metrics up to where it stopped, each once."""
     wait_for_epoch(client, job_id, after)
     client.post(f"/v1/jobs/{job_id}/cancel")
-    job = wait_job(client, job_id, timeout=120)
+    job = wait_job(client, job_id)
     assert job["status"] == "cancelled", job["error"]
     assert job["attempts"] == 1  # never handed to a second worker
     written = steps(client, job_id)

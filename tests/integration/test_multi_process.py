@@ -64,7 +64,7 @@ def rank_pids(job_id: str) -> dict[int, int]:
 
 
 def test_a_two_process_job_trains_and_registers_its_model(client):
-    job = wait_job(client, submit(client, "adversarial_training", two_process_spec()), timeout=300)
+    job = wait_job(client, submit(client, "adversarial_training", two_process_spec()))
     assert job["status"] == "succeeded", job["error"]
     model = client.get(f"/v1/models/{job['result']['model_id']}").json()
     assert len(model["summary"]["history"]) == 3  # every epoch reported once, by rank 0
@@ -92,7 +92,7 @@ def test_a_killed_rank_ends_the_attempt_and_the_job_resumes(client):
     ranks = rank_pids(job_id)
     assert set(ranks) == {0, 1}
     os.kill(ranks[1], signal.SIGKILL)
-    job = wait_job(client, job_id, timeout=420)
+    job = wait_job(client, job_id)
     assert job["status"] == "succeeded", job["error"]
     first = job["attempt_log"][0]
     assert first["exit_code"] not in (0, None) or first["signal"], first  # the attempt ended abnormally
@@ -108,7 +108,7 @@ def test_a_cancel_stops_every_rank(client):
         assert time.monotonic() < deadline
         time.sleep(0.3)
     client.post(f"/v1/jobs/{job_id}/cancel")
-    job = wait_job(client, job_id, timeout=120)
+    job = wait_job(client, job_id)
     assert job["status"] == "cancelled"
     deadline = time.monotonic() + 30
     while rank_pids(job_id):  # no rank left behind in an all-reduce
@@ -119,7 +119,7 @@ def test_a_cancel_stops_every_rank(client):
 def test_an_error_every_rank_meets_fails_the_job_with_that_error(client):
     spec = two_process_spec()
     spec["model"]["image_size"] = 16  # digits are 8×8: every rank refuses the spec
-    job = wait_job(client, submit(client, "adversarial_training", spec), timeout=120)
+    job = wait_job(client, submit(client, "adversarial_training", spec))
     assert job["status"] == "failed" and "model expects" in job["error"], job["error"]
     assert job["attempts"] == 1  # failed once, with its reason, not retried as a crash
 
@@ -127,7 +127,7 @@ def test_an_error_every_rank_meets_fails_the_job_with_that_error(client):
 def test_an_error_of_a_follower_rank_alone_fails_the_job_with_that_error(client, faults):
     job_id = submit(client, "adversarial_training", two_process_spec())
     (faults / job_id).write_text("error@follower")  # read when rank 1 starts training, seconds from now
-    job = wait_job(client, job_id, timeout=180)
+    job = wait_job(client, job_id)
     assert job["status"] == "failed", job
     assert job["error"].startswith("rank 1: RuntimeError: injected error at follower"), job["error"]
     assert job["attempts"] == 1  # not retried as a crash: it would meet the same error
