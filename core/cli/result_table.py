@@ -70,7 +70,10 @@ def result_table(doc: dict) -> str:
 
 
 def _shown(key: str, value: Any) -> bool:
-    return key not in LEFT_OUT and value is not None and (value != [] or key == "warnings")
+    """Whether a row is worth a line: not left out, not empty, and not a URL the API added beside an
+    artifact id (the id's own row shows it)."""
+    url = key.endswith(("_url", "_urls"))
+    return key not in LEFT_OUT and not url and value is not None and (value != [] or key == "warnings")
 
 
 def _lines(key: str, value: Any) -> list[str]:

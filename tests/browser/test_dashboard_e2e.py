@@ -219,7 +219,7 @@ def test_leaderboard_lists_the_evaluated_models_and_offers_csv(page, stack, lab)
         page.get_by_text("Download CSV").click()
     csv = Path(download.value.path()).read_text().splitlines()
     classifiers = [m for m in lab["models"].values() if m["kind"] == "classifier"]
-    assert csv[0].startswith("model,dataset,method,activation,norm,eps,clean,robust,protocol")
+    assert csv[0].startswith("model,dataset,method,activation,norm,eps,clean,robust,certified,protocol")
     assert len(csv) == 1 + len(classifiers)  # each trained classifier, under its training's protocol
     assert all("standard (apgd-ce10" in row for row in csv[1:])
     screenshot(page, "leaderboard")

@@ -363,6 +363,7 @@ def test_these_tests_cover_every_job_kind():
         "model_upload",
         "adversarial_training",
         "attack_evaluation",
+        "certification",
         "image_attack",
         "ddpm_training",
         "ddpm_sampling",

@@ -77,15 +77,15 @@ def test_new_experiment_sends_the_recipe_of_the_preset_and_the_changes_made_to_i
     fake = FakeApi()
     at = run_page("new_experiment", fake)
     at.selectbox(key="at_preset").set_value("fmnist-strong").run()
-    at.number_input(key="at_crop").set_value(0)
+    at.number_input(key="at_crop").set_value(2)
     at.checkbox(key="at_ema").uncheck()
     at.number_input(key="at_smoothing").set_value(0.1)
     at.button(key="at_submit").click().run()
     assert not at.exception, [e.value for e in at.exception]
     ((_, (kind, spec), _),) = called(fake, "submit")
-    assert spec["model"]["width"] == 32 and spec["epochs"] == 20
+    assert spec["model"]["width"] == 32 and spec["model"]["hidden"] == 1024 and spec["epochs"] == 30
     assert spec["recipe"] == {
-        "crop_pad": 0,
+        "crop_pad": 2,
         "flip": False,
         "resized_crop": None,
         "ema_decay": None,
