@@ -6,15 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.cli.local import floats
 from core.cli.result_table import add_json_flag, print_result
 from core.contract.certify_specs import CertifySpec
 from core.contract.names import PRESET_NAMES
 from core.contract.presets import certification_preset
 from core.contract.progress import progress_bar
-
-
-def _floats(text: str) -> list[float]:
-    return [float(v) for v in text.split(",") if v.strip()]
 
 
 def certification_spec(args) -> CertifySpec:
@@ -65,7 +62,7 @@ def add_commands(sub) -> None:
     c.add_argument("--n", type=int, help="estimation samples (default 10,000; the paper's 100,000)")
     c.add_argument("--alpha", type=float, help="failure probability of a certificate (default 0.001)")
     c.add_argument("--batch", type=int, help="noisy copies per forward pass")
-    c.add_argument("--radii", type=_floats, help="L2 radii, e.g. 0.25,0.5,1.0")
+    c.add_argument("--radii", type=floats, help="L2 radii, e.g. 0.25,0.5,1.0")
     c.add_argument("--images", type=int)
     c.add_argument("--seed", type=int)
     c.add_argument("--no-attack", action="store_true", help="the certificate alone, no empirical attack")

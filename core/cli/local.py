@@ -25,7 +25,8 @@ from core.contract.recipe_specs import Selection
 from core.contract.specs import ActivationSpec, TrainSpec
 
 
-def _floats(text: str) -> list[float]:
+def floats(text: str) -> list[float]:
+    """An argparse type: comma-separated numbers."""
     try:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError as e:
@@ -249,7 +250,7 @@ def add_commands(sub) -> None:
     e.add_argument("--steps", type=int, help="APGD iterations (PGD's for --protocol pgd)")
     e.add_argument("--queries", type=int, help="Square's queries per point")
     e.add_argument("--eot", type=int, help="EOT samples of the rand protocol")
-    e.add_argument("--eps-grid", type=_floats, help="also a curve at these radii, e.g. 0,0.05,0.1")
+    e.add_argument("--eps-grid", type=floats, help="also a curve at these radii, e.g. 0,0.05,0.1")
     e.add_argument("--dataset")
     e.add_argument("--data-root")
     e.add_argument("--download", action="store_true")
@@ -257,7 +258,7 @@ def add_commands(sub) -> None:
     e.add_argument("--large-eps", type=float)
     e.add_argument("--min-norm-steps", type=int, help="also FMN's minimal-norm curve with this many iterations")
     e.add_argument("--min-norm", choices=MIN_NORMS, help="FMN's norm (default: the protocol's)")
-    e.add_argument("--min-norm-grid", type=_floats, help="FMN's radii (default: the curve's)")
+    e.add_argument("--min-norm-grid", type=floats, help="FMN's radii (default: the curve's)")
     e.add_argument(
         "--weights",
         choices=["chosen", *WEIGHT_SETS],

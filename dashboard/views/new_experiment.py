@@ -194,12 +194,22 @@ def evaluation_form(ps: dict) -> None:
         protocol["queries"] = b2.number_input("Square queries", 1, 20_000, protocol["queries"], key="ev_queries")
         protocol["eot"] = b3.number_input("EOT samples (rand)", 1, 100, protocol["eot"], key="ev_eot")
     with st.expander("Robustness curve: more radii, and FMN's minimal-norm curve beside the ensemble's"):
-        radii = st.text_input("Radii (comma-separated, e.g. 0.05, 0.1, 0.2)", "", key="ev_radii")
-        spec["eps_grid"] = [float(r) for r in radii.replace(" ", "").split(",") if r] or None
+        spec["eps_grid"] = radii_input("Radii (comma-separated, e.g. 0.05, 0.1, 0.2)", "", key="ev_radii")
         if st.checkbox("FMN's minimal-norm curve (a deterministic model only)", key="ev_fmn"):
             steps = st.number_input("FMN iterations", 1, 2000, 100, key="ev_fmn_steps")
             spec["min_norm"] = {"steps": steps}
     submit_section("attack_evaluation", spec, "Start evaluation", "ev_submit", disabled=model is None)
+
+
+def radii_input(label: str, value: str, key: str) -> list[float] | None:
+    """Comma-separated radii typed into a text box (None when empty, or with a message when one
+    is not a number)."""
+    text = st.text_input(label, value, key=key)
+    try:
+        return [float(r) for r in text.replace(" ", "").split(",") if r] or None
+    except ValueError:
+        st.error(f"{label}: expected comma-separated numbers, got {text!r}")
+        return None
 
 
 def certification_form(ps: dict) -> None:
@@ -215,8 +225,8 @@ def certification_form(ps: dict) -> None:
     smoothing["n"] = c2.number_input("Samples n", 10, 1_000_000, smoothing["n"], key="ce_n")
     smoothing["alpha"] = c3.number_input("α", 1e-6, 0.49, smoothing["alpha"], format="%.4f", key="ce_alpha")
     spec["images"] = c4.number_input("Test images", 1, 100_000, spec["images"], key="ce_images")
-    radii = st.text_input("L2 radii", ", ".join(f"{r:g}" for r in spec["radii"]), key="ce_radii")
-    spec["radii"] = [float(r) for r in radii.replace(" ", "").split(",") if r] or spec["radii"]
+    shown = ", ".join(f"{r:g}" for r in spec["radii"])
+    spec["radii"] = radii_input("L2 radii", shown, key="ce_radii") or spec["radii"]
     if not st.checkbox("Attack the smoothed classifier too (the empirical curve)", True, key="ce_attack"):
         spec["empirical"] = None
     submit_section("certification", spec, "Start certification", "ce_submit", disabled=model is None)

@@ -302,6 +302,8 @@ def test_new_experiment_submits_a_certification_and_an_evaluation_with_fmn():
     at.button(key="ce_submit").click().run()
     ((_, (kind, spec), _),) = [c for c in called(fake, "submit") if c[1][0] == "certification"]
     assert spec["model_id"] == "m1" and spec["smoothing"]["sigma"] == 0.5 and spec["radii"] == [0.5, 1.0]
+    at.text_input(key="ev_radii").set_value("0.05, x").run()  # a typo is a message, not a traceback
+    assert not at.exception and any("comma-separated numbers" in e.value for e in at.error)
     at.text_input(key="ev_radii").set_value("0.05, 0.1")
     at.checkbox(key="ev_fmn").check().run()
     at.button(key="ev_submit").click().run()
