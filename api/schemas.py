@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from core.contract.kinds import JobKindName
+from core.contract.kinds import JOB_KINDS, JobKindName, job_kind
 from core.contract.names import (
     ACTIVATIONS,
     PROBE_PHASES,
@@ -18,6 +18,7 @@ from core.contract.names import (
     Role,
     TrainPresetName,
 )
+from core.contract.results import ForwardResult, ImageAttackResult, SamplesResult
 
 
 class JobIn(BaseModel):
@@ -71,6 +72,28 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime | None
+
+
+class ImageAttackAnswer(JobOut):
+    result: ImageAttackResult | None
+
+
+class SamplesAnswer(JobOut):
+    result: SamplesResult | None
+
+
+class ForwardAnswer(JobOut):
+    result: ForwardResult | None
+
+
+class ArtifactOut(BaseModel):
+    id: str
+    type: str
+    name: str
+    size: int
+    sha256: str
+    content_type: str
+    url: str
 
 
 class Page(BaseModel):
@@ -186,3 +209,43 @@ class AuditOut(BaseModel):
     object_type: str
     object_id: str | None
     detail: dict[str, Any]
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    label: str = Field(description="what a spec's `data` names it by: uploaded:<id>")
+    classes: list[str]
+    train: list[int] = Field(description="training images per class")
+    test: list[int] = Field(description="test images per class")
+    channels: int
+    image_size: int
+    provenance: dict[str, Any] | None
+    owner_id: str | None
+    created_at: datetime
+
+
+class NamedDataset(BaseModel):
+    name: str
+    classes: list[str]
+
+
+class Catalogue(BaseModel):
+    named: list[NamedDataset] = Field(description='{"name": N}')
+    folders: list[str] = Field(description='the data root\'s folders: {"name": "folder", "folder": F}')
+    uploaded: list[DatasetOut] = Field(description='{"name": "uploaded", "dataset_id": ID}')
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    api: Literal["ok"]
+    database: str = Field(description="ok, or the error's type")
+    redis: str = Field(description="ok, or the error's type")
+    workers: dict[str, dict[str, Any]] = Field(description="each live worker's announcement by its name")
+
+
+Presets = create_model(
+    "Presets",
+    **{kind: (dict[str, job_kind(kind).spec], ...) for kind in JOB_KINDS},
+    __doc__="Every job kind's presets by name, as specs.",
+)

@@ -18,7 +18,10 @@ from core.store.db import session_scope
 from core.store.orm import Artifact, Job
 
 POLL_SECONDS = 0.005
-INTERACTIVE_RESPONSES = {200: {"description": "finished within the wait"}, 202: {"description": "still running"}}
+INTERACTIVE_RESPONSES = {
+    200: {"description": "finished within the wait"},
+    202: {"model": JobOut, "description": "still running: the job"},
+}
 
 
 def wait_for(database_url: str, job_id: str, seconds: float) -> Job | None:

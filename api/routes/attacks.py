@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from api.access import visible_model
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep
 from api.limits import InteractiveRate
+from api.schemas import ImageAttackAnswer
 from api.submission import submit
 from api.uploads import read_bounded, to_model_input
 from api.waiting import INTERACTIVE_RESPONSES, answer
@@ -22,7 +23,7 @@ from core.store.db import write_lock
 router = APIRouter(prefix="/v1/attacks", tags=["attacks"])
 
 
-@router.post("", responses=INTERACTIVE_RESPONSES, dependencies=[InteractiveRate])
+@router.post("", response_model=ImageAttackAnswer, responses=INTERACTIVE_RESPONSES, dependencies=[InteractiveRate])
 def attack_upload(
     session: SessionDep,
     queue: QueueDep,

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from api.access import data_root_folders, delete_audited, visible_dataset
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep
 from api.limits import InteractiveRate
+from api.schemas import Catalogue, DatasetOut, JobOut
 from api.submission import submit
 from api.uploads import read_bounded
 from api.waiting import upload_answer
@@ -45,7 +46,7 @@ def dataset_out(row: DatasetRow) -> dict:
     }
 
 
-@router.get("")
+@router.get("", response_model=Catalogue)
 def catalogue(session: SessionDep, settings: SettingsDep, caller: KeyDep) -> dict:
     """What a spec's `data` may name: `{"named": [...], "folders": [...], "uploaded": [...]}`
     (`{"name": "folder", "folder": F}`, `{"name": "uploaded", "dataset_id": ID}`)."""
@@ -59,12 +60,21 @@ def catalogue(session: SessionDep, settings: SettingsDep, caller: KeyDep) -> dic
     }
 
 
-@router.get("/{dataset_id}")
+@router.get("/{dataset_id}", response_model=DatasetOut)
 def read_dataset(dataset_id: str, session: SessionDep, caller: KeyDep) -> dict:
     return dataset_out(visible_dataset(session, caller, dataset_id))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[InteractiveRate])
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DatasetOut | JobOut,
+    responses={
+        201: {"description": "checked and registered: the dataset"},
+        202: {"model": JobOut, "description": "still being decoded: the job"},
+    },
+    dependencies=[InteractiveRate],
+)
 def upload_dataset(
     session: SessionDep,
     queue: QueueDep,

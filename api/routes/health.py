@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from api.deps import SessionDep, SettingsDep
 from api.metrics import REGISTRY
+from api.schemas import Health
 from core.contract.names import JOB_STATUSES
 from core.store.announcements import announcements
 from core.store.jobs import count_by_status
@@ -16,7 +17,11 @@ from core.store.jobs import count_by_status
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get(
+    "/healthz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "the database or Redis is away"}},
+)
 def healthz(session: SessionDep, settings: SettingsDep, response: Response) -> dict:
     """API, database and Redis reachable, and the workers seen in the last half minute."""
     checks: dict = {"api": "ok"}

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from api.access import delete_audited, jobs_visible_to, require_owner, visible_job
 from api.deps import MAX_OFFSET, KeyDep, QueueDep, SessionDep, SettingsDep
-from api.schemas import JobIn, JobList, JobOut, MetricOut
+from api.schemas import ArtifactOut, JobIn, JobList, JobOut, MetricOut
 from api.submission import submit, validate_spec
 from api.waiting import with_urls
 from core.contract.kinds import job_kind, spec_from_preset
@@ -75,7 +75,7 @@ def read_metrics(job_id: str, session: SessionDep, caller: KeyDep) -> list:
     return store_jobs.get_metrics(session, job_id=job_id)
 
 
-@router.get("/{job_id}/artifacts")
+@router.get("/{job_id}/artifacts", response_model=list[ArtifactOut])
 def read_artifacts(job_id: str, session: SessionDep, caller: KeyDep) -> list[dict]:
     visible_job(session, caller, job_id)
     rows = session.scalars(select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.created_at)).all()

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from api.access import delete_audited, models_visible_to, require_owner, visible_model
 from api.deps import MAX_OFFSET, KeyDep, QueueDep, SessionDep, SettingsDep
 from api.limits import InteractiveRate
-from api.schemas import ModelList, ModelOut
+from api.schemas import JobOut, ModelList, ModelOut
 from api.submission import submit
 from api.uploads import check_safetensors, read_bounded
 from api.waiting import upload_answer
@@ -58,13 +58,19 @@ def read_model(model_id: str, session: SessionDep, caller: KeyDep) -> Registered
 
 UPLOAD_RESPONSES = {
     201: {"description": "checked and registered: the model"},
-    202: {"description": "still being checked: the job (the model is registered when it succeeds)"},
+    202: {"model": JobOut, "description": "still being checked: the job (the model is registered when it succeeds)"},
     413: {"description": "weights larger than this server accepts"},
     422: {"description": "a check failed; the message names what is wrong, and nothing was registered"},
 }
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=UPLOAD_RESPONSES, dependencies=[InteractiveRate])
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ModelOut | JobOut,
+    responses=UPLOAD_RESPONSES,
+    dependencies=[InteractiveRate],
+)
 def upload_model(
     session: SessionDep,
     queue: QueueDep,

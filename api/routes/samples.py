@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep
 from api.limits import InteractiveRate
+from api.schemas import ForwardAnswer, SamplesAnswer
 from api.submission import submit
 from api.waiting import INTERACTIVE_RESPONSES, answer
 from core.contract.diffusion_specs import DDPMForwardSpec, DDPMSampleSpec
@@ -15,7 +16,7 @@ from core.contract.diffusion_specs import DDPMForwardSpec, DDPMSampleSpec
 router = APIRouter(prefix="/v1/samples", tags=["samples"])
 
 
-@router.post("", responses=INTERACTIVE_RESPONSES, dependencies=[InteractiveRate])
+@router.post("", response_model=SamplesAnswer, responses=INTERACTIVE_RESPONSES, dependencies=[InteractiveRate])
 def create_samples(
     spec: DDPMSampleSpec,
     session: SessionDep,
@@ -32,7 +33,7 @@ def create_samples(
     return answer(session, response, settings.database_url, job, wait)
 
 
-@router.post("/forward", responses=INTERACTIVE_RESPONSES, dependencies=[InteractiveRate])
+@router.post("/forward", response_model=ForwardAnswer, responses=INTERACTIVE_RESPONSES, dependencies=[InteractiveRate])
 def explore_forward(
     spec: DDPMForwardSpec,
     session: SessionDep,

@@ -41,7 +41,8 @@ class JobKind:
         spec: the spec model a job of this kind is validated against.
         queue: the Celery queue whose workers run it (`train` for long work, `interactive` for
             work a person waits for).
-        runner: `module:function` of `runner(spec, ctx) -> result dict`.
+        runner: `module:function` of `runner(spec, ctx) -> result` (a dict, or a model of
+            `core.contract.results`, stored as JSON).
         presets: returns the kind's named starting specs (`{name: spec}`).
         limits: the spec's quantities that server settings bound (`core.contract.limits`); an
             empty list says the kind has none.

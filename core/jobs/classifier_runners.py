@@ -13,6 +13,7 @@ from sqlalchemy import select
 from core.attacks import build_attack
 from core.contract.checkpoint import META_FILE, MODEL_FILE
 from core.contract.job_specs import EvalSpec, ImageAttackSpec, ModelUploadSpec
+from core.contract.results import ImageAttackResult, Prediction
 from core.contract.specs import TrainSpec
 from core.data import class_names
 from core.evaluation import evaluate
@@ -148,7 +149,7 @@ def _attack_input(spec: ImageAttackSpec, ctx: JobContext, model, dataset: str) -
     return x[None], spec.label if spec.label is not None else y, ident
 
 
-def run_image_attack(spec: ImageAttackSpec, ctx: JobContext) -> dict:
+def run_image_attack(spec: ImageAttackSpec, ctx: JobContext) -> ImageAttackResult:
     model, dataset = ctx.registered_model(spec.model_id, "classifier")
     x, known_label, input_id = _attack_input(spec, ctx, model, dataset)
     x = x.to(ctx.device)
@@ -164,20 +165,20 @@ def run_image_attack(spec: ImageAttackSpec, ctx: JobContext) -> dict:
     with ctx.session() as s:
         adv = ctx.save_artifact(s, "adversarial.png", type="image", data=png_bytes(x_adv[0]))
         pert = ctx.save_artifact(s, "perturbation.png", type="image", data=perturbation_png(delta))
-        ids = {"adversarial_artifact_id": adv.id, "perturbation_artifact_id": pert.id}
-    return {
-        "model_id": spec.model_id,
-        "label": label,
-        "attack": spec.attack.model_dump(),
-        "clean": {"prediction": int(p_clean.argmax()), "probabilities": p_clean.tolist()},
-        "adversarial": {"prediction": int(p_adv.argmax()), "probabilities": p_adv.tolist()},
-        "linf": float(delta.abs().max()),
-        "l2": float(delta.norm()),
-        "input_artifact_id": input_id,
-        "test_index": spec.test_index,
-        "classes": class_names(dataset, model.spec.num_classes),
-        **ids,
-    }
+    return ImageAttackResult(
+        model_id=spec.model_id,
+        label=label,
+        attack=spec.attack.model_dump(mode="json"),
+        clean=Prediction(prediction=int(p_clean.argmax()), probabilities=p_clean.tolist()),
+        adversarial=Prediction(prediction=int(p_adv.argmax()), probabilities=p_adv.tolist()),
+        linf=float(delta.abs().max()),
+        l2=float(delta.norm()),
+        input_artifact_id=input_id,
+        test_index=spec.test_index,
+        classes=class_names(dataset, model.spec.num_classes),
+        adversarial_artifact_id=adv.id,
+        perturbation_artifact_id=pert.id,
+    )
 
 
 def run_model_upload(spec: ModelUploadSpec, ctx: JobContext) -> dict:

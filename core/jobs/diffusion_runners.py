@@ -10,6 +10,7 @@ from sqlalchemy import select
 from core.contract.checkpoint import MODEL_FILE
 from core.contract.diffusion_specs import DDPMForwardSpec, DDPMSampleSpec, DDPMTrainSpec
 from core.contract.progress import Progress
+from core.contract.results import ForwardResult, SamplesResult
 from core.diffusion.ddpm import load_diffusion, train_ddpm
 from core.diffusion.quality import sample_quality
 from core.diffusion.sampling import forward_explorer, sample
@@ -85,7 +86,7 @@ def run_ddpm_training(spec: DDPMTrainSpec, ctx: JobContext) -> dict:
         }
 
 
-def run_ddpm_sampling(spec: DDPMSampleSpec, ctx: JobContext) -> dict:
+def run_ddpm_sampling(spec: DDPMSampleSpec, ctx: JobContext) -> SamplesResult:
     if spec.model_id is None:
         raise ValueError("ddpm_sampling needs model_id")
     model, _ = ctx.registered_model(spec.model_id, "diffusion")
@@ -102,19 +103,19 @@ def run_ddpm_sampling(spec: DDPMSampleSpec, ctx: JobContext) -> dict:
             ctx.save_artifact(s, f"trajectory_{i:02d}.png", type="image", data=grid_png(frame)).id
             for i, frame in enumerate(out["trajectory"])
         ]
-    return {
-        "model_id": spec.model_id,
-        "sampler": spec.sampler,
-        "steps": spec.num_steps,
-        "n": spec.n,
-        "seconds": seconds,
-        "grid_artifact_id": grid.id,
-        "sample_artifact_ids": singles,
-        "trajectory_artifact_ids": frames,
-    }
+    return SamplesResult(
+        model_id=spec.model_id,
+        sampler=spec.sampler,
+        steps=spec.num_steps,
+        n=spec.n,
+        seconds=seconds,
+        grid_artifact_id=grid.id,
+        sample_artifact_ids=singles,
+        trajectory_artifact_ids=frames,
+    )
 
 
-def run_ddpm_forward(spec: DDPMForwardSpec, ctx: JobContext) -> dict:
+def run_ddpm_forward(spec: DDPMForwardSpec, ctx: JobContext) -> ForwardResult:
     """x_t and the model's x̂_0 at each t for one test image: the explorer's frames."""
     model, dataset = ctx.registered_model(spec.model_id, "diffusion")
     big_t = model.spec.num_train_timesteps
@@ -132,13 +133,13 @@ def run_ddpm_forward(spec: DDPMForwardSpec, ctx: JobContext) -> dict:
             ctx.save_artifact(s, f"x0_pred_{f['t']:04d}.png", type="image", data=png_bytes(f["x0_pred"])).id
             for f in frames
         ]
-    return {
-        "model_id": spec.model_id,
-        "test_index": spec.test_index,
-        "label": label,
-        "timesteps": timesteps,
-        "alpha_bars": [f["alpha_bar"] for f in frames],
-        "image_artifact_id": image_id,
-        "x_t_artifact_ids": x_t,
-        "x0_pred_artifact_ids": x0_pred,
-    }
+    return ForwardResult(
+        model_id=spec.model_id,
+        test_index=spec.test_index,
+        label=label,
+        timesteps=timesteps,
+        alpha_bars=[f["alpha_bar"] for f in frames],
+        image_artifact_id=image_id,
+        x_t_artifact_ids=x_t,
+        x0_pred_artifact_ids=x0_pred,
+    )

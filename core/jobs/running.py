@@ -17,6 +17,7 @@ from functools import partial
 import core.training.distributed as ddp
 from core.contract.kinds import job_kind
 from core.contract.progress import Stopped
+from core.contract.results import Result
 from core.data.archive import ArchiveLimits
 from core.device import resolve_device
 from core.jobs.context import JobContext
@@ -101,7 +102,7 @@ def _run(ctx: JobContext, kind: str, raw_spec: dict) -> tuple[str, dict | None, 
     while True:
         try:
             result = row.resolve_runner()(row.spec.model_validate(raw_spec), ctx)
-            return "succeeded", result, None
+            return "succeeded", (result.model_dump(mode="json") if isinstance(result, Result) else result), None
         except Stopped:
             return ("running" if ctx.lease_lost.is_set() else "cancelled"), None, None
         except STORE_AWAY as e:

@@ -1,15 +1,26 @@
-"""A fake of `core.contract.client.Lab` for the pages' AppTests: canned data shaped like the
-API's answers, and a record of every call."""
+"""A fake of `core.contract.client.Lab` for the pages' AppTests: canned data passed through the
+API's own response models (`api.schemas`, `core.contract.results`), so that an answer the API
+could not give fails here, and a record of every call."""
 
 from __future__ import annotations
 
 import io
 
 from PIL import Image
+from pydantic import BaseModel, TypeAdapter
 
+from api import schemas
 from core.contract.client import Job, LabError
 
 T0 = "2026-11-25T10:00:00"
+
+
+def shaped(model, data):
+    """`data` as the API would send it under the response model `model` (raises if it could not)."""
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return model.model_validate(data).model_dump(mode="json")
+    adapter = TypeAdapter(model)
+    return adapter.dump_python(adapter.validate_python(data), mode="json")
 
 
 def png(value: int = 128) -> bytes:
@@ -30,7 +41,9 @@ def job(ident: str, kind: str = "adversarial_training", status: str = "succeeded
         "error": None,
         "owner": "test",
         "study_id": None,
+        "error_type": None,
         "attempts": 1,
+        "attempt_log": None,
         "cancel_requested": False,
         "created_at": T0,
         "started_at": T0,
@@ -115,6 +128,8 @@ GENERATED = {
     "test": [1000] * 10,
     "channels": 1,
     "image_size": 28,
+    "owner_id": "u1",
+    "created_at": T0,
     "provenance": {
         "diffusion_model_id": "diff1",
         "sampler": "ddim",
@@ -176,7 +191,7 @@ class FakeApi:
 
     def me(self):
         self._record("me")
-        return {"user_id": "u1", "name": self.user, "role": self.role, "key_id": "k1"}
+        return shaped(schemas.Me, {"user_id": "u1", "name": self.user, "role": self.role, "key_id": "k1"})
 
     def jobs(self, **filters):
         self._record("jobs", **filters)
@@ -187,50 +202,56 @@ class FakeApi:
             and filters.get("status") in (None, j["status"])
             and filters.get("study") in (None, j["study_id"])
         ]
-        return {"items": items, "total": len(items), "limit": 200, "offset": 0}
+        return shaped(schemas.JobList, {"items": items, "total": len(items), "limit": 200, "offset": 0})
 
     def job(self, job_id):
         self._record("job", job_id)
         found = [j for j in self._jobs if j["id"] == job_id]
         if not found:
             raise LabError(f"404 Not Found: no job with id {job_id!r}")
-        return Job(self, found[0])
+        return Job(self, shaped(schemas.JobOut, found[0]))
 
     def metrics(self, job_id):
         self._record("metrics", job_id)
-        return [
-            {"step": s, "name": n, "value": v}
-            for s in (1, 2)
-            for n, v in (("train_loss", 1.0 / s), ("clean_acc", 0.5 + 0.1 * s), ("robust_acc", 0.3 + 0.1 * s))
-        ]
+        return shaped(
+            list[schemas.MetricOut],
+            [
+                {"step": s, "name": n, "value": v}
+                for s in (1, 2)
+                for n, v in (("train_loss", 1.0 / s), ("clean_acc", 0.5 + 0.1 * s), ("robust_acc", 0.3 + 0.1 * s))
+            ],
+        )
 
     def artifacts(self, job_id):
         self._record("artifacts", job_id)
-        return [
-            {
-                "id": "art1",
-                "type": "image",
-                "name": "grid.png",
-                "size": 100,
-                "sha256": "x",
-                "content_type": "image/png",
-                "url": "/v1/artifacts/art1",
-            }
-        ]
+        return shaped(
+            list[schemas.ArtifactOut],
+            [
+                {
+                    "id": "art1",
+                    "type": "image",
+                    "name": "grid.png",
+                    "size": 100,
+                    "sha256": "x",
+                    "content_type": "image/png",
+                    "url": "/v1/artifacts/art1",
+                }
+            ],
+        )
 
     def cancel(self, job_id):
         self._record("cancel", job_id)
-        return job(job_id, status="cancelled")
+        return shaped(schemas.JobOut, job(job_id, status="cancelled"))
 
     def submit(self, kind, spec):
         self._record("submit", kind, spec)
-        return Job(self, job("new1", kind=kind, status="queued", spec=spec))
+        return Job(self, shaped(schemas.JobOut, job("new1", kind=kind, status="queued", spec=spec)))
 
     def presets(self):
         from api.routes.presets import list_presets
 
         self._record("presets")
-        return list_presets(None)
+        return shaped(schemas.Presets, list_presets(None))
 
     def models(self, **filters):
         self._record("models", **filters)
@@ -241,81 +262,104 @@ class FakeApi:
             and filters.get("dataset") in (None, m["dataset"])
             and filters.get("activation") in (None, m["activation"])
         ]
-        return {"items": items, "total": len(items), "limit": 200, "offset": 0}
+        return shaped(schemas.ModelList, {"items": items, "total": len(items), "limit": 200, "offset": 0})
 
     def datasets(self):
         self._record("datasets")
-        return {"named": [{"name": "fashion-mnist", "classes": []}], "folders": [], "uploaded": [GENERATED]}
+        catalogue = {"named": [{"name": "fashion-mnist", "classes": []}], "folders": [], "uploaded": [GENERATED]}
+        return shaped(schemas.Catalogue, catalogue)
 
     def create_study(self, body):
         self._record("create_study", body)
-        return {
-            "id": "s1",
-            "name": body["name"],
-            "preset": "sat",
-            "spec": body,
-            "created_at": T0,
-            "jobs": {"queued": 3},
-            "table": [],
-        }
+        return shaped(
+            schemas.StudyOut,
+            {
+                "id": "s1",
+                "name": body["name"],
+                "preset": "sat",
+                "spec": body,
+                "created_at": T0,
+                "jobs": {"queued": 3},
+                "table": [],
+            },
+        )
 
     def studies(self):
         self._record("studies")
-        return [{"id": "s1", "name": "sat", "preset": "sat", "created_at": T0}]
+        return shaped(list[schemas.StudySummary], [{"id": "s1", "name": "sat", "preset": "sat", "created_at": T0}])
 
     def study(self, study_id):
         self._record("study", study_id)
-        return {
-            "id": study_id,
-            "name": "sat",
-            "preset": "sat",
-            "spec": {},
-            "created_at": T0,
-            "jobs": {"succeeded": 2},
-            "table": [{"variant": "relu", "runs": 2, "clean_acc_mean": 0.81}],
-        }
+        return shaped(
+            schemas.StudyOut,
+            {
+                "id": study_id,
+                "name": "sat",
+                "preset": "sat",
+                "spec": {},
+                "created_at": T0,
+                "jobs": {"succeeded": 2},
+                "table": [{"variant": "relu", "runs": 2, "clean_acc_mean": 0.81}],
+            },
+        )
 
     def attack(self, model_id, attack, *, image=None, test_index=None, wait=30):
         self._record("attack", model_id, attack, image=image, test_index=test_index)
         probs_clean = [0.9] + [0.1 / 9] * 9
         probs_adv = [0.05, 0.8] + [0.15 / 8] * 8
         result = {
+            "model_id": model_id,
             "label": 0,
+            "attack": attack,
             "classes": ["T-shirt/top", "Trouser"] + [f"c{i}" for i in range(2, 10)],
             "clean": {"prediction": 0, "probabilities": probs_clean},
             "adversarial": {"prediction": 1, "probabilities": probs_adv},
             "linf": 0.1,
             "l2": 1.9,
-            "input_url": "/v1/artifacts/in",
+            "input_artifact_id": None if image is None else "in",
+            "test_index": test_index,
+            "adversarial_artifact_id": "adv",
+            "perturbation_artifact_id": "pert",
+            "input_url": None if image is None else "/v1/artifacts/in",
             "adversarial_url": "/v1/artifacts/adv",
             "perturbation_url": "/v1/artifacts/pert",
         }
-        return job("att1", kind="image_attack", result=result)
+        return shaped(schemas.ImageAttackAnswer, job("att1", kind="image_attack", result=result))
 
     def samples(self, body, wait=30):
         self._record("samples", body)
+        frames = [f"t{i}" for i in range(8)]
         result = {
+            "model_id": body["model_id"],
             "n": body["n"],
             "sampler": body["sampler"],
             "steps": body["steps"],
             "seconds": 1.5,
+            "grid_artifact_id": "grid",
+            "sample_artifact_ids": [],
+            "trajectory_artifact_ids": frames,
             "grid_url": "/v1/artifacts/grid",
-            "sample_urls": [],
-            "trajectory_urls": [f"/v1/artifacts/t{i}" for i in range(8)],
+            "trajectory_urls": [f"/v1/artifacts/{f}" for f in frames],
         }
-        return job("smp1", kind="ddpm_sampling", result=result)
+        return shaped(schemas.SamplesAnswer, job("smp1", kind="ddpm_sampling", result=result))
 
     def forward(self, body, wait=30):
         self._record("forward", body)
         ts = [0, 111, 222, 333, 444, 555, 666, 777, 888, 999]
         result = {
+            "model_id": body["model_id"],
+            "test_index": body.get("test_index", 0),
+            "label": 3,
             "timesteps": ts,
             "alpha_bars": [1 - t / 1000 for t in ts],
+            "image_artifact_id": "x0",
+            "x_t_artifact_ids": [f"xt{t}" for t in ts],
+            "x0_pred_artifact_ids": [f"xp{t}" for t in ts],
             "image_url": "/v1/artifacts/x0",
             "x_t_urls": [f"/v1/artifacts/xt{t}" for t in ts],
             "x0_pred_urls": [f"/v1/artifacts/xp{t}" for t in ts],
         }
-        return job("fwd1", kind="ddpm_forward", result=result)
+        return shaped(schemas.ForwardAnswer, job("fwd1", kind="ddpm_forward", result=result))
 
     def image(self, url):
         self._record("image", url)
