@@ -9,9 +9,10 @@ import time
 
 import torch
 
+from core.contract.datasets import DATASET_INFO
 from core.contract.specs import DataSpec, ModelSpec
 from core.data import load_dataset
-from core.models import DATASET_STATS, build_model
+from core.models import build_model
 
 
 def machine() -> str:
@@ -30,7 +31,8 @@ def machine() -> str:
 def fashion_model(width: int = 16, seed: int = 0):
     """The cpu preset's small CNN on Fashion-MNIST, freshly initialised."""
     torch.manual_seed(seed)
-    mean, std = DATASET_STATS["fashion-mnist"]
+    info = DATASET_INFO["fashion-mnist"]
+    mean, std = list(info.mean), list(info.std)
     return build_model(ModelSpec(width=width, mean=mean, std=std)).eval()
 
 

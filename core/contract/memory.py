@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from core.contract.architectures import ARCHS, RESNET_STAGES, depth_of, widen_factor_of, wrn_blocks_per_stage
 from core.contract.certify_specs import CertifySpec
+from core.contract.datasets import DATASET_INFO
 from core.contract.diffusion_specs import DatasetGenerationSpec, DDPMTrainSpec
 from core.contract.job_specs import DatasetUploadSpec, EvalSpec, ModelUploadSpec
 from core.contract.specs import DataSpec, ModelSpec, Spec, TrainSpec
@@ -27,20 +28,14 @@ RSS_PER_SAVED = 1.8
 SAVED_PER_UNET_LEVEL = 4  # a UNet level keeps more (normalisations, time embedding, skips, attention)
 ARCHIVE_BYTES = 1 << 30  # the uncompressed members an uploaded archive may hold (core.data.archive)
 INTERACTIVE_MODEL_BYTES = 512 * MIB  # a registered model and one small batch's tensors
-# images (train, test), channels, side of the datasets known by name; others are not estimated
-DATASET_SHAPES = {
-    "fashion-mnist": (60_000, 10_000, 1, 28),
-    "mnist": (60_000, 10_000, 1, 28),
-    "cifar10": (50_000, 10_000, 3, 32),
-    "digits": (1_500, 297, 1, 8),
-}
 
 
 def dataset_bytes(data: DataSpec) -> int:
     """The dataset as float32 tensors, and the subsets drawn from it (0 when the size is unknown)."""
-    if data.name not in DATASET_SHAPES:
+    info = DATASET_INFO[data.name]
+    if info.train is None:  # a folder or an upload: not estimated
         return 0
-    n_train, n_test, c, side = DATASET_SHAPES[data.name]
+    n_train, n_test, c, side = info.train, info.test, info.channels, info.side
     per_image = 4 * c * side * side
     subsets = min(data.train_subset or 0, n_train) + min(data.test_subset or 0, n_test)
     return per_image * (n_train + n_test + subsets) + n_train + n_test  # + the uint8 arrays read first
@@ -179,7 +174,7 @@ def certification_bytes(spec: CertifySpec, model: ModelSpec | None = None) -> in
 
 
 def ddpm_train_bytes(spec: DDPMTrainSpec, model: ModelSpec | None = None) -> int:
-    side, c = spec.image_size, 1 if spec.data.name not in DATASET_SHAPES else DATASET_SHAPES[spec.data.name][2]
+    side, c = spec.image_size, DATASET_INFO[spec.data.name].channels or 1
     activations = sum(4 * ch * (side >> i) ** 2 for i, ch in enumerate(spec.unet.block_out_channels)) * 2
     share = spec.batch_size // spec.gpus
     batch = share * activations * 4 * SAVED_PER_UNET_LEVEL + share * c * side * side * 4

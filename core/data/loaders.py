@@ -17,6 +17,7 @@ import torch
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
+from core.contract.datasets import DATASET_INFO
 from core.contract.names import DatasetName
 from core.contract.specs import DataSpec
 from core.data import catalogue, cifar
@@ -60,8 +61,8 @@ def load_idx(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
     folder = next((d for d in dirs if all(find_idx(d, s) for s in stems)), None)
     if folder is None and download:
         folder = dirs[0] if dirs else Path("data") / spec.name
-        base = url or catalogue.DEFAULT_URLS[spec.name]
-        for fname, md5 in catalogue.IDX_MD5[spec.name].items():
+        base = url or DATASET_INFO[spec.name].url
+        for fname, md5 in DATASET_INFO[spec.name].checksums.items():
             fetch(base.rstrip("/") + "/" + fname, folder / fname, md5=md5)
     if folder is None:
         raise catalogue.missing(spec.name, dirs)
@@ -76,16 +77,16 @@ def load_cifar10(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:
     folder = next((d for d in dirs if (d / "cifar-10-batches-py" / "test_batch").is_file()), None)
     if folder is None and download:
         folder = dirs[0] if dirs else Path("data") / spec.name
-        archive = fetch(
-            url or catalogue.DEFAULT_URLS["cifar10"], folder / "cifar-10-python.tar.gz", md5=catalogue.CIFAR_MD5
-        )
+        info = DATASET_INFO["cifar10"]
+        name = "cifar-10-python.tar.gz"
+        archive = fetch(url or info.url, folder / name, md5=info.checksums[name])
         with tarfile.open(archive) as tar:
             tar.extractall(folder, filter="data")
     if folder is None:
         raise catalogue.missing(spec.name, dirs)
     batches = folder / "cifar-10-batches-py"
     train, test = cifar.read_split(batches, train=True), cifar.read_split(batches, train=False)
-    return Dataset(spec.name, *to_tensors(*train), *to_tensors(*test), catalogue.CIFAR_CLASSES)
+    return Dataset(spec.name, *to_tensors(*train), *to_tensors(*test), catalogue.class_names("cifar10"))
 
 
 def load_digits(spec: DataSpec, *, download: bool, url: str | None) -> Dataset:

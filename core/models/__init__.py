@@ -39,13 +39,6 @@ NETWORKS: dict[Architecture, Callable[[ModelSpec, Act], nn.Module]] = {
     **dict.fromkeys(("resnet18", "resnet34", "resnet50", "resnet101"), resnet.build),
     **dict.fromkeys(("wrn28_10", "wrn34_10", "wide_resnet"), wide_resnet.build),
 }
-# Channel statistics of the datasets robustlab knows; anything else gets mean 0.5, std 0.5.
-DATASET_STATS = {
-    "fashion-mnist": ([0.2860], [0.3530]),
-    "mnist": ([0.1307], [0.3081]),
-    "cifar10": ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]),
-    "digits": ([0.3], [0.4]),
-}
 
 
 class Normalize(nn.Module):

@@ -17,13 +17,14 @@ import torch
 
 import core.training.distributed as ddp
 from core.activations import true_gradients
+from core.contract.datasets import dataset_info
 from core.contract.progress import ProgressFn, StopFn, never_stop, no_progress
 from core.contract.specs import AttackSpec, ModelSpec, Spec, TrainSpec
 from core.data import Dataset, load_dataset
 from core.data.batches import Picked
 from core.device import autocast, prepare, resolve_device, to_input
 from core.evaluation import predict, robust_mask
-from core.models import DATASET_STATS, Classifier, build_model
+from core.models import Classifier, build_model
 from core.training.augment import augment, batch_generator
 from core.training.averaging import WeightAverage
 from core.training.checkpoint import drop_previous, resume_state, save_checkpoint
@@ -66,7 +67,8 @@ def resolve_spec(spec: TrainSpec, ds: Dataset) -> TrainSpec:
             f"but dataset {ds.name!r} has {got}"
         )
     if m.mean is None or m.std is None:
-        mean, std = DATASET_STATS.get(ds.name, ([0.5] * ds.in_channels, [0.5] * ds.in_channels))
+        info = dataset_info(ds.name)  # unknown statistics (a folder, an upload): 0.5, 0.5
+        mean, std = (list(info.mean), list(info.std)) if info and info.mean else ([0.5] * ds.in_channels,) * 2
         m = m.model_copy(update={"mean": mean, "std": std})
     return spec.model_copy(update={"model": ModelSpec.model_validate(m.model_dump())})
 

@@ -4,6 +4,7 @@ import http.server
 import pickle
 import struct
 import threading
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from core.contract.datasets import DATASET_INFO
 from core.contract.specs import DataSpec
 from core.data import candidate_dirs, load_dataset
 from core.data.cifar import read_batch
@@ -148,7 +150,7 @@ def test_load_dataset_downloads_idx_files(http_server, tmp_path, monkeypatch):
     for raw in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         (served / f"{raw}.gz").write_bytes(gzip.compress((served / raw).read_bytes()))
     sums = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in served.glob("*.gz")}
-    monkeypatch.setitem(__import__("core.data.catalogue").data.catalogue.IDX_MD5, "mnist", sums)
+    monkeypatch.setitem(DATASET_INFO, "mnist", replace(DATASET_INFO["mnist"], checksums=sums))
     ds = load_dataset(DataSpec(name="mnist", root=str(tmp_path / "mnist")), download=True, url=url)
     assert ds.x_train.shape == (20, 1, 28, 28)
     assert sorted(p.name for p in (tmp_path / "mnist").iterdir()) == sorted(sums)
@@ -164,3 +166,13 @@ def test_every_dataset_name_has_a_loader_and_reading_idx_needs_no_torch():
     assert set(LOADERS) == set(DATASETS)
     code = "import sys, core.data.idx, core.data.catalogue; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_dataset_table_knows_every_name_and_the_size_of_every_named_one():
+    from core.contract.names import DATASETS, NAMED_DATASETS
+
+    assert set(DATASET_INFO) == set(DATASETS)
+    for name in NAMED_DATASETS:
+        info = DATASET_INFO[name]
+        assert None not in (info.train, info.test, info.channels, info.side, info.mean, info.std), name
+        assert len(info.mean) == len(info.std) == info.channels, name
