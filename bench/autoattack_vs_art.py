@@ -109,7 +109,7 @@ def ours_apgd_ce(model, x, y) -> dict:
 
 def ours_standard(model, x, y) -> dict:
     result, t = timed(lambda: evaluate(model, x, y, ProtocolSpec(eps=EPS, images=len(x)), num_classes=10))
-    return {"robust_acc": result["robust_acc"], "seconds": t, "breakdown": result["breakdown"]}
+    return {"robust_acc": result.robust_acc, "seconds": t, "breakdown": result.model_dump()["breakdown"]}
 
 
 def art_autoattack(clf, close: bool):

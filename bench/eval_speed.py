@@ -65,7 +65,9 @@ def main() -> None:
             if gpu:
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            result = evaluate(model, ds.x_test, ds.y_test, protocol, num_classes=10, batch_size=500 if gpu else 64)
+            result = evaluate(
+                model, ds.x_test, ds.y_test, protocol, num_classes=10, batch_size=500 if gpu else 64
+            ).model_dump()
             if gpu:
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - t0

@@ -54,14 +54,11 @@ def evaluate_arm(model, ds, protocol: ProtocolSpec) -> dict:
     headline = evaluate(model, ds.x_test, ds.y_test, protocol, num_classes=ds.num_classes)
     cheap = evaluate(model, ds.x_test, ds.y_test, cheap_protocol(protocol), num_classes=ds.num_classes)
     return {
-        "clean_acc": headline["clean_acc"],
-        "robust_acc": headline["robust_acc"],
-        "pgd_robust_acc": cheap["robust_acc"],
-        "protocol": headline["protocol"],
-        "protocol_label": headline["protocol_label"],
-        "breakdown": headline["breakdown"],
-        "warnings": headline["warnings"],
-        "seconds": headline["seconds"] + cheap["seconds"],
+        **headline.model_dump(
+            mode="json", include={"clean_acc", "robust_acc", "protocol", "protocol_label", "breakdown", "warnings"}
+        ),
+        "pgd_robust_acc": cheap.robust_acc,
+        "seconds": headline.seconds + cheap.seconds,
     }
 
 

@@ -161,7 +161,7 @@ def cmd_evaluate(args) -> int:
         min_norm=spec.min_norm,
         batch_size=spec.batch_size,
         progress=progress_bar("evaluate"),
-    )
+    ).model_dump(mode="json")
     result["spec"] = spec.model_dump(mode="json")
     result["weights"] = args.weights
     if args.out:

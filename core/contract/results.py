@@ -71,3 +71,74 @@ class ForwardResult(Result):
     image_url: str | None = None
     x_t_urls: list[str] | None = None
     x0_pred_urls: list[str] | None = None
+
+
+class AttackStep(Result):
+    """One attack of an ensemble: the points it broke and the robust accuracy after it."""
+
+    attack: str
+    robust_acc: float
+    broken: int
+
+
+class EpsPoint(Result):
+    eps: float
+    robust_acc: float
+
+
+class Sanity(Result):
+    """The checks reported with every evaluation (`core.evaluation.curve.sanity_checks`)."""
+
+    eps0_equals_clean: bool
+    monotone_in_eps: bool
+    large_eps: float
+    large_eps_acc: float
+    large_eps_near_chance: bool
+
+
+class ModelChecks(Result):
+    """The gradient-masking checks (`core.evaluation.checks`)."""
+
+    randomized: bool
+    outputs_probabilities: bool
+    zero_gradient_share: float
+    black_box_share: float | None = Field(description="None when no black-box attack ran after a white-box one")
+
+
+class Judging(Result):
+    every_iteration: bool = Field(description="every point ran all its iterations (a randomized model)")
+    judge_passes: int = Field(description="forward passes whose expected outcome judges a point")
+
+
+class Evaluation(Result):
+    """What `core.evaluation.evaluate` returns: clean and robust accuracy under a protocol, with the
+    attacks' breakdown, the robustness curve, the sanity and masking checks and their warnings."""
+
+    protocol: dict[str, Any]
+    protocol_label: str
+    images: int
+    eps: float
+    norm: str
+    clean_acc: float
+    robust_acc: float = Field(description="under the protocol at ε (a defense's: the lowest of its three ways)")
+    breakdown: list[AttackStep]
+    broken_by: list[str | None] = Field(description="per point: the attack that broke it, `clean`, or None")
+    curve: list[EpsPoint]
+    sanity: Sanity
+    checks: ModelChecks
+    warnings: list[str]
+    judging: Judging
+    min_norm: dict[str, Any] | None = Field(default=None, description="FMN's minimal-norm curve, when asked")
+    robust_acc_by: str | None = Field(default=None, description="a defense's: the way that gave `robust_acc`")
+    defense: dict[str, Any] | None = Field(default=None, description="a defense's: its purifier and three ways")
+    seconds: float
+
+
+class EvaluationJobResult(Evaluation):
+    """An `attack_evaluation` job's result: the evaluation, its report and whether the model's
+    summary took it (a private job's evaluation of a shared model does not)."""
+
+    model_id: str
+    report_artifact_id: str
+    recorded_on_model: bool
+    report_url: str | None = None

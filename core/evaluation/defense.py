@@ -18,6 +18,7 @@ import torch
 
 from core.attacks.judge import JUDGE_PASSES
 from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress
+from core.contract.results import Evaluation
 from core.contract.specs import ProtocolSpec
 from core.diffusion.purify import Purified
 from core.evaluation.curve import wrong_in_expectation
@@ -61,7 +62,7 @@ def evaluate_defense(
     batch_size: int = 256,
     progress: ProgressFn = no_progress,
     should_stop: StopFn = never_stop,
-) -> dict:
+) -> Evaluation:
     """`evaluate`'s result for the adaptive attack (checks and breakdown included), with `defense`:
     `{way: {"clean_acc", "robust_acc", ...} for way in WAYS}`, `robust_acc` the lowest of the three
     and `robust_acc_by` the way that gave it.
@@ -88,15 +89,16 @@ def evaluate_defense(
             progress=stage(i),
             should_stop=should_stop,
         )
-        ways[way] = {k: result[k] for k in ("clean_acc", "robust_acc", "breakdown", "broken_by")}
+        ways[way] = result.model_dump(mode="json", include={"clean_acc", "robust_acc", "breakdown", "broken_by"})
     lowest = min(WAYS, key=lambda w: ways[w]["robust_acc"])
-    return {
-        **result,
-        "robust_acc": ways[lowest]["robust_acc"],
-        "robust_acc_by": lowest,
-        "defense": {
-            "purifier": defended.purifier.model_dump(mode="json"),
-            **{w: {k: v for k, v in ways[w].items() if k != "broken_by"} for w in WAYS},
-        },
-        "seconds": time.perf_counter() - t0,
-    }
+    return result.model_copy(
+        update={
+            "robust_acc": ways[lowest]["robust_acc"],
+            "robust_acc_by": lowest,
+            "defense": {
+                "purifier": defended.purifier.model_dump(mode="json"),
+                **{w: {k: v for k, v in ways[w].items() if k != "broken_by"} for w in WAYS},
+            },
+            "seconds": time.perf_counter() - t0,
+        }
+    )

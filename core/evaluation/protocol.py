@@ -12,6 +12,7 @@ from torch import nn
 from core.activations import true_gradients
 from core.contract.job_specs import MinNormSpec
 from core.contract.progress import ProgressFn, StopFn, never_stop, no_progress
+from core.contract.results import Evaluation
 from core.contract.specs import ProtocolSpec
 from core.evaluation.checks import black_box_share, check_warnings, model_checks
 from core.evaluation.curve import robustness_curve
@@ -31,7 +32,7 @@ def evaluate(
     batch_size: int = 256,
     progress: ProgressFn = no_progress,
     should_stop: StopFn = never_stop,
-) -> dict:
+) -> Evaluation:
     """Clean and robust accuracy of `model` on the first `protocol.images` of (x, y).
 
     The attacks run in the protocol's order, each on the points still standing, with the
@@ -47,11 +48,9 @@ def evaluate(
             with a warning.
 
     Returns:
-        `{"protocol", "protocol_label", "images", "eps", "norm", "clean_acc", "robust_acc",
-        "breakdown", "broken_by", "curve", "sanity", "checks", "warnings", "judging", "seconds"}`:
-        a randomized model (the checks find two passes differ), the `rand` protocol or EOT > 1
-        judges every point by its expected outcome and runs every point for all its iterations
-        (`judging`, see `core.attacks.judge`).
+        `core.contract.results.Evaluation`. A randomized model (the checks find two passes
+        differ), the `rand` protocol or EOT > 1 judges every point by its expected outcome and
+        runs every point for all its iterations (`judging`, see `core.attacks.judge`).
         `breakdown` lists, per attack in order, the points it broke and the robust accuracy
         after it; `broken_by` gives per point the attack that broke it (`clean` if the model got
         it wrong unattacked, None if it stood).
@@ -91,24 +90,24 @@ def evaluate(
     checks["black_box_share"] = black_box_share(attacks, detail["broken_by"])
     counts = next(p["broken_by"] for p in result["curve"] if p["eps"] == protocol.eps)
     breakdown = [{**after, "broken": counts[after["attack"]]} for after in detail["after"]]
-    return {
-        "protocol": protocol.model_dump(mode="json"),
-        "protocol_label": protocol.label,
-        "images": len(x),
-        "eps": protocol.eps,
-        "norm": protocol.norm,
-        "clean_acc": result["clean_acc"],
-        "robust_acc": next(p["robust_acc"] for p in result["curve"] if p["eps"] == protocol.eps),
-        "breakdown": breakdown,
-        "broken_by": detail["broken_by"],
-        "curve": [{"eps": p["eps"], "robust_acc": p["robust_acc"]} for p in result["curve"]],
-        "sanity": result["sanity"],
-        "checks": checks,
-        "warnings": result["warnings"] + check_warnings(checks) + beside[1],
-        "judging": result["judging"],
-        **({"min_norm": beside[0]} if min_norm is not None else {}),
-        "seconds": time.perf_counter() - t0,
-    }
+    return Evaluation(
+        protocol=protocol.model_dump(mode="json"),
+        protocol_label=protocol.label,
+        images=len(x),
+        eps=protocol.eps,
+        norm=protocol.norm,
+        clean_acc=result["clean_acc"],
+        robust_acc=next(p["robust_acc"] for p in result["curve"] if p["eps"] == protocol.eps),
+        breakdown=breakdown,
+        broken_by=detail["broken_by"],
+        curve=[{"eps": p["eps"], "robust_acc": p["robust_acc"]} for p in result["curve"]],
+        sanity=result["sanity"],
+        checks=checks,
+        warnings=result["warnings"] + check_warnings(checks) + beside[1],
+        judging=result["judging"],
+        min_norm=beside[0],
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def minimal_norm_beside(

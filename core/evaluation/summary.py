@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress
+from core.contract.results import Evaluation
 from core.contract.specs import ProtocolSpec
 from core.evaluation.protocol import evaluate
 
@@ -30,10 +31,12 @@ def curve_grid(eps: float) -> list[float]:
     return [0.0, eps / 2, eps, 1.5 * eps, 2 * eps, 3 * eps]
 
 
-def evaluation_entry(evaluation: dict, job_id: str | None = None) -> dict:
+def evaluation_entry(evaluation: Evaluation, job_id: str | None = None) -> dict:
     """The part of an `evaluate` result the registry lists among a model's evaluations."""
-    defense = {k: evaluation[k] for k in ("defense", "robust_acc_by") if k in evaluation}  # a defended model's
-    return {**{k: evaluation[k] for k in EVALUATION_FIELDS}, **defense, "job_id": job_id}
+    entry = evaluation.model_dump(mode="json", include=set(EVALUATION_FIELDS))
+    if evaluation.defense is not None:  # a defended model's
+        entry |= {"defense": evaluation.defense, "robust_acc_by": evaluation.robust_acc_by}
+    return {**entry, "job_id": job_id}
 
 
 def classifier_summary(
@@ -69,9 +72,8 @@ def classifier_summary(
         should_stop=should_stop,
     )
     return {
-        **{k: headline[k] for k in EVALUATION_FIELDS},
-        "sanity": headline["sanity"],
-        "curve": curve["curve"],
+        **headline.model_dump(mode="json", include={*EVALUATION_FIELDS, "sanity"}),
+        "curve": [p.model_dump() for p in curve.curve],
         "curve_protocol_label": cheap.label,
         "evaluations": [evaluation_entry(headline, job_id)],
     }

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from core.attacks import build_attack
 from core.contract.checkpoint import META_FILE, MODEL_FILE
 from core.contract.job_specs import EvalSpec, ImageAttackSpec, ModelUploadSpec
-from core.contract.results import ImageAttackResult, Prediction
+from core.contract.results import EvaluationJobResult, ImageAttackResult, Prediction
 from core.contract.specs import TrainSpec
 from core.data import class_names
 from core.evaluation import evaluate
@@ -103,7 +103,7 @@ def monitor_label(spec: TrainSpec) -> str:
     return f"{spec.eval_attack.label} on {where} per epoch{weights} (a cheap check)"
 
 
-def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> dict:
+def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> EvaluationJobResult:
     if spec.model_id is None:
         raise ValueError("attack_evaluation needs model_id")
     model, _ = ctx.registered_model(spec.model_id, "classifier")
@@ -127,9 +127,11 @@ def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> dict:
         **extra,
     )
     with ctx.session() as s:
-        report = ctx.save_artifact(s, "evaluation.json", type="report", data=json.dumps(result, indent=1).encode())
+        report = ctx.save_artifact(s, "evaluation.json", type="report", data=result.model_dump_json(indent=1).encode())
         recorded = record_evaluation(s, model_id=spec.model_id, entry=evaluation_entry(result, ctx.job_id))
-        return {**result, "model_id": spec.model_id, "report_artifact_id": report.id, "recorded_on_model": recorded}
+    return EvaluationJobResult(
+        **result.model_dump(), model_id=spec.model_id, report_artifact_id=report.id, recorded_on_model=recorded
+    )
 
 
 def _attack_input(spec: ImageAttackSpec, ctx: JobContext, model, dataset: str) -> tuple[torch.Tensor, int | None, str]:

@@ -57,7 +57,7 @@ def defense_rows(models: list[dict]) -> list[dict]:
     rows = []
     for m in models:
         for e in (m.get("summary") or {}).get("evaluations", []):
-            if "defense" not in e:
+            if not e.get("defense"):
                 continue
             ways = e["defense"]
             row = {"model": model_label(m), "t*": ways["purifier"]["t_star"], "protocol": e["protocol_label"]}

@@ -63,7 +63,7 @@ def test_square_breaks_what_zero_gradients_hide_and_the_checks_say_so(trained_di
     x, y = ds.x_test[:96], ds.y_test[:96]
     apgd = build_attack(AttackSpec(name="apgd-ce", eps=0.15, steps=10))(masked, x, y)
     assert accuracy(masked, apgd, y) >= accuracy(masked, x, y) - 0.05  # only its random start moves
-    result = evaluate(masked, x, y, SMALL.model_copy(update={"eps": 0.15}), num_classes=10)
+    result = evaluate(masked, x, y, SMALL.model_copy(update={"eps": 0.15}), num_classes=10).model_dump()
     square = next(b for b in result["breakdown"] if b["attack"].startswith("square"))
     assert square["broken"] > 0
     assert result["checks"]["zero_gradient_share"] == 1.0 and result["checks"]["black_box_share"] > 0
@@ -84,11 +84,13 @@ class Noisy(nn.Module):
 def test_randomness_and_probability_outputs_are_flagged(trained_digits):
     model, _, ds = trained_digits
     x, y = ds.x_test[:64], ds.y_test[:64]
-    plain = evaluate(model, x, y, SMALL.model_copy(update={"images": 64}), num_classes=10)
+    plain = evaluate(model, x, y, SMALL.model_copy(update={"images": 64}), num_classes=10).model_dump()
     assert not plain["checks"]["randomized"] and not plain["checks"]["outputs_probabilities"]
-    noisy = evaluate(Noisy(model).eval(), x, y, SMALL.model_copy(update={"images": 64}), num_classes=10)
+    noisy = evaluate(Noisy(model).eval(), x, y, SMALL.model_copy(update={"images": 64}), num_classes=10).model_dump()
     assert noisy["checks"]["randomized"] and any("EOT" in w for w in noisy["warnings"])
-    probs = evaluate(Noisy(model, softmax=True).eval(), x, y, SMALL.model_copy(update={"images": 64}), num_classes=10)
+    probs = evaluate(
+        Noisy(model, softmax=True).eval(), x, y, SMALL.model_copy(update={"images": 64}), num_classes=10
+    ).model_dump()
     assert probs["checks"]["outputs_probabilities"] and any("probabilities" in w for w in probs["warnings"])
 
 
@@ -107,7 +109,7 @@ def test_eot_averages_over_that_many_passes(trained_digits):
 def test_the_protocol_runs_attacks_in_order_and_keeps_who_broke_what(trained_digits):
     model, _, ds = trained_digits
     x, y = ds.x_test, ds.y_test
-    result = evaluate(model, x, y, SMALL, num_classes=10)
+    result = evaluate(model, x, y, SMALL, num_classes=10).model_dump()
     assert result["images"] == 96 and result["protocol"] == SMALL.model_dump(mode="json")
     assert result["protocol_label"].startswith("standard (apgd-ce10, apgd-t10, fab-t10, square150)")
     assert "reduced settings" in result["protocol_label"]
@@ -118,15 +120,15 @@ def test_the_protocol_runs_attacks_in_order_and_keeps_who_broke_what(trained_dig
     assert sum(b["broken"] for b in result["breakdown"]) + round(result["robust_acc"] * 96) == correct
     after = [b["robust_acc"] for b in result["breakdown"]]
     assert after == sorted(after, reverse=True) and after[-1] == result["robust_acc"]
-    again = evaluate(model, x, y, SMALL, num_classes=10)
+    again = evaluate(model, x, y, SMALL, num_classes=10).model_dump()
     assert again["broken_by"] == per_point  # the protocol's seed fixes the attacks' randomness
-    zero = evaluate(model, x, y, SMALL.model_copy(update={"eps": 0.0}), num_classes=10)
+    zero = evaluate(model, x, y, SMALL.model_copy(update={"eps": 0.0}), num_classes=10).model_dump()
     assert zero["robust_acc"] == zero["clean_acc"]
 
 
 def test_the_standard_ensemble_nearly_zeroes_a_standard_model(trained_digits):
     model, _, ds = trained_digits
-    result = evaluate(model, ds.x_test, ds.y_test, SMALL.model_copy(update={"eps": 0.3}), num_classes=10)
+    result = evaluate(model, ds.x_test, ds.y_test, SMALL.model_copy(update={"eps": 0.3}), num_classes=10).model_dump()
     assert result["clean_acc"] > 0.8 and result["robust_acc"] < 0.05
 
 
@@ -149,6 +151,6 @@ def test_a_probe_model_is_evaluated_like_its_plain_relu_copy(trained_digits, tmp
     loaded = load_model(tmp_path)
     torch.manual_seed(0)
     assert torch.equal(build_attack(spec)(loaded, x, y), true)  # loading drops the probe
-    a = evaluate(probe, x, y, SMALL, num_classes=10)  # evaluate switches it off even when present
-    b = evaluate(model, x, y, SMALL, num_classes=10)
+    a = evaluate(probe, x, y, SMALL, num_classes=10).model_dump()  # evaluate switches it off even when present
+    b = evaluate(model, x, y, SMALL, num_classes=10).model_dump()
     assert a["broken_by"] == b["broken_by"] and a["robust_acc"] == b["robust_acc"]

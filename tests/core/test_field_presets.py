@@ -75,7 +75,7 @@ def test_a_field_preset_trains_and_is_evaluated_end_to_end(name, tmp_path):
     ds = load_dataset(spec.data)
     assert ds.x_train.shape[1:] == (3, 32, 32) and ds.x_train.min() >= 0 and ds.x_train.max() <= 1
     protocol = ProtocolSpec.model_validate({**spec.protocol.model_dump(), "ensemble": "pgd"})
-    out = evaluate(model, ds.x_test, ds.y_test, protocol, num_classes=spec.model.num_classes)
+    out = evaluate(model, ds.x_test, ds.y_test, protocol, num_classes=spec.model.num_classes).model_dump()
     assert 0 <= out["robust_acc"] <= out["clean_acc"] <= 1
 
 

@@ -23,7 +23,7 @@ def test_the_minimal_norm_curve_comes_beside_the_ensembles_and_is_never_above_it
         num_classes=10,
         eps_grid=[0.03, 0.06, 0.1],
         min_norm=MinNormSpec(steps=200),
-    )
+    ).model_dump()
     found = MinimalNormCurve.model_validate({k: v for k, v in result["min_norm"].items() if k != "gaps"})
     assert found.norm == "linf" and found.images == 96 and found.unconfirmed == 0
     assert [p.eps for p in found.curve] == [p["eps"] for p in result["curve"]] == [0.0, 0.03, 0.06, 0.1]
@@ -41,7 +41,7 @@ def test_an_evaluation_in_another_norm_gives_fmns_own_radii_and_no_comparison(tr
     model, _, ds = trained_digits
     protocol = ProtocolSpec(eps=0.1, images=32, steps=5, queries=50)
     spec = MinNormSpec(norm="l1", steps=30, eps_grid=[1.0, 4.0])
-    result = evaluate(model, ds.x_test, ds.y_test, protocol, num_classes=10, min_norm=spec)
+    result = evaluate(model, ds.x_test, ds.y_test, protocol, num_classes=10, min_norm=spec).model_dump()
     assert result["min_norm"]["norm"] == "l1" and result["min_norm"]["gaps"] == []
     assert [p["eps"] for p in result["min_norm"]["curve"]] == [0.0, 1.0, 4.0]
     with pytest.raises(ValueError, match="own eps_grid"):
@@ -54,7 +54,9 @@ def test_an_evaluation_in_another_norm_gives_fmns_own_radii_and_no_comparison(tr
 def test_a_randomized_model_gets_a_warning_instead_of_a_minimal_norm_curve(trained_digits):
     base, _, ds = trained_digits
     protocol = ProtocolSpec(eps=0.1, images=32, steps=5, queries=20)
-    result = evaluate(NoisyInput(base, 0.1), ds.x_test, ds.y_test, protocol, num_classes=10, min_norm=MinNormSpec())
+    result = evaluate(
+        NoisyInput(base, 0.1), ds.x_test, ds.y_test, protocol, num_classes=10, min_norm=MinNormSpec()
+    ).model_dump()
     assert result["min_norm"] is None
     assert any("randomized" in w and "FMN" in w for w in result["warnings"])
 

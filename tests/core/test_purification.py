@@ -77,7 +77,7 @@ def test_evaluation_reports_three_numbers_and_keeps_the_lowest(trained_digits, d
     protocol = ProtocolSpec(
         ensemble="custom", attacks=[AttackSpec(name="pgd", steps=5, eot=2)], eps=0.2, images=48, seed=0
     )
-    result = evaluate_defense(defended, ds.x_test, ds.y_test, protocol, num_classes=10, batch_size=32)
+    result = evaluate_defense(defended, ds.x_test, ds.y_test, protocol, num_classes=10, batch_size=32).model_dump()
     ways = result["defense"]
     assert set(WAYS) <= set(ways)
     lowest = min(ways[w]["robust_acc"] for w in WAYS)

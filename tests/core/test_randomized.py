@@ -112,10 +112,10 @@ def test_a_point_is_judged_by_the_majority_of_its_passes():
 def test_the_evaluation_of_a_randomized_model_says_how_it_judged(trained_digits):
     base, _, ds = trained_digits
     protocol = ProtocolSpec(ensemble="rand", eps=EPS, images=64, steps=5, eot=2)
-    result = evaluate(NoisyInput(base, SIGMA), ds.x_test, ds.y_test, protocol, num_classes=10)
+    result = evaluate(NoisyInput(base, SIGMA), ds.x_test, ds.y_test, protocol, num_classes=10).model_dump()
     assert result["judging"] == {"every_iteration": True, "judge_passes": 15}
     assert result["checks"]["randomized"] and 0 <= result["robust_acc"] <= result["clean_acc"]
     deterministic = evaluate(
         base, ds.x_test, ds.y_test, protocol.model_copy(update={"ensemble": "standard"}), num_classes=10
-    )
+    ).model_dump()
     assert deterministic["judging"] == {"every_iteration": False, "judge_passes": 1}
