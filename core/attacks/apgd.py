@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from core.activations import gradient_phase
+from core.attacks.gradients import averaged_gradient
 from core.attacks.judge import misclassified
 from core.attacks.losses import cross_entropy, dlr, dlr_targeted
 from core.attacks.threat import into_box
@@ -125,20 +126,13 @@ class APGD:
 
     def _loss_and_grad(self, model, x_in, y, target):
         """The per-sample loss, its gradient (averaged over `eot` passes) and the last logits."""
-        grad, total = torch.zeros_like(x_in), torch.zeros(len(x_in), device=x_in.device)
-        for _ in range(self.eot):
-            x_req = x_in.detach().requires_grad_(True)
-            logits = model(x_req)
+
+        def loss(logits):
             if self.loss == "ce":
-                loss = cross_entropy(logits, y)
-            elif self.loss == "dlr":
-                loss = dlr(logits, y)
-            else:
-                loss = dlr_targeted(logits, y, target)
-            (g,) = torch.autograd.grad(loss.sum(), x_req)
-            grad += g
-            total += loss.detach()
-        return total / self.eot, grad / self.eot, logits.detach()
+                return cross_entropy(logits, y)
+            return dlr(logits, y) if self.loss == "dlr" else dlr_targeted(logits, y, target)
+
+        return averaged_gradient(model, x_in, loss, self.eot)
 
     def _run(self, model, x, y, target) -> tuple[torch.Tensor, torch.Tensor]:
         """One APGD run; (which points some iterate fooled, that iterate: the last one with

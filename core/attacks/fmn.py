@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from core.activations import gradient_phase
+from core.attacks.gradients import averaged_gradient
 from core.attacks.hyperplane import lp_norm
 from core.attacks.losses import margin
 from core.attacks.threat import into_box
@@ -145,15 +146,8 @@ class FMN:
 
     def _margin_and_grad(self, model, x_in, y) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """m(x_in), ∇m (each averaged over `eot` passes) and whether the last pass misclassified."""
-        total, grad = torch.zeros(len(x_in), device=x_in.device, dtype=x_in.dtype), torch.zeros_like(x_in)
-        for _ in range(self.eot):
-            x_req = x_in.detach().requires_grad_(True)
-            logits = model(x_req)
-            m = margin(logits, y)
-            (g,) = torch.autograd.grad(m.sum(), x_req)
-            total += m.detach()
-            grad += g
-        return total / self.eot, grad / self.eot, logits.detach().argmax(1) != y
+        m, grad, logits = averaged_gradient(model, x_in, lambda z: margin(z, y), self.eot)
+        return m, grad, logits.argmax(1) != y
 
     def _run(self, model, x, y) -> tuple[torch.Tensor, torch.Tensor]:
         n, view, norm = len(x), (-1,) + (1,) * (x.dim() - 1), self.norm

@@ -1,13 +1,18 @@
 """Projected gradient descent (Madry et al. 2018); FGSM (Goodfellow et al. 2015) is its one-step
-case. Each step ascends the loss, δ ← Π_{B(ε) ∩ box}(δ + α·dir(∇_δ L(f(x+δ), y)))."""
+case. Each step ascends the loss, δ ← Π_{B(ε) ∩ box}(δ + α·dir(∇_δ L(f(x+δ), y))). The loss is
+cross-entropy unless another is given: TRADES' inner maximisation and SmoothAdv's are this loop
+with their own loss and start (`core.training.objectives`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from core.activations import gradient_phase
+from core.attacks.gradients import averaged_gradient
+from core.attacks.losses import cross_entropy
 from core.attacks.threat import into_box
 from core.modes import eval_mode
 
@@ -28,6 +33,10 @@ class PGD:
             highest-loss point. Default False.
         eot: average each step's gradient over this many forward passes (expectation over
             transformation, for randomized models). Default 1.
+        loss: `loss(logits, y) -> per-sample loss` to ascend (default cross-entropy); `y` is what
+            the attack is called with (labels, or TRADES' clean probabilities).
+        start: `start(x) -> δ`, the first point of each run (default: a uniform point of the ball
+            with `random_start`, else 0); projected onto the ball and the box.
     """
 
     def __init__(
@@ -40,10 +49,12 @@ class PGD:
         restarts: int = 1,
         early_stop: bool = False,
         eot: int = 1,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = cross_entropy,
+        start: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
         if steps < 1 or restarts < 1 or eot < 1 or step_size <= 0:
             raise ValueError("steps, restarts and eot must be >= 1 and step_size > 0")
-        self.eot = eot
+        self.eot, self.loss, self.start = eot, loss, start
         self.threat, self.steps, self.step_size = threat, steps, step_size
         self.random_start, self.restarts, self.early_stop = random_start, restarts, early_stop
 
@@ -68,7 +79,10 @@ class PGD:
 
     def _run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x = x.detach()
-        delta = self.threat.random_start(x) if self.random_start else torch.zeros_like(x)
+        if self.start is not None:
+            delta = self.threat.project(self.start(x))
+        else:
+            delta = self.threat.random_start(x) if self.random_start else torch.zeros_like(x)
         delta = into_box(x, delta)
         if self.early_stop:
             return self._run_early_stop(model, x, y, delta)
@@ -95,18 +109,13 @@ class PGD:
         return (x + delta).detach()
 
     def _gradient(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor):
-        """∇_δ of the summed cross-entropy at x + δ, averaged over `eot` passes, and the last logits."""
-        grad = torch.zeros_like(delta)
-        for _ in range(self.eot):
-            d = delta.detach().requires_grad_(True)
-            logits = model(x + d)
-            grad += torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), d)[0]
-        return grad / self.eot, logits.detach()
+        """∇_δ of the summed loss at x + δ, averaged over `eot` passes, and the last logits."""
+        _, grad, logits = averaged_gradient(model, x + delta, lambda z: self.loss(z, y), self.eot)
+        return grad, logits
 
-    @staticmethod
     @torch.no_grad()
-    def _score(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-sample badness: any misclassification beats any loss."""
+    def _score(self, model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-sample badness: the loss, and where `y` are labels, any misclassification beats any loss."""
         logits = model(x_adv)
-        loss = F.cross_entropy(logits, y, reduction="none").float()
-        return loss + 1e6 * (logits.argmax(1) != y).float()
+        loss = self.loss(logits, y).float()
+        return loss + 1e6 * (logits.argmax(1) != y).float() if y.dtype == torch.long else loss

@@ -24,7 +24,8 @@ from torch import nn
 
 from core.activations import gradient_phase
 from core.attacks import build_attack, default_step_size
-from core.attacks.threat import THREATS, into_box
+from core.attacks.pgd import PGD
+from core.attacks.threat import THREATS
 from core.contract.specs import AttackSpec, TrainSpec
 from core.modes import eval_mode
 
@@ -33,44 +34,46 @@ TRADES_INIT = 0.001  # the scale of the random start of TRADES' inner maximisati
 BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def trades_adversary(model: nn.Module, x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
-    """argmax over the ε-ball (∩ box) of KL(f(x) ‖ f(x')), by `spec.iterations` signed (L∞) or
-    normalised (L2) steps of `spec.step_size` (default 2.5ε/steps)."""
-    threat = THREATS[spec.norm](spec.eps)
+def _pgd(spec: AttackSpec, **kwargs) -> PGD:
+    """PGD at `spec`'s threat, iterations and step size (default 2.5ε/steps), from no random start."""
     step_size = spec.step_size or default_step_size(spec.model_copy(update={"name": "pgd"}))
+    return PGD(THREATS[spec.norm](spec.eps), steps=spec.iterations, step_size=step_size, random_start=False, **kwargs)
+
+
+def _kl_from(logits: torch.Tensor, p_clean: torch.Tensor) -> torch.Tensor:
+    """KL(p_clean ‖ softmax(logits)) per sample."""
+    return F.kl_div(F.log_softmax(logits.float(), 1), p_clean, reduction="none").sum(1)
+
+
+def trades_adversary(model: nn.Module, x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    """argmax over the ε-ball (∩ box) of KL(f(x) ‖ f(x')): PGD on that loss from x + 0.001·N(0, I)."""
     x = x.detach()
-    with eval_mode(model), gradient_phase(model, "attack"):
-        with torch.no_grad():
-            p_clean = F.softmax(model(x).float(), 1)
-        delta = into_box(x, threat.project(TRADES_INIT * torch.randn_like(x)))
-        for _ in range(spec.iterations):
-            d = delta.requires_grad_(True)
-            kl = F.kl_div(F.log_softmax(model(x + d).float(), 1), p_clean, reduction="sum")
-            (grad,) = torch.autograd.grad(kl, d)
-            with torch.no_grad():
-                delta = into_box(x, threat.project(threat.step(delta, grad, step_size)))
-    return (x + delta).detach()
+    with eval_mode(model), gradient_phase(model, "attack"), torch.no_grad():
+        p_clean = F.softmax(model(x).float(), 1)
+    return _pgd(spec, loss=_kl_from, start=lambda x: TRADES_INIT * torch.randn_like(x))(model, x, p_clean)
+
+
+class SoftSmoothed(nn.Module):
+    """log of the soft smoothed classifier's probabilities, mean_i softmax(f(x + δᵢ)), over fixed
+    noise draws δ (m per image, image-major: N·m × C×H×W)."""
+
+    def __init__(self, model: nn.Module, noise: torch.Tensor):
+        super().__init__()
+        self.model, self.noise = model, noise
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = len(self.noise) // len(x)
+        probs = F.softmax(self.model(x.repeat_interleave(m, 0) + self.noise).float(), 1).view(len(x), m, -1).mean(1)
+        return probs.clamp_min(1e-12).log()
 
 
 def smoothadv_adversary(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, noise: torch.Tensor
 ) -> torch.Tensor:
-    """argmax over the L2 ε-ball (∩ box) of −log mean_i softmax(f(x' + δᵢ))_y, `noise` holding the
-    draws δ (m per image, image-major: N·m × C×H×W), by `spec.iterations` normalised steps of
-    `spec.step_size` (default 2.5ε/steps) from x."""
-    threat = THREATS[spec.norm](spec.eps)
-    step_size = spec.step_size or default_step_size(spec.model_copy(update={"name": "pgd"}))
-    x, m = x.detach(), len(noise) // len(x)
-    delta = torch.zeros_like(x)
-    with eval_mode(model), gradient_phase(model, "attack"):
-        for _ in range(spec.iterations):
-            d = delta.requires_grad_(True)
-            probs = F.softmax(model((x + d).repeat_interleave(m, 0) + noise).float(), 1).view(len(x), m, -1).mean(1)
-            loss = F.nll_loss(probs.clamp_min(1e-12).log(), y, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, d)
-            with torch.no_grad():
-                delta = into_box(x, threat.project(threat.step(delta, grad, step_size)))
-    return (x + delta).detach()
+    """argmax over the L2 ε-ball (∩ box) of −log mean_i softmax(f(x' + δᵢ))_y: PGD from x on the
+    soft smoothed classifier (`noise`: the draws, see `SoftSmoothed`)."""
+    nll = lambda log_probs, y: F.nll_loss(log_probs, y, reduction="none")  # noqa: E731
+    return _pgd(spec, loss=nll)(SoftSmoothed(model, noise), x.detach(), y)
 
 
 def unwrapped(model: nn.Module) -> nn.Module:
