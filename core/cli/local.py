@@ -12,6 +12,7 @@ from core.contract.job_specs import EvalSpec
 from core.contract.names import (
     ACTIVATIONS,
     ENSEMBLES,
+    GRADIENT_ATTACKS,
     MIN_NORMS,
     NORMS,
     PROBE_PHASES,
@@ -22,7 +23,7 @@ from core.contract.names import (
 from core.contract.presets import eval_preset, smoothing_training, train_preset
 from core.contract.progress import progress_bar
 from core.contract.recipe_specs import Selection
-from core.contract.specs import ActivationSpec, TrainSpec
+from core.contract.specs import OWN_FIELDS, ActivationSpec, TrainSpec
 
 
 def floats(text: str) -> list[float]:
@@ -113,8 +114,15 @@ def evaluation_spec(args) -> EvalSpec:
     a custom one), ε, norm, images, seed and attack budgets, the data and the curve."""
     base = eval_preset(args.preset)
     protocol = base.protocol.model_dump()
-    if args.attacks:
-        protocol.update(ensemble="custom", attacks=[{"name": a} for a in args.attacks])
+    if args.attacks:  # each attack takes the budgets it reads (Square its queries, the others their steps)
+        budgets = {"steps": args.steps, "queries": args.queries}
+        attacks = [
+            {"name": a, **{k: v for k, v in budgets.items() if v is not None and a in OWN_FIELDS[k]}}
+            for a in args.attacks
+        ]
+        if args.eot and args.eot > 1:  # EOT for the gradient attacks, in the order given
+            attacks = [{**a, "eot": args.eot} if a["name"] in GRADIENT_ATTACKS else a for a in attacks]
+        protocol.update(ensemble="custom", attacks=attacks)
     elif args.protocol:
         protocol.update(ensemble=args.protocol, attacks=None)
     flags = {

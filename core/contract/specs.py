@@ -163,6 +163,16 @@ class ModelSpec(Spec):
         return self
 
 
+# The fields only some attacks read, and those attacks: a spec that sets one for another attack
+# is refused (it would be silently ignored: an APGD sent `queries`, a Square sent `steps`).
+OWN_FIELDS: dict[str, set[str]] = {
+    "steps": {"pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "fmn"},
+    "step_size": {"pgd", "fgsm"},
+    "targets": {"apgd-t", "fab-t"},
+    "queries": {"square"},
+}
+
+
 class AttackSpec(Spec):
     """An attack: `attack(model, x, y) -> x_adv` inside the `norm` ball of radius `eps`.
 
@@ -211,6 +221,11 @@ class AttackSpec(Spec):
 
     @model_validator(mode="after")
     def _eot_needs_gradients(self) -> AttackSpec:
+        for name in self.model_fields_set & OWN_FIELDS.keys():
+            given, default = getattr(self, name), type(self).model_fields[name].default
+            if given != default and self.name not in OWN_FIELDS[name]:
+                users = ", ".join(sorted(OWN_FIELDS[name]))
+                raise ValueError(f"{name} is an option of {users}: {self.name} has no use for it")
         if self.eot > 1 and self.name not in GRADIENT_ATTACKS:
             raise ValueError(f"eot averages gradients: {self.name} uses none")
         if self.restarts > 1 and self.name == "fmn":

@@ -1,9 +1,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from pydantic import ValidationError
 
 from core.attacks import build_attack
-from core.contract.specs import AttackSpec
+from core.contract.specs import OWN_FIELDS, AttackSpec
 from core.evaluation import accuracy
 
 ATTACKS = [
@@ -41,6 +42,24 @@ def test_result_stays_in_eps_ball_and_box(trained_digits, spec):
     assert norms.max() > 0.5 * spec.eps  # it moved
 
 
+def _own(name: str, **options) -> AttackSpec:
+    """The attack with those of `options` it reads."""
+    return AttackSpec(name=name, **{k: v for k, v in options.items() if name in OWN_FIELDS.get(k, {name})})
+
+
+def test_an_attack_refuses_the_options_of_other_attacks():
+    with pytest.raises(ValidationError, match="queries is an option of square: apgd-ce has no use for it"):
+        AttackSpec(name="apgd-ce", queries=100)
+    with pytest.raises(ValidationError, match="steps is an option of"):
+        AttackSpec(name="square", steps=20)
+    with pytest.raises(ValidationError, match="targets is an option of apgd-t, fab-t"):
+        AttackSpec(name="pgd", targets=3)
+    AttackSpec(name="square", steps=None, targets=9)  # the defaults, as any stored spec's dump holds them
+    for name in ("pgd", "square", "fab-t"):
+        spec = AttackSpec(name=name)
+        assert AttackSpec.model_validate(spec.model_dump()) == spec
+
+
 @pytest.mark.parametrize("was_training", [True, False])
 @pytest.mark.parametrize("name", ["pgd", "apgd-ce", "apgd-t", "fab-t", "fmn", "square"])
 def test_attack_runs_in_eval_mode_and_restores_mode(trained_digits, was_training, name):
@@ -49,14 +68,14 @@ def test_attack_runs_in_eval_mode_and_restores_mode(trained_digits, was_training
     hook = model.register_forward_pre_hook(lambda m, i: seen.append(m.training))
     model.train(was_training)
     try:
-        build_attack(AttackSpec(name=name, steps=2, targets=2, queries=5))(model, ds.x_test[:8], ds.y_test[:8])
+        build_attack(_own(name, steps=2, targets=2, queries=5))(model, ds.x_test[:8], ds.y_test[:8])
     finally:
         hook.remove()
         model.eval()
     assert seen and not any(seen)
     assert model.training is False  # restored by the finally above; check the attack restored it:
     model.train(was_training)
-    build_attack(AttackSpec(name=name, steps=1, targets=2, queries=5))(model, ds.x_test[:8], ds.y_test[:8])
+    build_attack(_own(name, steps=1, targets=2, queries=5))(model, ds.x_test[:8], ds.y_test[:8])
     assert model.training is was_training
     model.eval()
 
@@ -75,7 +94,7 @@ def test_pgd_at_least_as_strong_as_fgsm(trained_digits):
 def test_eps_zero_returns_clean_input(trained_digits, name):
     model, _, ds = trained_digits
     x, y = ds.x_test[:16], ds.y_test[:16]
-    assert torch.equal(build_attack(AttackSpec(name=name, eps=0.0, queries=10))(model, x, y), x)
+    assert torch.equal(build_attack(_own(name, eps=0.0, queries=10))(model, x, y), x)
 
 
 def test_every_attack_name_has_a_builder():

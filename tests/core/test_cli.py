@@ -56,7 +56,7 @@ def test_train_then_evaluate_smoke(tmp_path, capsys):
     assert re.fullmatch(r"clean +\d{1,3}\.\d%", rows["clean"]) and re.fullmatch(r"robust +\d{1,3}\.\d%", rows["robust"])
     assert "custom (apgd-dlr" in rows["protocol"] and rows["checkpoint"].endswith(str(out))
     attacks = [line.split()[-4] for line in table if line.endswith("broken)")]
-    assert len(attacks) == 2 and attacks[0].startswith("apgd-dlr") and attacks[1].startswith("square")
+    assert len(attacks) == 2 and attacks[0].startswith("apgd-dlr") and attacks[1].startswith("square20")  # --queries
     assert len(table) <= 12 and not FLOAT_NOISE.search("\n".join(table))
 
 
