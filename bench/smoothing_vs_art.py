@@ -6,11 +6,16 @@ The model is the `cpu` preset's small CNN trained with Gaussian noise augmentati
 (`method gaussian`, trained once and kept under runs/), or a checkpoint you give. Both sides draw
 their own noise, so the radii agree only within Monte-Carlo noise: the bench reports how many
 images get the same answer (class or abstention), the mean and largest difference of the radii,
-and the certified accuracy at each radius on both sides; then the time of each (the ratio
-ART / robustlab).
+and the certified accuracy at each radius on both sides; then the time of each.
+
+robustlab certifies with the model as its certification job loads it (`core.jobs.model_cache`:
+weights in channels_last); ART is timed twice, given the checkpoint as a PyTorch user loads it
+(plain NCHW weights, as in ART's examples) and given robustlab's channels_last copy, so the ratio
+says how much comes from the memory format and how much from the loop. The three are timed in
+alternating chunks of images, so a load on the machine falls on all of them alike.
 
     .venv/bin/python -m bench.smoothing_vs_art [--checkpoint DIR] [--sigma 0.25] [--images 100] \\
-        [--n0 100] [--n 10000] [--batch 1000]
+        [--n0 100] [--n 10000] [--batch 1000] [--chunk 5]
 
 Writes bench/results/smoothing_vs_art.json.
 """
@@ -35,22 +40,21 @@ OUT = Path("bench/results/smoothing_vs_art.json")
 RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def noise_trained_model(checkpoint: str | None, sigma: float):
+def noise_trained_model(checkpoint: str | None, sigma: float) -> str:
     from core.contract.presets import smoothing_training, train_preset
-    from core.models import load_model
     from core.training import train
 
     if checkpoint is None:
         checkpoint = f"runs/bench-gaussian-sigma{sigma:g}"
         if not os.path.isfile(os.path.join(checkpoint, "model.safetensors")):
             train(smoothing_training(train_preset("cpu"), "gaussian", sigma), checkpoint)
-    return load_model(checkpoint).eval()
+    return checkpoint
 
 
-def art_certify(model, x: torch.Tensor, args) -> tuple[list[int], list[float], float]:
+def art_certifier(model, x: torch.Tensor, args):
     from art.estimators.certification.randomized_smoothing import PyTorchRandomizedSmoothing
 
-    smoothed = PyTorchRandomizedSmoothing(
+    return PyTorchRandomizedSmoothing(
         model=model,
         loss=torch.nn.CrossEntropyLoss(),
         input_shape=tuple(x.shape[1:]),
@@ -60,10 +64,23 @@ def art_certify(model, x: torch.Tensor, args) -> tuple[list[int], list[float], f
         scale=args.sigma,
         alpha=args.alpha,
     )
-    np.random.seed(0)
+
+
+def timed(run, *args) -> tuple[list, list, float]:
     t0 = time.perf_counter()
-    classes, radii = smoothed.certify(x.numpy(), n=args.n, batch_size=args.batch)
+    classes, radii = run(*args)
     return [int(c) for c in classes], [float(r) for r in radii], time.perf_counter() - t0
+
+
+def interleaved(sides: dict, x: torch.Tensor, chunk: int) -> dict:
+    """Each side certifies `x` chunk by chunk, the sides taking turns: {side: (classes, radii, seconds)}."""
+    out = {name: ([], [], 0.0) for name in sides}
+    for start in range(0, len(x), chunk):
+        for name, run in sides.items():
+            classes, radii, seconds = timed(run, x[start : start + chunk], start)
+            done = out[name]
+            out[name] = (done[0] + classes, done[1] + radii, done[2] + seconds)
+    return out
 
 
 def main() -> None:
@@ -75,20 +92,27 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--alpha", type=float, default=0.001)
     parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--chunk", type=int, default=5, help="images per turn of the alternating timing")
     args = parser.parse_args()
-    model = noise_trained_model(args.checkpoint, args.sigma)
+    from core.models import load_model
+
+    folder = noise_trained_model(args.checkpoint, args.sigma)
+    ours_model = load_model(folder, channels_last=True)  # as the certification job loads it
+    plain_model = load_model(folder)  # as a PyTorch user hands it to ART
     ds = fashion_data(args.images)
     x, y = ds.x_test[: args.images], ds.y_test[: args.images].tolist()
     spec = SmoothingSpec(sigma=args.sigma, n0=args.n0, n=args.n, alpha=args.alpha, batch=args.batch)
-
-    warm = spec.model_copy(update={"n0": 10, "n": args.batch})  # both sides warmed up before timing
-    certify(model, x[:1], warm, num_classes=10)
-    art_certify(model, x[:1], argparse.Namespace(**{**vars(args), "n0": 10, "n": args.batch}))
-    t0 = time.perf_counter()
-    ours = certify(model, x, spec, num_classes=10)
-    ours_seconds = time.perf_counter() - t0
-    *art, art_seconds = art_certify(model, x, args)
-
+    art_plain, art_cl = art_certifier(plain_model, x, args), art_certifier(ours_model, x, args)
+    np.random.seed(0)
+    sides = {
+        "robustlab": lambda xb, start: certify(ours_model, xb, spec, num_classes=10, first_index=start),
+        "art": lambda xb, start: art_plain.certify(xb.numpy(), n=args.n, batch_size=args.batch),
+        "art_channels_last": lambda xb, start: art_cl.certify(xb.numpy(), n=args.n, batch_size=args.batch),
+    }
+    interleaved(sides, x[:1], 1)  # every side warmed up on one image first
+    results = interleaved(sides, x, args.chunk)
+    ours, art = results["robustlab"][:2], results["art"][:2]
+    seconds = {name: r[2] for name, r in results.items()}
     same = sum(a == b for a, b in zip(ours[0], art[0], strict=True))
     both = [(a, b) for ca, a, cb, b in zip(ours[0], ours[1], art[0], art[1], strict=True) if ca == cb != -1]
     gaps = [abs(a - b) for a, b in both]
@@ -101,8 +125,9 @@ def main() -> None:
         "certified": {
             f"{r:g}": {"robustlab": certified_at(*ours, y, r), "art": certified_at(*art, y, r)} for r in RADII
         },
-        "seconds": {"robustlab": ours_seconds, "art": art_seconds},
-        "time_ratio_art_over_robustlab": art_seconds / ours_seconds,
+        "seconds": seconds,
+        "time_ratio_art_over_robustlab": seconds["art"] / seconds["robustlab"],
+        "time_ratio_art_channels_last_over_robustlab": seconds["art_channels_last"] / seconds["robustlab"],
     }
     print(json.dumps(out, indent=1))
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -65,7 +65,7 @@ def run_arm(method, sigma, activation, seed, images, args) -> dict:
     spec = type(spec).model_validate(spec.model_dump())
     folder = args.runs / arm_label(method, sigma, activation) / f"seed{seed}"
     result = train(spec, folder, dataset=load_dataset(spec.data))
-    model = load_model(folder, device=resolve_device("auto"))
+    model = load_model(folder, device=resolve_device("auto"), channels_last=True)  # as the job loads it
     cert_spec = certification_preset(size).model_dump()
     cert_spec["smoothing"]["sigma"] = sigma
     cert_spec.update({"images": images, "radii": RADII, "empirical": None})
