@@ -23,13 +23,24 @@ STUDY_PARAMS = {"softplus": {"beta": 10.0}}
 
 @dataclass(frozen=True)
 class Variant:
-    """One arm: the recipe with this activation, trained with this method, its `RecipeSpec`
-    fields changed by `recipe` (an ablation)."""
+    """One arm: the recipe with this activation, trained with this method, and the spec fields
+    `changes` names set as it says (an ablation): `{"optim": {"weight_decay": 0.0}}` changes one
+    field of the recipe's `optim`, `{"epochs": 20}` a field of the spec itself."""
 
     label: str
     activation: ActivationSpec
     method: TrainMethod = "pgd"
-    recipe: dict = field(default_factory=dict)
+    changes: dict = field(default_factory=dict)
+
+
+def with_changes(spec: TrainSpec, changes: dict) -> TrainSpec:
+    """`spec` with `changes` applied one level deep (a section's other fields kept), validated."""
+    data = spec.model_dump()
+    for key, value in changes.items():
+        if key not in data:
+            raise ValueError(f"a spec has no field {key!r}")
+        data[key] = {**data[key], **value} if isinstance(value, dict) else value
+    return TrainSpec.model_validate(data)
 
 
 def sat_variants(activations=ACTIVATIONS, probes=PROBE_PHASES) -> list[Variant]:
@@ -62,12 +73,18 @@ def evaluate_arm(model, ds, protocol: ProtocolSpec) -> dict:
     }
 
 
-# Ingredients that change what is trained: each arm trains a run of its own. (The recipe's arm
-# itself is `relu`, the folder the SAT study uses.)
+# Ingredients that change what is trained: each arm trains a run of its own, the recipe with the
+# spec fields named changed (`with_changes`). (The recipe's arm itself is `relu`, the folder the
+# SAT study uses.) The last four are fmnist-strong's choices, set back to what the `cpu` recipe or
+# the first strong recipe had.
+NO_RECIPE = {"crop_pad": 0, "flip": False, "resized_crop": None, "ema_decay": None, "select": "last", "holdout": 0}
 ABLATIONS: dict[str, dict] = {
-    "no-augmentation": {"crop_pad": 0, "flip": False, "resized_crop": None},
-    "crop-pad-2": {"crop_pad": 2},
-    "none": {"crop_pad": 0, "flip": False, "resized_crop": None, "ema_decay": None, "select": "last", "holdout": 0},
+    "no-augmentation": {"recipe": {"crop_pad": 0, "flip": False, "resized_crop": None}},
+    "crop-pad-2": {"recipe": {"crop_pad": 2}},
+    "none": {"recipe": NO_RECIPE},
+    "hidden-default": {"model": {"hidden": None}},
+    "no-weight-decay": {"optim": {"weight_decay": 0.0}},
+    "pgd-7": {"attack": {"steps": 7}},
 }
 # Ingredients that only choose among the weights a run passes through (the weight average and the
 # best epoch leave training as it is): rows of the recipe's own run, evaluated with the weights it
@@ -75,13 +92,21 @@ ABLATIONS: dict[str, dict] = {
 WEIGHT_SET_ARMS: dict[str, str] = {"last-epoch": "ema", "last-epoch-no-ema": "last"}
 
 
-def ablation_variants(ablations=("no-augmentation",)) -> list[Variant]:
+def ablation_variants(ablations=None, base: TrainSpec | None = None) -> list[Variant]:
     """The recipe's ReLU arm (labelled `relu`, the same folder as the SAT study's), then one arm per
-    ablation in `ABLATIONS`."""
-    unknown = set(ablations) - set(ABLATIONS)
+    ablation in `ABLATIONS` (default: every one that changes `base`). With `base`, an ablation
+    that leaves it as it is (no augmentation, for a recipe without any) is refused: its row would
+    be the recipe's own, trained again."""
+    names = list(ABLATIONS) if ablations is None else list(ablations)
+    unknown = set(names) - set(ABLATIONS)
     if unknown:
         raise ValueError(f"unknown ablations {sorted(unknown)}; known: {', '.join(ABLATIONS)}")
-    return [Variant("relu", ActivationSpec())] + [Variant(a, ActivationSpec(), recipe=ABLATIONS[a]) for a in ablations]
+    if base is not None:
+        same = [a for a in names if with_changes(base, ABLATIONS[a]) == base]
+        if same and ablations is not None:
+            raise ValueError(f"ablations {', '.join(same)} change nothing in this recipe")
+        names = [a for a in names if a not in same]
+    return [Variant("relu", ActivationSpec())] + [Variant(a, ActivationSpec(), changes=ABLATIONS[a]) for a in names]
 
 
 def evaluate_weight_sets(base: TrainSpec, seeds: list[int], out_root: Path, variant: Variant) -> list[dict]:
@@ -198,9 +223,9 @@ def run_study(
                     "data": base.data.model_copy(update={"seed": seed}),
                     "model": base.model.model_copy(update={"activation": variant.activation}),
                     "method": variant.method,
-                    "recipe": base.recipe.model_validate({**base.recipe.model_dump(), **variant.recipe}),
                 }
             )
+            spec = with_changes(spec, variant.changes)
             ds = load_dataset(spec.data)
             result = train(spec, folder, dataset=ds, progress=report, should_stop=should_stop)
             model = load_model(folder, device=resolve_device(spec.device), channels_last=True)

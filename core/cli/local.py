@@ -24,6 +24,7 @@ from core.contract.presets import eval_preset, smoothing_training, train_preset
 from core.contract.progress import progress_bar
 from core.contract.recipe_specs import Selection
 from core.contract.specs import OWN_FIELDS, ActivationSpec, TrainSpec
+from core.study import ABLATIONS
 
 
 def floats(text: str) -> list[float]:
@@ -179,15 +180,19 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def study_recipe(args):
+    """The preset a study's arms start from, with its `--epochs`."""
+    base = train_preset(args.preset)
+    return base.model_copy(update={"epochs": args.epochs}) if args.epochs else base
+
+
 def run_study_command(args, variants, out: Path, table_name: str = "table", weight_sets: bool = False) -> int:
     """Train and evaluate every arm and seed (resuming), then print and save the table as
     `<table_name>.json` (studies may share a folder, and so their runs). With `weight_sets`, the
     first arm's runs are evaluated with the other weights they keep too (`evaluate_weight_sets`)."""
     from core.study import evaluate_weight_sets, format_table, run_study, summarise
 
-    base = train_preset(args.preset)
-    if args.epochs:
-        base = base.model_copy(update={"epochs": args.epochs})
+    base = study_recipe(args)
 
     def run_progress(i, n, label, seed):
         return progress_bar(f"[{i + 1}/{n}] {label} seed {seed}")
@@ -215,7 +220,8 @@ def cmd_study_ablate(args) -> int:
     from core.study import ablation_variants
 
     out = Path(args.out or f"runs/study-ablate-{args.preset}")
-    return run_study_command(args, ablation_variants(args.ablations), out, "table-ablate", weight_sets=True)
+    variants = ablation_variants(args.ablations, study_recipe(args))
+    return run_study_command(args, variants, out, "table-ablate", weight_sets=True)
 
 
 def cmd_study_methods(args) -> int:
@@ -293,9 +299,9 @@ def add_commands(sub) -> None:
     ablate.add_argument(
         "--ablations",
         type=_names,
-        default=["no-augmentation"],
-        help="comma-separated arms that train: no-augmentation, crop-pad-2, none (the weight average and the "
-        "best epoch are ablated without training: the recipe's run is evaluated with its other weights)",
+        help="comma-separated arms that train, of " + ", ".join(ABLATIONS) + " (default: every one that changes "
+        "the preset; the weight average and the best epoch are ablated without training: the recipe's run is "
+        "evaluated with its other weights)",
     )
     ablate.add_argument("--out")
     ablate.set_defaults(func=cmd_study_ablate)

@@ -101,6 +101,20 @@ def test_study_methods_compares_pgd_at_and_trades(tmp_path, capsys):
     assert specs["trades"]["method"] == "trades" and specs["pgd"]["method"] == "pgd"
 
 
+def test_study_ablate_trains_each_arm_with_its_ingredient_changed(tmp_path, capsys):
+    args = ["study", "ablate", "--preset", "smoke", "--seeds", "1", "--epochs", "1", "--out", str(tmp_path)]
+    assert main([*args, "--ablations", "pgd-7"]) == 0
+    table = capsys.readouterr().out
+    assert "| relu | 1 |" in table and "| pgd-7 | 1 |" in table
+    specs = {p.parent.parent.name: json.loads(p.read_text())["spec"] for p in tmp_path.glob("*/seed0/checkpoint.json")}
+    assert specs["pgd-7"]["attack"]["steps"] == 7 and specs["relu"]["attack"]["steps"] == 3
+    assert {k: v for k, v in specs["pgd-7"].items() if k != "attack"} == {
+        k: v for k, v in specs["relu"].items() if k != "attack"
+    }
+    assert main([*args, "--ablations", "no-weight-decay"]) == 2  # the smoke recipe has none to take away
+    assert "no-weight-decay change nothing" in capsys.readouterr().err
+
+
 def test_certify_a_checkpoint(trained_digits, tmp_path, capsys):
     _, folder, _ = trained_digits
     out = tmp_path / "certified.json"

@@ -8,7 +8,7 @@ from core.cli.local import _train_spec
 from core.cli.main import build_parser
 from core.contract.presets import eval_preset, train_preset, training_presets
 from core.contract.recipe_specs import RecipeSpec
-from core.study import ABLATIONS, ablation_variants
+from core.study import ablation_variants, with_changes
 
 
 def parsed_spec(*flags: str):
@@ -43,14 +43,35 @@ def test_a_bad_recipe_flag_is_refused():
 
 
 def test_each_ablation_changes_only_its_ingredient_of_the_recipe():
-    base = RecipeSpec(crop_pad=2, flip=True, resized_crop=0.5, ema_decay=0.99, holdout=100, select="best")
-    arms = {v.label: base.model_validate({**base.model_dump(), **v.recipe}) for v in ablation_variants(ABLATIONS)}
-    assert list(arms) == ["relu", *ABLATIONS] and arms["relu"] == base
-    assert arms["no-augmentation"] == base.model_copy(update={"crop_pad": 0, "flip": False, "resized_crop": None})
-    assert arms["crop-pad-2"] == base
-    assert arms["none"] == RecipeSpec()
+    base = train_preset("fmnist-strong").model_copy(
+        update={
+            "recipe": RecipeSpec(crop_pad=2, flip=True, resized_crop=0.5, ema_decay=0.99, holdout=100, select="best")
+        }
+    )
+    arms = {v.label: with_changes(base, v.changes) for v in ablation_variants(base=base)}
+    assert list(arms) == ["relu", "no-augmentation", "none", "hidden-default", "no-weight-decay", "pgd-7"]
+    assert arms["relu"] == base  # crop-pad-2 is the recipe's own crop here: left out
+    recipe = base.recipe.model_copy(update={"crop_pad": 0, "flip": False, "resized_crop": None})
+    assert arms["no-augmentation"] == base.model_copy(update={"recipe": recipe})
+    assert arms["none"] == base.model_copy(update={"recipe": RecipeSpec()})
+    assert arms["hidden-default"].model == base.model.model_copy(update={"hidden": None})
+    assert arms["no-weight-decay"].optim == base.optim.model_copy(update={"weight_decay": 0.0})
+    assert arms["pgd-7"].attack == base.attack.model_copy(update={"steps": 7})
+    assert all(
+        arm.model_copy(update={k: getattr(base, k) for k in ("recipe", "model", "optim", "attack")}) == base
+        for arm in arms.values()
+    )  # nothing else moved
+
+
+def test_an_ablation_that_changes_nothing_or_does_not_exist_is_refused():
+    base = train_preset("fmnist-strong")  # no augmentation to take away
+    assert "no-augmentation" not in [v.label for v in ablation_variants(base=base)]
+    with pytest.raises(ValueError, match="no-augmentation change nothing"):
+        ablation_variants(["no-augmentation", "pgd-7"], base)
     with pytest.raises(ValueError, match="unknown ablations"):
         ablation_variants(["no-mixup"])
+    with pytest.raises(ValueError, match="no field 'mixup'"):
+        with_changes(base, {"mixup": {"alpha": 1.0}})
 
 
 def test_a_runs_other_weights_are_evaluated_on_the_command_line_and_in_the_ablation(tmp_path, capsys):
