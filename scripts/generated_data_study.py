@@ -6,6 +6,7 @@ standard-trained and a PGD-AT classifier at two values of t*, evaluated three wa
     make up   # in another terminal: the stack
     .venv/bin/python scripts/generated_data_study.py [--amounts 10000,20000] [--seeds 3] [--out F]
     .venv/bin/python scripts/generated_data_study.py --preset smoke --amounts 100,200 --seeds 2  # minutes
+    .venv/bin/python scripts/generated_data_study.py --amounts '' --seeds 1  # purification alone
 
 Every job goes through the API (`ROBUSTLAB_API_URL`, `ROBUSTLAB_API_KEY` or var/api_key), so the
 queue's resumption applies: the script may be stopped and started again; it reuses the jobs it
@@ -66,7 +67,7 @@ def pct(values: list[float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", choices=["smoke", "cpu"], default="cpu", help="smoke: digits, to try the path")
-    ap.add_argument("--amounts", default="10000,20000", help="generated images per arm (all classes)")
+    ap.add_argument("--amounts", default="10000,20000", help="generated images per arm (all classes); '' for none")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--t-stars", default="100,200")
     ap.add_argument("--purify", help="purification's attack: images,iterations,EOT (cpu 200,20,4; smoke 20,5,2)")
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     ddpm_result = ledger.run("ddpm", "ddpm_training", ddpm)
     diffusion = ddpm_result["model_id"]
     arms: dict[str, dict | None] = {"real only": None}
-    for amount in [int(a) for a in args.amounts.split(",")]:
+    for amount in [int(a) for a in args.amounts.split(",") if a]:  # none: the real-only arm, for purification
         for filtered in (False, True):
             spec = {"model_id": diffusion, "per_class": amount // 10}
             if filtered:
