@@ -10,12 +10,15 @@ finished evaluation (`eval.json`) is reused, so an interrupted study continues w
 from __future__ import annotations
 
 import json
+import logging
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.contract.names import ACTIVATIONS, PROBE_PHASES, TrainMethod
 from core.contract.specs import ActivationSpec, ProtocolSpec, TrainSpec
+
+log = logging.getLogger("robustlab.study")
 
 # Softplus in its parametric form with β = 10, the same sharpness as the probe's backward pass.
 STUDY_PARAMS = {"softplus": {"beta": 10.0}}
@@ -119,6 +122,9 @@ def evaluate_weight_sets(base: TrainSpec, seeds: list[int], out_root: Path, vari
     rows = []
     for seed in seeds:
         folder = run_folder(out_root, variant, seed)
+        if not (folder / "checkpoint.json").is_file():  # an evaluation kept without its run
+            log.warning("%s: no checkpoint, so no rows for its other weights (train it again to get them)", folder)
+            continue
         chosen = json.loads((folder / "checkpoint.json").read_text()).get("chosen") or {}
         for label, name in WEIGHT_SET_ARMS.items():
             if name == chosen.get("weights"):  # the weights it hands on: the arm's own row

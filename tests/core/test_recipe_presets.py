@@ -104,5 +104,9 @@ def test_a_runs_other_weights_are_evaluated_on_the_command_line_and_in_the_ablat
     assert [(r["variant"], r["weights"]) for r in rows] == [("last-epoch", "ema"), ("last-epoch-no-ema", "last")]
     assert rows[1]["clean_acc"] == pytest.approx(clean_last)
     assert (folder / "eval-ema.json").is_file() and evaluate_weight_sets(spec, [0], tmp_path, arm) == rows  # once
+    kept_alone = run_folder(tmp_path, arm, 1)  # an evaluation copied back without its run: no rows, no crash
+    kept_alone.mkdir(parents=True)
+    (kept_alone / "eval.json").write_text(json.dumps(rows[0]))
+    assert evaluate_weight_sets(spec, [0, 1], tmp_path, arm) == rows
     with pytest.raises(ValueError, match="keeps no 'nope' weights"):
         read_weight_set(folder, "nope")
