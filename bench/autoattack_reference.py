@@ -13,11 +13,18 @@ for torchvision, which would pull a CUDA torch; it imports without it).
 Every side's adversarial points are judged the same way: a point is robust when the model gets it
 right (for the noisy model, in most of 15 passes, `core.attacks.judge`); each oracle's own number
 (one pass) is reported beside. Target: robustlab never above an oracle by more than 0.5 points.
-Times are the attacks' alone, measured in the same run (ratio oracle / robustlab).
+
+robustlab attacks the model as its evaluation job loads it (`core.jobs.model_cache`: weights in
+channels_last); the reference is run twice, on the checkpoint as a PyTorch user loads it (plain
+NCHW weights) and on robustlab's channels_last copy, so the time ratio says how much comes from the
+memory format and how much from the attacks; torchattacks on the plain model. The sides take turns
+on chunks of `--chunk` images (every side the same chunks, so the same batches), so a load on the
+machine falls on each alike. Times include each side's clean pass and, per attack, the seconds
+until it finished.
 
     .venv/bin/python -m bench.autoattack_reference --reference /path/to/auto-attack \
-        [--torchattacks DIR] [--checkpoint DIR] [--images 500] [--steps 100] [--queries 5000] \
-        [--eot 20] [--sigma 0.15]
+        [--torchattacks DIR] [--checkpoint DIR] [--images 500] [--chunk 100] [--steps 100] \
+        [--queries 5000] [--eot 20] [--sigma 0.15]
 
 Writes bench/results/autoattack_reference.json. Lower --steps/--queries/--eot on a CPU: every
 side gets the same reduced settings, and the JSON says which.
@@ -26,6 +33,7 @@ side gets the same reduced settings, and the JSON says which.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -44,59 +52,122 @@ EPS = 0.1
 OUT = Path("bench/results/autoattack_reference.json")
 
 
-def robustlab_run(model, x, y, protocol: ProtocolSpec, randomized: bool) -> dict:
+class Timeline:
+    """Seconds since start at each of `mark`'s calls, by name: when each attack finished."""
+
+    def __init__(self):
+        self.start, self.marks = time.perf_counter(), {}
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = time.perf_counter() - self.start
+
+    def log(self, line: str) -> None:  # the reference's logger: "robust accuracy after APGD-CE: ..."
+        if line.startswith("robust accuracy after "):
+            self.mark(line.removeprefix("robust accuracy after ").split(":")[0].lower())
+
+
+def robustlab_side(protocol: ProtocolSpec, randomized: bool):
     passes = JUDGE_PASSES if randomized else 1
-    torch.manual_seed(protocol.seed)
-    clean = ~wrong_in_expectation(model, x, y, passes, 256)
-    t0 = time.perf_counter()
-    robust, _ = attack_in_order(
-        model, x, y, protocol.attack_specs(), clean, every_iteration=randomized, judge_passes=passes
-    )
-    return {
-        "robust_acc": robust.float().mean().item(),
-        "clean_acc": clean.float().mean().item(),
-        "seconds": time.perf_counter() - t0,
-        "attacks": [a.label for a in protocol.attack_specs()],
-    }
+
+    def run(model, x, y, timeline: Timeline, chunk: int) -> dict:
+        torch.manual_seed(protocol.seed + chunk)
+        clean = ~wrong_in_expectation(model, x, y, passes, 256)
+        robust, _ = attack_in_order(
+            model,
+            x,
+            y,
+            protocol.attack_specs(),
+            clean,
+            every_iteration=randomized,
+            judge_passes=passes,
+            on_attack_done=lambda i, label, mask: timeline.mark(label),
+        )
+        return {"robust": robust, "clean": clean}
+
+    return run
 
 
-def judged(model, x, x_adv, y, seconds: float, randomized: bool, attacks: list[str]) -> dict:
-    """An oracle's adversarial points judged as robustlab judges its own."""
+def reference_side(version: str, args, randomized: bool):
+    def run(model, x, y, timeline: Timeline, chunk: int) -> dict:
+        from autoattack import AutoAttack
+
+        adversary = AutoAttack(model, norm="Linf", eps=EPS, version=version, seed=chunk, verbose=True, device="cpu")
+        adversary.logger = timeline  # verbose only for its per-attack lines; the attacks stay quiet
+        adversary.apgd.n_iter = adversary.apgd_targeted.n_iter = adversary.fab.n_iter = args.steps
+        adversary.square.n_queries = args.queries
+        if randomized:
+            adversary.apgd.eot_iter = args.eot
+        return {"x_adv": adversary.run_standard_evaluation(x, y, bs=256)}
+
+    return run
+
+
+def torchattacks_side(args):
+    """torchattacks' AutoAttack, standard version, at the same budgets (its attacks' own fields)."""
+
+    def run(model, x, y, timeline: Timeline, chunk: int) -> dict:
+        import torchattacks
+
+        adversary = torchattacks.AutoAttack(model, norm="Linf", eps=EPS, version="standard", n_classes=10, seed=chunk)
+        for attack in adversary._autoattack.attacks:  # APGD, APGDT, FAB, Square: the budgets are theirs to set
+            if hasattr(attack, "steps"):
+                attack.steps = args.steps
+            if hasattr(attack, "n_queries"):
+                attack.n_queries = args.queries
+        return {"x_adv": adversary(x, y)}
+
+    return run
+
+
+def judged(model, x, x_adv, y, randomized: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """An oracle's adversarial points judged as robustlab judges its own, and in one pass."""
     assert (x_adv - x).abs().max() <= EPS + 1e-5
     passes = JUDGE_PASSES if randomized else 1
     with torch.no_grad():
-        robust = (~misclassified(model.eval(), x_adv, y, passes)).float().mean().item()
-        one_pass = (model(x_adv).argmax(1) == y).float().mean().item()
-    return {"robust_acc": robust, "robust_acc_one_pass": one_pass, "seconds": seconds, "attacks": attacks}
+        robust = ~misclassified(model.eval(), x_adv, y, passes)
+        one_pass = model(x_adv).argmax(1) == y
+    return robust, one_pass
 
 
-def reference_run(model, x, y, version: str, args, randomized: bool) -> dict:
-    from autoattack import AutoAttack
+def compare(sides: dict, x, y, chunk: int, randomized: bool) -> dict:
+    """Every side on every chunk of images, the sides taking turns; totals per side."""
+    out = {name: {"robust": [], "one_pass": [], "seconds": 0.0, "per_attack": {}} for name in sides}
+    for k, start in enumerate(range(0, len(x), chunk)):
+        xb, yb = x[start : start + chunk], y[start : start + chunk]
+        for name, (run, model) in sides.items():
+            timeline = Timeline()
+            result = run(model, xb, yb, timeline, k)
+            out[name]["seconds"] += time.perf_counter() - timeline.start
+            previous = 0.0
+            for attack, at in timeline.marks.items():  # seconds each attack took, its clean pass in the first
+                out[name]["per_attack"][attack] = out[name]["per_attack"].get(attack, 0.0) + at - previous
+                previous = at
+            if "x_adv" in result:
+                robust, one_pass = judged(model, xb, result["x_adv"], yb, randomized)
+                out[name]["one_pass"].append(one_pass)
+            else:
+                robust = result["robust"]
+                out[name]["clean_acc_chunks"] = out[name].get("clean_acc_chunks", []) + [result["clean"]]
+            out[name]["robust"].append(robust)
+    for side in out.values():
+        side["robust_acc"] = torch.cat(side.pop("robust")).float().mean().item()
+        one_pass = side.pop("one_pass")
+        if one_pass:
+            side["robust_acc_one_pass"] = torch.cat(one_pass).float().mean().item()
+        if "clean_acc_chunks" in side:
+            side["clean_acc"] = torch.cat(side.pop("clean_acc_chunks")).float().mean().item()
+    return out
 
-    adversary = AutoAttack(model, norm="Linf", eps=EPS, version=version, seed=0, verbose=False, device="cpu")
-    adversary.apgd.n_iter = adversary.apgd_targeted.n_iter = adversary.fab.n_iter = args.steps
-    adversary.square.n_queries = args.queries
-    if randomized:
-        adversary.apgd.eot_iter = args.eot
-    t0 = time.perf_counter()
-    x_adv = adversary.run_standard_evaluation(x, y, bs=256)
-    return judged(model, x, x_adv, y, time.perf_counter() - t0, randomized, adversary.attacks_to_run)
 
-
-def torchattacks_run(model, x, y, args) -> dict:
-    """torchattacks' AutoAttack, standard version, at the same budgets (its attacks' own fields)."""
-    import torchattacks
-
-    adversary = torchattacks.AutoAttack(model, norm="Linf", eps=EPS, version="standard", n_classes=10, seed=0)
-    attacks = adversary._autoattack.attacks  # APGD, APGDT, FAB, Square: the budgets are theirs to set
-    for attack in attacks:
-        if hasattr(attack, "steps"):
-            attack.steps = args.steps
-        if hasattr(attack, "n_queries"):
-            attack.n_queries = args.queries
-    t0 = time.perf_counter()
-    x_adv = torch.cat([adversary(x[i : i + 256], y[i : i + 256]) for i in range(0, len(x), 256)])
-    return judged(model, x, x_adv, y, time.perf_counter() - t0, False, [type(a).__name__ for a in attacks])
+def summarise(run: dict) -> None:
+    ours = run["robustlab"]
+    for oracle in [name for name in run if name != "robustlab" and isinstance(run[name], dict)]:
+        gap = ours["robust_acc"] - run[oracle]["robust_acc"]
+        ratio = run[oracle]["seconds"] / ours["seconds"]
+        run[f"robustlab_minus_{oracle}_points"] = round(100 * gap, 2)
+        run[f"within_target_of_{oracle}"] = gap <= 0.005
+        run[f"time_ratio_{oracle}_over_robustlab"] = round(ratio, 3)
+        print(f"robustlab − {oracle} = {100 * gap:+.2f} points, time ratio {ratio:.2f}", flush=True)
 
 
 def main() -> None:
@@ -105,6 +176,7 @@ def main() -> None:
     parser.add_argument("--torchattacks", default=None, help="folder holding the torchattacks package (optional)")
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--images", type=int, default=500)
+    parser.add_argument("--chunk", type=int, default=100, help="images per turn of each side")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--queries", type=int, default=5000)
     parser.add_argument("--eot", type=int, default=20)
@@ -112,38 +184,34 @@ def main() -> None:
     args = parser.parse_args()
     for folder in filter(None, (args.reference, args.torchattacks)):
         sys.path.insert(0, str(Path(folder).resolve()))
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
-    model = trained_model(args.checkpoint).eval()
+    plain = trained_model(args.checkpoint).eval()  # as a PyTorch user loads the checkpoint
+    as_the_job = copy.deepcopy(plain).to(memory_format=torch.channels_last)  # as core.jobs.model_cache does
     ds = fashion_data(args.images)
     x, y = ds.x_test[: args.images], ds.y_test[: args.images]
     common = {"eps": EPS, "images": args.images, "steps": args.steps, "queries": args.queries}
     out = {"machine": machine(), "settings": {**vars(args), "eps": EPS}, "runs": {}}
 
-    standard = ProtocolSpec(ensemble="standard", **common)
-    ours = robustlab_run(model, x, y, standard, randomized=False)
-    ref = reference_run(model, x, y, "standard", args, randomized=False)
-    out["runs"]["standard"] = {"robustlab": ours, "reference": ref}
+    standard = {
+        "robustlab": (robustlab_side(ProtocolSpec(ensemble="standard", **common), False), as_the_job),
+        "reference": (reference_side("standard", args, False), plain),
+        "reference_channels_last": (reference_side("standard", args, False), as_the_job),
+    }
     if args.torchattacks:
-        out["runs"]["standard"]["torchattacks"] = torchattacks_run(model, x, y, args)
-    print(json.dumps(out["runs"]["standard"]), flush=True)
+        standard["torchattacks"] = (torchattacks_side(args), plain)
+    out["runs"]["standard"] = compare(standard, x, y, args.chunk, randomized=False)
+    print("standard:", json.dumps(out["runs"]["standard"]), flush=True)
+    summarise(out["runs"]["standard"])
 
-    noisy = NoisyInput(model, args.sigma).eval()
     rand = ProtocolSpec(ensemble="rand", eot=args.eot, **{k: v for k, v in common.items() if k != "queries"})
-    ours = robustlab_run(noisy, x, y, rand, randomized=True)
-    ref = reference_run(noisy, x, y, "rand", args, randomized=True)
-    out["runs"]["rand"] = {"robustlab": ours, "reference": ref, "sigma": args.sigma}
-    print(json.dumps(out["runs"]["rand"]), flush=True)
-
-    for name, run in out["runs"].items():
-        for oracle in ("reference", "torchattacks"):
-            if oracle not in run:
-                continue
-            gap = run["robustlab"]["robust_acc"] - run[oracle]["robust_acc"]
-            ratio = run[oracle]["seconds"] / run["robustlab"]["seconds"]
-            run[f"robustlab_minus_{oracle}_points"] = round(100 * gap, 2)
-            run[f"within_target_of_{oracle}"] = gap <= 0.005
-            run[f"time_ratio_{oracle}_over_robustlab"] = ratio
-            print(f"{name}: robustlab − {oracle} = {100 * gap:+.2f} points, time ratio {ratio:.2f}")
+    noisy_plain, noisy_job = (NoisyInput(m, args.sigma).eval() for m in (plain, as_the_job))
+    randomized = {
+        "robustlab": (robustlab_side(rand, True), noisy_job),
+        "reference": (reference_side("rand", args, True), noisy_plain),
+        "reference_channels_last": (reference_side("rand", args, True), noisy_job),
+    }
+    out["runs"]["rand"] = {**compare(randomized, x, y, args.chunk, randomized=True), "sigma": args.sigma}
+    print("rand:", json.dumps(out["runs"]["rand"]), flush=True)
+    summarise(out["runs"]["rand"])
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(out, indent=1))
 
