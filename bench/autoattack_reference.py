@@ -1,9 +1,10 @@
 """robustlab's `standard` and `rand` protocols against the reference AutoAttack code (Croce & Hein,
 github.com/fra31/auto-attack) and torchattacks' AutoAttack on the same checkpoint and the same
-Fashion-MNIST test images, L∞ ε = 0.1, side by side in one run. Neither oracle enters this
-repository: give the folder that holds the reference's `autoattack` package, and optionally a
-folder holding `torchattacks` (`pip install --no-deps --target DIR torchattacks`: its wheel asks
-for torchvision, which would pull a CUDA torch; it imports without it).
+Fashion-MNIST test images (L∞ ε = 0.1 unless `--norm`/`--eps` say otherwise), side by side in one
+run. Neither oracle enters this repository: give the folder that holds the reference's
+`autoattack` package, and optionally a folder holding `torchattacks` (`pip install --no-deps
+--target DIR torchattacks`: its wheel asks for torchvision, which would pull a CUDA torch; it
+imports without it).
 
 1. `standard` on the deterministic model: APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square,
    each on the points still standing, on every side.
@@ -24,9 +25,9 @@ until it finished.
 
     .venv/bin/python -m bench.autoattack_reference --reference /path/to/auto-attack \
         [--torchattacks DIR] [--checkpoint DIR] [--images 500] [--chunk 100] [--steps 100] \
-        [--queries 5000] [--eot 20] [--sigma 0.15]
+        [--queries 5000] [--eot 20] [--sigma 0.15] [--norm linf|l2] [--eps 0.1]
 
-Writes bench/results/autoattack_reference.json. Lower --steps/--queries/--eot on a CPU: every
+Writes bench/results/autoattack_reference.json (or `--out`). Lower --steps/--queries/--eot on a CPU: every
 side gets the same reduced settings, and the JSON says which.
 """
 
@@ -48,8 +49,8 @@ from core.evaluation import attack_in_order
 from core.evaluation.curve import wrong_in_expectation
 from core.models.noisy import NoisyInput
 
-EPS = 0.1
 OUT = Path("bench/results/autoattack_reference.json")
+REFERENCE_NORMS = {"linf": "Linf", "l2": "L2"}
 
 
 class Timeline:
@@ -91,7 +92,8 @@ def reference_side(version: str, args, randomized: bool):
     def run(model, x, y, timeline: Timeline, chunk: int) -> dict:
         from autoattack import AutoAttack
 
-        adversary = AutoAttack(model, norm="Linf", eps=EPS, version=version, seed=chunk, verbose=True, device="cpu")
+        norm = REFERENCE_NORMS[args.norm]
+        adversary = AutoAttack(model, norm=norm, eps=args.eps, version=version, seed=chunk, verbose=True, device="cpu")
         adversary.logger = timeline  # verbose only for its per-attack lines; the attacks stay quiet
         adversary.apgd.n_iter = adversary.apgd_targeted.n_iter = adversary.fab.n_iter = args.steps
         adversary.square.n_queries = args.queries
@@ -108,7 +110,8 @@ def torchattacks_side(args):
     def run(model, x, y, timeline: Timeline, chunk: int) -> dict:
         import torchattacks
 
-        adversary = torchattacks.AutoAttack(model, norm="Linf", eps=EPS, version="standard", n_classes=10, seed=chunk)
+        norm = REFERENCE_NORMS[args.norm]
+        adversary = torchattacks.AutoAttack(model, norm=norm, eps=args.eps, n_classes=10, seed=chunk)
         for attack in adversary._autoattack.attacks:  # APGD, APGDT, FAB, Square: the budgets are theirs to set
             if hasattr(attack, "steps"):
                 attack.steps = args.steps
@@ -119,9 +122,11 @@ def torchattacks_side(args):
     return run
 
 
-def judged(model, x, x_adv, y, randomized: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def judged(model, x, x_adv, y, randomized: bool, args) -> tuple[torch.Tensor, torch.Tensor]:
     """An oracle's adversarial points judged as robustlab judges its own, and in one pass."""
-    assert (x_adv - x).abs().max() <= EPS + 1e-5
+    flat = (x_adv - x).flatten(1)
+    size = flat.abs().amax(1) if args.norm == "linf" else flat.norm(dim=1)
+    assert size.max() <= args.eps + 1e-4, f"an oracle left the {args.norm} ball: {size.max():.5f}"
     passes = JUDGE_PASSES if randomized else 1
     with torch.no_grad():
         robust = ~misclassified(model.eval(), x_adv, y, passes)
@@ -129,11 +134,11 @@ def judged(model, x, x_adv, y, randomized: bool) -> tuple[torch.Tensor, torch.Te
     return robust, one_pass
 
 
-def compare(sides: dict, x, y, chunk: int, randomized: bool) -> dict:
+def compare(sides: dict, x, y, args, randomized: bool) -> dict:
     """Every side on every chunk of images, the sides taking turns; totals per side."""
     out = {name: {"robust": [], "one_pass": [], "seconds": 0.0, "per_attack": {}} for name in sides}
-    for k, start in enumerate(range(0, len(x), chunk)):
-        xb, yb = x[start : start + chunk], y[start : start + chunk]
+    for k, start in enumerate(range(0, len(x), args.chunk)):
+        xb, yb = x[start : start + args.chunk], y[start : start + args.chunk]
         for name, (run, model) in sides.items():
             timeline = Timeline()
             result = run(model, xb, yb, timeline, k)
@@ -143,7 +148,7 @@ def compare(sides: dict, x, y, chunk: int, randomized: bool) -> dict:
                 out[name]["per_attack"][attack] = out[name]["per_attack"].get(attack, 0.0) + at - previous
                 previous = at
             if "x_adv" in result:
-                robust, one_pass = judged(model, xb, result["x_adv"], yb, randomized)
+                robust, one_pass = judged(model, xb, result["x_adv"], yb, randomized, args)
                 out[name]["one_pass"].append(one_pass)
             else:
                 robust = result["robust"]
@@ -181,6 +186,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=5000)
     parser.add_argument("--eot", type=int, default=20)
     parser.add_argument("--sigma", type=float, default=0.15)
+    parser.add_argument("--norm", choices=list(REFERENCE_NORMS), default="linf")
+    parser.add_argument("--eps", type=float, default=0.1)
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     for folder in filter(None, (args.reference, args.torchattacks)):
         sys.path.insert(0, str(Path(folder).resolve()))
@@ -188,8 +196,8 @@ def main() -> None:
     as_the_job = copy.deepcopy(plain).to(memory_format=torch.channels_last)  # as core.jobs.model_cache does
     ds = fashion_data(args.images)
     x, y = ds.x_test[: args.images], ds.y_test[: args.images]
-    common = {"eps": EPS, "images": args.images, "steps": args.steps, "queries": args.queries}
-    out = {"machine": machine(), "settings": {**vars(args), "eps": EPS}, "runs": {}}
+    common = {"norm": args.norm, "eps": args.eps, "images": args.images, "steps": args.steps, "queries": args.queries}
+    out = {"machine": machine(), "settings": {**vars(args), "out": str(args.out)}, "runs": {}}
 
     standard = {
         "robustlab": (robustlab_side(ProtocolSpec(ensemble="standard", **common), False), as_the_job),
@@ -198,7 +206,7 @@ def main() -> None:
     }
     if args.torchattacks:
         standard["torchattacks"] = (torchattacks_side(args), plain)
-    out["runs"]["standard"] = compare(standard, x, y, args.chunk, randomized=False)
+    out["runs"]["standard"] = compare(standard, x, y, args, randomized=False)
     print("standard:", json.dumps(out["runs"]["standard"]), flush=True)
     summarise(out["runs"]["standard"])
 
@@ -209,11 +217,11 @@ def main() -> None:
         "reference": (reference_side("rand", args, True), noisy_plain),
         "reference_channels_last": (reference_side("rand", args, True), noisy_job),
     }
-    out["runs"]["rand"] = {**compare(randomized, x, y, args.chunk, randomized=True), "sigma": args.sigma}
+    out["runs"]["rand"] = {**compare(randomized, x, y, args, randomized=True), "sigma": args.sigma}
     print("rand:", json.dumps(out["runs"]["rand"]), flush=True)
     summarise(out["runs"]["rand"])
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(out, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
