@@ -78,8 +78,8 @@ def evaluate_arm(model, ds, protocol: ProtocolSpec) -> dict:
 
 # Ingredients that change what is trained: each arm trains a run of its own, the recipe with the
 # spec fields named changed (`with_changes`). (The recipe's arm itself is `relu`, the folder the
-# SAT study uses.) The last four are fmnist-strong's choices, set back to what the `cpu` recipe or
-# the first strong recipe had.
+# SAT study uses.) `crop-pad-2`, `hidden-default`, `no-weight-decay` and `pgd-7` set one of
+# fmnist-strong's choices back to what the first strong recipe or the `cpu` network had.
 NO_RECIPE = {"crop_pad": 0, "flip": False, "resized_crop": None, "ema_decay": None, "select": "last", "holdout": 0}
 ABLATIONS: dict[str, dict] = {
     "no-augmentation": {"recipe": {"crop_pad": 0, "flip": False, "resized_crop": None}},
