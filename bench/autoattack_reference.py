@@ -136,7 +136,7 @@ def judged(model, x, x_adv, y, randomized: bool, args) -> tuple[torch.Tensor, to
 
 def compare(sides: dict, x, y, args, randomized: bool) -> dict:
     """Every side on every chunk of images, the sides taking turns; totals per side."""
-    out = {name: {"robust": [], "one_pass": [], "seconds": 0.0, "per_attack": {}} for name in sides}
+    out = {name: {"robust": [], "one_pass": [], "clean": [], "seconds": 0.0, "per_attack": {}} for name in sides}
     for k, start in enumerate(range(0, len(x), args.chunk)):
         xb, yb = x[start : start + args.chunk], y[start : start + args.chunk]
         for name, (run, model) in sides.items():
@@ -152,15 +152,13 @@ def compare(sides: dict, x, y, args, randomized: bool) -> dict:
                 out[name]["one_pass"].append(one_pass)
             else:
                 robust = result["robust"]
-                out[name]["clean_acc_chunks"] = out[name].get("clean_acc_chunks", []) + [result["clean"]]
+                out[name]["clean"].append(result["clean"])
             out[name]["robust"].append(robust)
     for side in out.values():
-        side["robust_acc"] = torch.cat(side.pop("robust")).float().mean().item()
-        one_pass = side.pop("one_pass")
-        if one_pass:
-            side["robust_acc_one_pass"] = torch.cat(one_pass).float().mean().item()
-        if "clean_acc_chunks" in side:
-            side["clean_acc"] = torch.cat(side.pop("clean_acc_chunks")).float().mean().item()
+        for masks, key in (("robust", "robust_acc"), ("one_pass", "robust_acc_one_pass"), ("clean", "clean_acc")):
+            if side[masks]:  # robustlab reports its clean mask, the oracles their single-pass one
+                side[key] = torch.cat(side[masks]).float().mean().item()
+            del side[masks]
     return out
 
 
