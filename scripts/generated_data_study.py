@@ -11,7 +11,7 @@ standard-trained and a PGD-AT classifier at two values of t*, evaluated three wa
 Every job goes through the API (`ROBUSTLAB_API_URL`, `ROBUSTLAB_API_KEY` or var/api_key), so the
 queue's resumption applies: the script may be stopped and started again; it reuses the jobs it
 recorded in `--out` (a JSON file) and submits only what is missing. It prints Markdown tables
-(the arms, purification, every job's minutes) and writes every result, each job's wall-clock seconds
+(the arms, purification, every job's minutes) and writes every result (as each evaluation lands), each job's wall-clock seconds
 and each generated dataset's class-conditional sample grid beside `--report`.
 """
 
@@ -113,9 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"\nRobust accuracy under: {results[0]['protocol_label']}\n")
     print("| arm | seeds | clean | robust |\n|---|---|---|---|\n" + "\n".join(rows))
-    report = {"ddpm": ddpm_result, "generated": arms, "training": training}
     images, steps, eot = (int(v) for v in (args.purify or PURIFY_DEFAULTS[args.preset]).split(","))
     protocol = {"ensemble": "rand", "eps": 0.1, "images": images, "steps": steps, "eot": eot}
+    report = {"ddpm": ddpm_result, "generated": arms, "training": training, "protocol": protocol}
+
+    def save() -> None:  # after every evaluation: a stopped run leaves the rows it finished
+        Path(args.report).write_text(json.dumps({**report, "seconds": ledger.seconds}, indent=1))
+
+    save()
     data_name = ddpm["data"]["name"]
     print(f"\nPurification, evaluated with {protocol}\n")
     print(
@@ -128,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             body = {"model_id": defended, "data": {"name": data_name}, "protocol": protocol}
             name = f"evaluate {label} t{t_star} ({images} images, {steps} iterations, EOT {eot})"
             report[name] = r = ledger.run(name, "attack_evaluation", body)  # a new attack size, a new job
+            save()
             ways = r["defense"]
             print(
                 f"| {label} | {t_star} | {100 * r['clean_acc']:.1f} | "
@@ -135,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 + f" | {100 * r['robust_acc']:.1f} |"
             )
     print("\n| job | minutes |\n|---|---|\n" + "\n".join(f"| {n} | {t / 60:.1f} |" for n, t in ledger.seconds.items()))
-    Path(args.report).write_text(json.dumps({**report, "protocol": protocol, "seconds": ledger.seconds}, indent=1))
+    save()
     return 0
 
 
