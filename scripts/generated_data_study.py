@@ -11,8 +11,9 @@ standard-trained and a PGD-AT classifier at two values of t*, evaluated three wa
 Every job goes through the API (`ROBUSTLAB_API_URL`, `ROBUSTLAB_API_KEY` or var/api_key), so the
 queue's resumption applies: the script may be stopped and started again; it reuses the jobs it
 recorded in `--out` (a JSON file) and submits only what is missing. It prints Markdown tables
-(the arms, purification, every job's minutes) and writes every result (as each evaluation lands), each job's wall-clock seconds
-and each generated dataset's class-conditional sample grid beside `--report`.
+(the arms, purification, every job's minutes) and writes every result, each job's wall-clock seconds
+and each generated dataset's class-conditional sample grid beside `--report` (the report after every
+evaluation, so a stopped run keeps the rows it finished).
 """
 
 from __future__ import annotations
