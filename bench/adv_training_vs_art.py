@@ -17,7 +17,8 @@ import tempfile
 import torch
 
 from bench.common import fashion_data, fashion_model, machine, report, time_interleaved
-from core.contract.specs import AttackSpec, DataSpec, ModelSpec, OptimSpec, TrainSpec
+from core.contract.attack_specs import AttackSpec
+from core.contract.specs import DataSpec, ModelSpec, OptimSpec, TrainSpec
 from core.training import train
 
 EPS, STEPS, BATCH = 0.1, 7, 128

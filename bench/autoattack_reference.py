@@ -44,7 +44,7 @@ import torch
 
 from bench.common import fashion_data, machine, trained_model
 from core.attacks.judge import JUDGE_PASSES, misclassified
-from core.contract.specs import ProtocolSpec
+from core.contract.attack_specs import ProtocolSpec
 from core.evaluation import attack_in_order
 from core.evaluation.curve import wrong_in_expectation
 from core.models.noisy import NoisyInput

@@ -38,7 +38,7 @@ import torch
 
 from bench.common import fashion_data, machine, trained_model
 from core.attacks import build_attack
-from core.contract.specs import AttackSpec, ProtocolSpec
+from core.contract.attack_specs import AttackSpec, ProtocolSpec
 from core.evaluation import accuracy, evaluate
 
 EPS = 0.1

@@ -19,8 +19,9 @@ from pathlib import Path
 import torch
 
 from bench.common import machine
+from core.contract.attack_specs import ProtocolSpec
 from core.contract.presets import train_preset
-from core.contract.specs import DataSpec, ProtocolSpec
+from core.contract.specs import DataSpec
 from core.data import load_dataset
 from core.device import prepare, resolve_device
 from core.evaluation import evaluate

@@ -21,7 +21,8 @@ import torch
 
 from bench.common import fashion_data, fashion_model, machine, time_interleaved
 from core.attacks import build_attack
-from core.contract.specs import AttackSpec, DataSpec, ModelSpec, OptimSpec, TrainSpec
+from core.contract.attack_specs import AttackSpec
+from core.contract.specs import DataSpec, ModelSpec, OptimSpec, TrainSpec
 from core.data import load_dataset
 
 

@@ -29,9 +29,10 @@ import time
 from pathlib import Path
 
 from bench.common import machine
+from core.contract.attack_specs import AttackSpec
 from core.contract.memory import RSS_PER_SAVED, classifier_numbers, ddpm_train_bytes, train_bytes
 from core.contract.presets import ddpm_preset, train_preset
-from core.contract.specs import AttackSpec, DataSpec, ModelSpec, TrainSpec
+from core.contract.specs import DataSpec, ModelSpec, TrainSpec
 
 OUT = Path("bench/results/memory_estimate.json")
 MIB = 2**20

@@ -21,7 +21,8 @@ import torch
 
 from bench.common import machine
 from bench.gpu_figures import seconds_per_run
-from core.contract.specs import AttackSpec, ModelSpec, OptimSpec, TrainSpec
+from core.contract.attack_specs import AttackSpec
+from core.contract.specs import ModelSpec, OptimSpec, TrainSpec
 from core.device import autocast, prepare, resolve_device, to_input
 from core.models import build_model
 from core.training.objectives import batch_objective

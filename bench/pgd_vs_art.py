@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from bench.common import fashion_data, machine, report, time_interleaved, trained_model
 from core.attacks import build_attack
-from core.contract.specs import AttackSpec
+from core.contract.attack_specs import AttackSpec
 
 EPS, STEPS, BATCH = 0.1, 20, 128
 ALPHA = 2.5 * EPS / STEPS

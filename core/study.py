@@ -15,8 +15,9 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.contract.attack_specs import ProtocolSpec
 from core.contract.names import ACTIVATIONS, PROBE_PHASES, TrainMethod
-from core.contract.specs import ActivationSpec, ProtocolSpec, TrainSpec
+from core.contract.specs import ActivationSpec, TrainSpec
 
 log = logging.getLogger("robustlab.study")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.contract.specs import AttackSpec, DataSpec, ModelSpec, OptimSpec, TrainSpec
+from core.contract.attack_specs import AttackSpec
+from core.contract.specs import DataSpec, ModelSpec, OptimSpec, TrainSpec
 
 
 @pytest.fixture(autouse=True)

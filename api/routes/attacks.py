@@ -15,8 +15,8 @@ from api.schemas import ImageAttackAnswer
 from api.submission import submit
 from api.uploads import read_bounded, to_model_input
 from api.waiting import INTERACTIVE_RESPONSES, answer
+from core.contract.attack_specs import AttackSpec
 from core.contract.job_specs import ImageAttackSpec
-from core.contract.specs import AttackSpec
 from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.db import write_lock
 

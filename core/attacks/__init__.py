@@ -14,8 +14,8 @@ from core.attacks.fmn import FMN
 from core.attacks.pgd import PGD
 from core.attacks.square import Square
 from core.attacks.threat import THREATS, L2Ball, LinfBall
+from core.contract.attack_specs import AttackSpec
 from core.contract.names import AttackName
-from core.contract.specs import AttackSpec
 
 __all__ = ["APGD", "FAB", "FMN", "PGD", "Square", "LinfBall", "L2Ball", "build_attack", "default_step_size"]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import get_args
 
 from core.cli.result_table import add_json_flag, print_result
+from core.contract.attack_specs import OWN_FIELDS
 from core.contract.job_specs import EvalSpec
 from core.contract.names import (
     ACTIVATIONS,
@@ -23,7 +24,7 @@ from core.contract.names import (
 from core.contract.presets import eval_preset, smoothing_training, train_preset
 from core.contract.progress import progress_bar
 from core.contract.recipe_specs import Selection
-from core.contract.specs import OWN_FIELDS, ActivationSpec, TrainSpec
+from core.contract.specs import ActivationSpec, TrainSpec
 from core.study import ABLATIONS
 
 

@@ -17,8 +17,9 @@ Torch-free.
 
 from __future__ import annotations
 
+from core.contract.attack_specs import AttackSpec, ProtocolSpec
 from core.contract.recipe_specs import RecipeSpec
-from core.contract.specs import ActivationSpec, AttackSpec, DataSpec, ModelSpec, OptimSpec, ProtocolSpec, TrainSpec
+from core.contract.specs import ActivationSpec, DataSpec, ModelSpec, OptimSpec, TrainSpec
 
 CIFAR_EPS = 8 / 255
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from core.contract.attack_specs import AttackSpec, ProtocolSpec
 from core.contract.names import Device, MinNorm, WeightsFormat
 from core.contract.references import ClassifierId, ConsumedUploadId, ImageArtifactId
-from core.contract.specs import AttackSpec, DataSpec, ModelSpec, ProtocolSpec, Spec
+from core.contract.specs import DataSpec, ModelSpec, Spec
 
 
 class MinNormSpec(Spec):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.contract.attack_specs import AttackSpec, ProtocolSpec
 from core.contract.certify_specs import CertifySpec
 from core.contract.diffusion_specs import (
     DatasetGenerationSpec,
@@ -17,7 +18,7 @@ from core.contract.diffusion_specs import (
     DefendedModelSpec,
 )
 from core.contract.job_specs import DatasetUploadSpec, EvalSpec, ImageAttackSpec, ModelUploadSpec
-from core.contract.specs import AttackSpec, ProtocolSpec, TrainSpec
+from core.contract.specs import TrainSpec
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ Specs that act on a registered model leave `model_id` empty for the caller to fi
 
 from __future__ import annotations
 
+from core.contract.attack_specs import AttackSpec, ProtocolSpec
 from core.contract.certify_specs import CertifySpec, EmpiricalSpec, SmoothingSpec
 from core.contract.diffusion_specs import (
     DatasetGenerationSpec,
@@ -22,7 +23,7 @@ from core.contract.field_presets import FIELD_PRESETS
 from core.contract.job_specs import DatasetUploadSpec, EvalSpec, ImageAttackSpec, ModelUploadSpec
 from core.contract.names import PRESET_NAMES, RECIPE_NAMES, SAMPLERS, TRAIN_PRESET_NAMES, PresetName, TrainPresetName
 from core.contract.recipe_specs import RecipeSpec
-from core.contract.specs import ActivationSpec, AttackSpec, DataSpec, ModelSpec, OptimSpec, ProtocolSpec, TrainSpec
+from core.contract.specs import ActivationSpec, DataSpec, ModelSpec, OptimSpec, TrainSpec
 
 # Seconds-sized, for tests and first tries: far below the field's settings, and labelled so.
 SMOKE_PROTOCOL = ProtocolSpec(images=200, steps=10, queries=100)

@@ -19,9 +19,9 @@ from torch import nn
 
 from core.activations import true_gradients
 from core.attacks import build_attack
+from core.contract.attack_specs import AttackSpec
 from core.contract.certify_specs import CertifySpec
 from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress, stop_if_asked
-from core.contract.specs import AttackSpec
 from core.evaluation.basics import device_of
 from core.evaluation.smoothing import ABSTAIN, certify, predict
 from core.models.noisy import NoisyInput

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.contract.attack_specs import AttackSpec
 from core.contract.names import GRADIENT_ATTACKS
-from core.contract.specs import AttackSpec
 from core.evaluation.basics import device_of
 from core.modes import eval_mode
 

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from core.attacks.judge import JUDGE_PASSES, misclassified
+from core.contract.attack_specs import AttackSpec
 from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress, stop_if_asked
-from core.contract.specs import AttackSpec
 from core.evaluation.basics import device_of
 from core.evaluation.in_order import attack_in_order
 from core.modes import eval_mode

@@ -17,9 +17,9 @@ import time
 import torch
 
 from core.attacks.judge import JUDGE_PASSES
+from core.contract.attack_specs import ProtocolSpec
 from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress
 from core.contract.results import Evaluation
-from core.contract.specs import ProtocolSpec
 from core.diffusion.purify import Purified
 from core.evaluation.curve import wrong_in_expectation
 from core.evaluation.in_order import attack_in_order

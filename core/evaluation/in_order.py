@@ -15,8 +15,8 @@ from torch import nn
 
 from core.attacks import build_attack
 from core.attacks.judge import misclassified
+from core.contract.attack_specs import AttackSpec
 from core.contract.progress import StopFn, never_stop, stop_if_asked
-from core.contract.specs import AttackSpec
 from core.evaluation.basics import device_of
 from core.modes import eval_mode
 

@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from core.activations import true_gradients
+from core.contract.attack_specs import ProtocolSpec
 from core.contract.job_specs import MinNormSpec
 from core.contract.progress import ProgressFn, StopFn, never_stop, no_progress
 from core.contract.results import Evaluation
-from core.contract.specs import ProtocolSpec
 from core.evaluation.checks import black_box_share, check_warnings, model_checks
 from core.evaluation.curve import robustness_curve
 from core.evaluation.min_norm import compare_with_ensemble, minimal_norm_curve

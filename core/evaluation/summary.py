@@ -7,9 +7,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from core.contract.attack_specs import ProtocolSpec
 from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress
 from core.contract.results import Evaluation
-from core.contract.specs import ProtocolSpec
 from core.evaluation.protocol import evaluate
 
 EVALUATION_FIELDS = (

@@ -17,9 +17,10 @@ import torch
 
 import core.training.distributed as ddp
 from core.activations import true_gradients
+from core.contract.attack_specs import AttackSpec
 from core.contract.datasets import dataset_info
 from core.contract.progress import ProgressFn, StopFn, never_stop, no_progress
-from core.contract.specs import AttackSpec, ModelSpec, Spec, TrainSpec
+from core.contract.specs import ModelSpec, Spec, TrainSpec
 from core.data import Dataset, load_dataset
 from core.data.batches import Picked
 from core.device import autocast, prepare, resolve_device, to_input

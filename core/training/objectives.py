@@ -26,7 +26,8 @@ from core.activations import gradient_phase
 from core.attacks import build_attack, default_step_size
 from core.attacks.pgd import PGD
 from core.attacks.threat import THREATS
-from core.contract.specs import AttackSpec, TrainSpec
+from core.contract.attack_specs import AttackSpec
+from core.contract.specs import TrainSpec
 from core.modes import eval_mode
 
 TRADES_INIT = 0.001  # the scale of the random start of TRADES' inner maximisation

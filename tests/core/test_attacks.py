@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 
 from core.attacks import build_attack
-from core.contract.specs import OWN_FIELDS, AttackSpec
+from core.contract.attack_specs import OWN_FIELDS, AttackSpec
 from core.evaluation import accuracy
 
 ATTACKS = [

@@ -9,7 +9,8 @@ from torch import nn
 from core.attacks import build_attack
 from core.attacks.apgd import checkpoints
 from core.attacks.losses import dlr, dlr_targeted, margin
-from core.contract.specs import AttackSpec, ModelSpec, ProtocolSpec
+from core.contract.attack_specs import AttackSpec, ProtocolSpec
+from core.contract.specs import ModelSpec
 from core.evaluation import accuracy, evaluate
 from core.models import build_model, load_model
 from core.training.checkpoint import save_checkpoint

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from core.attacks import build_attack
-from core.contract.specs import AttackSpec, ModelSpec
+from core.contract.attack_specs import AttackSpec
+from core.contract.specs import ModelSpec
 from core.models import build_model
 
 EPS = 0.025  # measured on the CPU: PGD-20 leaves about half the points standing

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 import core.training.objectives as objectives
-from core.contract.specs import AttackSpec
+from core.contract.attack_specs import AttackSpec
 from core.training import train
 from tests.conftest import tiny_spec
 

@@ -1,7 +1,7 @@
 import pytest
 
+from core.contract.attack_specs import AttackSpec
 from core.contract.progress import Stopped
-from core.contract.specs import AttackSpec
 from core.evaluation import accuracy, robustness_curve, sanity_checks
 
 ATTACKS = [AttackSpec(name="fgsm", random_start=False), AttackSpec(steps=10)]

@@ -12,7 +12,7 @@ from scipy.optimize import linprog
 from core.attacks import FAB, build_attack
 from core.attacks.hyperplane import lp_norm, project_onto_hyperplane
 from core.attacks.threat import L2Ball, LinfBall
-from core.contract.specs import AttackSpec
+from core.contract.attack_specs import AttackSpec
 from core.evaluation import accuracy
 
 

@@ -12,9 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
+from core.contract.attack_specs import ProtocolSpec
 from core.contract.kinds import merged
 from core.contract.presets import train_preset
-from core.contract.specs import ProtocolSpec, TrainSpec
+from core.contract.specs import TrainSpec
 from core.data import load_dataset
 from core.data.folder import centre_crop
 from core.evaluation import evaluate

@@ -8,7 +8,7 @@ import torch
 from core.attacks import build_attack
 from core.attacks.fmn import FMN, minimal_norms, project_l1_ball
 from core.attacks.hyperplane import lp_norm
-from core.contract.specs import AttackSpec, ProtocolSpec
+from core.contract.attack_specs import AttackSpec, ProtocolSpec
 from core.evaluation import accuracy, attack_in_order, minimal_norm_curve
 
 

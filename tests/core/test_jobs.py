@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load, save
 
+from core.contract.attack_specs import ProtocolSpec
 from core.contract.diffusion_specs import (
     DatasetGenerationSpec,
     DDPMForwardSpec,
@@ -23,7 +24,7 @@ from core.contract.job_specs import DatasetUploadSpec, ImageAttackSpec, MinNormS
 from core.contract.kinds import JOB_KINDS
 from core.contract.presets import certification_preset, ddpm_preset, eval_preset, train_preset
 from core.contract.recipe_specs import RecipeSpec
-from core.contract.specs import DataSpec, GeneratedMixSpec, ModelSpec, ProtocolSpec
+from core.contract.specs import DataSpec, GeneratedMixSpec, ModelSpec
 from core.jobs.execute import execute_job
 from core.jobs.model_cache import ModelCache
 from core.settings import Settings

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.contract.attack_specs import ProtocolSpec
 from core.contract.job_specs import EvalSpec, MinNormSpec
-from core.contract.specs import ProtocolSpec
 from core.evaluation import evaluate
 from core.evaluation.min_norm import MinimalNormCurve, compare_with_ensemble, noise
 from core.models.noisy import NoisyInput

@@ -13,8 +13,9 @@ from torch import nn
 
 from core.activations import ProbeReLU, gradient_phase
 from core.attacks import build_attack
+from core.contract.attack_specs import AttackSpec
 from core.contract.names import ACTIVATIONS
-from core.contract.specs import ActivationSpec, AttackSpec, ModelSpec
+from core.contract.specs import ActivationSpec, ModelSpec
 from core.models import build_model, load_model
 from core.training.checkpoint import save_checkpoint
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import core.diffusion.purify as purify_module
+from core.contract.attack_specs import AttackSpec, ProtocolSpec
 from core.contract.diffusion_specs import PurifierSpec
-from core.contract.specs import AttackSpec, DataSpec, ProtocolSpec
+from core.contract.specs import DataSpec
 from core.diffusion.ddpm import load_diffusion, train_ddpm
 from core.diffusion.purify import Purified, reverse_timesteps
 from core.evaluation.defense import WAYS, evaluate_defense

@@ -10,7 +10,7 @@ from torch import nn
 
 from core.attacks import build_attack
 from core.attacks.judge import misclassified
-from core.contract.specs import AttackSpec, ProtocolSpec
+from core.contract.attack_specs import AttackSpec, ProtocolSpec
 from core.evaluation import evaluate
 from core.models.noisy import NoisyInput
 

@@ -76,7 +76,7 @@ def test_an_ablation_that_changes_nothing_or_does_not_exist_is_refused():
 
 def test_a_runs_other_weights_are_evaluated_on_the_command_line_and_in_the_ablation(tmp_path, capsys):
     from core.cli.main import main
-    from core.contract.specs import ProtocolSpec
+    from core.contract.attack_specs import ProtocolSpec
     from core.data import load_dataset
     from core.evaluation import predict
     from core.models import load_model

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from core.contract.attack_specs import AttackSpec
 from core.contract.certify_specs import SmoothingSpec
-from core.contract.specs import AttackSpec
 from core.evaluation.smoothing import certify
 from core.models import load_model
 from core.training import train

@@ -1,8 +1,9 @@
 import pytest
 from pydantic import ValidationError
 
+from core.contract.attack_specs import AttackSpec
 from core.contract.job_specs import EvalSpec
-from core.contract.specs import AttackSpec, DataSpec, TrainSpec
+from core.contract.specs import DataSpec, TrainSpec
 
 
 def test_unknown_field_is_rejected_by_name():
@@ -45,7 +46,7 @@ def test_a_multi_process_spec_needs_an_image_per_process_and_only_disk_datasets_
 
 
 def test_the_standard_protocol_is_autoattacks_standard_version_in_its_order():
-    from core.contract.specs import ProtocolSpec
+    from core.contract.attack_specs import ProtocolSpec
 
     standard = ProtocolSpec()
     specs = standard.attack_specs()

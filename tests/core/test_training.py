@@ -104,7 +104,7 @@ def test_gpu_preset_recipe_runs_with_bf16_autocast_and_channels_last(tmp_path):
 def test_trades_adversary_stays_in_the_ball_and_raises_the_kl(trained_digits):
     import torch.nn.functional as F
 
-    from core.contract.specs import AttackSpec
+    from core.contract.attack_specs import AttackSpec
     from core.training.objectives import trades_adversary
 
     model, _, ds = trained_digits

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.contract.attack_specs import ProtocolSpec
 from core.contract.presets import ddpm_preset, train_preset
-from core.contract.specs import ProtocolSpec
 from tests.integration.conftest import HANG_SECONDS, running_stack, wait_job
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from core.contract.attack_specs import ProtocolSpec
 from core.contract.presets import train_preset
-from core.contract.specs import ProtocolSpec
 from tests.integration.conftest import running_stack, wait_job
 
 pytestmark = pytest.mark.integration
