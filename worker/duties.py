@@ -73,12 +73,15 @@ def messages_in_broker(client: redis.Redis, queues: list[str], delivered_after: 
 
 
 def reenqueue_lost_jobs(app, client: redis.Redis, settings, grace_seconds: float = 30.0) -> list[str]:
-    """Send again: queued jobs the broker no longer holds, and running jobs whose lease expired.
+    """Send again: queued jobs the broker no longer holds, and running jobs whose lease expired;
+    end those of them whose owner asked them to stop.
 
     A duplicate delivery is harmless: `claim_job` lets only one run.
     """
     sent = []
     with session_scope(settings.database_url) as s:
+        if ended := store_jobs.end_abandoned_cancels(s):
+            log.warning("cancelled %d job(s) whose worker died before it saw the stop request: %s", len(ended), ended)
         candidates = store_jobs.jobs_to_reenqueue(s, queued_before_seconds=grace_seconds)
         if not candidates:
             return sent

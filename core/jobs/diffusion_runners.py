@@ -23,13 +23,20 @@ QUALITY_SAMPLES = 500  # generated images for the Fréchet distance (DDIM-50)
 
 
 def quality_classifier(ctx: JobContext, dataset: str):
-    """`(id, model)` of the registered classifier of `dataset` with the best clean accuracy, whose
-    penultimate layer is the feature space of the Fréchet distance; `(None, None)` if none."""
+    """`(id, model)` of the public, undefended registered classifier of `dataset` with the best
+    clean accuracy, whose penultimate layer is the feature space of the Fréchet distance; `(None,
+    None)` if none. Public only: its id goes into the job's result, which others may read; a
+    defended model has no weights of its own to take features from."""
     with ctx.session() as s:
         rows = s.scalars(
-            select(RegisteredModel).where(RegisteredModel.kind == "classifier", RegisteredModel.dataset == dataset)
+            select(RegisteredModel).where(
+                RegisteredModel.kind == "classifier",
+                RegisteredModel.dataset == dataset,
+                RegisteredModel.private.is_(False),
+            )
         ).all()
-        best = max(rows, key=lambda r: r.summary.get("clean_acc", 0), default=None)
+        plain = [r for r in rows if "defense" not in (r.recipe or {})]
+        best = max(plain, key=lambda r: r.summary.get("clean_acc", 0), default=None)
         if best is None:
             return None, None
         ident, uri = best.id, best.checkpoint_uri

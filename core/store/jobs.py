@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from core.contract.kinds import job_kind
@@ -257,14 +257,18 @@ def record_attempt(session: Session, *, job_id: str, entry: dict) -> None:
 
 def requeue(session: Session, *, job_id: str) -> bool:
     """Put a running job whose attempt ended abnormally back in the queue (its checkpoint stays);
-    False when it is no longer running (cancelled meanwhile, say)."""
+    False when it is no longer running (cancelled meanwhile, say) or its owner asked it to stop:
+    such a job ends cancelled here, since no worker would claim it again."""
     result = session.execute(
         update(Job)
         .execution_options(synchronize_session=False)
-        .where(Job.id == job_id, Job.status == "running")
+        .where(Job.id == job_id, Job.status == "running", Job.cancel_requested.is_(False))
         .values(status="queued", lease_owner=None, lease_expires_at=None, enqueued_at=utcnow())
     )
-    return result.rowcount == 1
+    if result.rowcount == 1:
+        return True
+    _end_cancelled(session, (Job.id == job_id) & (Job.status == "running") & Job.cancel_requested.is_(True))
+    return False
 
 
 def attempt_causes(job: Job) -> list[str]:
@@ -277,15 +281,41 @@ def attempt_causes(job: Job) -> list[str]:
 
 
 def request_cancel(session: Session, *, job_id: str) -> Job | None:
-    """Cancel a queued job at once; ask a running one to stop (its worker sees the flag)."""
+    """Cancel a queued job at once, and a running one whose worker is gone (its lease expired); ask
+    a running one to stop (its worker sees the flag)."""
     job = session.get(Job, job_id)
     if job is None or job.status in FINISHED:
         return job
     job.cancel_requested = True
-    if job.status == "queued":
-        job.status, job.finished_at = "cancelled", utcnow()
     session.flush()
+    _end_cancelled(session, (Job.id == job_id) & _abandoned(utcnow()))
+    session.refresh(job)
     return job
+
+
+def _abandoned(now) -> ColumnElement[bool]:
+    """Jobs no worker runs: queued ones, and running ones whose lease expired."""
+    return (Job.status == "queued") | ((Job.status == "running") & (Job.lease_expires_at < now))
+
+
+def _end_cancelled(session: Session, where: ColumnElement[bool]) -> list[str]:
+    """End as cancelled the unfinished jobs matching `where`; their ids."""
+    ids = list(session.scalars(select(Job.id).where(where, Job.status.not_in(FINISHED))).all())
+    if ids:
+        now = utcnow()
+        session.execute(
+            update(Job)
+            .execution_options(synchronize_session=False)
+            .where(Job.id.in_(ids))
+            .values(status="cancelled", finished_at=now, updated_at=now, lease_owner=None, lease_expires_at=None)
+        )
+    return ids
+
+
+def end_abandoned_cancels(session: Session) -> list[str]:
+    """End as cancelled every job asked to stop that no worker will finish: still queued, or
+    running under an expired lease (its worker died before it saw the flag); their ids."""
+    return _end_cancelled(session, Job.cancel_requested.is_(True) & _abandoned(utcnow()))
 
 
 def cancel_requested(session: Session, *, job_id: str) -> bool:

@@ -85,3 +85,25 @@ def test_a_runner_deletes_only_the_raw_upload_of_its_jobs_owner(store):
         assert ctx.upload_to_consume(s, ids["bobs"]) == "uploads/b/z"
         assert consume_upload(s, artifacts, artifact_id=ids["bobs"], job=job)
         assert s.get(Artifact, ids["bobs"]) is None and not artifacts.exists("uploads/b/z")
+
+
+def test_the_quality_classifier_is_a_public_undefended_one(store):
+    """The DDPM's sample quality names its classifier in a result others may read: the best public
+    plain classifier of the dataset, never a member's private one nor a defended one (no weights)."""
+    from core.jobs.diffusion_runners import quality_classifier
+
+    url, artifacts, alice, _, folder = store
+    fields = {"kind": "classifier", "dataset": "d", "architecture": "a", "activation": "r", "owner_id": alice}
+    with session_scope(url) as s:
+        public = register_model(s, name="p", checkpoint_uri="c/p", summary={"clean_acc": 0.7}, recipe={}, **fields)
+        private = register_model(s, name="q", checkpoint_uri="c/q", summary={"clean_acc": 0.9}, recipe={}, **fields)
+        private.private = True
+        defense = {"defense": {"classifier_id": public.id}}
+        register_model(s, name="r", checkpoint_uri="c/r", summary={"clean_acc": 0.95}, recipe=defense, **fields)
+        job_id, public_id = store_jobs.create_job(s, kind="ddpm_training", spec={}).id, public.id
+    ctx = context(url, artifacts, job_id, folder)
+    asked = []
+    ctx.models.get = lambda ident, uri, *_: asked.append((ident, uri)) or "weights"
+    assert quality_classifier(ctx, "d") == (public_id, "weights")
+    assert asked == [(public_id, "c/p")]
+    assert quality_classifier(ctx, "other") == (None, None)

@@ -9,6 +9,7 @@ from core.store.artifacts import ArtifactStore, record_artifact
 from core.store.db import session_scope
 from core.store.keys import create_key, verify_key
 from core.store.migrate import upgrade
+from core.store.orm import Job
 from tests.dbs import database_url
 
 
@@ -73,6 +74,36 @@ def test_cancel_queued_and_running(db):
         assert store_jobs.request_cancel(s, job_id=queued).status == "cancelled"
         assert store_jobs.request_cancel(s, job_id=running).status == "running"
         assert store_jobs.cancel_requested(s, job_id=running)
+
+
+def test_a_stop_request_whose_worker_died_ends_the_job_cancelled(db):
+    """A running job asked to stop whose worker dies before it sees the flag: neither the claim nor
+    the re-enqueue takes it again, so the store must end it rather than leave it running forever."""
+    with session_scope(db) as s:
+        died_after = store_jobs.create_job(s, kind="adversarial_training", spec={}).id
+        died_before = store_jobs.create_job(s, kind="adversarial_training", spec={}).id
+        child_killed = store_jobs.create_job(s, kind="adversarial_training", spec={}).id
+        live = store_jobs.create_job(s, kind="adversarial_training", spec={}).id
+        for job_id in (died_after, died_before, child_killed):
+            store_jobs.claim_job(s, job_id=job_id, worker="a", lease_seconds=-1)  # a lease already expired
+        store_jobs.claim_job(s, job_id=live, worker="b", lease_seconds=60)
+    with session_scope(db) as s:
+        for job_id in (died_after, child_killed, live):  # asked while the worker still held the lease
+            s.get(Job, job_id).cancel_requested = True
+    with session_scope(db) as s:
+        assert store_jobs.request_cancel(s, job_id=died_before).status == "cancelled"  # its worker is gone
+        assert store_jobs.requeue(s, job_id=child_killed) is False  # the supervisor's path
+        assert store_jobs.end_abandoned_cancels(s) == [died_after]  # the re-enqueue loop's sweep
+    with session_scope(db) as s:
+        ended = {j: store_jobs.get_job(s, job_id=j) for j in (died_after, died_before, child_killed, live)}
+        assert {j: row.status for j, row in ended.items()} == {
+            died_after: "cancelled",
+            died_before: "cancelled",
+            child_killed: "cancelled",
+            live: "running",
+        }
+        assert all(ended[j].finished_at is not None for j in (died_after, died_before, child_killed))
+        assert store_jobs.jobs_to_reenqueue(s, queued_before_seconds=-1) == []
 
 
 def test_keys_are_stored_hashed_belong_to_users_and_expire(db):
