@@ -90,7 +90,10 @@ class JSONGuard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
-        content_type = dict(scope.get("headers") or []).get(b"content-type", b"").lower()
+        declared = [v.lower() for k, v in scope.get("headers") or [] if k.lower() == b"content-type"]
+        if len(declared) > 1:  # the guard and the route could read different ones
+            return await _refuse(send, 400, "more than one Content-Type header")
+        content_type = declared[0] if declared else b""
         if content_type.startswith((b"multipart/", b"application/x-www-form-urlencoded")):
             return await self.app(scope, receive, send)
         chunks, size, more = [], 0, True

@@ -20,10 +20,11 @@ from core.store.orm import finite
 
 
 class FiniteJSONResponse(JSONResponse):
-    """The API's responses: standard JSON, non-finite floats as null."""
+    """The API's responses: standard JSON, non-finite floats as null, text escaped to ASCII (so a
+    lone surrogate echoed from a request is written as its escape, not a failed UTF-8 encoding)."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        return json.dumps(finite(content), ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
 
 
 async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -32,4 +33,4 @@ async def validation_error(_: Request, exc: RequestValidationError) -> JSONRespo
         jsonable_encoder(exc.errors()),
         replace=json.dumps,  # NaN, Infinity, -Infinity: what JSON writers emit for them
     )
-    return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail})
+    return FiniteJSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail})

@@ -117,3 +117,24 @@ def test_a_body_past_the_limit_is_413_and_a_normal_one_passes(client):
     assert r.status_code == 413
     r = client.post("/v1/keys", json={"name": "fine"})
     assert r.status_code == 201, r.text
+
+
+def test_a_second_content_type_cannot_carry_a_body_past_the_guard(client):
+    """The guard and the route must read the same Content-Type: a request declaring two is refused
+    before its body is read, whatever it holds (past the size limit, a lone surrogate)."""
+    from api.json_guard import MAX_JSON_BYTES
+
+    two = [("content-type", "application/json"), ("content-type", "multipart/form-data; boundary=x")]
+    big = b'{"name": "' + b"x" * (2 * MAX_JSON_BYTES) + b'"}'
+    for body in (big, b'{"kind": "adversarial_training", "spec": {"data": {"name": "\\ud800"}}}'):
+        for path in ("/v1/keys", "/v1/jobs"):
+            r = client.post(path, content=body, headers=two)
+            assert r.status_code == 400 and "more than one Content-Type" in r.json()["detail"], r.text[:200]
+
+
+def test_a_lone_surrogate_echoed_in_a_422_is_written_escaped():
+    """Defence behind the guard: the 422 body that echoes a lone surrogate still encodes."""
+    from api.json_safety import FiniteJSONResponse
+
+    body = FiniteJSONResponse(content={"detail": [{"input": "\ud800", "name": "é"}]}).body
+    assert body == b'{"detail":[{"input":"\\ud800","name":"\\u00e9"}]}'
