@@ -23,8 +23,15 @@ def check_limits(kind: str, spec: BaseModel, settings: Settings) -> None:
         if limit.value > allowed:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
-                f"spec.{limit.field} = {limit.value:g} exceeds this server's limit of {allowed:g} ({limit.setting})",
+                f"spec.{limit.field} = {_number(limit.value)} exceeds this server's limit of {_number(allowed)} "
+                f"({limit.setting})",
             )
+
+
+def _number(value: float) -> str:
+    """A limit's value as written: integers whole (`:g` would round them and fail past a float's
+    range), floats short."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 RATE_KEY = "robustlab:rate:{user}:{window}"

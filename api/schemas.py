@@ -139,7 +139,7 @@ class StudyIn(BaseModel):
     seeds: int = Field(default=3, ge=1, le=10)
     activations: list[ActivationName] = Field(default=list(ACTIVATIONS), max_length=len(ACTIVATIONS))
     probes: list[ProbePhase] = Field(default=list(PROBE_PHASES), max_length=len(PROBE_PHASES))
-    epochs: int | None = Field(default=None, ge=1)
+    epochs: int | None = Field(default=None, ge=1, le=1000)  # TrainSpec's own bound
 
 
 class StudySummary(BaseModel):

@@ -83,7 +83,7 @@ def upload_dataset(
     response: Response,
     archive: Annotated[UploadFile, File(description="a zip of class folders (or of train/ and test/ with them)")],
     name: Annotated[str, Form(min_length=1, max_length=200)],
-    seed: Annotated[int, Form(ge=0, le=2**31)] = 0,
+    seed: Annotated[int, Form(ge=0, le=2**31 - 1)] = 0,
     wait: Annotated[float, Form(ge=0, le=300)] = 60,
 ) -> dict:
     """Upload a dataset: the archive is checked (no paths leaving it, no links, no zip bombs, at

@@ -84,7 +84,9 @@ def _variant_specs(body: StudyIn) -> list:
     for seed in range(body.seeds):
         for variant in sat_variants(body.activations, body.probes):
             spec = train_preset(body.train_preset, variant.activation, seed=seed)
-            specs.append(spec.model_copy(update={"epochs": body.epochs}) if body.epochs else spec)
+            if body.epochs:  # validated again: the spec's own bounds and checks hold for the variant
+                spec = type(spec).model_validate({**spec.model_dump(), "epochs": body.epochs})
+            specs.append(spec)
     return specs
 
 

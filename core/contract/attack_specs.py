@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from core.contract.names import GRADIENT_ATTACKS, AttackName, EnsembleName, Norm
-from core.contract.spec_base import Spec
+from core.contract.spec_base import Seed, Spec
 
 # The fields only some attacks read, and those attacks: a spec that sets one for another attack
 # is refused (it would be silently ignored: an APGD sent `queries`, a Square sent `steps`).
@@ -137,7 +137,7 @@ class ProtocolSpec(Spec):
     norm: Norm = "linf"
     eps: float = Field(default=0.1, ge=0, le=100)
     images: int = Field(default=1000, ge=1, le=100_000)
-    seed: int = Field(default=0, ge=0)
+    seed: Seed = 0
     steps: int | None = Field(default=None, ge=1, le=10_000)
     queries: int = Field(default=5000, ge=1, le=1_000_000)
     eot: int = Field(default=20, ge=1, le=1000)

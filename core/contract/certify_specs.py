@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from core.contract.names import Device
 from core.contract.references import ClassifierId
+from core.contract.spec_base import Seed
 from core.contract.specs import DataSpec, Spec
 
 
@@ -69,7 +70,7 @@ class CertifySpec(Spec):
     smoothing: SmoothingSpec = Field(default_factory=SmoothingSpec)
     radii: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0], min_length=1, max_length=32)
     images: int = Field(default=500, ge=1, le=100_000)
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    seed: Seed = 0
     empirical: EmpiricalSpec | None = None
     device: Device = "auto"
 

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from core.contract.names import DEFAULT_SAMPLER_STEPS, Device, SamplerName
 from core.contract.references import ClassifierId, DiffusionId
+from core.contract.spec_base import Seed
 from core.contract.specs import MAX_GPUS, DataSpec, Spec, check_batch_splits
 
 
@@ -52,7 +53,7 @@ class DDPMTrainSpec(Spec):
     batch_size: int = Field(default=128, ge=1, le=8192)
     lr: float = Field(default=2e-3, gt=0, le=1)
     ema_decay: float = Field(default=0.995, ge=0, lt=1)
-    seed: int = Field(default=0, ge=0)
+    seed: Seed = 0
     device: Device = "auto"
     amp: bool = False
     channels_last: bool = False
@@ -84,7 +85,7 @@ class DDPMSampleSpec(Spec):
     sampler: SamplerName = "ddim"
     steps: int | None = Field(default=None, ge=1, le=4000)
     eta: float = Field(default=0.0, ge=0, le=1)
-    seed: int = Field(default=0, ge=0)
+    seed: Seed = 0
     guidance_scale: float = Field(default=1.0, ge=0, le=50)
     class_labels: list[int] | None = Field(default=None, max_length=1024)
     trajectory: bool = False
@@ -109,7 +110,7 @@ class DDPMForwardSpec(Spec):
     model_id: DiffusionId
     test_index: int = Field(default=0, ge=0, le=1_000_000)
     timesteps: list[int] | None = Field(default=None, min_length=1, max_length=50)
-    seed: int = Field(default=0, ge=0)
+    seed: Seed = 0
 
     @model_validator(mode="after")
     def _timesteps_in_range(self) -> DDPMForwardSpec:
@@ -162,7 +163,7 @@ class DatasetGenerationSpec(Spec):
     steps: int | None = Field(default=50, ge=1, le=4000)
     eta: float = Field(default=1.0, ge=0, le=1)
     guidance_scale: float = Field(default=1.0, ge=0, le=50)
-    seed: int = Field(default=0, ge=0)
+    seed: Seed = 0
     filter: SampleFilterSpec | None = None
     shard_size: int = Field(default=1000, ge=1, le=1024)
     name: str | None = Field(default=None, min_length=1, max_length=200)

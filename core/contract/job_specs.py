@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 from core.contract.attack_specs import AttackSpec, ProtocolSpec
 from core.contract.names import Device, MinNorm, WeightsFormat
 from core.contract.references import ClassifierId, ConsumedUploadId, ImageArtifactId
+from core.contract.spec_base import Seed
 from core.contract.specs import DataSpec, ModelSpec, Spec
 
 
@@ -130,4 +131,4 @@ class DatasetUploadSpec(Spec):
 
     archive_artifact_id: ConsumedUploadId
     name: str = Field(min_length=1, max_length=200)
-    seed: int = Field(default=0, ge=0)
+    seed: Seed = 0

@@ -4,7 +4,13 @@ each other."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
+"""A random seed: what every seeding API (torch, NumPy, CUDA) takes, with room for the seeds
+derived from it."""
 
 
 class Spec(BaseModel):

@@ -17,7 +17,7 @@ from core.contract.attack_specs import AttackSpec, ProtocolSpec
 from core.contract.names import ActivationName, Architecture, DatasetName, Device, Probe, TrainMethod
 from core.contract.recipe_specs import NoiseSpec, RecipeSpec
 from core.contract.references import DatasetId
-from core.contract.spec_base import Spec
+from core.contract.spec_base import Seed, Spec
 
 
 class DataSpec(Spec):
@@ -49,7 +49,7 @@ class DataSpec(Spec):
     dataset_id: DatasetId | None = None
     train_subset: int | None = Field(default=None, ge=1, le=10_000_000)
     test_subset: int | None = Field(default=None, ge=1, le=10_000_000)
-    seed: int = Field(default=0, ge=0)
+    seed: Seed = 0
     center_crop: int | None = Field(default=None, ge=8, le=1024)
     stream: bool | None = None
 
@@ -253,7 +253,7 @@ class TrainSpec(Spec):
     epochs: int = Field(default=5, ge=1, le=1000)
     batch_size: int = Field(default=128, ge=1, le=8192)
     optim: OptimSpec = Field(default_factory=OptimSpec)
-    seed: int = Field(default=0, ge=0)
+    seed: Seed = 0
     device: Device = "auto"
     amp: bool = False
     channels_last: bool = False

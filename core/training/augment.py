@@ -18,8 +18,9 @@ from core.contract.recipe_specs import RecipeSpec
 
 
 def batch_generator(seed: int, epoch: int, batch: int, rank: int = 0) -> torch.Generator:
-    """The CPU generator of one batch's augmentation draws (fixed by its place in the run)."""
-    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 100_003 + batch) * 64 + rank)
+    """The CPU generator of one batch's augmentation draws (fixed by its place in the run; folded
+    into the 63 bits a generator takes, whatever the seed)."""
+    return torch.Generator().manual_seed((((seed * 1_000_003 + epoch) * 100_003 + batch) * 64 + rank) % 2**63)
 
 
 def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:

@@ -44,6 +44,19 @@ def test_server_limits_are_422_with_message(api):
     assert r.status_code == 422 and "spec.protocol.attacks[0].steps = 10000 exceeds" in r.json()["detail"]
 
 
+def test_seeds_and_study_epochs_past_their_bounds_are_422_not_a_failed_job_or_a_500(api):
+    """A seed past 2**31 - 1 was accepted and then overflowed the worker's derived seeds; a
+    400-digit `epochs` on a study reached the limit message's float formatting (a 500)."""
+    for spec in ({**SMOKE, "seed": 2**31}, {**SMOKE, "data": {"name": "digits", "seed": 2**63}}):
+        r = api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": spec})
+        assert r.status_code == 422 and "seed" in r.json()["detail"][0]["loc"], r.text[:300]
+    for epochs in (10**400, 1001):
+        r = api.post("/v1/studies", json={"epochs": epochs, "seeds": 1, "activations": ["relu"], "probes": []})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "epochs"], r.text[:300]
+    r = api.post("/v1/studies", json={"epochs": 51, "seeds": 1, "activations": ["relu"], "probes": []})
+    assert r.status_code == 422 and "spec.epochs = 51 exceeds" in r.json()["detail"]
+
+
 def test_unknown_kind_is_422(api):
     assert api.post("/v1/jobs", json={"kind": "mine_bitcoin", "spec": {}}).status_code == 422
 

@@ -26,6 +26,19 @@ from tests.conftest import tiny_spec
 STRONG = RecipeSpec(crop_pad=2, flip=True, ema_decay=0.9, holdout=64, select="best")
 
 
+def test_the_batch_generator_takes_every_seed_a_spec_allows():
+    """The largest spec seed with a late epoch and batch overflowed a generator's 64 bits."""
+    largest = TrainSpec.model_fields["seed"].metadata
+    top = next(m.le for m in largest if hasattr(m, "le"))
+    draws = [torch.rand(3, generator=batch_generator(top, 1000, 100_000, rank)) for rank in (0, 1)]
+    assert not torch.equal(*draws)
+    assert torch.equal(
+        torch.rand(3, generator=batch_generator(0, 1, 2)), torch.rand(3, generator=batch_generator(0, 1, 2))
+    )
+    with pytest.raises(ValidationError):
+        TrainSpec(seed=top + 1)
+
+
 def test_crop_is_a_shifted_window_of_the_zero_padded_image_and_stays_in_the_box():
     x = torch.rand(16, 3, 8, 9)
     out = random_crop(x, 2, batch_generator(0, 1, 2))
