@@ -8,7 +8,7 @@ bounds its numbers, so a typo or an absurd value is a clear validation error, no
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -123,7 +123,8 @@ class ModelSpec(Spec):
         stem: resnet18…101 only: `imagenet` (7×7/2 and max-pool; None) or `cifar` (3×3/1, no pool).
         sub_block1: WideResNets only: carry TRADES' unused `sub_block1`, so its checkpoints load.
         hidden: `small_cnn` only: units of its hidden fully connected layer (None: 4·width).
-        mean, std: the normalisation the weights expect, per channel (None: 0.5 each).
+        mean, std: the normalisation the weights expect, one value per channel or one for all
+            (None: 0.5 each).
     """
 
     arch: Architecture = "small_cnn"
@@ -137,8 +138,8 @@ class ModelSpec(Spec):
     stem: Literal["imagenet", "cifar"] | None = None
     sub_block1: bool = False
     hidden: int | None = Field(default=None, ge=1, le=8192)
-    mean: list[float] | None = None
-    std: list[float] | None = None
+    mean: list[Annotated[float, Field(ge=-10, le=10)]] | None = Field(default=None, min_length=1, max_length=4)
+    std: list[Annotated[float, Field(ge=1e-4, le=100)]] | None = Field(default=None, min_length=1, max_length=4)
 
     @model_validator(mode="before")
     @classmethod
@@ -150,6 +151,13 @@ class ModelSpec(Spec):
     @model_validator(mode="after")
     def _fields_fit_the_arch(self) -> ModelSpec:
         check_architecture_fields(self)
+        given = {name: len(v) for name in ("mean", "std") if (v := getattr(self, name)) is not None}
+        one_for_all = given == {"mean": 1, "std": 1}
+        if not one_for_all and any(n != self.in_channels for n in given.values()):
+            raise ValueError(
+                f"mean and std need one value per channel (in_channels {self.in_channels}), or both one "
+                f"value for all; got {', '.join(f'{k} of {n}' for k, n in given.items())}"
+            )
         return self
 
 

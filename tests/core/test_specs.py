@@ -3,7 +3,7 @@ from pydantic import ValidationError
 
 from core.contract.attack_specs import AttackSpec
 from core.contract.job_specs import EvalSpec
-from core.contract.specs import DataSpec, TrainSpec
+from core.contract.specs import DataSpec, ModelSpec, TrainSpec
 
 
 def test_unknown_field_is_rejected_by_name():
@@ -73,3 +73,21 @@ def test_fab_t_and_fmn_costs_are_bounded_like_the_other_gradient_attacks():
         assert (limit.field, limit.value, limit.setting) == ("attack.steps", spec.cost, "max_attack_steps")
     with pytest.raises(ValidationError, match="restarts"):
         AttackSpec(name="fmn", restarts=3)
+
+
+def test_normalisation_needs_a_positive_std_and_one_value_per_channel_or_one_for_all():
+    """Refused in the spec, not in the worker: a zero or negative std, huge lists, or a length
+    that neither matches the channels nor is one value for all (it broadcast into a conv error)."""
+    assert ModelSpec(in_channels=3, mean=[0.5] * 3, std=[0.25] * 3).mean == [0.5] * 3
+    assert ModelSpec(in_channels=3, mean=[0.5], std=[0.25]).std == [0.25]
+    assert ModelSpec(in_channels=1, mean=[0.3]).std is None
+    for bad in (
+        {"mean": [0.5], "std": [0.0]},
+        {"mean": [0.5], "std": [-1.0]},
+        {"mean": [0.5] * 100_000},
+        {"in_channels": 1, "mean": [0.5] * 3, "std": [0.5] * 3},
+        {"in_channels": 3, "mean": [0.5], "std": [0.5] * 3},
+        {"in_channels": 3, "mean": [0.5]},
+    ):
+        with pytest.raises(ValidationError):
+            ModelSpec(**bad)
