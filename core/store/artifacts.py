@@ -5,17 +5,21 @@ recorded in the store with its size and SHA-256."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 
 import fsspec
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from core.contract.checkpoint import PREVIOUS
 from core.store.orm import Artifact
 
+log = logging.getLogger(__name__)
+_PENDING = "robustlab.removals_after_commit"
 CONTENT_TYPES = {".png": "image/png", ".json": "application/json", ".safetensors": "application/octet-stream"}
 
 
@@ -146,11 +150,32 @@ def record_artifact(
     return row
 
 
+def _run_removals(session: Session) -> None:
+    actions = list(session.info[_PENDING])
+    session.info[_PENDING].clear()
+    for action in actions:
+        try:
+            action()
+        except Exception:  # the rows are gone: the files are garbage that `db gc` collects
+            log.exception("could not remove %s after the commit", action.args)
+
+
+def remove_after_commit(session: Session, store: ArtifactStore, key: str, *, tree: bool = False) -> None:
+    """Remove the bytes at `key` (every file under it with `tree`) once `session` commits, and not
+    at all if it rolls back: a deletion whose transaction fails leaves its rows with their files. A
+    crash between the commit and the removal leaves files nothing points to, which `db gc` collects."""
+    if _PENDING not in session.info:
+        session.info[_PENDING] = []
+        event.listen(session, "after_commit", _run_removals)
+        event.listen(session, "after_rollback", lambda s: s.info[_PENDING].clear())
+    session.info[_PENDING].append(partial(store.delete_tree if tree else store.delete, key))
+
+
 def delete_artifact(session: Session, store: ArtifactStore, *, artifact_id: str) -> None:
-    """Remove an artifact's bytes and its row (nothing when it is already gone)."""
+    """Delete an artifact's row, and its bytes once that commits (nothing when it is already gone)."""
     row = session.get(Artifact, artifact_id)
     if row is None:
         return
-    store.delete(row.uri)
+    remove_after_commit(session, store, row.uri)
     session.delete(row)
     session.flush()

@@ -1,5 +1,6 @@
 """Deleting jobs, models and studies with what they made, and collecting the artifacts nothing
-points to any more. Nothing is deleted while a job that uses it is queued or running."""
+points to any more. Nothing is deleted while a job that uses it is queued or running. Files go
+only once the rows' deletion commits (`remove_after_commit`): a failed commit loses nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 from core.contract.kinds import job_kind
 from core.contract.names import FINISHED
 from core.contract.references import Target, ids_named
-from core.store.artifacts import ArtifactStore
+from core.store.artifacts import ArtifactStore, remove_after_commit
 from core.store.orm import Artifact, DatasetRow, Job, MetricPoint, RegisteredModel, Study
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def delete_model(session: Session, store: ArtifactStore, *, model_id: str) -> No
         raise InUse(f"model {model_id} is part of defended model(s) {', '.join(defenses)}: delete them first")
     prefix = model.checkpoint_uri.rstrip("/") + "/"
     session.execute(delete(Artifact).where(Artifact.uri.startswith(prefix)))
-    store.delete_tree(model.checkpoint_uri)
+    remove_after_commit(session, store, model.checkpoint_uri, tree=True)
     session.delete(model)
     session.flush()
 
@@ -71,9 +72,9 @@ def delete_job(session: Session, store: ArtifactStore, *, job_id: str) -> None:
     for dataset in session.scalars(select(DatasetRow).where(DatasetRow.job_id == job_id)).all():
         delete_dataset(session, store, dataset_id=dataset.id)
     for artifact in session.scalars(select(Artifact).where(Artifact.job_id == job_id)).all():
-        store.delete(artifact.uri)
+        remove_after_commit(session, store, artifact.uri)
         session.delete(artifact)
-    store.delete_tree(f"jobs/{job_id}")
+    remove_after_commit(session, store, f"jobs/{job_id}", tree=True)
     session.execute(delete(MetricPoint).where(MetricPoint.job_id == job_id))
     session.delete(job)
     session.flush()
@@ -144,6 +145,6 @@ def delete_dataset(session: Session, store: ArtifactStore, *, dataset_id: str) -
         raise InUse(f"dataset {dataset_id} is used by unfinished job(s) {', '.join(users)}: cancel them first")
     prefix = row.uri.rstrip("/") + "/"
     session.execute(delete(Artifact).where(Artifact.uri.startswith(prefix)))
-    store.delete_tree(row.uri)
+    remove_after_commit(session, store, row.uri, tree=True)
     session.delete(row)
     session.flush()

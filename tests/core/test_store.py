@@ -381,3 +381,33 @@ def test_a_gpus_job_too_big_for_the_claiming_worker_says_whether_a_bigger_one_ex
     assert "the largest one seen has 2" in message_after_claim(2)  # no live worker has 4
     assert message_after_claim(4).endswith("those that have them are busy")  # one has: it is busy
     assert "largest one seen has 1" in message_after_claim(0)  # Redis did not say: this worker's own count
+
+
+def test_a_deletion_removes_files_only_once_it_commits(db, tmp_path):
+    """A deletion whose transaction fails keeps the rows and their files; one that commits leaves
+    neither (before, the files went first and a failed commit left rows pointing at nothing)."""
+    from core.store.deletion import delete_job
+    from core.store.orm import Artifact
+
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    with session_scope(db) as s:
+        job_id = store_jobs.create_job(s, kind="adversarial_training", spec={"epochs": 1}).id
+        store_jobs.finish_job(s, job_id=job_id, status="failed", error="x")
+        record_artifact(s, store, key=f"jobs/{job_id}/report.json", data=b"{}", type="report", job_id=job_id)
+    store.put_bytes(f"jobs/{job_id}/checkpoint/model.safetensors", b"weights")
+    files = sorted(store.all_keys())
+
+    class CommitFails(Exception):
+        pass
+
+    with pytest.raises(CommitFails), session_scope(db) as s:
+        delete_job(s, store, job_id=job_id)
+        raise CommitFails  # as a lost database connection would, before the commit
+    assert sorted(store.all_keys()) == files
+    with session_scope(db) as s:
+        assert s.get(Job, job_id) is not None and s.query(Artifact).count() == 1
+        delete_job(s, store, job_id=job_id)
+        assert sorted(store.all_keys()) == files  # not yet committed
+    assert store.all_keys() == []
+    with session_scope(db) as s:
+        assert s.get(Job, job_id) is None and s.query(Artifact).count() == 0
