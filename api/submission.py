@@ -24,7 +24,7 @@ from core.settings import Settings
 from core.store import audit
 from core.store import jobs as store_jobs
 from core.store.db import write_lock
-from core.store.orm import Job
+from core.store.orm import Job, User
 from core.store.registry import get_model
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,11 @@ def registered_model_spec(session: Session, spec: BaseModel) -> ModelSpec | None
 
 
 def check_quota(session: Session, settings: Settings, caller: Caller, new_jobs: int = 1) -> None:
-    """429 (with Retry-After) when the caller's unfinished jobs would pass the per-user limit."""
+    """429 (with Retry-After) when the caller's unfinished jobs would pass the per-user limit. Call
+    it under the write lock, in the transaction that adds the jobs: the caller's user row is locked
+    (on PostgreSQL; SQLite's writers are already in line) so that two submissions at once cannot
+    both pass."""
+    session.execute(select(User.id).where(User.id == caller.user_id).with_for_update())
     waiting = session.scalar(
         select(func.count()).select_from(Job).where(Job.owner_id == caller.user_id, Job.status.not_in(FINISHED))
     )
@@ -83,9 +87,9 @@ def submit(
     check_limits(kind, spec, settings)
     named = authorize(session, settings, caller, kind, spec)
     check_memory(kind, spec, settings, model=registered_model_spec(session, spec))
-    if not quota_checked:
-        check_quota(session, settings, caller)
     with write_lock(settings.database_url):
+        if not quota_checked:
+            check_quota(session, settings, caller)
         job = store_jobs.create_job(
             session,
             kind=kind,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
@@ -17,7 +16,7 @@ from api.uploads import read_bounded, to_model_input
 from api.waiting import INTERACTIVE_RESPONSES, answer
 from core.contract.attack_specs import AttackSpec
 from core.contract.job_specs import ImageAttackSpec
-from core.store.artifacts import ArtifactStore, record_artifact
+from core.store.artifacts import ArtifactStore, record_upload
 from core.store.db import write_lock
 
 router = APIRouter(prefix="/v1/attacks", tags=["attacks"])
@@ -51,7 +50,9 @@ def attack_upload(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"attack: {e.errors(include_url=False)}") from e
     png = None if image is None else _model_input(settings, image, model)
     with write_lock(settings.database_url):  # the upload's row and the job's, in one transaction
-        upload_id = None if png is None else _store_upload(session, settings, png, caller.user_id)
+        store = ArtifactStore(settings.artifact_url)
+        upload = None if png is None else record_upload(session, store, owner_id=caller.user_id, suffix="png", data=png)
+        upload_id = upload and upload.id
         spec = ImageAttackSpec(
             model_id=model_id, input_artifact_id=upload_id, test_index=test_index, label=label, attack=attack_spec
         )
@@ -65,15 +66,3 @@ def _model_input(settings, image: UploadFile, model) -> bytes:
     data = read_bounded(image, settings.max_upload_bytes)
     channels, size = model.recipe["model"]["in_channels"], model.recipe["model"]["image_size"]
     return to_model_input(data, channels=channels, size=size, max_pixels=settings.max_image_pixels)
-
-
-def _store_upload(session, settings, png: bytes, user_id: str) -> str:
-    upload = record_artifact(
-        session,
-        ArtifactStore(settings.artifact_url),
-        type="upload",
-        key=f"uploads/{user_id}/{time.time_ns()}.png",
-        owner_id=user_id,
-        data=png,
-    )
-    return upload.id

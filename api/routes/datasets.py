@@ -4,7 +4,6 @@ a path. An uploaded dataset is its owner's (and the admins'): others get 404."""
 
 from __future__ import annotations
 
-import time
 from functools import partial
 from typing import Annotated
 
@@ -22,7 +21,7 @@ from core.contract.job_specs import DatasetUploadSpec
 from core.contract.names import NAMED_DATASETS
 from core.data.archive import ArchiveError, ArchiveLimits, members
 from core.data.catalogue import class_names
-from core.store.artifacts import ArtifactStore, record_artifact
+from core.store.artifacts import ArtifactStore, record_upload
 from core.store.db import write_lock
 from core.store.deletion import delete_dataset
 from core.store.orm import DatasetRow, Job
@@ -97,14 +96,8 @@ def upload_dataset(
     except ArchiveError as e:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"archive: {e}") from e
     with write_lock(settings.database_url):
-        upload = record_artifact(
-            session,
-            ArtifactStore(settings.artifact_url),
-            type="upload",
-            data=data,
-            key=f"uploads/{caller.user_id}/{time.time_ns()}.zip",
-            owner_id=caller.user_id,
-        )
+        store = ArtifactStore(settings.artifact_url)
+        upload = record_upload(session, store, owner_id=caller.user_id, suffix="zip", data=data)
         spec = DatasetUploadSpec(archive_artifact_id=upload.id, name=name, seed=seed)
         job = submit(session, queue, settings, kind="dataset_upload", spec=spec, caller=caller)
 

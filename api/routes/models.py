@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from functools import partial
 from typing import Annotated
 
@@ -20,7 +19,7 @@ from api.waiting import upload_answer
 from core.contract.job_specs import ModelUploadSpec
 from core.contract.specs import DataSpec, ModelSpec
 from core.contract.weights_files import check_pytorch_file, weights_format
-from core.store.artifacts import ArtifactStore, record_artifact
+from core.store.artifacts import ArtifactStore, record_upload
 from core.store.db import write_lock
 from core.store.deletion import delete_model
 from core.store.orm import Job, RegisteredModel
@@ -137,14 +136,8 @@ def upload_model(
         )
     store = ArtifactStore(settings.artifact_url)
     with write_lock(settings.database_url):
-        upload = record_artifact(
-            session,
-            store,
-            type="upload",
-            key=f"uploads/{caller.user_id}/{time.time_ns()}.{'pt' if fmt == 'pytorch' else 'safetensors'}",
-            data=data,
-            owner_id=caller.user_id,
-        )
+        suffix = "pt" if fmt == "pytorch" else "safetensors"
+        upload = record_upload(session, store, owner_id=caller.user_id, suffix=suffix, data=data)
         job_spec = job_spec.model_copy(update={"weights_artifact_id": upload.id})
         job = submit(session, queue, settings, kind="model_upload", spec=job_spec, caller=caller)
 

@@ -54,8 +54,8 @@ def create_study(body: StudyIn, session: SessionDep, queue: QueueDep, settings: 
     """Queue one PGD-AT job per (activation or probe, seed), all with the same recipe; 429 when the
     whole study would pass the caller's queued-job limit (nothing is queued then)."""
     specs = _variant_specs(body)
-    check_quota(session, settings, caller, new_jobs=len(specs))
     with write_lock(settings.database_url):  # the study and all its jobs, without interleaving
+        check_quota(session, settings, caller, new_jobs=len(specs))
         study = Study(
             name=body.name,
             preset=body.preset,

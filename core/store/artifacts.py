@@ -8,6 +8,7 @@ import hashlib
 import logging
 import os
 import shutil
+import time
 from functools import partial
 from pathlib import Path
 
@@ -150,25 +151,44 @@ def record_artifact(
     return row
 
 
-def _run_removals(session: Session) -> None:
-    actions = list(session.info[_PENDING])
-    session.info[_PENDING].clear()
-    for action in actions:
-        try:
-            action()
-        except Exception:  # the rows are gone: the files are garbage that `db gc` collects
-            log.exception("could not remove %s after the commit", action.args)
+def _removals(session: Session, when: str) -> list:
+    """The removals waiting for `session`'s transaction to commit or to roll back; each list is
+    emptied whichever way the transaction ends."""
+    if _PENDING not in session.info:
+        pending = session.info[_PENDING] = {"commit": [], "rollback": []}
+
+        def ended(how: str):
+            def run(_session: Session) -> None:
+                actions = list(pending[how])
+                pending["commit"].clear()
+                pending["rollback"].clear()
+                for action in actions:
+                    try:
+                        action()
+                    except Exception:  # nothing points to the file any more: `db gc` collects it
+                        log.exception("could not remove %s after the %s", action.args, how)
+
+            return run
+
+        event.listen(session, "after_commit", ended("commit"))
+        event.listen(session, "after_rollback", ended("rollback"))
+    return session.info[_PENDING][when]
 
 
 def remove_after_commit(session: Session, store: ArtifactStore, key: str, *, tree: bool = False) -> None:
     """Remove the bytes at `key` (every file under it with `tree`) once `session` commits, and not
     at all if it rolls back: a deletion whose transaction fails leaves its rows with their files. A
     crash between the commit and the removal leaves files nothing points to, which `db gc` collects."""
-    if _PENDING not in session.info:
-        session.info[_PENDING] = []
-        event.listen(session, "after_commit", _run_removals)
-        event.listen(session, "after_rollback", lambda s: s.info[_PENDING].clear())
-    session.info[_PENDING].append(partial(store.delete_tree if tree else store.delete, key))
+    _removals(session, "commit").append(partial(store.delete_tree if tree else store.delete, key))
+
+
+def record_upload(session: Session, store: ArtifactStore, *, owner_id: str, suffix: str, data: bytes) -> Artifact:
+    """Store a member's upload under a key of its own and record it; if the transaction rolls back
+    (the job it was for is refused: a limit, a quota), its bytes go with the row."""
+    key = f"uploads/{owner_id}/{time.time_ns()}.{suffix}"
+    row = record_artifact(session, store, key=key, data=data, type="upload", owner_id=owner_id)
+    _removals(session, "rollback").append(partial(store.delete, key))
+    return row
 
 
 def delete_artifact(session: Session, store: ArtifactStore, *, artifact_id: str) -> None:

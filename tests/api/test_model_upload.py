@@ -131,3 +131,17 @@ def _zip(entries: dict[str, bytes], compression=zipfile.ZIP_STORED) -> bytes:
 def test_a_zip_that_torch_save_did_not_write_is_422_and_nothing_is_queued(api, data, reason):
     r = upload(api, data, spec=NORMALISED)
     assert r.status_code == 422 and reason in r.json()["detail"] and not api.queue.sent
+
+
+def test_an_upload_whose_job_is_refused_leaves_no_bytes(api):
+    """The upload is stored before its job is submitted; when the submission is refused (here the
+    queued-job quota) its bytes go with the rolled-back row instead of waiting for `db gc`."""
+    from core.store.artifacts import ArtifactStore
+
+    store = ArtifactStore(api.settings.artifact_url)
+    api.settings.max_queued_jobs_per_user = 1
+    assert upload(api, GOOD).status_code == 202
+    kept = [k for k in store.all_keys() if k.startswith("uploads/")]
+    r = upload(api, GOOD)
+    assert r.status_code == 429, r.text
+    assert [k for k in store.all_keys() if k.startswith("uploads/")] == kept and len(kept) == 1
