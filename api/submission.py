@@ -53,6 +53,17 @@ def registered_model_spec(session: Session, spec: BaseModel) -> ModelSpec | None
         return None
 
 
+def check_label(spec: BaseModel, model: ModelSpec | None) -> None:
+    """422 when a spec's true label is not one of its model's classes (the worker would fail on it)."""
+    label = getattr(spec, "label", None)
+    if label is not None and model is not None and label >= model.num_classes:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"spec.label: {label} is not a class of model {spec.model_id}, which has {model.num_classes} "
+            f"(0 to {model.num_classes - 1})",
+        )
+
+
 def check_quota(session: Session, settings: Settings, caller: Caller, new_jobs: int = 1) -> None:
     """429 (with Retry-After) when the caller's unfinished jobs would pass the per-user limit. Call
     it under the write lock, in the transaction that adds the jobs: the caller's user row is locked
@@ -86,7 +97,9 @@ def submit(
     the workers)."""
     check_limits(kind, spec, settings)
     named = authorize(session, settings, caller, kind, spec)
-    check_memory(kind, spec, settings, model=registered_model_spec(session, spec))
+    model = registered_model_spec(session, spec)
+    check_memory(kind, spec, settings, model=model)
+    check_label(spec, model)
     with write_lock(settings.database_url):
         if not quota_checked:
             check_quota(session, settings, caller)

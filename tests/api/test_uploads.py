@@ -63,3 +63,11 @@ def test_bad_attack_spec_is_422(api):
 def test_unknown_model_is_404(api):
     r = api.post("/v1/attacks", files={"image": ("x.png", image_bytes("PNG"))}, data={"model_id": "nope"})
     assert r.status_code == 404
+
+
+def test_a_label_that_is_not_a_class_of_the_model_is_422(api):
+    r = post(api, image_bytes("PNG"), label="10")  # the model has 10 classes, 0 to 9
+    assert r.status_code == 422 and "spec.label: 10 is not a class of model" in r.json()["detail"], r.text
+    r = api.post("/v1/attacks", data={"model_id": api.model_id, "test_index": "0", "label": "10"})
+    assert r.status_code == 422 and not api.queue.sent
+    assert post(api, image_bytes("PNG"), label="9").status_code == 202
