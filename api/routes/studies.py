@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select
 
 from api.access import delete_audited, require_owner
-from api.deps import KeyDep, QueueDep, SessionDep, SettingsDep, not_found
+from api.deps import MAX_OFFSET, KeyDep, QueueDep, SessionDep, SettingsDep, not_found
 from api.schemas import StudyIn, StudyOut, StudySummary
 from api.submission import check_quota, submit
 from core.contract.presets import train_preset
@@ -91,9 +91,15 @@ def _variant_specs(body: StudyIn) -> list:
 
 
 @router.get("", response_model=list[StudySummary])
-def list_studies(session: SessionDep, _: KeyDep, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[Study]:
-    """The newest studies first."""
-    return session.scalars(select(Study).order_by(Study.created_at.desc()).limit(limit)).all()
+def list_studies(
+    session: SessionDep,
+    _: KeyDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> list[Study]:
+    """The newest studies first, `limit` of them after the first `offset`."""
+    newest = select(Study).order_by(Study.created_at.desc(), Study.id)
+    return session.scalars(newest.offset(offset).limit(limit)).all()
 
 
 @router.get("/{study_id}", response_model=StudyOut)

@@ -238,3 +238,12 @@ def test_a_bad_preset_request_is_422_naming_what_is_wrong(api, body, says):
     r = api.post("/v1/jobs", json=body)
     assert r.status_code == 422 and says in r.text, r.text
     assert not api.queue.sent
+
+
+def test_studies_page_with_limit_and_offset(api):
+    body = {"epochs": 1, "seeds": 1, "activations": ["relu"], "probes": []}
+    made = [api.post("/v1/studies", json={**body, "name": f"s{i}"}).json()["id"] for i in range(3)]
+    pages = [api.get("/v1/studies", params={"limit": 2, "offset": o}).json() for o in (0, 2)]
+    assert [len(p) for p in pages] == [2, 1]
+    assert sorted(s["id"] for p in pages for s in p) == sorted(made)
+    assert api.get("/v1/studies", params={"offset": -1}).status_code == 422
