@@ -68,8 +68,9 @@ def check_quota(session: Session, settings: Settings, caller: Caller, new_jobs: 
     """429 (with Retry-After) when the caller's unfinished jobs would pass the per-user limit. Call
     it under the write lock, in the transaction that adds the jobs: the caller's user row is locked
     (on PostgreSQL; SQLite's writers are already in line) so that two submissions at once cannot
-    both pass."""
-    session.execute(select(User.id).where(User.id == caller.user_id).with_for_update())
+    both pass. The lock is FOR NO KEY UPDATE: the rows the transaction adds that name the user
+    (an upload, the job) take a key-share lock on it, which FOR UPDATE would deadlock with."""
+    session.execute(select(User.id).where(User.id == caller.user_id).with_for_update(key_share=True))
     waiting = session.scalar(
         select(func.count()).select_from(Job).where(Job.owner_id == caller.user_id, Job.status.not_in(FINISHED))
     )
@@ -82,50 +83,68 @@ def check_quota(session: Session, settings: Settings, caller: Caller, new_jobs: 
         )
 
 
-def submit(
-    session: Session,
-    queue,
-    settings: Settings,
-    *,
-    kind: str,
-    spec: BaseModel,
-    caller: Caller,
-    study_id: str | None = None,
-    quota_checked: bool = False,
-) -> Job:
+def submit(session: Session, queue, settings: Settings, *, kind: str, spec: BaseModel, caller: Caller) -> Job:
     """Store the job (owned by the caller), commit, then enqueue it (a lost send is re-enqueued by
     the workers)."""
+    named = check_job(session, settings, caller, kind, spec)
+    with write_lock(settings.database_url):
+        check_quota(session, settings, caller)
+        job = add_job(session, settings, kind=kind, spec=spec, caller=caller, named=named)
+        session.commit()
+    enqueue(queue, [job])
+    return job
+
+
+def check_job(session: Session, settings: Settings, caller: Caller, kind: str, spec: BaseModel) -> list:
+    """The spec against the limits, the caller's rights to what it names, the memory admission
+    and the model's classes (4xx naming what is wrong); returns the references it names."""
     check_limits(kind, spec, settings)
     named = authorize(session, settings, caller, kind, spec)
     model = registered_model_spec(session, spec)
     check_memory(kind, spec, settings, model=model)
     check_label(spec, model)
-    with write_lock(settings.database_url):
-        if not quota_checked:
-            check_quota(session, settings, caller)
-        job = store_jobs.create_job(
-            session,
-            kind=kind,
-            spec=spec.model_dump(mode="json"),
-            owner=caller.name,
-            owner_id=caller.user_id,
-            study_id=study_id,
-        )
-        largest = announced_devices(settings.redis_url).get(job.queue, 0)
-        if largest and store_jobs.devices_asked(job) > largest:  # accepted: it waits for such a worker
-            job.message = store_jobs.waiting_for_devices(store_jobs.devices_asked(job), largest)
-        audit.record(
-            session,
-            user_id=caller.user_id,
-            user_name=caller.name,
-            action="submit",
-            object_type="job",
-            object_id=job.id,
-            detail={"kind": kind, "study_id": study_id, "references": {r.path: r.value for r in named}},
-        )
-        session.commit()
-    try:
-        queue.send(job.id, job.queue)
-    except Exception:  # the broker is away: the job stays queued and the workers re-enqueue it
-        log.warning("could not enqueue job %s now; the workers will re-enqueue it", job.id, exc_info=True)
+    return named
+
+
+def add_job(
+    session: Session,
+    settings: Settings,
+    *,
+    kind: str,
+    spec: BaseModel,
+    caller: Caller,
+    named: list,
+    study_id: str | None = None,
+) -> Job:
+    """Add a checked job (`check_job` gave `named`) and its audit row to the session, uncommitted:
+    the caller holds the write lock, has checked the quota, commits, then `enqueue`s."""
+    job = store_jobs.create_job(
+        session,
+        kind=kind,
+        spec=spec.model_dump(mode="json"),
+        owner=caller.name,
+        owner_id=caller.user_id,
+        study_id=study_id,
+    )
+    largest = announced_devices(settings.redis_url).get(job.queue, 0)
+    if largest and store_jobs.devices_asked(job) > largest:  # accepted: it waits for such a worker
+        job.message = store_jobs.waiting_for_devices(store_jobs.devices_asked(job), largest)
+    audit.record(
+        session,
+        user_id=caller.user_id,
+        user_name=caller.name,
+        action="submit",
+        object_type="job",
+        object_id=job.id,
+        detail={"kind": kind, "study_id": study_id, "references": {r.path: r.value for r in named}},
+    )
     return job
+
+
+def enqueue(queue, jobs: list[Job]) -> None:
+    """Send committed jobs to their queues (a lost send is re-enqueued by the workers)."""
+    for job in jobs:
+        try:
+            queue.send(job.id, job.queue)
+        except Exception:  # the broker is away: the job stays queued and the workers re-enqueue it
+            log.warning("could not enqueue job %s now; the workers will re-enqueue it", job.id, exc_info=True)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from api.access import delete_audited, require_owner
 from api.deps import MAX_OFFSET, KeyDep, QueueDep, SessionDep, SettingsDep, not_found
 from api.schemas import StudyIn, StudyOut, StudySummary
-from api.submission import check_quota, submit
+from api.submission import add_job, check_job, check_quota, enqueue
 from core.contract.presets import train_preset
 from core.contract.specs import ActivationSpec
 from core.store.db import write_lock
@@ -54,7 +54,8 @@ def create_study(body: StudyIn, session: SessionDep, queue: QueueDep, settings: 
     """Queue one PGD-AT job per (activation or probe, seed), all with the same recipe; 429 when the
     whole study would pass the caller's queued-job limit (nothing is queued then)."""
     specs = _variant_specs(body)
-    with write_lock(settings.database_url):  # the study and all its jobs, without interleaving
+    named = [check_job(session, settings, caller, "adversarial_training", spec) for spec in specs]
+    with write_lock(settings.database_url):  # the study and all its jobs in one transaction
         check_quota(session, settings, caller, new_jobs=len(specs))
         study = Study(
             name=body.name,
@@ -65,17 +66,14 @@ def create_study(body: StudyIn, session: SessionDep, queue: QueueDep, settings: 
         )
         session.add(study)
         session.flush()
-        for spec in specs:
-            submit(
-                session,
-                queue,
-                settings,
-                kind="adversarial_training",
-                spec=spec,
-                caller=caller,
-                study_id=study.id,
-                quota_checked=True,
+        jobs = [
+            add_job(
+                session, settings, kind="adversarial_training", spec=spec, caller=caller, named=refs, study_id=study.id
             )
+            for spec, refs in zip(specs, named, strict=True)
+        ]
+        session.commit()
+    enqueue(queue, jobs)
     return _out(session, study)
 
 

@@ -21,7 +21,7 @@ from core.jobs import rank_errors
 from core.jobs.context import JobContext
 from core.jobs.faults import maybe_fail
 from core.jobs.model_cache import ModelCache
-from core.jobs.outage import STORE_AWAY, while_store_away
+from core.jobs.outage import PASSING, while_store_away
 from core.jobs.running import finish, make_context, run_claimed
 from core.settings import get_settings
 from core.store import jobs as store_jobs
@@ -92,7 +92,7 @@ def fails_the_job(e: Exception) -> bool:
     """Whether a follower's error is its own, to fail the job with: not a collective broken by
     another rank's death, nor the store or a disk away for a moment (those end the attempt as a
     crash to resume from, as on rank 0)."""
-    return not ddp.peer_failure(f"{type(e).__name__}: {e}") and not isinstance(e, (*STORE_AWAY, OSError))
+    return not ddp.peer_failure(f"{type(e).__name__}: {e}") and not isinstance(e, PASSING)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from core.evaluation import evaluate
 from core.evaluation.summary import classifier_summary, evaluation_entry
 from core.images import perturbation_png, png_bytes, tensor_from_png
 from core.jobs.context import JobContext
+from core.jobs.outage import PASSING
 from core.models import load_model
 from core.models.bring_your_own import check_fits_dataset, checked_classifier, clean_accuracy
 from core.models.state_dicts import imported_weights
@@ -203,7 +204,9 @@ def run_model_upload(spec: ModelUploadSpec, ctx: JobContext) -> dict:
         check_fits_dataset(spec.model, ds)
         clean_acc, images = clean_accuracy(model, ds)
         data = save_safetensors(model.state_dict())  # what the registry keeps, whatever came in
-    except Exception:
+    except PASSING:  # not the upload's fault: kept for the next attempt (or the job's deletion)
+        raise
+    except Exception:  # the upload is refused: it goes
         with ctx.session() as s:
             ctx.consume_upload(s, spec.weights_artifact_id)
         raise

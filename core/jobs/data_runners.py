@@ -14,6 +14,7 @@ from core.contract.job_specs import DatasetUploadSpec
 from core.data.archive import read_archive
 from core.data.loaders import UPLOADED_ARRAYS, UPLOADED_META
 from core.jobs.context import JobContext
+from core.jobs.outage import PASSING
 from core.store.orm import DatasetRow
 
 
@@ -37,7 +38,9 @@ def run_dataset_upload(spec: DatasetUploadSpec, ctx: JobContext) -> dict:
         key = ctx.upload_to_consume(s, spec.archive_artifact_id)
     try:
         arrays = read_archive(ctx.store.get_bytes(key), ctx.archive_limits, seed=spec.seed)
-    except Exception:
+    except PASSING:  # not the upload's fault: kept for the next attempt (or the job's deletion)
+        raise
+    except Exception:  # the upload is refused: it goes
         with ctx.session() as s:
             ctx.consume_upload(s, spec.archive_artifact_id)
         raise

@@ -13,6 +13,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 log = logging.getLogger(__name__)
 STORE_AWAY = (OperationalError, InterfaceError)  # the database did not answer (or SQLite was locked)
+PASSING = (*STORE_AWAY, OSError)  # the store, or a disk or the artifact store, away for a moment
 T = TypeVar("T")
 
 

@@ -8,7 +8,7 @@ import hashlib
 import logging
 import os
 import shutil
-import time
+import uuid
 from functools import partial
 from pathlib import Path
 
@@ -158,7 +158,9 @@ def _removals(session: Session, when: str) -> list:
         pending = session.info[_PENDING] = {"commit": [], "rollback": []}
 
         def ended(how: str):
-            def run(_session: Session) -> None:
+            def run(ended_session: Session) -> None:
+                if ended_session.in_nested_transaction():  # a savepoint: the transaction goes on
+                    return
                 actions = list(pending[how])
                 pending["commit"].clear()
                 pending["rollback"].clear()
@@ -185,10 +187,9 @@ def remove_after_commit(session: Session, store: ArtifactStore, key: str, *, tre
 def record_upload(session: Session, store: ArtifactStore, *, owner_id: str, suffix: str, data: bytes) -> Artifact:
     """Store a member's upload under a key of its own and record it; if the transaction rolls back
     (the job it was for is refused: a limit, a quota), its bytes go with the row."""
-    key = f"uploads/{owner_id}/{time.time_ns()}.{suffix}"
-    row = record_artifact(session, store, key=key, data=data, type="upload", owner_id=owner_id)
-    _removals(session, "rollback").append(partial(store.delete, key))
-    return row
+    key = f"uploads/{owner_id}/{uuid.uuid4().hex}.{suffix}"
+    _removals(session, "rollback").append(partial(store.delete, key))  # before the write: a failed flush too
+    return record_artifact(session, store, key=key, data=data, type="upload", owner_id=owner_id)
 
 
 def delete_artifact(session: Session, store: ArtifactStore, *, artifact_id: str) -> None:

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from core.contract.kinds import job_kind
 from core.contract.names import FINISHED
 from core.contract.references import Target, ids_named
-from core.store.artifacts import ArtifactStore, remove_after_commit
+from core.store.artifacts import ArtifactStore, delete_artifact, remove_after_commit
 from core.store.orm import Artifact, DatasetRow, Job, MetricPoint, RegisteredModel, Study
+from core.store.privacy import consumable
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,9 @@ def delete_model(session: Session, store: ArtifactStore, *, model_id: str) -> No
 
 
 def delete_job(session: Session, store: ArtifactStore, *, job_id: str) -> None:
-    """A finished job with its metrics, its artifacts and the models and datasets it registered.
+    """A finished job with its metrics, its artifacts, the models and datasets it registered and the
+    raw uploads it was handed that no other job names (one cancelled, or given up, before it
+    consumed its upload kept it: its owner could not reach those bytes otherwise).
 
     Raises:
         InUse: the job has not finished, or a model it made is used by an unfinished job.
@@ -71,6 +74,9 @@ def delete_job(session: Session, store: ArtifactStore, *, job_id: str) -> None:
         delete_model(session, store, model_id=model.id)
     for dataset in session.scalars(select(DatasetRow).where(DatasetRow.job_id == job_id)).all():
         delete_dataset(session, store, dataset_id=dataset.id)
+    for upload_id in ids_named(job_kind(job.kind).spec, job.spec or {}, "artifact"):
+        if consumable(session, session.get(Artifact, upload_id), job.owner_id, job.id) is None:
+            delete_artifact(session, store, artifact_id=upload_id)
     for artifact in session.scalars(select(Artifact).where(Artifact.job_id == job_id)).all():
         remove_after_commit(session, store, artifact.uri)
         session.delete(artifact)

@@ -281,6 +281,31 @@ def test_an_uploaded_classifier_is_checked_registered_and_evaluable(lab, classif
         assert len(get_model(s, model_id=job["result"]["model_id"]).summary["evaluations"]) == 1
 
 
+def test_a_store_outage_while_checking_an_upload_keeps_it_for_the_next_attempt(lab, classifier, monkeypatch):
+    """The database away for a moment while the upload is checked is not the upload's fault: the
+    runner runs again and registers it (before, the first attempt deleted the upload and the second
+    failed: no such upload)."""
+    from sqlalchemy.exc import OperationalError
+
+    from core.jobs.context import JobContext
+
+    weights, model = _trained_weights(lab, classifier)
+    upload = _upload(lab, save(weights))
+    load_data, calls = JobContext.load_data, []
+
+    def away_once(self, spec):
+        calls.append(spec)
+        if len(calls) == 1:
+            raise OperationalError("SELECT 1", {}, Exception("the server closed the connection"))
+        return load_data(self, spec)
+
+    monkeypatch.setattr(JobContext, "load_data", away_once)
+    job = lab.run(
+        "model_upload", ModelUploadSpec(weights_artifact_id=upload, model=model, data=DataSpec(name="digits"))
+    )
+    assert job["status"] == "succeeded" and len(calls) == 2, job["error"]
+
+
 @pytest.mark.parametrize(
     "spoil, message",
     [

@@ -108,3 +108,30 @@ def test_the_quality_classifier_is_a_public_undefended_one(store):
     assert quality_classifier(ctx, "d") == (public_id, "weights")
     assert asked == [(public_id, "c/p")]
     assert quality_classifier(ctx, "other") == (None, None)
+
+
+def test_deleting_a_job_that_never_consumed_its_upload_deletes_the_upload(store):
+    """A model upload cancelled while queued (or given up) keeps its raw upload; deleting the job
+    takes it too, unless another job names it. Before, the private bytes stayed for good."""
+    from core.store.deletion import delete_job
+
+    url, artifacts, alice, _, _ = store
+    with session_scope(url) as s:
+        ups = [
+            record_artifact(s, artifacts, key=f"uploads/a/{i}", data=b"w", type="upload", owner_id=alice).id
+            for i in range(2)
+        ]
+        jobs = []
+        for upload in (ups[0], ups[1], ups[1]):  # the second upload is named by two jobs
+            spec = ModelUploadSpec(weights_artifact_id=upload, model=ModelSpec(), data=DataSpec()).model_dump()
+            jobs.append(store_jobs.create_job(s, kind="model_upload", owner_id=alice, spec=spec).id)
+            store_jobs.request_cancel(s, job_id=jobs[-1])  # queued: cancelled at once
+    with session_scope(url) as s:
+        delete_job(s, artifacts, job_id=jobs[0])
+        delete_job(s, artifacts, job_id=jobs[1])
+    with session_scope(url) as s:
+        assert s.get(Artifact, ups[0]) is None and not artifacts.exists("uploads/a/0")
+        assert s.get(Artifact, ups[1]) is not None and artifacts.exists("uploads/a/1")  # job 3 names it
+        delete_job(s, artifacts, job_id=jobs[2])
+    with session_scope(url) as s:
+        assert s.get(Artifact, ups[1]) is None and not artifacts.exists("uploads/a/1")
