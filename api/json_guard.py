@@ -1,8 +1,9 @@
 """Request bodies that could only crash a parser are refused before one runs: JSON nested deeper
 than `MAX_JSON_DEPTH` (Python's parsers and validators recurse: 1,000 levels is a RecursionError
-and a 500), bodies larger than `MAX_JSON_BYTES`, bytes that are not UTF-8, and text holding a
+and a 500), bodies larger than `MAX_JSON_BYTES`, bytes that are not UTF-8, text holding a
 lone UTF-16 surrogate (`"\\ud800"` is valid JSON but no UTF-8 string: it fails the first write to
-the database or to a response). Each answer is a 4xx naming the limit.
+the database or to a response), and a NUL character in a JSON string or in the URL (PostgreSQL
+stores no NUL in text: the first query with it was a 500). Each answer is a 4xx naming the limit.
 
 `json_depth` also bounds the header of an uploaded safetensors file (`api.uploads`).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 MAX_JSON_DEPTH = 64  # a job spec is 4 levels deep; 64 leaves room and stays far from recursion limits
 MAX_JSON_BYTES = 1 << 20  # a spec, a study or a key request; files come as multipart uploads
@@ -43,17 +45,22 @@ def json_depth(data: bytes, stop_above: int = MAX_JSON_DEPTH) -> int:
     return deepest
 
 
-def lone_surrogate(value: Any, path: str = "body") -> str | None:
-    """Where in a parsed JSON value a string (or an object's key) holds a lone surrogate, or None."""
+def _unstorable(text: str) -> bool:
+    return "\x00" in text or any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def unstorable_text(value: Any, path: str = "body") -> str | None:
+    """Where in a parsed JSON value a string (or an object's key) holds a lone surrogate or a NUL
+    character, or None."""
     stack = [(value, path)]
     while stack:
         item, where = stack.pop()
         if isinstance(item, str):
-            if any("\ud800" <= ch <= "\udfff" for ch in item):
+            if _unstorable(item):
                 return where
         elif isinstance(item, dict):
             for key, inner in item.items():
-                if any("\ud800" <= ch <= "\udfff" for ch in key):
+                if _unstorable(key):
                     return f"{where} (a key)"
                 stack.append((inner, f"{where}.{key}"))
         elif isinstance(item, list):
@@ -74,8 +81,15 @@ def body_problem(body: bytes) -> tuple[int, str] | None:
         value = json.loads(text)
     except ValueError:
         return None
-    if (where := lone_surrogate(value)) is not None:
-        return 422, f"{where}: text holds a lone UTF-16 surrogate (not valid Unicode)"
+    if (where := unstorable_text(value)) is not None:
+        return 422, f"{where}: text holds a lone UTF-16 surrogate (not valid Unicode) or a NUL character"
+    return None
+
+
+def url_problem(scope) -> str | None:
+    """Why a request's path or query is refused (a NUL character in it), or None."""
+    if "\x00" in scope.get("path", "") or b"\x00" in unquote_to_bytes(scope.get("query_string", b"")):
+        return "the URL holds a NUL character (%00)"
     return None
 
 
@@ -88,6 +102,8 @@ class JSONGuard:
         self.app = app
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and (problem := url_problem(scope)):
+            return await _refuse(send, 422, problem)
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
         declared = [v.lower() for k, v in scope.get("headers") or [] if k.lower() == b"content-type"]

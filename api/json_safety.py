@@ -15,6 +15,7 @@ from fastapi import Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from core.store.orm import finite
 
@@ -34,3 +35,12 @@ async def validation_error(_: Request, exc: RequestValidationError) -> JSONRespo
         replace=json.dumps,  # NaN, Infinity, -Infinity: what JSON writers emit for them
     )
     return FiniteJSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail})
+
+
+async def value_refused(_: Request, exc: DataError) -> JSONResponse:
+    """A value the database cannot store (text with a NUL character on PostgreSQL, a number past its
+    column) that no validation caught: a 422 naming the database's reason, not a 500."""
+    reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
+    return FiniteJSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": f"the database refused a value: {reason}"}
+    )

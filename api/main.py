@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError
 
 from api.json_guard import JSONGuard
-from api.json_safety import FiniteJSONResponse, validation_error
+from api.json_safety import FiniteJSONResponse, validation_error, value_refused
 from api.metrics import MetricsMiddleware
 from api.routes import artifacts, attacks, datasets, health, jobs, keys, models, presets, samples, studies
 
@@ -20,7 +21,8 @@ def create_app() -> FastAPI:
         default_response_class=FiniteJSONResponse,
     )
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_middleware(JSONGuard)  # before any parser: deep nesting, lone surrogates, huge bodies
+    app.add_exception_handler(DataError, value_refused)
+    app.add_middleware(JSONGuard)  # before any parser: deep nesting, lone surrogates, NULs, huge bodies
     app.add_middleware(MetricsMiddleware)
     for module in (jobs, studies, models, datasets, attacks, samples, presets, artifacts, keys, health):
         app.include_router(module.router)

@@ -19,6 +19,7 @@ from api.uploads import read_bounded
 from api.waiting import upload_answer
 from core.contract.job_specs import DatasetUploadSpec
 from core.contract.names import NAMED_DATASETS
+from core.contract.spec_base import NO_NUL
 from core.data.archive import ArchiveError, ArchiveLimits, members
 from core.data.catalogue import class_names
 from core.store.artifacts import ArtifactStore, record_upload
@@ -81,7 +82,7 @@ def upload_dataset(
     caller: KeyDep,
     response: Response,
     archive: Annotated[UploadFile, File(description="a zip of class folders (or of train/ and test/ with them)")],
-    name: Annotated[str, Form(min_length=1, max_length=200)],
+    name: Annotated[str, Form(min_length=1, max_length=200, pattern=NO_NUL)],
     seed: Annotated[int, Form(ge=0, le=2**31 - 1)] = 0,
     wait: Annotated[float, Form(ge=0, le=300)] = 60,
 ) -> dict:

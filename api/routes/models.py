@@ -17,6 +17,7 @@ from api.submission import submit
 from api.uploads import check_safetensors, read_bounded
 from api.waiting import upload_answer
 from core.contract.job_specs import ModelUploadSpec
+from core.contract.spec_base import NO_NUL
 from core.contract.specs import DataSpec, ModelSpec
 from core.contract.weights_files import check_pytorch_file, weights_format
 from core.store.artifacts import ArtifactStore, record_upload
@@ -102,7 +103,7 @@ def upload_model(
             "uploaded:<id> (GET /v1/datasets)",
         ),
     ],
-    name: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
+    name: Annotated[str | None, Form(min_length=1, max_length=200, pattern=NO_NUL)] = None,
     wait: Annotated[float, Form(ge=0, le=300)] = 60,
 ) -> dict:
     """Register your own classifier (no code; a PyTorch file is never fully unpickled): its weights

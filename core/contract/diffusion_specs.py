@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from core.contract.names import DEFAULT_SAMPLER_STEPS, Device, SamplerName
 from core.contract.references import ClassifierId, DiffusionId
-from core.contract.spec_base import Seed
+from core.contract.spec_base import Name, Seed
 from core.contract.specs import MAX_GPUS, DataSpec, Spec, check_batch_splits
 
 
@@ -166,7 +166,7 @@ class DatasetGenerationSpec(Spec):
     seed: Seed = 0
     filter: SampleFilterSpec | None = None
     shard_size: int = Field(default=1000, ge=1, le=1024)
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Name | None = None
 
     @property
     def num_steps(self) -> int:
@@ -211,4 +211,4 @@ class DefendedModelSpec(Spec):
     classifier_id: ClassifierId
     diffusion_id: DiffusionId
     purifier: PurifierSpec = Field(default_factory=PurifierSpec)
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Name | None = None

@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 from core.contract.attack_specs import AttackSpec, ProtocolSpec
 from core.contract.names import Device, MinNorm, WeightsFormat
 from core.contract.references import ClassifierId, ConsumedUploadId, ImageArtifactId
-from core.contract.spec_base import Seed
+from core.contract.spec_base import Name, Seed
 from core.contract.specs import DataSpec, ModelSpec, Spec
 
 
@@ -117,7 +117,7 @@ class ModelUploadSpec(Spec):
     weights_format: WeightsFormat = "safetensors"
     model: ModelSpec
     data: DataSpec
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Name | None = None
 
 
 class DatasetUploadSpec(Spec):
@@ -130,5 +130,5 @@ class DatasetUploadSpec(Spec):
     """
 
     archive_artifact_id: ConsumedUploadId
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     seed: Seed = 0

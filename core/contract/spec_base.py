@@ -9,6 +9,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL stores no NUL character in text
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]  # what a job registers is called
 """A random seed: what every seeding API (torch, NumPy, CUDA) takes, with room for the seeds
 derived from it."""
 

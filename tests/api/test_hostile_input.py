@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import make_app
+from tests.dbs import database_url
 
 SURROGATE = '"\\ud800"'  # valid JSON, no UTF-8 string
 DEPTHS = (500, 950, 100_000)
@@ -29,6 +30,8 @@ def hostile_json() -> dict[str, bytes]:
         "surrogate key": '{"kind": "adversarial_training", "spec": {' + SURROGATE + ": 1}}",
         "surrogate user": '{"name": "k", "user": ' + SURROGATE + "}",
         "surrogate in a list": '{"activations": [' + SURROGATE + "]}",
+        "NUL value": '{"name": "a\\u0000b", "kind": "adversarial_training", "user": "a\\u0000"}',
+        "NUL key": '{"kind": "adversarial_training", "spec": {"a\\u0000": 1}}',
         "invalid utf-8": b'{"name": "\xed\xa0\x80"}',
     }
     return {k: v if isinstance(v, bytes) else v.encode() for k, v in bodies.items()}
@@ -61,14 +64,17 @@ def operations(app, model_id: str) -> list[Operation]:
     return out
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def client(request, tmp_path_factory):
+    """PostgreSQL too: it refuses a NUL character in text, where SQLite stores it."""
     tmp = tmp_path_factory.mktemp("hostile")
-    app, key, _, model_id, _ = make_app(f"sqlite:///{tmp / 'store.db'}", tmp)
+    url, cleanup = database_url(request.param, tmp)
+    app, key, _, model_id, _ = make_app(url, tmp)
     with TestClient(app, raise_server_exceptions=False) as c:
         c.headers["Authorization"] = f"Bearer {key}"
         c.operations = operations(app, model_id)
         yield c
+    cleanup()
 
 
 def test_hostile_json_bodies_get_a_4xx_on_every_route(client):
@@ -89,14 +95,25 @@ def test_hostile_form_fields_and_queries_get_a_4xx_on_every_route(client):
     assert {"/v1/models", "/v1/datasets", "/v1/attacks"} <= {op.path for op in forms}
     for op in forms:
         files = {k: ("f.bin", b"\x00" * 16, "application/octet-stream") for k in op.form_files}
-        for value in ("\\ud800", "\ud800", deep(500), deep(5_000)):  # text a route may parse as JSON
+        for value in ("\\ud800", "\ud800", "a\x00b", '{"a\\u0000": 1}', deep(500), deep(5_000)):  # text or JSON
             data = {k: value.encode("utf-8", "surrogatepass") for k in op.form_text}
             r = client.request(op.method, op.path, files=[*[(k, (None, v)) for k, v in data.items()], *files.items()])
             assert r.status_code < 500, (op.path, value[:20], r.status_code, r.text[:200])
     for op in client.operations:
-        query = {q: surrogate_bytes.decode("latin-1") for q in op.queries}
-        r = client.request(op.method, op.path, params=query)
-        assert r.status_code < 500, (op.method, op.path, "query", r.status_code, r.text[:200])
+        for value in (surrogate_bytes.decode("latin-1"), "a\x00b"):
+            r = client.request(op.method, op.path, params={q: value for q in op.queries})
+            assert r.status_code < 500, (op.method, op.path, "query", r.status_code, r.text[:200])
+
+
+def test_a_nul_in_an_id_of_the_url_is_a_4xx_on_every_route(client):
+    with_ids = [op for op in client.operations if op.path.count("/") > 2]
+    assert len(with_ids) > 10
+    for op in with_ids:
+        path = re.sub(r"/x(?=/|$)", "/a%00b", op.path)
+        if path == op.path:
+            path = op.path.rstrip("/") + "%00"
+        r = client.request(op.method, path)
+        assert r.status_code < 500, (op.method, path, r.status_code, r.text[:200])
 
 
 def test_a_safetensors_header_nested_100000_deep_is_a_422(client):
@@ -138,3 +155,19 @@ def test_a_lone_surrogate_echoed_in_a_422_is_written_escaped():
 
     body = FiniteJSONResponse(content={"detail": [{"input": "\ud800", "name": "é"}]}).body
     assert body == b'{"detail":[{"input":"\\ud800","name":"\\u00e9"}]}'
+
+
+def test_a_value_the_database_refuses_past_validation_is_a_422():
+    from fastapi.testclient import TestClient as Client
+    from sqlalchemy.exc import DataError
+
+    from api.main import create_app
+
+    app = create_app()
+
+    @app.get("/refused")
+    def refused():
+        raise DataError("INSERT ...", {}, Exception('invalid byte sequence for encoding "UTF8": 0x00'))
+
+    r = Client(app, raise_server_exceptions=False).get("/refused")
+    assert r.status_code == 422 and "the database refused a value: invalid byte sequence" in r.json()["detail"]

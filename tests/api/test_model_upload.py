@@ -145,3 +145,9 @@ def test_an_upload_whose_job_is_refused_leaves_no_bytes(api):
     r = upload(api, GOOD)
     assert r.status_code == 429, r.text
     assert [k for k in store.all_keys() if k.startswith("uploads/")] == kept and len(kept) == 1
+
+
+def test_a_name_with_a_nul_character_is_422_not_a_job_that_fails_writing_it(api):
+    r = upload(api, GOOD, name="a\x00b")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "name"], r.text
+    assert not api.queue.sent
