@@ -101,6 +101,23 @@ def data_root_folders(settings) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "train").is_dir() and (p / "test").is_dir())
 
 
+def in_use_message(session: Session, caller: Caller, e: InUse) -> str:
+    """Why the object cannot be deleted, naming only the blockers the caller may see (another
+    member's private job or defended model is counted, not named)."""
+
+    def visible(kind: str, ident: str) -> bool:
+        if kind == "job":
+            job = session.get(Job, ident)
+            return job is not None and job_visible(caller, job)
+        if kind == "model":
+            model = session.get(RegisteredModel, ident)
+            return model is not None and model_visible(caller, model)
+        return True  # a job's own state
+
+    shown = [ident for kind, ident in e.blockers if visible(kind, ident)]
+    return e.message(shown, len(e.blockers) - len(shown))
+
+
 def delete_audited(session: Session, settings, caller: Caller, what: str, object_id: str, delete) -> Response:
     """Run `delete(session, store)` under the write lock, audit it, commit: 204, or 409 naming
     what still uses the object."""
@@ -108,7 +125,7 @@ def delete_audited(session: Session, settings, caller: Caller, what: str, object
         try:
             delete(session, ArtifactStore(settings.artifact_url))
         except InUse as e:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
+            raise HTTPException(status.HTTP_409_CONFLICT, in_use_message(session, caller, e)) from e
         audit.record(
             session,
             user_id=caller.user_id,

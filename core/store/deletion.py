@@ -21,13 +21,33 @@ log = logging.getLogger(__name__)
 
 
 class InUse(ValueError):
-    """The object is used by a job that has not finished (or is such a job)."""
+    """The object is used by a job that has not finished (or is such a job), or by a defended model.
+
+    Attributes:
+        subject: what was to be deleted (`model <id>`).
+        relation: how the blockers hold it (`is used by unfinished job(s)`).
+        blockers: (`job` or `model`, id) of each object that holds it.
+        advice: what to do (`cancel them first`).
+    """
+
+    def __init__(self, subject: str, relation: str, blockers: list[tuple[str, str]], advice: str):
+        self.subject, self.relation, self.blockers, self.advice = subject, relation, blockers, advice
+        super().__init__(self.message([ident for _, ident in blockers], 0))
+
+    def message(self, shown: list[str], hidden: int) -> str:
+        """The explanation naming `shown` blockers and counting `hidden` ones."""
+        named = ", ".join(shown) + (f" and {hidden} other(s) you cannot see" if hidden and shown else "")
+        return f"{self.subject} {self.relation} {named or f'{hidden} you cannot see'}: {self.advice}"
 
 
 def _unfinished_naming(session: Session, target: Target, ident: str) -> list[str]:
     """The queued or running jobs whose spec names the `target` object `ident` (its declared references)."""
     unfinished = session.scalars(select(Job).where(Job.status.not_in(FINISHED))).all()
     return [j.id for j in unfinished if ident in ids_named(job_kind(j.kind).spec, j.spec or {}, target)]
+
+
+def _jobs(ids: list[str]) -> list[tuple[str, str]]:
+    return [("job", ident) for ident in ids]
 
 
 def _defenses_using(session: Session, model_id: str) -> list[str]:
@@ -47,9 +67,10 @@ def delete_model(session: Session, store: ArtifactStore, *, model_id: str) -> No
     if model is None:
         return
     if users := _unfinished_naming(session, "model", model_id):
-        raise InUse(f"model {model_id} is used by unfinished job(s) {', '.join(users)}: cancel them first")
+        raise InUse(f"model {model_id}", "is used by unfinished job(s)", _jobs(users), "cancel them first")
     if defenses := _defenses_using(session, model_id):
-        raise InUse(f"model {model_id} is part of defended model(s) {', '.join(defenses)}: delete them first")
+        blockers = [("model", ident) for ident in defenses]
+        raise InUse(f"model {model_id}", "is part of defended model(s)", blockers, "delete them first")
     prefix = model.checkpoint_uri.rstrip("/") + "/"
     session.execute(delete(Artifact).where(Artifact.uri.startswith(prefix)))
     remove_after_commit(session, store, model.checkpoint_uri, tree=True)
@@ -69,7 +90,7 @@ def delete_job(session: Session, store: ArtifactStore, *, job_id: str) -> None:
     if job is None:
         return
     if job.status not in FINISHED:
-        raise InUse(f"job {job_id} is {job.status}: cancel it first")
+        raise InUse(f"job {job_id}", "is", [("state", job.status)], "cancel it first")
     for model in session.scalars(select(RegisteredModel).where(RegisteredModel.job_id == job_id)).all():
         delete_model(session, store, model_id=model.id)
     for dataset in session.scalars(select(DatasetRow).where(DatasetRow.job_id == job_id)).all():
@@ -97,7 +118,7 @@ def delete_study(session: Session, store: ArtifactStore, *, study_id: str) -> No
         return
     jobs = session.scalars(select(Job).where(Job.study_id == study_id)).all()
     if running := [j.id for j in jobs if j.status not in FINISHED]:
-        raise InUse(f"study {study_id} has unfinished job(s) {', '.join(running)}: cancel them first")
+        raise InUse(f"study {study_id}", "has unfinished job(s)", _jobs(running), "cancel them first")
     for job in jobs:
         delete_job(session, store, job_id=job.id)
     session.delete(study)
@@ -148,7 +169,7 @@ def delete_dataset(session: Session, store: ArtifactStore, *, dataset_id: str) -
     if row is None:
         return
     if users := _unfinished_naming(session, "dataset", dataset_id):
-        raise InUse(f"dataset {dataset_id} is used by unfinished job(s) {', '.join(users)}: cancel them first")
+        raise InUse(f"dataset {dataset_id}", "is used by unfinished job(s)", _jobs(users), "cancel them first")
     prefix = row.uri.rstrip("/") + "/"
     session.execute(delete(Artifact).where(Artifact.uri.startswith(prefix)))
     remove_after_commit(session, store, row.uri, tree=True)

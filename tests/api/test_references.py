@@ -205,3 +205,25 @@ def test_a_job_read_by_id_carries_the_urls_of_its_artifacts(lab):
     client that got a 202 finds the same URLs there); an id that is no artifact gets none."""
     result = lab["alice"].get(f"/v1/jobs/{lab['train_job']}").json()["result"]
     assert result["checkpoint_url"] == f"/v1/artifacts/{lab['checkpoint']}" and "model_url" not in result
+
+
+def test_a_refused_deletion_names_only_what_the_caller_may_see(lab):
+    """alice's shared model is held by bob's private defended model and bob's queued job: her 409
+    counts them without naming them (their ids were in the message before)."""
+    with session_scope(lab["url"]) as s:
+        defense = {"defense": {"classifier_id": lab["shared_model"], "diffusion_id": "d"}}
+        fields = {"kind": "classifier", "dataset": "digits", "activation": "relu", "summary": {}}
+        held = register_model(
+            s, name="d", architecture="purified", checkpoint_uri="c/3", recipe=defense, owner_id=lab["bob_id"], **fields
+        )
+        held.private = True
+        spec = ImageAttackSpec(model_id=lab["shared_model"], test_index=0).model_dump(mode="json")
+        queued = store_jobs.create_job(s, kind="image_attack", spec=spec, owner="bob", owner_id=lab["bob_id"])
+        held_id, queued_id = held.id, queued.id
+    r = lab["alice"].delete(f"/v1/models/{lab['shared_model']}")
+    assert r.status_code == 409 and "1 you cannot see: cancel them first" in r.json()["detail"], r.text
+    with session_scope(lab["url"]) as s:
+        s.get(Job, queued_id).status = "cancelled"
+    r = lab["alice"].delete(f"/v1/models/{lab['shared_model']}")
+    assert r.status_code == 409 and "1 you cannot see: delete them first" in r.json()["detail"], r.text
+    assert held_id not in r.text and queued_id not in r.text
