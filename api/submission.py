@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from api.deps import Caller
 from api.limits import announced_devices, check_limits, check_memory
 from api.references import authorize
+from core.contract.job_specs import ImageAttackSpec
 from core.contract.kinds import job_kind
 from core.contract.names import FINISHED
 from core.contract.specs import ModelSpec
@@ -55,7 +56,7 @@ def registered_model_spec(session: Session, spec: BaseModel) -> ModelSpec | None
 
 def check_label(spec: BaseModel, model: ModelSpec | None) -> None:
     """422 when a spec's true label is not one of its model's classes (the worker would fail on it)."""
-    label = getattr(spec, "label", None)
+    label = spec.label if isinstance(spec, ImageAttackSpec) else None  # elsewhere `label` names a setting
     if label is not None and model is not None and label >= model.num_classes:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

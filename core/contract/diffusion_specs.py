@@ -3,7 +3,7 @@ Torch-free, like every spec: bounded, documented, unknown fields refused."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -16,7 +16,9 @@ from core.contract.specs import MAX_GPUS, DataSpec, Spec, check_batch_splits
 class UNetSpec(Spec):
     """A diffusers `UNet2DModel`: one resolution level per entry of `block_out_channels`."""
 
-    block_out_channels: list[int] = Field(default_factory=lambda: [32, 64, 64], min_length=1, max_length=5)
+    block_out_channels: list[Annotated[int, Field(ge=1, le=1024)]] = Field(
+        default_factory=lambda: [32, 64, 64], min_length=1, max_length=5
+    )
     layers_per_block: int = Field(default=1, ge=1, le=4)
     attention: bool = Field(default=False, description="self-attention at the lowest resolution")
     norm_num_groups: int = Field(default=8, ge=1, le=64)
@@ -87,9 +89,17 @@ class DDPMSampleSpec(Spec):
     eta: float = Field(default=0.0, ge=0, le=1)
     seed: Seed = 0
     guidance_scale: float = Field(default=1.0, ge=0, le=50)
-    class_labels: list[int] | None = Field(default=None, max_length=1024)
+    class_labels: list[Annotated[int, Field(ge=0, le=999)]] | None = Field(default=None, min_length=1, max_length=1024)
     trajectory: bool = False
     trajectory_frames: int = Field(default=10, ge=2, le=100)
+
+    @model_validator(mode="after")
+    def _labels_fit(self) -> DDPMSampleSpec:
+        if self.guidance_scale != 1 and self.class_labels is None:
+            raise ValueError("guidance_scale other than 1 needs class_labels (guidance steers towards a class)")
+        if self.class_labels is not None and len(self.class_labels) not in (1, self.n):
+            raise ValueError(f"class_labels needs one label for all images or one per image (n = {self.n})")
+        return self
 
     @property
     def num_steps(self) -> int:

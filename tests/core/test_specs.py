@@ -91,3 +91,16 @@ def test_normalisation_needs_a_positive_std_and_one_value_per_channel_or_one_for
     ):
         with pytest.raises(ValidationError):
             ModelSpec(**bad)
+
+
+def test_sampling_and_unet_specs_that_could_only_fail_in_the_worker_are_refused():
+    from core.contract.diffusion_specs import DDPMSampleSpec, UNetSpec
+
+    for bad in ({"guidance_scale": 3}, {"class_labels": []}, {"class_labels": [-5]}, {"n": 4, "class_labels": [1, 2]}):
+        with pytest.raises(ValidationError):
+            DDPMSampleSpec(**bad)
+    assert DDPMSampleSpec(n=2, class_labels=[1, 2], guidance_scale=3).class_labels == [1, 2]
+    assert DDPMSampleSpec(n=5, class_labels=[3]).n == 5
+    for channels in ([0], [-8]):
+        with pytest.raises(ValidationError):
+            UNetSpec(block_out_channels=channels, norm_num_groups=1)
