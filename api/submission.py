@@ -6,6 +6,7 @@ send to its queue. One place, so that no route skips a check.
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import HTTPException, status
@@ -17,10 +18,11 @@ from sqlalchemy.orm import Session
 from api.deps import Caller
 from api.limits import announced_devices, check_limits, check_memory
 from api.references import authorize
-from core.contract.job_specs import ImageAttackSpec
+from core.contract.certify_specs import CertifySpec
+from core.contract.job_specs import EvalSpec, ImageAttackSpec
 from core.contract.kinds import job_kind
 from core.contract.names import FINISHED
-from core.contract.specs import ModelSpec
+from core.contract.specs import DataSpec, ModelSpec
 from core.settings import Settings
 from core.store import audit
 from core.store import jobs as store_jobs
@@ -65,6 +67,22 @@ def check_label(spec: BaseModel, model: ModelSpec | None) -> None:
         )
 
 
+def check_own_data(session: Session, spec: BaseModel) -> None:
+    """422 when an evaluation or a certification names other data than its model's: the result is
+    recorded on the model as its robustness (a digits model measured on the default Fashion-MNIST
+    succeeded with a meaningless number, another shape failed in the worker)."""
+    if not isinstance(spec, (EvalSpec, CertifySpec)) or spec.model_id is None:
+        return
+    row = get_model(session, model_id=spec.model_id)
+    if row is not None and spec.data.label != row.dataset:
+        own = DataSpec.from_label(row.dataset).model_dump(mode="json", exclude_defaults=True)
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"spec.data: model {spec.model_id} was registered on {row.dataset!r}, not {spec.data.label!r}; "
+            f"give data {json.dumps(own or {'name': row.dataset})} (its test split is what it is measured on)",
+        )
+
+
 def check_quota(session: Session, settings: Settings, caller: Caller, new_jobs: int = 1) -> None:
     """429 (with Retry-After) when the caller's unfinished jobs would pass the per-user limit. Call
     it under the write lock, in the transaction that adds the jobs: the caller's user row is locked
@@ -104,6 +122,7 @@ def check_job(session: Session, settings: Settings, caller: Caller, kind: str, s
     model = registered_model_spec(session, spec)
     check_memory(kind, spec, settings, model=model)
     check_label(spec, model)
+    check_own_data(session, spec)
     return named
 
 

@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.contract.client import Job
 from core.contract.names import ACTIVATIONS, ENSEMBLES, NORMS, PROBE_PHASES, TRAIN_METHODS, TRAIN_PRESET_NAMES
+from core.contract.specs import DataSpec
 from dashboard.common import api, call, choose_model, job_link
 
 METHOD_NAMES = {
@@ -173,6 +174,13 @@ def generated_mix(spec: dict) -> None:
             spec["generated"] = {"data": data, "fraction": fraction, "length": length}
 
 
+def model_data(data: dict, model: dict) -> dict:
+    """A preset's data spec pointed at the data the model was registered with (a name,
+    `folder:<name>` or `uploaded:<id>`)."""
+    own = DataSpec.from_label(model["dataset"])
+    return {**data, "name": own.name, "folder": own.folder, "dataset_id": own.dataset_id}
+
+
 def evaluation_form(ps: dict) -> None:
     model = choose_model("classifier", key="ev_model")
     preset = st.selectbox("Preset", list(ps["attack_evaluation"]), key="ev_preset")
@@ -180,7 +188,7 @@ def evaluation_form(ps: dict) -> None:
     protocol = spec["protocol"]
     if model is not None:
         spec["model_id"] = model["id"]
-        spec["data"]["name"] = model["dataset"]
+        spec["data"] = model_data(spec["data"], model)
     c1, c2, c3, c4 = st.columns(4)
     protocol["ensemble"] = c1.selectbox(
         "Protocol", [e for e in ENSEMBLES if e != "custom"], format_func=PROTOCOL_NAMES.get, key="ev_ensemble"
@@ -218,7 +226,7 @@ def certification_form(ps: dict) -> None:
     spec = copy.deepcopy(ps["certification"][preset])
     if model is not None:
         spec["model_id"] = model["id"]
-        spec["data"]["name"] = model["dataset"]
+        spec["data"] = model_data(spec["data"], model)
     smoothing = spec["smoothing"]
     c1, c2, c3, c4 = st.columns(4)
     smoothing["sigma"] = c1.number_input("Noise σ", 0.01, 4.0, smoothing["sigma"], key="ce_sigma")

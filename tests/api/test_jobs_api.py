@@ -247,3 +247,16 @@ def test_studies_page_with_limit_and_offset(api):
     assert [len(p) for p in pages] == [2, 1]
     assert sorted(s["id"] for p in pages for s in p) == sorted(made)
     assert api.get("/v1/studies", params={"offset": -1}).status_code == 422
+
+
+def test_an_evaluation_on_other_data_than_its_models_is_422(api):
+    """The default data is Fashion-MNIST; the fixture's model is a digits model: its evaluation
+    would have been recorded on it as its robustness."""
+    for kind in ("attack_evaluation", "certification"):
+        r = api.post("/v1/jobs", json={"kind": kind, "spec": {"model_id": api.model_id}})
+        assert r.status_code == 422 and "registered on 'digits', not 'fashion-mnist'" in r.json()["detail"], r.text
+        assert '{"name": "digits"}' in r.json()["detail"]
+    r = api.post(
+        "/v1/jobs", json={"kind": "attack_evaluation", "spec": {"model_id": api.model_id, "data": {"name": "digits"}}}
+    )
+    assert r.status_code == 202, r.text
