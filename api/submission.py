@@ -6,7 +6,6 @@ send to its queue. One place, so that no route skips a check.
 
 from __future__ import annotations
 
-import json
 import logging
 
 from fastapi import HTTPException, status
@@ -16,13 +15,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.deps import Caller
+from api.fit_checks import check_fits_what_it_names
 from api.limits import announced_devices, check_limits, check_memory
 from api.references import authorize
-from core.contract.certify_specs import CertifySpec
-from core.contract.job_specs import EvalSpec, ImageAttackSpec
 from core.contract.kinds import job_kind
 from core.contract.names import FINISHED
-from core.contract.specs import DataSpec, ModelSpec
+from core.contract.specs import ModelSpec
 from core.settings import Settings
 from core.store import audit
 from core.store import jobs as store_jobs
@@ -54,33 +52,6 @@ def registered_model_spec(session: Session, spec: BaseModel) -> ModelSpec | None
         return ModelSpec.model_validate(row.recipe["model"])
     except ValueError:
         return None
-
-
-def check_label(spec: BaseModel, model: ModelSpec | None) -> None:
-    """422 when a spec's true label is not one of its model's classes (the worker would fail on it)."""
-    label = spec.label if isinstance(spec, ImageAttackSpec) else None  # elsewhere `label` names a setting
-    if label is not None and model is not None and label >= model.num_classes:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"spec.label: {label} is not a class of model {spec.model_id}, which has {model.num_classes} "
-            f"(0 to {model.num_classes - 1})",
-        )
-
-
-def check_own_data(session: Session, spec: BaseModel) -> None:
-    """422 when an evaluation or a certification names other data than its model's: the result is
-    recorded on the model as its robustness (a digits model measured on the default Fashion-MNIST
-    succeeded with a meaningless number, another shape failed in the worker)."""
-    if not isinstance(spec, (EvalSpec, CertifySpec)) or spec.model_id is None:
-        return
-    row = get_model(session, model_id=spec.model_id)
-    if row is not None and spec.data.label != row.dataset:
-        own = DataSpec.from_label(row.dataset).model_dump(mode="json", exclude_defaults=True)
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"spec.data: model {spec.model_id} was registered on {row.dataset!r}, not {spec.data.label!r}; "
-            f"give data {json.dumps(own or {'name': row.dataset})} (its test split is what it is measured on)",
-        )
 
 
 def check_quota(session: Session, settings: Settings, caller: Caller, new_jobs: int = 1) -> None:
@@ -121,8 +92,7 @@ def check_job(session: Session, settings: Settings, caller: Caller, kind: str, s
     named = authorize(session, settings, caller, kind, spec)
     model = registered_model_spec(session, spec)
     check_memory(kind, spec, settings, model=model)
-    check_label(spec, model)
-    check_own_data(session, spec)
+    check_fits_what_it_names(session, spec, model)
     return named
 
 

@@ -260,3 +260,34 @@ def test_an_evaluation_on_other_data_than_its_models_is_422(api):
         "/v1/jobs", json={"kind": "attack_evaluation", "spec": {"model_id": api.model_id, "data": {"name": "digits"}}}
     )
     assert r.status_code == 202, r.text
+
+
+def test_a_defense_or_forward_explorer_that_does_not_fit_its_parts_is_422(api):
+    from core.store.db import session_scope
+    from core.store.registry import register_model
+
+    def register(s, kind, dataset, **extra):
+        fields = {"name": "x", "activation": "relu", "summary": {}, "checkpoint_uri": f"c/{kind}{dataset}"}
+        return register_model(
+            s, kind=kind, dataset=dataset, **{"architecture": "unet", "recipe": {}, **fields, **extra}
+        ).id
+
+    with session_scope(api.settings.database_url) as s:
+        ddpm = register(s, "diffusion", "digits", recipe={"num_train_timesteps": 100})
+        other = register(s, "diffusion", "mnist", recipe={"num_train_timesteps": 100})
+        defense = {"defense": {"classifier_id": api.model_id, "diffusion_id": ddpm}}
+        purified = register(s, "classifier", "digits", architecture="purified", recipe=defense)
+
+    def defended(classifier, diffusion, t_star=50):
+        spec = {"classifier_id": classifier, "diffusion_id": diffusion, "purifier": {"t_star": t_star, "steps": 5}}
+        return api.post("/v1/jobs", json={"kind": "defended_model", "spec": spec})
+
+    for r, says in (
+        (defended(purified, ddpm), "is already a defended model"),
+        (defended(api.model_id, other), "the classifier is of 'digits', the diffusion model of 'mnist'"),
+        (defended(api.model_id, ddpm, t_star=100), "t_star: 100 must be below the diffusion model's T = 100"),
+    ):
+        assert r.status_code == 422 and says in r.json()["detail"], r.text
+    assert defended(api.model_id, ddpm).status_code == 202
+    r = api.post("/v1/samples/forward", json={"model_id": ddpm, "timesteps": [0, 100]})
+    assert r.status_code == 422 and "100 is not below the diffusion model's T = 100" in r.json()["detail"], r.text
