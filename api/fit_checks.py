@@ -11,9 +11,11 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from core.contract.certify_specs import CertifySpec
+from core.contract.datasets import dataset_info
 from core.contract.diffusion_specs import DDPMForwardSpec, DefendedModelSpec
 from core.contract.job_specs import EvalSpec, ImageAttackSpec
 from core.contract.specs import DataSpec, ModelSpec
+from core.store.orm import DatasetRow
 from core.store.registry import get_model
 
 
@@ -28,6 +30,7 @@ def check_fits_what_it_names(session: Session, spec: BaseModel, model: ModelSpec
     check_own_data(session, spec)
     check_defense_parts(session, spec)
     check_timesteps(session, spec)
+    check_test_index(session, spec)
 
 
 def check_label(spec: BaseModel, model: ModelSpec | None) -> None:
@@ -84,3 +87,25 @@ def check_timesteps(session: Session, spec: BaseModel) -> None:
     big_t = (row.recipe or {}).get("num_train_timesteps") if row is not None else None
     if isinstance(big_t, int) and max(spec.timesteps) >= big_t:
         raise _refuse(f"spec.timesteps: {max(spec.timesteps)} is not below the diffusion model's T = {big_t}")
+
+
+def count_test_images(session: Session, label: str) -> int | None:
+    """How many test images the dataset a registry label names has (None: not known before loading)."""
+    data = DataSpec.from_label(label)
+    if data.name == "uploaded":
+        row = session.get(DatasetRow, data.dataset_id)
+        return sum((row.classes or {}).get("test") or []) if row is not None else None
+    info = dataset_info(data.name)
+    return info.test if info is not None else None
+
+
+def check_test_index(session: Session, spec: BaseModel) -> None:
+    """An image picked by `test_index` exists in its model's test split."""
+    if not isinstance(spec, (ImageAttackSpec, DDPMForwardSpec)) or spec.test_index is None:
+        return
+    row = get_model(session, model_id=spec.model_id)
+    count = count_test_images(session, row.dataset) if row is not None else None
+    if count is not None and spec.test_index >= count:
+        raise _refuse(
+            f"spec.test_index: {spec.test_index} is past {row.dataset}'s {count} test images (0 to {count - 1})"
+        )

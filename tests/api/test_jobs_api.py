@@ -291,3 +291,10 @@ def test_a_defense_or_forward_explorer_that_does_not_fit_its_parts_is_422(api):
     assert defended(api.model_id, ddpm).status_code == 202
     r = api.post("/v1/samples/forward", json={"model_id": ddpm, "timesteps": [0, 100]})
     assert r.status_code == 422 and "100 is not below the diffusion model's T = 100" in r.json()["detail"], r.text
+
+
+def test_a_test_index_past_the_models_test_split_is_422(api):
+    """The fixture's model is a digits model: 297 test images."""
+    r = api.post("/v1/attacks", data={"model_id": api.model_id, "test_index": "297"})
+    assert r.status_code == 422 and "297 is past digits's 297 test images (0 to 296)" in r.json()["detail"], r.text
+    assert api.post("/v1/attacks", data={"model_id": api.model_id, "test_index": "296"}).status_code == 202
