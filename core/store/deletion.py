@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from core.contract.kinds import job_kind
 from core.contract.names import FINISHED
 from core.contract.references import Target, ids_named
+from core.contract.specs import DataSpec
 from core.store.artifacts import ArtifactStore, delete_artifact, remove_after_commit
 from core.store.orm import Artifact, DatasetRow, Job, MetricPoint, RegisteredModel, Study
 from core.store.privacy import consumable
@@ -163,13 +164,17 @@ def delete_dataset(session: Session, store: ArtifactStore, *, dataset_id: str) -
     """An uploaded dataset with its arrays.
 
     Raises:
-        InUse: a queued or running job reads it.
+        InUse: a queued or running job reads it, or a registered model was trained on it.
     """
     row = session.get(DatasetRow, dataset_id)
     if row is None:
         return
     if users := _unfinished_naming(session, "dataset", dataset_id):
         raise InUse(f"dataset {dataset_id}", "is used by unfinished job(s)", _jobs(users), "cancel them first")
+    label = DataSpec(name="uploaded", dataset_id=dataset_id).label
+    if models := session.scalars(select(RegisteredModel.id).where(RegisteredModel.dataset == label)).all():
+        blockers = [("model", ident) for ident in models]  # their test images and evaluations read it
+        raise InUse(f"dataset {dataset_id}", "is the data of registered model(s)", blockers, "delete them first")
     prefix = row.uri.rstrip("/") + "/"
     session.execute(delete(Artifact).where(Artifact.uri.startswith(prefix)))
     remove_after_commit(session, store, row.uri, tree=True)

@@ -227,3 +227,17 @@ def test_a_refused_deletion_names_only_what_the_caller_may_see(lab):
     r = lab["alice"].delete(f"/v1/models/{lab['shared_model']}")
     assert r.status_code == 409 and "1 you cannot see: delete them first" in r.json()["detail"], r.text
     assert held_id not in r.text and queued_id not in r.text
+
+
+def test_a_dataset_a_registered_model_was_trained_on_is_kept_until_the_model_goes(lab):
+    """Its test images are what the model is evaluated and attacked on: deleting it first left
+    every such job to fail in the worker."""
+    with session_scope(lab["url"]) as s:
+        fields = {"kind": "classifier", "architecture": "small_cnn", "activation": "relu", "summary": {}, "recipe": {}}
+        on_it = register_model(
+            s, name="m", dataset=f"uploaded:{lab['dataset']}", checkpoint_uri="c/9", owner_id=lab["alice_id"], **fields
+        ).id
+    r = lab["alice"].delete(f"/v1/datasets/{lab['dataset']}")
+    assert r.status_code == 409 and f"is the data of registered model(s) {on_it}: delete them first" in r.text
+    assert lab["alice"].delete(f"/v1/models/{on_it}").status_code == 204
+    assert lab["alice"].delete(f"/v1/datasets/{lab['dataset']}").status_code == 204
