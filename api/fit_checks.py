@@ -15,6 +15,7 @@ from core.contract.datasets import dataset_info
 from core.contract.diffusion_specs import DDPMForwardSpec, DefendedModelSpec
 from core.contract.job_specs import EvalSpec, ImageAttackSpec
 from core.contract.specs import DataSpec, ModelSpec
+from core.settings import Settings
 from core.store.orm import DatasetRow
 from core.store.registry import get_model
 
@@ -23,10 +24,11 @@ def _refuse(message: str) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, message)
 
 
-def check_fits_what_it_names(session: Session, spec: BaseModel, model: ModelSpec | None) -> None:
+def check_fits_what_it_names(session: Session, settings: Settings, spec: BaseModel, model: ModelSpec | None) -> None:
     """Every check below that applies to `spec` (`model`: the architecture of the classifier it
     acts on, if any)."""
     check_label(spec, model)
+    check_defended_attack_cost(session, settings, spec)
     check_own_data(session, spec)
     check_defense_parts(session, spec)
     check_timesteps(session, spec)
@@ -108,4 +110,23 @@ def check_test_index(session: Session, spec: BaseModel) -> None:
     if count is not None and spec.test_index >= count:
         raise _refuse(
             f"spec.test_index: {spec.test_index} is past {row.dataset}'s {count} test images (0 to {count - 1})"
+        )
+
+
+def check_defended_attack_cost(session: Session, settings: Settings, spec: BaseModel) -> None:
+    """An interactive image attack on a defended model runs the purifier's reverse steps in every
+    model pass: its cost counts them against `max_attack_steps` (a 5,000-step attack behind 1,000
+    reverse steps was accepted: millions of UNet passes on the interactive queue)."""
+    if not isinstance(spec, ImageAttackSpec):
+        return
+    row = get_model(session, model_id=spec.model_id)
+    purifier = ((row.recipe or {}).get("defense") or {}).get("purifier") if row is not None else None
+    if not purifier:
+        return
+    passes = spec.attack.cost * int(purifier.get("steps", 1))
+    if passes > settings.max_attack_steps:
+        raise _refuse(
+            f"spec.attack: {spec.attack.cost} model passes through the defense's {purifier.get('steps')} reverse "
+            f"steps are {passes} network passes per image, over the limit of {settings.max_attack_steps} "
+            "(ROBUSTLAB_MAX_ATTACK_STEPS): fewer attack steps"
         )

@@ -92,7 +92,7 @@ def check_job(session: Session, settings: Settings, caller: Caller, kind: str, s
     named = authorize(session, settings, caller, kind, spec)
     model = registered_model_spec(session, spec)
     check_memory(kind, spec, settings, model=model)
-    check_fits_what_it_names(session, spec, model)
+    check_fits_what_it_names(session, settings, spec, model)
     return named
 
 

@@ -298,3 +298,19 @@ def test_a_test_index_past_the_models_test_split_is_422(api):
     r = api.post("/v1/attacks", data={"model_id": api.model_id, "test_index": "297"})
     assert r.status_code == 422 and "297 is past digits's 297 test images (0 to 296)" in r.json()["detail"], r.text
     assert api.post("/v1/attacks", data={"model_id": api.model_id, "test_index": "296"}).status_code == 202
+
+
+def test_an_image_attack_on_a_defended_model_counts_the_purifiers_steps(api):
+    import json
+
+    from core.store.db import session_scope
+    from core.store.registry import register_model
+
+    defense = {"defense": {"classifier_id": api.model_id, "diffusion_id": "d", "purifier": {"steps": 10}}}
+    with session_scope(api.settings.database_url) as s:
+        fields = {"name": "p", "activation": "relu", "summary": {}, "checkpoint_uri": "c/p", "kind": "classifier"}
+        purified = register_model(s, dataset="digits", architecture="purified", recipe=defense, **fields).id
+    form = {"model_id": purified, "test_index": "0"}
+    r = api.post("/v1/attacks", data={**form, "attack": json.dumps({"steps": 1000})})
+    assert r.status_code == 422 and "are 10000 network passes per image, over the limit of 5000" in r.text, r.text
+    assert api.post("/v1/attacks", data={**form, "attack": json.dumps({"steps": 20})}).status_code == 202
