@@ -60,3 +60,19 @@ def test_an_evaluations_curves_and_a_certifications_are_drawn_with_their_compani
     assert fig.layout.xaxis.title.text == "ε (L2)" and tuple(fig.layout.yaxis.range) == (0, 1)
     fig = certification_curves(certification())
     assert list(fig.data[0].y) == [0.75, 0.6, 0.4, 0.1] and list(fig.data[1].y) == [0.8, 0.7, 0.5, 0.2]
+
+
+@pytest.mark.parametrize(
+    "label, want",
+    [
+        ("digits", {"name": "digits", "folder": None, "dataset_id": None}),
+        ("uploaded:abc123", {"name": "uploaded", "folder": None, "dataset_id": "abc123"}),
+        ("folder:pets", {"name": "folder", "folder": "pets", "dataset_id": None}),
+    ],
+)
+def test_an_evaluation_form_points_its_data_at_the_models_own(label, want):
+    """Before, the form set the registry label as the data's name: `uploaded:<id>` is no name."""
+    from dashboard.views.new_experiment import model_data
+
+    data = model_data({"name": "fashion-mnist", "test_subset": 500}, {"dataset": label})
+    assert data == {**want, "test_subset": 500}
