@@ -11,6 +11,7 @@ import streamlit as st
 
 from core.contract.client import DEFAULT_URL, Lab, LabError
 from core.contract.names import FINISHED
+from core.contract.specs import DataSpec
 
 REFRESH_SECONDS = 3  # how often a page showing running jobs reloads them
 DASHBOARD_ENV = ("ROBUSTLAB_API_URL",)  # what the dashboard reads: no key, each person brings theirs
@@ -153,3 +154,10 @@ def side_by_side_json(left: tuple[str, dict], right: tuple[str, dict]) -> None:
         with column:
             st.markdown(f"**{title}**")
             st.json(doc or {}, expanded=False)
+
+
+def model_data(data: dict, model: dict) -> dict:
+    """A preset's data spec pointed at the data the model was registered with (a name,
+    `folder:<name>` or `uploaded:<id>`)."""
+    own = DataSpec.from_label(model["dataset"])
+    return {**data, "name": own.name, "folder": own.folder, "dataset_id": own.dataset_id}

@@ -8,8 +8,7 @@ import streamlit as st
 
 from core.contract.client import Job
 from core.contract.names import ACTIVATIONS, ENSEMBLES, NORMS, PROBE_PHASES, TRAIN_METHODS, TRAIN_PRESET_NAMES
-from core.contract.specs import DataSpec
-from dashboard.common import api, call, choose_model, job_link
+from dashboard.common import api, call, choose_model, job_link, model_data
 
 METHOD_NAMES = {
     "pgd": "PGD-AT",
@@ -172,13 +171,6 @@ def generated_mix(spec: dict) -> None:
         if chosen is not None:
             data = {"name": "uploaded", "dataset_id": chosen["id"]}
             spec["generated"] = {"data": data, "fraction": fraction, "length": length}
-
-
-def model_data(data: dict, model: dict) -> dict:
-    """A preset's data spec pointed at the data the model was registered with (a name,
-    `folder:<name>` or `uploaded:<id>`)."""
-    own = DataSpec.from_label(model["dataset"])
-    return {**data, "name": own.name, "folder": own.folder, "dataset_id": own.dataset_id}
 
 
 def evaluation_form(ps: dict) -> None:

@@ -72,7 +72,7 @@ def test_an_evaluations_curves_and_a_certifications_are_drawn_with_their_compani
 )
 def test_an_evaluation_form_points_its_data_at_the_models_own(label, want):
     """Before, the form set the registry label as the data's name: `uploaded:<id>` is no name."""
-    from dashboard.views.new_experiment import model_data
+    from dashboard.common import model_data
 
     data = model_data({"name": "fashion-mnist", "test_subset": 500}, {"dataset": label})
     assert data == {**want, "test_subset": 500}
