@@ -51,8 +51,9 @@ def attack_upload(
     png = None if image is None else _model_input(settings, image, model)
     with write_lock(settings.database_url):  # the upload's row and the job's, in one transaction
         store = ArtifactStore(settings.artifact_url)
-        upload = None if png is None else record_upload(session, store, owner_id=caller.user_id, suffix="png", data=png)
-        upload_id = upload and upload.id
+        upload_id = (
+            None if png is None else record_upload(session, store, owner_id=caller.user_id, suffix="png", data=png).id
+        )
         spec = ImageAttackSpec(
             model_id=model_id, input_artifact_id=upload_id, test_index=test_index, label=label, attack=attack_spec
         )
