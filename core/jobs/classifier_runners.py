@@ -161,7 +161,8 @@ def run_image_attack(spec: ImageAttackSpec, ctx: JobContext) -> ImageAttackResul
     label = known_label if known_label is not None else int(p_clean.argmax())
     if label >= model.spec.num_classes:
         raise ValueError(f"label {label} out of range for a {model.spec.num_classes}-class model")
-    x_adv = build_attack(spec.attack)(model, x, torch.tensor([label], device=ctx.device))
+    with ctx.stops_in(model):
+        x_adv = build_attack(spec.attack)(model, x, torch.tensor([label], device=ctx.device))
     with torch.no_grad():
         p_adv = torch.softmax(model(x_adv), 1)[0]
     delta = (x_adv - x)[0]
@@ -202,7 +203,8 @@ def run_model_upload(spec: ModelUploadSpec, ctx: JobContext) -> dict:
         model = checked_classifier(spec.model, imported_weights(ctx.store.get_bytes(key), spec.weights_format))
         ds = ctx.load_data(spec.data)
         check_fits_dataset(spec.model, ds)
-        clean_acc, images = clean_accuracy(model, ds)
+        with ctx.stops_in(model):
+            clean_acc, images = clean_accuracy(model, ds)
         data = save_safetensors(model.state_dict())  # what the registry keeps, whatever came in
     except PASSING:  # not the upload's fault: kept for the next attempt (or the job's deletion)
         raise

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.contract.checkpoint import PREVIOUS
 from core.contract.names import ModelKind
-from core.contract.progress import Progress, ProgressFn
+from core.contract.progress import Progress, ProgressFn, stop_if_asked
 from core.contract.specs import DataSpec
 from core.data.archive import ArchiveLimits
 from core.data.by_index import test_image
@@ -66,6 +66,8 @@ class JobContext:
     outage_seconds: float = 300.0  # how long the job rides out its store being away
     lease_lost: threading.Event = field(default_factory=threading.Event)
     tracker: Tracker | None = None  # the job's MLflow run, when tracking is on
+    time_limit: float | None = None  # seconds after which the job stops (the in-process kinds' limit)
+    _started: float = field(default_factory=time.monotonic)
     _last_progress: float = 0.0
     _last_stop_check: float = 0.0
     _stop: bool = False
@@ -102,9 +104,13 @@ class JobContext:
 
         return report
 
+    @property
+    def timed_out(self) -> bool:
+        return self.time_limit is not None and time.monotonic() - self._started > self.time_limit
+
     def should_stop(self) -> bool:
-        """True once a cancel was requested or the lease moved to another worker."""
-        if self._stop or self.lease_lost.is_set():
+        """True once a cancel was requested, the lease moved to another worker or `time_limit` passed."""
+        if self._stop or self.lease_lost.is_set() or self.timed_out:
             return True
         now = time.monotonic()
         if now - self._last_stop_check >= STOP_CHECK_INTERVAL:
@@ -115,6 +121,23 @@ class JobContext:
             except STORE_AWAY:  # the store is away: no cancel can have been requested meanwhile
                 pass
         return self._stop
+
+    @contextlib.contextmanager
+    def stops_in(self, *models) -> Iterator[None]:
+        """Check for a stop before the forward pass of every module of `models` (torch modules), for
+        a runner whose loop runs inside a library call (an attack, an accuracy, a purifier's reverse
+        chain): `Stopped` leaves from within it."""
+
+        def check(_module, _inputs) -> None:
+            stop_if_asked(self.should_stop)
+
+        modules = {id(m): m for model in models for m in model.modules()}
+        handles = [m.register_forward_pre_hook(check) for m in modules.values()]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
 
     @property
     def checkpoint_prefix(self) -> str:

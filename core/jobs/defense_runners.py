@@ -36,7 +36,7 @@ def run_defended_model(spec: DefendedModelSpec, ctx: JobContext) -> dict:
     defended = Purified(classifier, diffusion, spec.purifier)
     test = ctx.load_data(DataSpec.from_label(dataset))
     n = min(CLEAN_IMAGES, len(test.x_test))
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), ctx.stops_in(defended):
         torch.manual_seed(0)
         clean = accuracy(defended, test.x_test[:n], test.y_test[:n], batch_size=128)
     with ctx.session() as s:

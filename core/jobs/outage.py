@@ -11,9 +11,13 @@ from typing import TypeVar
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from core.contract.progress import Stopped
+
 log = logging.getLogger(__name__)
 STORE_AWAY = (OperationalError, InterfaceError)  # the database did not answer (or SQLite was locked)
-PASSING = (*STORE_AWAY, OSError)  # the store, or a disk or the artifact store, away for a moment
+# What ends an import without being its upload's fault: the store, a disk or the artifact store away
+# for a moment, or the job stopped (cancelled, timed out, taken over by another worker).
+PASSING = (*STORE_AWAY, OSError, Stopped)
 T = TypeVar("T")
 
 

@@ -24,7 +24,7 @@ from core.jobs.context import JobContext
 from core.jobs.model_cache import ModelCache
 from core.jobs.outage import STORE_AWAY, while_store_away
 from core.jobs.tracking import Tracker
-from core.settings import Settings
+from core.settings import Settings, time_limit
 from core.store import jobs as store_jobs
 from core.store.artifacts import ArtifactStore
 from core.store.db import session_scope
@@ -104,7 +104,11 @@ def _run(ctx: JobContext, kind: str, raw_spec: dict) -> tuple[str, dict | None, 
             result = row.resolve_runner()(row.spec.model_validate(raw_spec), ctx)
             return "succeeded", (result.model_dump(mode="json") if isinstance(result, Result) else result), None
         except Stopped:
-            return ("running" if ctx.lease_lost.is_set() else "cancelled"), None, None
+            if ctx.lease_lost.is_set():
+                return "running", None, None
+            if ctx.timed_out:
+                return "failed", None, Failure(None, f"timed out after {ctx.time_limit:g} s (the limit for {kind})")
+            return "cancelled", None, None
         except STORE_AWAY as e:
             if ddp.world()[1] > 1:  # ranks cannot run the runner again out of step: an abnormal end, resumed
                 raise
@@ -135,6 +139,7 @@ def run_in_process(
 ) -> str:
     """The in-process path (the interactive queue's bounded kinds): heartbeat, run, final write."""
     ctx = make_context(job_id, owner_id, settings, models)
+    ctx.time_limit = time_limit(settings, kind)  # a train job's supervisor enforces its own
     done = threading.Event()
     threading.Thread(target=heartbeat, args=(job_id, settings, worker, done, ctx.lease_lost), daemon=True).start()
     try:

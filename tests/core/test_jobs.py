@@ -418,6 +418,26 @@ def test_a_stop_request_cancels_a_running_job_and_keeps_its_checkpoint(lab):
     assert lab.store.get_bytes(f"jobs/{job_id}/checkpoint/checkpoint.json"), "the last epoch's checkpoint stays"
 
 
+def test_an_interactive_job_past_its_time_limit_fails_naming_it(lab, classifier, monkeypatch):
+    """The interactive kinds run in the worker's process, where no supervisor can kill them: the
+    kind's limit stops them from within (the attack's forward passes check it)."""
+    limits = {"job_time_limits": {"image_attack": 0.0, "model_upload": 0.0}}
+    monkeypatch.setattr(lab, "settings", lab.settings.model_copy(update=limits))
+    job = lab.run("image_attack", ImageAttackSpec(model_id=classifier["result"]["model_id"], test_index=0))
+    assert job["status"] == "failed" and "timed out after 0 s (the limit for image_attack)" in job["error"]
+    assert "adversarial.png" not in job["artifacts"]
+    weights, model = _trained_weights(lab, classifier)
+    upload = _upload(lab, save(weights))
+    with session_scope(lab.settings.database_url) as s:
+        before = s.query(RegisteredModel).count()
+    job = lab.run(
+        "model_upload", ModelUploadSpec(weights_artifact_id=upload, model=model, data=DataSpec(name="digits"))
+    )
+    assert job["status"] == "failed" and "the limit for model_upload" in job["error"]
+    with session_scope(lab.settings.database_url) as s:  # not the upload's fault: it stays for the job's deletion
+        assert s.get(Artifact, upload) is not None and s.query(RegisteredModel).count() == before
+
+
 def test_a_failing_job_is_failed_with_the_reason_and_the_worker_goes_on(lab, classifier):
     spec = ImageAttackSpec(model_id=classifier["result"]["model_id"], test_index=0, label=57)
     job = lab.run("image_attack", spec)
