@@ -27,10 +27,26 @@ def register_model(session: Session, **fields) -> RegisteredModel:
         session.add(row)
     else:
         row = existing
+        if "summary" in fields:
+            fields["summary"] = _keeping_records(row.summary or {}, fields["summary"], row.job_id)
         for name, value in fields.items():
             setattr(row, name, value)
     session.flush()
     return row
+
+
+# What other jobs record on a registered model (evaluations, certifications): a re-registration by
+# its job keeps them after the ones the new summary brings (which replace the job's own).
+RECORDS = ("evaluations", "certifications")
+
+
+def _keeping_records(old: dict, new: dict, job_id: str) -> dict:
+    merged = dict(new)
+    for name in RECORDS:
+        others = [r for r in old.get(name) or [] if r.get("job_id") != job_id]
+        if others:
+            merged[name] = list(new.get(name) or []) + others
+    return merged
 
 
 def record_evaluation(session: Session, *, model_id: str, entry: dict, key: str = "evaluations") -> bool:

@@ -411,3 +411,33 @@ def test_a_deletion_removes_files_only_once_it_commits(db, tmp_path):
     assert store.all_keys() == []
     with session_scope(db) as s:
         assert s.get(Job, job_id) is None and s.query(Artifact).count() == 0
+
+
+def test_a_model_registered_again_by_its_job_keeps_what_other_jobs_recorded_on_it(db):
+    """A training job run again after a crash between registering and its final write registers its
+    model again: the evaluations other jobs recorded on it meanwhile stay (before, the new summary
+    replaced them)."""
+    from core.store.registry import get_model, record_evaluation, register_model
+
+    with session_scope(db) as s:
+        job_id = store_jobs.create_job(s, kind="adversarial_training", spec={}).id
+    fields = dict(
+        kind="classifier",
+        job_id=job_id,
+        name="m",
+        dataset="digits",
+        architecture="small_cnn",
+        activation="relu",
+        recipe={},
+        checkpoint_uri=f"jobs/{job_id}/checkpoint",
+    )
+    with session_scope(db) as s:
+        model_id = register_model(s, **fields, summary={"evaluations": [{"job_id": job_id, "robust_acc": 0.3}]}).id
+        other = store_jobs.create_job(s, kind="attack_evaluation", spec={}).id
+        record_evaluation(s, model_id=model_id, entry={"job_id": other, "robust_acc": 0.4})
+    with session_scope(db) as s:
+        again = register_model(s, **fields, summary={"evaluations": [{"job_id": job_id, "robust_acc": 0.31}]})
+        assert again.id == model_id
+    with session_scope(db) as s:
+        evaluations = get_model(s, model_id=model_id).summary["evaluations"]
+    assert evaluations == [{"job_id": job_id, "robust_acc": 0.31}, {"job_id": other, "robust_acc": 0.4}]
