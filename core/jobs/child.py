@@ -1,4 +1,4 @@
-"""`python -m core.jobs.child JOB_ID`: the process one supervised job runs in. Its worker claimed
+"""`python -m core.jobs.child JOB_ID WORKER`: the process one supervised job runs in. Its worker claimed
 the job, holds its lease and watches this process; if the job crashes it (an out-of-memory kill, a
 segfault in a native op), only this process dies. Settings come from the environment, as the
 worker's do.
@@ -32,7 +32,7 @@ PEER_GRACE_SECONDS = 5.0  # torchrun checks its ranks every 0.1 s and stops the 
 
 
 def main(argv: list[str] | None = None) -> int:
-    (job_id,) = argv if argv is not None else sys.argv[1:]
+    job_id, worker = argv if argv is not None else sys.argv[1:]
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s/child] %(message)s")
     settings = get_settings()
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if broken_by_a_peer:  # a rank that died broke the all-reduce: torchrun stops this one too, an abnormal end
         time.sleep(PEER_GRACE_SECONDS)  # to resume from
     maybe_fail(settings.fault_dir, job_id, "finish")
-    finish(settings, job_id, status, result, error)
+    finish(settings, job_id, status, result, error, worker)  # unless the job passed to another worker
     if distributed:
         ddp.exit_now(1 if status == "failed" else 0)
     return 0

@@ -79,7 +79,7 @@ def execute_job(
         gpus = store_jobs.devices_asked(job)
         poisoned = poison_message(job, ended=attempt - 1) if attempt > settings.max_attempts else None
     if poisoned is not None:  # earlier attempts took their workers down without a word
-        finish(settings, job_id, "failed", None, poisoned)
+        finish(settings, job_id, "failed", None, poisoned, worker)
         return "failed"
     if queue == "train":
         return supervise(job_id, kind, attempt, settings=settings, worker=worker, resend=resend, gpus=gpus)

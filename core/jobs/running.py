@@ -124,12 +124,21 @@ def _run(ctx: JobContext, kind: str, raw_spec: dict) -> tuple[str, dict | None, 
             return "failed", None, Failure.of(e)
 
 
-def finish(settings: Settings, job_id: str, status: str, result: dict | None, error: Failure | str | None) -> None:
-    """The job's final write, retried while the store is away (at most `outage_seconds`)."""
+def finish(
+    settings: Settings,
+    job_id: str,
+    status: str,
+    result: dict | None,
+    error: Failure | str | None,
+    worker: str | None = None,
+) -> None:
+    """The job's final write, retried while the store is away (at most `outage_seconds`); with
+    `worker`, only while that worker still holds the job (see `store_jobs.finish_job`)."""
 
     def write() -> None:
         with session_scope(settings.database_url) as s:
-            store_jobs.finish_job(s, job_id=job_id, status=status, result=result, error=error)
+            if not store_jobs.finish_job(s, job_id=job_id, status=status, result=result, error=error, worker=worker):
+                log.warning("job %s: no longer held by %s; its %s end is not written", job_id, worker, status)
 
     while_store_away(settings.outage_seconds, f"job {job_id}'s final write", write)
 
@@ -148,5 +157,5 @@ def run_in_process(
         done.set()
     if status == "running":
         return status  # another worker holds the job now
-    finish(settings, job_id, status, result, error)
+    finish(settings, job_id, status, result, error, worker)
     return status

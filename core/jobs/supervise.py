@@ -106,13 +106,14 @@ def _stop(proc: subprocess.Popen, tree: bool = False) -> None:
             _signal(proc, signal.SIGKILL, tree)
 
 
-def child_command(job_id: str, gpus: int) -> list[str]:
+def child_command(job_id: str, gpus: int, worker: str) -> list[str]:
     """The child process' command line: one interpreter, or torchrun starting `gpus` of them;
-    either dies with the worker (`core.lifetime`)."""
+    either dies with the worker (`core.lifetime`). `worker` holds the job: the child's final
+    write counts only while it still does."""
     if gpus <= 1:
-        return guarded([sys.executable, "-m", "core.jobs.child", job_id])
+        return guarded([sys.executable, "-m", "core.jobs.child", job_id, worker])
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}"]
-    return guarded([*launch, "-m", "core.jobs.child", job_id])
+    return guarded([*launch, "-m", "core.jobs.child", job_id, worker])
 
 
 def describe_exit(returncode: int) -> tuple[str, int | None, str | None]:
@@ -127,13 +128,15 @@ def describe_exit(returncode: int) -> tuple[str, int | None, str | None]:
     return f"exited with code {returncode}", returncode, None
 
 
-def _taken_over(settings: Settings, job_id: str, worker: str) -> bool:
-    """Whether another worker holds the job now (a lost heartbeat may also mean it just finished;
-    a store that is away again answers no, and the next poll asks again)."""
+def _not_ours(settings: Settings, job_id: str, worker: str) -> bool:
+    """Whether this worker no longer holds the running job: another worker took it over, it was
+    ended meanwhile (cancelled, given up, or by the child's own final write: then the child is
+    on its way out anyway) or deleted. A store that is away again answers no, and the next poll
+    asks again."""
     try:
         with session_scope(settings.database_url) as s:
             job = store_jobs.get_job(s, job_id=job_id)
-            return job.status == "running" and job.lease_owner != worker
+            return job is None or job.status != "running" or job.lease_owner != worker
     except STORE_AWAY:
         return False
 
@@ -158,7 +161,7 @@ def supervise(
     tree = gpus > 1
     if tree:
         rank_errors.clear(settings.work_dir / job_id)  # an earlier attempt's
-    proc = subprocess.Popen(child_command(job_id, gpus), env=env)
+    proc = subprocess.Popen(child_command(job_id, gpus, worker), env=env)
     peak, cause, timed_out, usage_peak = 0, None, False, 0
     try:
         while proc.returncode is None:
@@ -174,13 +177,14 @@ def supervise(
             elif time.monotonic() - started > limit and cause is None:
                 cause, timed_out = f"timed out after {limit:g} s (the limit for {kind})", True
                 _stop(proc, tree)
-            elif lost.is_set() and _taken_over(settings, job_id, worker):
+            elif lost.is_set() and _not_ours(settings, job_id, worker):
                 _stop(proc, tree)
             time.sleep(POLL_SECONDS)
     finally:
         done.set()
-        if tree and proc.returncode is None:  # leaving on an error: no rank outlives its launcher
+        if proc.returncode is None:  # leaving on an error: no child (nor rank) outlives its watch
             _signal(proc, signal.SIGKILL, tree)
+            proc.wait()
     peak = max(peak, usage_peak)
     words, code, sig = describe_exit(proc.returncode)
     entry = {
@@ -201,7 +205,7 @@ def supervise(
         lambda: _record_end(settings, job_id, worker, entry, why, peak, fatal=timed_out or bool(follower_error)),
     )
     if give_up is not None:
-        finish(settings, job_id, "failed", None, give_up)
+        finish(settings, job_id, "failed", None, give_up, worker)
         return "failed"
     if outcome == "queued" and resend is not None:
         try:
@@ -219,6 +223,8 @@ def _record_end(
     error of a follower rank), its last checkpoint kept. One transaction, safe to run again."""
     with session_scope(settings.database_url) as s:
         job = store_jobs.get_job(s, job_id=job_id)
+        if job is None:  # deleted meanwhile
+            return "missing", None
         if job.status == "running" and job.lease_owner != worker:
             return "running", None  # another worker holds the job now
         entry = {**entry, "last_message": job.message}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, true, update
 from sqlalchemy.orm import Session
 
 from core.contract.kinds import job_kind
@@ -229,8 +229,17 @@ class Failure:
 
 
 def finish_job(
-    session: Session, *, job_id: str, status: str, result: dict | None = None, error: str | Failure | None = None
-) -> None:
+    session: Session,
+    *,
+    job_id: str,
+    status: str,
+    result: dict | None = None,
+    error: str | Failure | None = None,
+    worker: str | None = None,
+) -> bool:
+    """The job's final write; with `worker`, only while that worker holds the running job (one whose
+    lease passed to another worker, or that was ended meanwhile, is left as it is). Returns whether
+    it was written."""
     if status not in FINISHED:
         raise ValueError(f"finish_job needs a final status {FINISHED}, got {status!r}")
     failure = error if isinstance(error, Failure) else None
@@ -245,7 +254,8 @@ def finish_job(
     }
     if status == "succeeded":
         values["progress"] = 1.0
-    session.execute(update(Job).where(Job.id == job_id).values(**values))
+    held = (Job.lease_owner == worker) & (Job.status == "running") if worker is not None else true()
+    return session.execute(update(Job).where(Job.id == job_id, held).values(**values)).rowcount == 1
 
 
 def record_attempt(session: Session, *, job_id: str, entry: dict) -> None:
@@ -319,7 +329,9 @@ def end_abandoned_cancels(session: Session) -> list[str]:
 
 
 def cancel_requested(session: Session, *, job_id: str) -> bool:
-    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+    """Whether the job's owner asked it to stop; True for a job deleted meanwhile."""
+    asked = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+    return asked is None or bool(asked)
 
 
 def jobs_to_reenqueue(session: Session, *, queued_before_seconds: float) -> list[Job]:

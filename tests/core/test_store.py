@@ -441,3 +441,22 @@ def test_a_model_registered_again_by_its_job_keeps_what_other_jobs_recorded_on_i
     with session_scope(db) as s:
         evaluations = get_model(s, model_id=model_id).summary["evaluations"]
     assert evaluations == [{"job_id": job_id, "robust_acc": 0.31}, {"job_id": other, "robust_acc": 0.4}]
+
+
+def test_a_final_write_counts_only_while_its_worker_holds_the_job(db):
+    with session_scope(db) as s:
+        job_id = store_jobs.create_job(s, kind="adversarial_training", spec={}).id
+        store_jobs.claim_job(s, job_id=job_id, worker="a", lease_seconds=30)
+    with session_scope(db) as s:
+        assert not store_jobs.finish_job(s, job_id=job_id, status="succeeded", result={"by": "b"}, worker="b")
+        assert store_jobs.get_job(s, job_id=job_id).status == "running"
+        assert store_jobs.finish_job(s, job_id=job_id, status="succeeded", result={"by": "a"}, worker="a")
+    with session_scope(db) as s:  # ended: a late write of the same worker changes nothing either
+        assert not store_jobs.finish_job(s, job_id=job_id, status="failed", error="late", worker="a")
+        job = store_jobs.get_job(s, job_id=job_id)
+        assert job.status == "succeeded" and job.result == {"by": "a"}
+
+
+def test_a_deleted_job_asks_its_runner_to_stop(db):
+    with session_scope(db) as s:
+        assert store_jobs.cancel_requested(s, job_id="no-such-job")

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -109,6 +110,29 @@ def test_a_job_past_its_time_limit_is_failed_and_its_checkpoint_is_kept(lab):
     job = lab.job(job_id)
     assert job["error"].startswith(f"timed out after {limit} s (the limit for adversarial_training)")
     assert {"model.safetensors", "checkpoint.json"} <= set(job["artifacts"])  # downloadable
+
+
+def test_a_job_ended_elsewhere_while_its_child_runs_stops_the_child_and_keeps_that_end(lab):
+    """The job's lease passed (the store away longer than it) and another worker gave the job up:
+    the supervisor stops the child instead of leaving it to run on beside whatever runs next, and
+    the child's final write does not overwrite that end."""
+    job_id = lab.create("adversarial_training", QUICK.model_copy(update={"epochs": 500}))
+    fault(lab, job_id, "hang@epoch:1")
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.setdefault("status", lab.execute(job_id)))
+    worker.start()
+    while not lab.job(job_id)["metrics"] and worker.is_alive():  # the first epoch is in: the child hangs
+        time.sleep(0.1)
+    with session_scope(lab.settings.database_url) as s:
+        s.execute(
+            store_jobs.update(store_jobs.Job)
+            .where(store_jobs.Job.id == job_id)
+            .values(status="failed", error="given up by another worker", lease_owner="other")
+        )
+    worker.join()
+    assert outcome["status"] == "failed" and lab.job(job_id)["error"] == "given up by another worker"
+    left = subprocess.run(["pgrep", "-f", f"core.jobs.child {job_id}"], capture_output=True, text=True).stdout
+    assert left == "", "the child was stopped"
 
 
 def test_workers_that_died_without_a_word_count_as_attempts(lab):
