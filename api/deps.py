@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Annotated
 
 import redis
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -72,7 +72,7 @@ def _keys_generation(redis_url: str) -> str | None:
     return (value or b"0").decode()
 
 
-def _known_caller(session: Session, settings: Settings, key: str) -> Caller | None:
+def known_caller(session: Session, settings: Settings, key: str) -> Caller | None:
     """The key's caller, from a per-process cache that is trusted only while Redis' key-change
     counter has not moved: a revocation anywhere takes effect on the next request everywhere,
     while a request costs one Redis GET instead of a database query."""
@@ -99,17 +99,22 @@ def _known_caller(session: Session, settings: Settings, key: str) -> Caller | No
 
 
 def require_key(
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
+    """The caller `api.key_gate` checked before the body was read (else checked here)."""
+    checked = request.scope.get("state", {}).get("caller")
+    if checked is not None:
+        return checked
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "missing API key: send Authorization: Bearer <key>",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    caller = _known_caller(session, settings, credentials.credentials)
+    caller = known_caller(session, settings, credentials.credentials)
     if caller is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "invalid, expired or revoked API key", headers={"WWW-Authenticate": "Bearer"}
@@ -137,4 +142,6 @@ QueueDep = Annotated[JobQueue, Depends(get_queue)]
 
 
 def not_found(what: str, ident: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, f"no {what} with id {ident!r}")
+    """404 naming the id (cut short: ids are 32 characters; a caller's 60,000 are not echoed back)."""
+    shown = ident if len(ident) <= 64 else ident[:64] + "…"
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no {what} with id {shown!r}")

@@ -103,31 +103,30 @@ class JSONGuard:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and (problem := url_problem(scope)):
-            return await _refuse(send, 422, problem)
+            return await refuse(send, 422, problem)
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
         declared = [v.lower() for k, v in scope.get("headers") or [] if k.lower() == b"content-type"]
         if len(declared) > 1:  # the guard and the route could read different ones
-            return await _refuse(send, 400, "more than one Content-Type header")
+            return await refuse(send, 400, "more than one Content-Type header")
         content_type = declared[0] if declared else b""
         if content_type.startswith((b"multipart/", b"application/x-www-form-urlencoded")):
             return await self.app(scope, receive, send)
         chunks, size, more = [], 0, True
-        while more:
+        while more and size <= MAX_JSON_BYTES:  # past the limit: refused without reading the rest
             message = await receive()
             if message["type"] == "http.disconnect":
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size <= MAX_JSON_BYTES:
-                chunks.append(chunk)
+            chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
         problem = (
             body_problem(body) if size <= MAX_JSON_BYTES else (413, f"request body larger than {MAX_JSON_BYTES} bytes")
         )
         if problem is not None:
-            return await _refuse(send, *problem)
+            return await refuse(send, *problem)
         delivered = False
 
         async def replay():
@@ -140,8 +139,10 @@ class JSONGuard:
         return await self.app(scope, replay, send)
 
 
-async def _refuse(send, status: int, message: str) -> None:
+async def refuse(send, status: int, message: str, extra_headers: list | None = None) -> None:
+    """Answer `status` with `{"detail": message}` (before the app has seen the request)."""
     payload = json.dumps({"detail": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    headers += extra_headers or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

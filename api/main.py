@@ -8,6 +8,7 @@ from sqlalchemy.exc import DataError
 
 from api.json_guard import JSONGuard
 from api.json_safety import FiniteJSONResponse, validation_error, value_refused
+from api.key_gate import KeyGate
 from api.metrics import MetricsMiddleware
 from api.routes import artifacts, attacks, datasets, health, jobs, keys, models, presets, samples, studies
 
@@ -23,6 +24,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(DataError, value_refused)
     app.add_middleware(JSONGuard)  # before any parser: deep nesting, lone surrogates, NULs, huge bodies
+    app.add_middleware(KeyGate)  # before the guard reads a body: no key, no body read
     app.add_middleware(MetricsMiddleware)
     for module in (jobs, studies, models, datasets, attacks, samples, presets, artifacts, keys, health):
         app.include_router(module.router)

@@ -116,6 +116,11 @@ def test_a_nul_in_an_id_of_the_url_is_a_4xx_on_every_route(client):
         assert r.status_code < 500, (op.method, path, r.status_code, r.text[:200])
 
 
+def test_a_huge_id_in_the_url_is_not_echoed_back_whole(client):
+    r = client.get("/v1/jobs/" + "a" * 60_000)
+    assert r.status_code == 404 and len(r.text) < 300, r.text[:200]
+
+
 def test_a_safetensors_header_nested_100000_deep_is_a_422(client):
     header = deep(100_000).encode()
     data = len(header).to_bytes(8, "little") + header
