@@ -27,12 +27,15 @@ def whoami(caller: KeyDep) -> dict:
 
 @router.post("/v1/keys", status_code=status.HTTP_201_CREATED, response_model=KeyOut)
 def new_key(body: KeyIn, session: SessionDep, settings: SettingsDep, caller: KeyDep) -> dict:
-    """A new key, shown once. Members: a member key of their own. Admins: for `user` (created if
+    """A new key, shown once. Members: a member key of their own, expiring no later than the key
+    that asks (a key given for a week cannot make one for ever). Admins: for `user` (created if
     new) with `role`; changing an existing user's role takes effect at once everywhere."""
     if not caller.admin and (body.user not in (None, caller.name) or body.role not in (None, "member")):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin makes keys for others or admin keys")
     user = ensure_user(session, name=body.user or caller.name, role=body.role if caller.admin else None)
     expires = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    if not caller.admin and caller.expires_at is not None:
+        expires = min(expires or caller.expires_at, caller.expires_at)
     row, key = create_key(session, name=body.name, user=user, expires_at=expires)
     audit.record(
         session,

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select
 
-from api.access import delete_audited, require_owner
-from api.deps import MAX_OFFSET, KeyDep, QueueDep, SessionDep, SettingsDep, not_found
+from api.access import delete_audited, job_visible, require_owner
+from api.deps import MAX_OFFSET, Caller, KeyDep, QueueDep, SessionDep, SettingsDep, not_found
 from api.schemas import StudyIn, StudyOut, StudySummary
 from api.submission import add_job, check_job, check_quota, enqueue
 from core.contract.presets import train_preset
@@ -22,8 +22,11 @@ from core.study import sat_variants, summarise
 router = APIRouter(prefix="/v1/studies", tags=["studies"])
 
 
-def _out(session, study: Study) -> dict:
-    jobs = session.scalars(select(Job).where(Job.study_id == study.id)).all()
+def _out(session, study: Study, caller: Caller) -> dict:
+    """The study with the counts and the table of the jobs the caller may see (another member's
+    unfinished ones are not: `job_visible`)."""
+    everyone = session.scalars(select(Job).where(Job.study_id == study.id)).all()
+    jobs = [j for j in everyone if job_visible(caller, j)]
     counts: dict[str, int] = {}
     for j in jobs:
         counts[j.status] = counts.get(j.status, 0) + 1
@@ -74,7 +77,7 @@ def create_study(body: StudyIn, session: SessionDep, queue: QueueDep, settings: 
         ]
         session.commit()
     enqueue(queue, jobs)
-    return _out(session, study)
+    return _out(session, study, caller)
 
 
 def _variant_specs(body: StudyIn) -> list:
@@ -101,9 +104,9 @@ def list_studies(
 
 
 @router.get("/{study_id}", response_model=StudyOut)
-def read_study(study_id: str, session: SessionDep, _: KeyDep) -> dict:
+def read_study(study_id: str, session: SessionDep, caller: KeyDep) -> dict:
     """A study and its table (studies are shared across the lab)."""
-    return _out(session, _study(session, study_id))
+    return _out(session, _study(session, study_id), caller)
 
 
 def _study(session, study_id: str) -> Study:

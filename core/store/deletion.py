@@ -41,10 +41,12 @@ class InUse(ValueError):
         return f"{self.subject} {self.relation} {named or f'{hidden} you cannot see'}: {self.advice}"
 
 
-def _unfinished_naming(session: Session, target: Target, ident: str) -> list[str]:
-    """The queued or running jobs whose spec names the `target` object `ident` (its declared references)."""
+def _unfinished_naming(session: Session, target: Target, ident: str | set[str]) -> list[str]:
+    """The queued or running jobs whose spec names the `target` object `ident` (or one of a set of
+    them) among its declared references."""
+    idents = {ident} if isinstance(ident, str) else ident
     unfinished = session.scalars(select(Job).where(Job.status.not_in(FINISHED))).all()
-    return [j.id for j in unfinished if ident in ids_named(job_kind(j.kind).spec, j.spec or {}, target)]
+    return [j.id for j in unfinished if idents & ids_named(job_kind(j.kind).spec, j.spec or {}, target)]
 
 
 def _jobs(ids: list[str]) -> list[tuple[str, str]]:
@@ -85,13 +87,17 @@ def delete_job(session: Session, store: ArtifactStore, *, job_id: str) -> None:
     consumed its upload kept it: its owner could not reach those bytes otherwise).
 
     Raises:
-        InUse: the job has not finished, or a model it made is used by an unfinished job.
+        InUse: the job has not finished, or a model it made or a file it wrote (an uploaded image's
+            copy, say) is used by an unfinished job.
     """
     job = session.get(Job, job_id)
     if job is None:
         return
     if job.status not in FINISHED:
         raise InUse(f"job {job_id}", "is", [("state", job.status)], "cancel it first")
+    made = set(session.scalars(select(Artifact.id).where(Artifact.job_id == job_id)).all())
+    if users := _unfinished_naming(session, "artifact", made) if made else []:
+        raise InUse(f"job {job_id}", "wrote files used by unfinished job(s)", _jobs(users), "cancel them first")
     for model in session.scalars(select(RegisteredModel).where(RegisteredModel.job_id == job_id)).all():
         delete_model(session, store, model_id=model.id)
     for dataset in session.scalars(select(DatasetRow).where(DatasetRow.job_id == job_id)).all():

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -242,6 +242,31 @@ def test_a_member_cannot_make_admin_keys_or_keys_for_others(world):
     made = world.client.post("/v1/keys", json={"name": "ops", "user": "carol", "role": "admin"}, headers=admin).json()
     me = world.client.get("/v1/me", headers={"Authorization": f"Bearer {made['key']}"}).json()
     assert me["name"] == "carol" and me["role"] == "admin"
+
+
+def test_a_member_key_that_expires_makes_none_that_outlives_it(world):
+    admin = {"Authorization": f"Bearer {world.admin_key}"}
+    week = world.client.post("/v1/keys", json={"name": "week", "user": "other", "expires_in_days": 7}, headers=admin)
+    headers, until = (
+        {"Authorization": f"Bearer {week.json()['key']}"},
+        datetime.fromisoformat(week.json()["expires_at"]),
+    )
+    for asked in ({"name": "for ever"}, {"name": "a year", "expires_in_days": 365}):
+        made = world.client.post("/v1/keys", json=asked, headers=headers).json()
+        assert made["expires_at"] is not None and datetime.fromisoformat(made["expires_at"]) == until, made
+    shorter = world.client.post("/v1/keys", json={"name": "a day", "expires_in_days": 1}, headers=headers).json()
+    assert datetime.fromisoformat(shorter["expires_at"]) < until
+
+
+def test_a_study_counts_for_each_member_only_the_jobs_they_may_see(world):
+    owner, other = ({"Authorization": f"Bearer {k}"} for k in (world.owner_key, world.other_key))
+    body = {"name": "counts", "train_preset": "smoke", "activations": ["relu"], "probes": [], "seeds": 2}
+    study = world.client.post("/v1/studies", json=body, headers=owner).json()
+    assert study["jobs"] == {"queued": 2}
+    assert world.client.get(f"/v1/studies/{study['id']}", headers=other).json()["jobs"] == {}
+    for job in world.client.get("/v1/jobs", params={"study": study["id"]}, headers=owner).json()["items"]:
+        assert world.client.post(f"/v1/jobs/{job['id']}/cancel", headers=owner).status_code == 200
+    assert world.client.delete(f"/v1/studies/{study['id']}", headers=owner).status_code == 204  # the world as it was
 
 
 def test_a_revoked_key_stops_at_once_even_after_it_was_cached(world):

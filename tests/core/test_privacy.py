@@ -135,3 +135,27 @@ def test_deleting_a_job_that_never_consumed_its_upload_deletes_the_upload(store)
         delete_job(s, artifacts, job_id=jobs[2])
     with session_scope(url) as s:
         assert s.get(Artifact, ups[1]) is None and not artifacts.exists("uploads/a/1")
+
+
+def test_a_job_whose_files_an_unfinished_job_uses_is_not_deleted(store):
+    """Bob's queued attack reads the image Alice's finished job wrote: deleting her job waits for
+    his to end (before, the file went and his job failed in the worker)."""
+    from core.contract.job_specs import ImageAttackSpec
+    from core.store.deletion import InUse, delete_job
+
+    url, artifacts, alice, bob, _ = store
+    with session_scope(url) as s:
+        made = store_jobs.create_job(s, kind="image_attack", owner_id=alice, spec={}).id
+        store_jobs.finish_job(s, job_id=made, status="succeeded", result={})
+        image = record_artifact(s, artifacts, key=f"jobs/{made}/input.png", data=b"png", type="image", job_id=made).id
+        spec = ImageAttackSpec(model_id="m", input_artifact_id=image).model_dump(mode="json")
+        reader = store_jobs.create_job(s, kind="image_attack", owner_id=bob, spec=spec).id
+    with session_scope(url) as s, pytest.raises(InUse) as refused:
+        delete_job(s, artifacts, job_id=made)
+    assert refused.value.blockers == [("job", reader)]
+    with session_scope(url) as s:
+        store_jobs.request_cancel(s, job_id=reader)
+    with session_scope(url) as s:
+        delete_job(s, artifacts, job_id=made)
+    with session_scope(url) as s:
+        assert s.get(Artifact, image) is None and not artifacts.exists(f"jobs/{made}/input.png")
