@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import json
+
 import sqlalchemy as sa
 
 from api.access import artifact_visible
 from api.deps import Caller
 from core.store.db import session_scope
 from core.store.migrate import upgrade
-from core.store.orm import Artifact, MetricPoint, RegisteredModel
+from core.store.orm import Artifact, Job, MetricPoint, RegisteredModel
 
 NOW = "2026-11-01 00:00:00"
 
@@ -92,3 +94,37 @@ def test_a_jobs_file_without_its_job_link_is_no_one_elses(tmp_path):
         imported = Artifact(id="B", uri="imports/model.safetensors", type="checkpoint", size=1, sha256="x")
         assert not artifact_visible(s, member, lost) and artifact_visible(s, admin, lost)
         assert artifact_visible(s, member, imported)
+
+
+def test_jobs_and_models_of_before_privacy_that_read_uploaded_data_become_private(tmp_path):
+    """0005 marked private only the kinds that make or read private data by themselves: a training
+    on an uploaded dataset, its model and an evaluation of that model stayed shared until 0008."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0004")
+    engine = sa.create_engine(url)
+    train = json.dumps({"data": {"name": "uploaded", "dataset_id": "D"}})
+    rows = [("T", "adversarial_training", train), ("E", "attack_evaluation", json.dumps({"model_id": "M"}))]
+    rows.append(("O", "attack_evaluation", json.dumps({"model_id": "N"})))
+    with engine.begin() as c:
+        for job_id, kind, spec in rows:
+            c.execute(
+                sa.text(
+                    "INSERT INTO jobs (id, kind, status, queue, spec, progress, message, attempts, cancel_requested, "
+                    "created_at, updated_at) VALUES (:id, :kind, 'succeeded', 'train', :spec, 1, '', 1, 0, :t, :t)"
+                ),
+                {"id": job_id, "kind": kind, "spec": spec, "t": NOW},
+            )
+        for model_id, job_id, dataset in (("M", "T", "uploaded:D"), ("N", None, "digits")):
+            c.execute(
+                sa.text(
+                    "INSERT INTO models (id, kind, name, job_id, dataset, architecture, activation, recipe, "
+                    "checkpoint_uri, summary, created_at) VALUES (:id, 'classifier', 'm', :job, :data, "
+                    "'small_cnn', 'relu', '{}', 'x', '{}', :t)"
+                ),
+                {"id": model_id, "job": job_id, "data": dataset, "t": NOW},
+            )
+    engine.dispose()
+    upgrade(url)
+    with session_scope(url) as s:
+        assert s.get(Job, "T").private and s.get(RegisteredModel, "M").private and s.get(Job, "E").private
+        assert not s.get(Job, "O").private and not s.get(RegisteredModel, "N").private
