@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, create_model, model_validator
 
 from core.contract.kinds import JOB_KINDS, JobKindName, job_kind
 from core.contract.names import (
@@ -72,6 +72,17 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime | None
+    lease_expires_at: datetime | None = Field(
+        default=None, description="while running: until when its worker holds it (renewed every third of the lease)"
+    )
+
+    @computed_field(description="running, but its worker has not renewed the lease: it died or lost the store")
+    @property
+    def stalled(self) -> bool:
+        if self.status != "running" or self.lease_expires_at is None:
+            return False
+        expires = self.lease_expires_at
+        return (expires if expires.tzinfo else expires.replace(tzinfo=UTC)) < datetime.now(UTC)
 
 
 class ImageAttackAnswer(JobOut):

@@ -314,3 +314,21 @@ def test_an_image_attack_on_a_defended_model_counts_the_purifiers_steps(api):
     r = api.post("/v1/attacks", data={**form, "attack": json.dumps({"steps": 1000})})
     assert r.status_code == 422 and "are 10000 network passes per image, over the limit of 5000" in r.text, r.text
     assert api.post("/v1/attacks", data={**form, "attack": json.dumps({"steps": 20})}).status_code == 202
+
+
+def test_a_running_job_whose_worker_stopped_renewing_its_lease_reads_as_stalled(api):
+    from datetime import timedelta
+
+    from core.store import jobs as store_jobs
+    from core.store.db import session_scope
+    from core.store.orm import Job, utcnow
+
+    job = api.post("/v1/jobs", json={"kind": "adversarial_training", "spec": SMOKE}).json()
+    assert api.get(f"/v1/jobs/{job['id']}").json()["stalled"] is False  # queued
+    with session_scope(api.settings.database_url) as s:
+        store_jobs.claim_job(s, job_id=job["id"], worker="w", lease_seconds=60)
+    read = api.get(f"/v1/jobs/{job['id']}").json()
+    assert read["status"] == "running" and read["lease_expires_at"] and read["stalled"] is False
+    with session_scope(api.settings.database_url) as s:  # the worker died: nothing renewed it
+        s.get(Job, job["id"]).lease_expires_at = utcnow() - timedelta(seconds=1)
+    assert api.get(f"/v1/jobs/{job['id']}").json()["stalled"] is True
