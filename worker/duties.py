@@ -1,6 +1,7 @@
 """What each worker does beside its task: announce itself (its queues for /healthz, its memory
-budget for the API's memory admission) and re-enqueue jobs that Redis lost or whose worker died
-(one worker at a time, under a Redis lock)."""
+budget for the API's memory admission), re-enqueue jobs that Redis lost or whose worker died (one
+worker at a time, under a Redis lock), and every hour tidy up after ended and crashed jobs
+(`core.jobs.sweep`: its node's work folders; the store's unreferenced files, one worker at a time)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,18 @@ import redis
 from core.contract.kinds import TASK_NAME
 from core.device import owned_devices
 from core.jobs.outage import STORE_AWAY
+from core.jobs.sweep import SWEEP_EVERY, sweep_work_dir
 from core.settings import get_settings, memory_budget
 from core.store import jobs as store_jobs
 from core.store.announcements import announce, withdraw
+from core.store.artifacts import ArtifactStore
 from core.store.db import session_scope
+from core.store.deletion import collect_garbage
 from core.store.orm import utcnow
 
 log = logging.getLogger(__name__)
 RECONCILE_LOCK = "robustlab:reconcile-lock"
+SWEEP_LOCK = "robustlab:sweep-lock"
 ANNOUNCE_EVERY = 10.0  # seconds; shorter when leases are shorter (see _loop)
 _stop = threading.Event()
 
@@ -39,6 +44,7 @@ def _loop(app, queues: list[str], name: str) -> None:
     settings = get_settings()
     every = min(ANNOUNCE_EVERY, settings.lease_seconds)
     client = redis.Redis.from_url(settings.redis_url)
+    swept = time.monotonic()  # the first sweep an hour after the start: nothing is litter sooner
     while True:
         try:
             announcement = {  # for memory admission and `gpus` jobs
@@ -49,6 +55,9 @@ def _loop(app, queues: list[str], name: str) -> None:
             announce(client, name, announcement, int(3 * every))
             if client.set(RECONCILE_LOCK, name, nx=True, ex=max(1, int(every))):
                 reenqueue_lost_jobs(app, client, settings, grace_seconds=2 * settings.lease_seconds)
+            if time.monotonic() - swept >= SWEEP_EVERY:
+                swept = time.monotonic()
+                sweep(settings, store_too=bool(client.set(SWEEP_LOCK, name, nx=True, ex=int(SWEEP_EVERY) - 60)))
         except (redis.ConnectionError, redis.TimeoutError, *STORE_AWAY) as e:  # away for a moment
             log.warning("worker duties: %s; again in %.0f s", e, every)
         except Exception:
@@ -70,6 +79,14 @@ def messages_in_broker(client: redis.Redis, queues: list[str], delivered_after: 
     recent = client.zrangebyscore("unacked_index", delivered_after, "+inf")  # kombu's delivery times
     parts += [m for m in (client.hmget("unacked", recent) if recent else []) if m is not None]
     return "\n".join(m.decode(errors="replace") for m in parts)
+
+
+def sweep(settings, store_too: bool) -> None:
+    """This node's work folders of ended jobs; with `store_too`, the store's unreferenced files."""
+    with session_scope(settings.database_url) as s:
+        sweep_work_dir(s, settings.work_dir)
+        if store_too:
+            collect_garbage(s, ArtifactStore(settings.artifact_url))
 
 
 def reenqueue_lost_jobs(app, client: redis.Redis, settings, grace_seconds: float = 30.0) -> list[str]:
