@@ -20,7 +20,7 @@ from core.evaluation import evaluate
 from core.evaluation.summary import classifier_summary, evaluation_entry
 from core.images import perturbation_png, png_bytes, tensor_from_png
 from core.jobs.context import JobContext
-from core.jobs.outage import PASSING
+from core.jobs.outage import PASSING, while_store_away
 from core.models import load_model
 from core.models.bring_your_own import check_fits_dataset, checked_classifier, clean_accuracy
 from core.models.state_dicts import imported_weights
@@ -54,6 +54,12 @@ def run_adversarial_training(spec: TrainSpec, ctx: JobContext) -> dict:
     summary["monitor"] = monitor_label(spec)
     summary["history"] = result.history
     summary["chosen"] = result.chosen
+    return while_store_away(  # a blip of the store here does not cost the evaluation again
+        ctx.outage_seconds, f"job {ctx.job_id}'s registration", lambda: _register(spec, ctx, folder, summary, result)
+    )
+
+
+def _register(spec: TrainSpec, ctx: JobContext, folder, summary: dict, result) -> dict:
     with ctx.session() as s:
         weights = ctx.save_artifact(
             s, f"checkpoint/{MODEL_FILE}", type="checkpoint", data=(folder / MODEL_FILE).read_bytes()
@@ -127,12 +133,17 @@ def run_attack_evaluation(spec: EvalSpec, ctx: JobContext) -> EvaluationJobResul
         should_stop=ctx.should_stop,
         **extra,
     )
-    with ctx.session() as s:
-        report = ctx.save_artifact(s, "evaluation.json", type="report", data=result.model_dump_json(indent=1).encode())
-        recorded = record_evaluation(s, model_id=spec.model_id, entry=evaluation_entry(result, ctx.job_id))
-    return EvaluationJobResult(
-        **result.model_dump(), model_id=spec.model_id, report_artifact_id=report.id, recorded_on_model=recorded
-    )
+
+    def record() -> EvaluationJobResult:
+        with ctx.session() as s:
+            data = result.model_dump_json(indent=1).encode()
+            report = ctx.save_artifact(s, "evaluation.json", type="report", data=data)
+            recorded = record_evaluation(s, model_id=spec.model_id, entry=evaluation_entry(result, ctx.job_id))
+        return EvaluationJobResult(
+            **result.model_dump(), model_id=spec.model_id, report_artifact_id=report.id, recorded_on_model=recorded
+        )
+
+    return while_store_away(ctx.outage_seconds, f"job {ctx.job_id}'s evaluation record", record)
 
 
 def _attack_input(spec: ImageAttackSpec, ctx: JobContext, model, dataset: str) -> tuple[torch.Tensor, int | None, str]:

@@ -151,6 +151,37 @@ def test_attack_evaluation_of_the_registered_model(lab, classifier):
     assert "evaluation.json" in job["artifacts"]
 
 
+def test_a_store_blip_while_recording_an_evaluation_does_not_cost_the_evaluation_again(lab, classifier, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from core.jobs import classifier_runners
+    from core.jobs.running import make_context
+
+    base = eval_preset("smoke")
+    spec = base.model_copy(
+        update={"model_id": classifier["result"]["model_id"], "data": base.data.model_copy(update={"test_subset": 32})}
+    )
+    evaluations, record, attempts = [], classifier_runners.record_evaluation, []
+
+    def counted(*args, **kwargs):
+        evaluations.append(1)
+        return evaluate(*args, **kwargs)
+
+    def away_once(session, **kwargs):
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OperationalError("UPDATE models", {}, Exception("the server closed the connection"))
+        return record(session, **kwargs)
+
+    evaluate = classifier_runners.evaluate
+    monkeypatch.setattr(classifier_runners, "evaluate", counted)
+    monkeypatch.setattr(classifier_runners, "record_evaluation", away_once)
+    monkeypatch.setattr("core.jobs.outage.time.sleep", lambda s: None)
+    ctx = make_context(lab.create("attack_evaluation", spec), None, lab.settings, lab.models)
+    result = classifier_runners.run_attack_evaluation(spec, ctx)
+    assert result.recorded_on_model and len(attempts) == 2 and len(evaluations) == 1
+
+
 def test_certification_of_the_registered_model_is_listed_on_it(lab, classifier):
     model_id = classifier["result"]["model_id"]
     spec = certification_preset("smoke").model_copy(update={"model_id": model_id, "images": 8})
