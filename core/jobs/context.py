@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import threading
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from core.contract.checkpoint import PREVIOUS
+from core.contract.checkpoint import META_FILE, PREVIOUS
 from core.contract.names import ModelKind
 from core.contract.progress import Progress, ProgressFn, stop_if_asked
 from core.contract.specs import DataSpec
@@ -50,6 +51,14 @@ def one_at_a_time(lock: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _epoch(folder: Path) -> int:
+    """The epoch of the checkpoint in `folder` (0 when its JSON cannot be read)."""
+    try:
+        return int(json.loads((folder / META_FILE).read_text()).get("epoch", 0))
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
 @dataclass
@@ -146,12 +155,20 @@ class JobContext:
 
     def checkpoint_folder(self) -> Path:
         """The job's local checkpoint folder, filled from the artifact store when this node has
-        none (a job resumed on another node after a crash)."""
+        none, or an older one than the store's (a job resumed on another node after a crash, then
+        back here: the epochs the other node trained are not thrown away)."""
         folder = self.work_dir / self.job_id
         with one_at_a_time(self.work_dir / f".{self.job_id}.lock"):  # the ranks of a `gpus` job share it
-            if not has_checkpoint(folder):
+            if not has_checkpoint(folder) or _epoch(folder) < self._stored_epoch():
                 self.store.download_folder(self.checkpoint_prefix, folder)
         return folder
+
+    def _stored_epoch(self) -> int:
+        key = f"{self.checkpoint_prefix}/{META_FILE}"
+        try:
+            return int(json.loads(self.store.get_bytes(key)).get("epoch", 0)) if self.store.exists(key) else 0
+        except (ValueError, AttributeError):  # a torn or foreign file: the local checkpoint stands
+            return 0
 
     def publish_checkpoint(self, folder: Path) -> None:
         """Leave the finished checkpoint alone in the artifact store, where the registry points:

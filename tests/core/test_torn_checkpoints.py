@@ -206,3 +206,22 @@ def test_a_finished_training_folder_holds_one_epoch_and_imports_upload_one(tmp_p
     store = ArtifactStore(str(tmp_path / "store"))
     store.upload_folder(tmp_path / "cut", "imports/x/checkpoint", previous=False)
     assert not any(".prev" in key for key in store.all_keys())
+
+
+@pytest.mark.parametrize("local, stored, kept", [(3, 5, 5), (5, 3, 5)], ids=["store newer", "local newer"])
+def test_a_job_back_on_a_node_resumes_from_the_newest_checkpoint(tmp_path, local, stored, kept):
+    """A job moved A → B → A after crashes: A's own copy is older than what B uploaded; the newer
+    of the two is the one resumed (before, A's stale copy won and B's epochs were trained again)."""
+    from core.jobs.context import JobContext
+
+    store = ArtifactStore(str(tmp_path / "store"))
+    ctx = JobContext(job_id="j", session=None, store=store, work_dir=tmp_path / "work", models=None, device="cpu")
+    folder = tmp_path / "work" / "j"
+    folder.mkdir(parents=True)
+    (folder / MODEL_FILE).write_bytes(b"local")
+    (folder / META_FILE).write_text(json.dumps({"epoch": local}))
+    store.put_bytes(f"{ctx.checkpoint_prefix}/{MODEL_FILE}", b"stored")
+    store.put_bytes(f"{ctx.checkpoint_prefix}/{META_FILE}", json.dumps({"epoch": stored}).encode())
+    assert ctx.checkpoint_folder() == folder
+    assert json.loads((folder / META_FILE).read_text())["epoch"] == kept
+    assert (folder / MODEL_FILE).read_bytes() == (b"stored" if kept == stored else b"local")
