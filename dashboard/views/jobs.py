@@ -29,7 +29,7 @@ def job_rows(items: list[dict]) -> pd.DataFrame:
             {
                 "id": j["id"],
                 "kind": j["kind"],
-                "status": j["status"],
+                "status": j["status"] + (" (stalled: its worker stopped renewing it)" if j.get("stalled") else ""),
                 "progress": j["progress"],
                 "message": j["message"],
                 "elapsed": duration(elapsed),
