@@ -177,8 +177,15 @@ def test_a_store_blip_while_recording_an_evaluation_does_not_cost_the_evaluation
     monkeypatch.setattr(classifier_runners, "evaluate", counted)
     monkeypatch.setattr(classifier_runners, "record_evaluation", away_once)
     monkeypatch.setattr("core.jobs.outage.time.sleep", lambda s: None)
-    ctx = make_context(lab.create("attack_evaluation", spec), None, lab.settings, lab.models)
-    result = classifier_runners.run_attack_evaluation(spec, ctx)
+    job_id = lab.create("attack_evaluation", spec)
+    # claimed, as a worker would, and finished after: a job left queued takes the next fair turn
+    with session_scope(lab.settings.database_url) as s:
+        store_jobs.claim_job(s, job_id=job_id, worker="test", lease_seconds=60)
+    try:
+        result = classifier_runners.run_attack_evaluation(spec, make_context(job_id, None, lab.settings, lab.models))
+    finally:
+        with session_scope(lab.settings.database_url) as s:
+            store_jobs.finish_job(s, job_id=job_id, status="succeeded", result={})
     assert result.recorded_on_model and len(attempts) == 2 and len(evaluations) == 1
 
 
