@@ -40,7 +40,8 @@ def fmnist_strong(act: ActivationSpec, seed: int) -> TrainSpec:
     the weights (d = 0.999), and the best of 30 epochs by PGD-10 on 1,000 held-out training images
     (Rice et al. 2020). No augmentation: random crops cost this small network accuracy and
     robustness (docs/results.md, the first recipe), and Fashion-MNIST's shoes all face one way.
-    Epochs of about 60 s on two idle cores (measured here, 2026-12-02); the reported number:
+    Epochs of about 60 s on two idle cores (measured here, 2026-12-02; 102–107 s on the slower
+    machine of 2026-12-04, about 52 minutes for the 30); the reported number:
     `standard` on the first 1,000 test images.
     """
     return TrainSpec(
