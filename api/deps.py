@@ -32,6 +32,8 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+MISSING_KEY = "missing API key: send Authorization: Bearer <key>"
+INVALID_KEY = "invalid, expired or revoked API key"
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 
 
@@ -109,16 +111,10 @@ def require_key(
     if checked is not None:
         return checked
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing API key: send Authorization: Bearer <key>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, MISSING_KEY, headers={"WWW-Authenticate": "Bearer"})
     caller = known_caller(session, settings, credentials.credentials)
     if caller is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "invalid, expired or revoked API key", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, INVALID_KEY, headers={"WWW-Authenticate": "Bearer"})
     return caller
 
 

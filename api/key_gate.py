@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 
+from api.deps import INVALID_KEY, MISSING_KEY, known_caller
 from api.json_guard import refuse
 from core.settings import Settings, get_settings
 from core.store.db import session_scope
 
 FORM_OVERHEAD = 1024 * 1024  # multipart boundaries and the spec fields beside the file
-MISSING = "missing API key: send Authorization: Bearer <key>"
-INVALID = "invalid, expired or revoked API key"
 CHALLENGE = [(b"www-authenticate", b"Bearer")]
 
 
@@ -37,8 +36,6 @@ def bearer_key(scope) -> str | None:
 
 
 def _caller(settings: Settings, key: str):
-    from api.deps import known_caller
-
     with session_scope(settings.database_url) as session:
         return known_caller(session, settings, key)
 
@@ -69,7 +66,7 @@ class KeyGate:
         key = bearer_key(scope)
         caller = await run_in_threadpool(_caller, settings, key) if key else None
         if caller is None:
-            return await refuse(send, 401, INVALID if key else MISSING, CHALLENGE)
+            return await refuse(send, 401, INVALID_KEY if key else MISSING_KEY, CHALLENGE)
         if problem := form_problem(scope, settings):
             return await refuse(send, *problem)
         scope.setdefault("state", {})["caller"] = caller  # require_key takes it from here
