@@ -14,6 +14,7 @@ import io
 import struct
 import zipfile
 
+from core.contract.legacy_torch import check_legacy_file
 from core.contract.names import WeightsFormat
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -27,7 +28,8 @@ def weights_format(data: bytes) -> WeightsFormat:
 
 
 def check_pytorch_file(data: bytes) -> None:
-    """The bytes have `torch.save`'s structure: its legacy magic number, or a zip archive with one
+    """The bytes have `torch.save`'s structure: its legacy format with every storage's bytes in the
+    file (core/contract/legacy_torch.py), or a zip archive with one
     `<name>/data.pkl` and every record stored uncompressed, within the file's size (so nothing
     inflates when read).
 
@@ -35,6 +37,7 @@ def check_pytorch_file(data: bytes) -> None:
         ValueError: naming what is wrong.
     """
     if data.startswith(LEGACY_MAGIC):
+        check_legacy_file(data)
         return
     if not data.startswith(ZIP_MAGIC):
         raise ValueError("weights: not a PyTorch file (neither torch.save's zip archive nor its legacy format)")
