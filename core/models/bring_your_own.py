@@ -19,6 +19,21 @@ from core.evaluation import predict
 from core.models import Classifier, build_model
 
 CLEAN_IMAGES = 10_000  # test images the clean accuracy of an upload is measured on (at most)
+FLOAT_TYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)  # what uploaded weights may be
+
+
+def shown(name: object, chars: int = 80) -> str:
+    """An uploaded name as a message quotes it: as it is when short and printable, else its repr,
+    cut (a name is the uploader's: it may hold a NUL, a newline or a million characters)."""
+    text = str(name)
+    if len(text) <= chars and text.isprintable():
+        return text
+    return repr(text[:chars]) + ("…" if len(text) > chars else "")
+
+
+def _listed(names: list, most: int = 10) -> str:
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(shown(n) for n in names[:most]) + more
 
 
 def weights_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
@@ -48,6 +63,7 @@ def checked_classifier(spec: ModelSpec, weights: dict[str, torch.Tensor]) -> Cla
         weights = {**weights, **{k: torch.zeros((), dtype=torch.long) for k in counts}}
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
+    _check_tensor_kinds(weights, expected)
     wrong = [
         f"{k}: {tuple(weights[k].shape)} for {tuple(v.shape)}"
         for k, v in expected.items()
@@ -55,14 +71,9 @@ def checked_classifier(spec: ModelSpec, weights: dict[str, torch.Tensor]) -> Cla
     ]
     problems = []
     if missing:
-        problems.append(
-            f"missing {', '.join(missing[:10])}" + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-        )
+        problems.append(f"missing {_listed(missing)}")
     if unexpected:
-        problems.append(
-            f"unexpected {', '.join(unexpected[:10])}"
-            + (f" and {len(unexpected) - 10} more" if len(unexpected) > 10 else "")
-        )
+        problems.append(f"unexpected {_listed(unexpected)}")
     if wrong:
         problems.append(f"wrong shape {'; '.join(wrong[:10])}")
     if problems:
@@ -75,13 +86,34 @@ def checked_classifier(spec: ModelSpec, weights: dict[str, torch.Tensor]) -> Cla
             f"weights do not fit {spec.arch} ({shape}, {spec.in_channels} channels, "
             f"{spec.num_classes} classes): " + " · ".join(problems)
         )
-    for name, tensor in weights.items():
-        if not tensor.is_floating_point() and expected[name].is_floating_point():
-            raise ValueError(f"weights: {name} is {tensor.dtype}, a floating-point tensor is needed")
+    cast = {k: v.to(expected[k].dtype) for k, v in weights.items()}
+    for name, tensor in cast.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise ValueError(f"weights: {name} holds NaN or infinite values")
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in weights.items()}, strict=True)
+            too_big = weights[name].is_floating_point() and torch.isfinite(weights[name]).all()
+            why = f"values beyond the range of {tensor.dtype}" if too_big else "NaN or infinite values"
+            raise ValueError(f"weights: {name} holds {why}")
+    model.load_state_dict(cast, strict=True)
     return model.eval()
+
+
+def _check_tensor_kinds(weights: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    """Every uploaded tensor is a plain (strided) CPU tensor, and one of `FLOAT_TYPES` where the
+    network's is floating-point.
+
+    Raises:
+        ValueError: naming the first tensor that is not.
+    """
+    for name, tensor in weights.items():
+        if tensor.layout != torch.strided or tensor.device.type != "cpu":
+            raise ValueError(f"weights: {shown(name)} is a {tensor.layout} tensor on {tensor.device}, not a plain one")
+        want = expected.get(name)
+        if want is None:
+            continue
+        if want.is_floating_point() and tensor.dtype not in FLOAT_TYPES:
+            raise ValueError(
+                f"weights: {name} is {tensor.dtype}; a floating-point tensor "
+                f"({', '.join(str(t).removeprefix('torch.') for t in FLOAT_TYPES)}) is needed"
+            )
 
 
 def check_fits_dataset(spec: ModelSpec, ds: Dataset) -> None:

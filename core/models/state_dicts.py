@@ -30,7 +30,7 @@ from core.contract.checkpoint import META_FILE, MODEL_FILE
 from core.contract.names import WeightsFormat
 from core.contract.specs import DataSpec, ModelSpec
 from core.contract.weights_files import check_pytorch_file, weights_format
-from core.models.bring_your_own import checked_classifier, weights_from_bytes
+from core.models.bring_your_own import checked_classifier, shown, weights_from_bytes
 
 WRAPPERS = ("state_dict", "model_state_dict", "model")  # where training scripts keep the weights
 PREFIXES = ("module.", "model.")  # DataParallel's, and what RobustBench's loader strips too
@@ -87,9 +87,9 @@ def state_dict_of(obj: object) -> dict[str, torch.Tensor]:
         obj = inner
     if not isinstance(obj, Mapping) or not obj:
         raise ValueError(f"weights: the file holds a {type(obj).__name__}, not a state dict of names to tensors")
-    bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    bad = [shown(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
-        keys = ", ".join(map(str, list(obj)[:8]))
+        keys = ", ".join(map(shown, list(obj)[:8]))
         raise ValueError(
             f"weights: not a state dict: {', '.join(bad[:5])} {'is' if len(bad) == 1 else 'are'} not tensors "
             f"(top-level names: {keys}; the weights are looked for under {', '.join(WRAPPERS)})"

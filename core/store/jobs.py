@@ -228,6 +228,16 @@ class Failure:
         return f"{self.type}: {self.message}" if self.type else self.message
 
 
+ERROR_CHARS = 4_000  # a job's error is a message, not a dump: one naming an uploaded file's 10⁶ names is cut
+
+
+def storable_error(text: str) -> str:
+    """`text` as `jobs.error` keeps it: without NUL characters (PostgreSQL's text refuses them, and
+    a message may quote an uploaded name) and cut to `ERROR_CHARS`."""
+    text = text.replace("\x00", "\\0")
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 20] + " … (message cut)"
+
+
 def finish_job(
     session: Session,
     *,
@@ -246,7 +256,7 @@ def finish_job(
     values = {
         "status": status,
         "result": result,
-        "error": failure.text if failure else error,
+        "error": storable_error(failure.text if failure else error) if error is not None else None,
         "error_type": failure.type if failure else None,
         "finished_at": utcnow(),
         "lease_owner": None,

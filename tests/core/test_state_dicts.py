@@ -172,7 +172,7 @@ def test_a_file_that_is_not_torch_save_s_is_refused_before_unpickling(data, mess
 
 def test_a_truncated_file_is_not_readable():
     data = torch_file(trained_net(WRN).net.state_dict(), legacy=True)
-    with pytest.raises(ValueError, match="not a readable PyTorch file"):
+    with pytest.raises(ValueError, match="legacy file does not hold the .* elements it declares"):
         imported_weights(data[: len(data) // 2], "pytorch")
     assert weights_format(save({"w": torch.zeros(1)})) == "safetensors"
     assert weights_format(pickle.dumps({"w": 1})) == "safetensors"  # a bare pickle is not torch's: never unpickled
@@ -221,3 +221,29 @@ def test_cut_or_corrupted_files_fail_with_a_value_error_only(legacy):
         except ValueError:
             outcomes["refused"] += 1
     assert outcomes["refused"] > 100 and outcomes["read"] > 10
+
+
+def test_uploaded_names_are_quoted_safely_and_cut_in_messages():
+    sd = dict(build_model(WRN).net.state_dict())
+    hostile = {**sd, "a\x00b": torch.zeros(1), "k" * 1_000_000: torch.zeros(1)}
+    with pytest.raises(ValueError) as refused:
+        checked_classifier(WRN, imported_weights(torch_file(hostile), "pytorch"))
+    message = str(refused.value)
+    assert "'net.a\\x00b'" in message and "'net." + "k" * 76 + "'…" in message
+    assert "\x00" not in message and len(message) < 2_000
+
+
+@pytest.mark.parametrize(
+    "tensor, message",
+    [
+        (lambda t: t.to(torch.float8_e4m3fn), "float8_e4m3fn; a floating-point tensor"),
+        (lambda t: t.to_sparse(), "is a torch.sparse_coo tensor on cpu, not a plain one"),
+        (lambda t: torch.full_like(t, 1e300, dtype=torch.float64), "values beyond the range of torch.float32"),
+    ],
+    ids=["float8", "sparse", "float64-overflowing-float32"],
+)
+def test_weights_of_other_kinds_or_past_float32_are_refused_by_name(tensor, message):
+    sd = dict(build_model(WRN).net.state_dict())
+    sd["bn1.running_var"] = tensor(sd["bn1.running_var"])
+    with pytest.raises(ValueError, match=message):
+        checked_classifier(WRN, imported_weights(torch_file(sd), "pytorch"))

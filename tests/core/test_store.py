@@ -460,3 +460,18 @@ def test_a_final_write_counts_only_while_its_worker_holds_the_job(db):
 def test_a_deleted_job_asks_its_runner_to_stop(db):
     with session_scope(db) as s:
         assert store_jobs.cancel_requested(s, job_id="no-such-job")
+
+
+def test_a_failure_quoting_a_nul_or_a_huge_name_is_stored_cut_and_readable(db):
+    """A message may quote an uploaded tensor name: PostgreSQL's text refuses NUL, and a name of
+    millions of characters would make every read of the job that large."""
+    with session_scope(db) as s:
+        job_id = store_jobs.create_job(s, kind="model_upload", spec={}).id
+        store_jobs.claim_job(s, job_id=job_id, worker="a", lease_seconds=30)
+    failure = store_jobs.Failure("ValueError", "weights: unexpected a\x00b, " + "k" * 1_000_000)
+    with session_scope(db) as s:
+        assert store_jobs.finish_job(s, job_id=job_id, status="failed", error=failure, worker="a")
+    with session_scope(db) as s:
+        job = store_jobs.get_job(s, job_id=job_id)
+        assert job.status == "failed" and job.error.startswith("ValueError: weights: unexpected a\\0b, kkk")
+        assert len(job.error) <= store_jobs.ERROR_CHARS and job.error.endswith("(message cut)")
