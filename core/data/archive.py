@@ -39,6 +39,11 @@ class ArchiveLimits:
     max_bytes: int = 1 << 30  # uncompressed, all members together
     max_ratio: float = 200.0  # uncompressed / compressed, per member
     max_pixels: int = 4096 * 4096  # per image
+    max_decoded: int = 1 << 30  # the decoded arrays, all images together (each at the first's size)
+
+
+MIN_SIDE, MAX_SIDE = 8, 256  # the image sizes a model can take (ModelSpec.image_size)
+FORMATS = ("PNG", "JPEG", "BMP", "WEBP")  # what PIL may decode a member as (the suffixes' formats)
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,8 @@ def _layout(names: list[str]) -> list[Member]:
 
 
 def read_archive(data: bytes, limits: ArchiveLimits = ArchiveLimits(), seed: int = 0) -> dict:
-    """Decode every image of the archive (all converted to the first image's channels and size).
+    """Decode every image of the archive (all converted to the first image's channels and side,
+    at most `MAX_SIDE`: larger ones are scaled down), within `limits.max_decoded` bytes in all.
 
     Returns:
         `{"x_train", "y_train", "x_test", "y_test", "classes"}`: uint8 N×C×H×W, int64 labels.
@@ -147,6 +153,12 @@ def read_archive(data: bytes, limits: ArchiveLimits = ArchiveLimits(), seed: int
     for m in found:
         raw = inflate(data, zf.getinfo(m.name))
         arr, shape = _decode(m.name, raw, shape, limits.max_pixels)
+        if len(images) == 0 and len(found) * arr.size > limits.max_decoded:
+            side, _, channels = shape
+            raise ArchiveError(
+                f"{len(found)} images of {side}×{side}×{channels} (the first image's size, which all take) decode "
+                f"to {len(found) * arr.size / 2**20:,.0f} MiB; the limit is {limits.max_decoded / 2**20:,.0f} MiB"
+            )
         images.append(arr)
         labels.append(classes.index(m.label))
         split_of.append(m.split)
@@ -154,7 +166,10 @@ def read_archive(data: bytes, limits: ArchiveLimits = ArchiveLimits(), seed: int
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
     test = np.array([s == "test" for s in split_of])
     if "test" not in splits:
-        test = _seeded_test_split(y, seed)
+        test = _seeded_test_split(y, seed, classes)
+    empty = [classes[c] for c in range(len(classes)) if not (y[~test] == c).any()]
+    if empty:
+        raise ArchiveError(f"class {empty[0]!r} has no training images (train/ lacks its folder)")
     return {"x_train": x[~test], "y_train": y[~test], "x_test": x[test], "y_test": y[test], "classes": classes}
 
 
@@ -198,7 +213,7 @@ def _decode(name: str, raw: bytes, shape, max_pixels: int):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(raw))
+            img = Image.open(io.BytesIO(raw), formats=FORMATS)
             if img.width * img.height > max_pixels:
                 raise ArchiveError(f"{name!r}: {img.width}×{img.height} pixels; the limit is {max_pixels}")
             img.load()
@@ -208,7 +223,9 @@ def _decode(name: str, raw: bytes, shape, max_pixels: int):
         raise ArchiveError(f"{name!r} is not a readable image") from e
     if shape is None:  # the first image sets the channels and the (square) side of all
         channels = 1 if img.mode in ("L", "1", "I", "I;16") else 3
-        side = min(img.height, img.width)
+        side = min(img.height, img.width, MAX_SIDE)
+        if side < MIN_SIDE:
+            raise ArchiveError(f"{name!r}: {img.width}×{img.height} pixels; images need a side of at least {MIN_SIDE}")
         shape = (side, side, channels)
     img = img.convert("L" if shape[2] == 1 else "RGB")
     if (img.height, img.width) != shape[:2]:
@@ -216,10 +233,13 @@ def _decode(name: str, raw: bytes, shape, max_pixels: int):
     return np.asarray(img, dtype=np.uint8), shape
 
 
-def _seeded_test_split(y: np.ndarray, seed: int) -> np.ndarray:
+def _seeded_test_split(y: np.ndarray, seed: int, classes: list[str]) -> np.ndarray:
+    """A fifth of each class (at least one image, and at least one left to train on) for testing."""
     test = np.zeros(len(y), dtype=bool)
     rng = np.random.default_rng(seed)
     for label in np.unique(y):
         idx = np.flatnonzero(y == label)
+        if len(idx) < 2:
+            raise ArchiveError(f"class {classes[label]!r} has one image: two are needed, one per split")
         test[rng.permutation(idx)[: max(1, round(TEST_SHARE * len(idx)))]] = True
     return test

@@ -21,6 +21,12 @@ def png(value: int, size=(8, 8)) -> bytes:
     return buf.getvalue()
 
 
+def tiff() -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (8, 8), 5).save(buf, format="TIFF")
+    return buf.getvalue()
+
+
 def class_folders_zip(entries: dict[str, bytes] | None = None) -> bytes:
     entries = entries or {f"{c}/{i}.png": png(40 * i) for c in ("cat", "dog") for i in range(5)}
     buf = io.BytesIO()
@@ -97,6 +103,13 @@ HOSTILE = {
         class_folders_zip({"__MACOSX/../../x.png": png(1), "a/1.png": png(1), "b/1.png": png(2)}),
         "leaves the archive",
     ),
+    "one image in a class": (class_folders_zip({"a/1.png": png(1), "a/2.png": png(2), "b/1.png": png(3)}), "one image"),
+    "class only in test": (
+        class_folders_zip({"train/a/1.png": png(1), "test/a/1.png": png(1), "test/b/1.png": png(2)}),
+        "class 'b' has no training images",
+    ),
+    "side below 8": (class_folders_zip({"a/1.png": png(1, (3, 200)), "b/1.png": png(2)}), "a side of at least 8"),
+    "tiff named png": (class_folders_zip({"a/1.png": tiff(), "b/1.png": png(2)}), "not a readable image"),
     "ignored name under ..": (
         class_folders_zip({"../../.DS_Store": b"x", "a/1.png": png(1), "b/1.png": png(2)}),
         "leaves the archive",
@@ -109,6 +122,22 @@ def test_hostile_archives_are_refused_with_the_reason(name):
     data, reason = HOSTILE[name]
     with pytest.raises(ArchiveError, match=reason):
         read_archive(data)
+
+
+def test_small_images_scaled_up_to_a_large_first_one_are_bounded_before_they_decode():
+    """The first image sets the side all take: one large image, then thousands of 1-pixel ones,
+    would decode to far more than the archive holds."""
+    big = io.BytesIO()
+    Image.new("RGB", (1024, 1024), (1, 2, 3)).save(big, format="PNG")
+    entries = {"a/0000.png": big.getvalue()} | {
+        f"{c}/{i}.png": png(i % 250, (1, 1)) for c in "ab" for i in range(1, 400)
+    }
+    with pytest.raises(ArchiveError, match="799 images of 256×256×3 .* decode to 150 MiB; the limit is 50 MiB"):
+        read_archive(class_folders_zip(entries), ArchiveLimits(max_decoded=50 << 20))
+    arrays = read_archive(
+        class_folders_zip({"a/1.png": big.getvalue(), "a/2.png": png(1), "b/1.png": png(2), "b/2.png": png(3)})
+    )
+    assert arrays["x_train"].shape[1:] == (3, 256, 256)  # larger than a model takes: scaled down to 256
 
 
 def test_too_many_files_are_refused_from_the_directory_alone():
