@@ -108,6 +108,9 @@ class ModelChecks(Result):
 class Judging(Result):
     every_iteration: bool = Field(description="every point ran all its iterations (a randomized model)")
     judge_passes: int = Field(description="forward passes whose expected outcome judges a point")
+    one_pass_counts: bool = Field(
+        False, description="a point wrong in the first of its passes counts as wrong too (the reference's judgement)"
+    )
 
 
 class Evaluation(Result):

@@ -9,7 +9,7 @@ import logging
 import torch
 from torch import nn
 
-from core.attacks.judge import JUDGE_PASSES, misclassified
+from core.attacks.judge import JUDGE_PASSES, counted_wrong
 from core.contract.attack_specs import AttackSpec
 from core.contract.progress import Progress, ProgressFn, StopFn, never_stop, no_progress, stop_if_asked
 from core.evaluation.basics import device_of
@@ -41,8 +41,9 @@ def robustness_curve(
         attacks: run at every radius (their own `eps` is replaced), each on the survivors of the
             ones before.
         detail_eps: the radius whose per-point record and per-attack breakdown are returned.
-        randomized: judge every point by its expected outcome (clean and attacked: the majority
-            of `JUDGE_PASSES` forward passes) and run the gradient attacks for all their
+        randomized: judge every point by its expected outcome and by one pass (clean and
+            attacked: wrong in the majority of `JUDGE_PASSES` forward passes or in the first,
+            `core.attacks.judge.counted_wrong`) and run the gradient attacks for all their
             iterations on every point.
 
     Returns:
@@ -123,16 +124,17 @@ def robustness_curve(
         "sanity": sanity,
         "warnings": warnings,
         "detail": detail,
-        "judging": judging,
+        "judging": {**judging, "one_pass_counts": randomized},
     }
 
 
 def wrong_in_expectation(model: nn.Module, x, y, passes: int, batch_size: int) -> torch.Tensor:
-    """Per point (on the CPU): misclassified in more than half of `passes` passes, in eval mode."""
+    """Per point (on the CPU): misclassified in more than half of `passes` passes or in the first
+    (`counted_wrong`), in eval mode."""
     device = device_of(model)
     with eval_mode(model):
         parts = [
-            misclassified(model, x[i : i + batch_size].to(device), y[i : i + batch_size].to(device), passes).cpu()
+            counted_wrong(model, x[i : i + batch_size].to(device), y[i : i + batch_size].to(device), passes).cpu()
             for i in range(0, len(x), batch_size)
         ]
     return torch.cat(parts)

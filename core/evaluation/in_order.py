@@ -4,8 +4,8 @@ each broken point remembers which attack broke it.
 
 Whether a point is broken is decided by one more forward pass on the attack's output, so an
 attack cannot claim a success the model does not show; for a randomized model, by the majority of
-`judge_passes` passes (its expected outcome, `core.attacks.judge`), and every point runs all its
-iterations (`every_iteration`).
+`judge_passes` passes (its expected outcome) or the first of them alone (the reference's judgement:
+`core.attacks.judge.counted_wrong`), and every point runs all its iterations (`every_iteration`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from core.attacks import build_attack
-from core.attacks.judge import misclassified
+from core.attacks.judge import counted_wrong
 from core.contract.attack_specs import AttackSpec
 from core.contract.progress import StopFn, never_stop, stop_if_asked
 from core.evaluation.basics import device_of
@@ -44,7 +44,7 @@ def attack_in_order(
         every_iteration: the gradient attacks run every point for all their iterations (for a
             randomized model: no stop at one lucky fooling pass).
         judge_passes: a point is broken when `judge` misclassifies it in more than half of these
-            forward passes (1 for a deterministic model).
+            forward passes, or in the first (1 for a deterministic model).
 
     Returns:
         (which candidates survive every attack, per point the label of the attack that broke it
@@ -66,7 +66,7 @@ def attack_in_order(
             xb, yb = x[b].to(device), y[b].to(device)
             x_adv = run(model, xb, yb)
             with eval_mode(judge):
-                fooled = misclassified(judge, x_adv, yb, judge_passes).cpu()
+                fooled = counted_wrong(judge, x_adv, yb, judge_passes).cpu()
             robust[b[fooled]] = False
             for j in b[fooled].tolist():
                 broken_by[j] = spec.label
