@@ -84,13 +84,13 @@ BUILDERS: dict[AttackName, Callable[..., object]] = {
     "fab-t": _fab,
     "fmn": _fmn,
     "square": lambda spec, threat, every_iteration, judge_passes: Square(
-        threat, queries=spec.queries, restarts=spec.restarts
+        threat, queries=spec.queries, restarts=spec.restarts, every_iteration=every_iteration, judge_passes=judge_passes
     ),
 }
 
 
 def build_attack(spec: AttackSpec, *, every_iteration: bool = False, judge_passes: int = 1):
     """The attack `spec` describes. For a randomized model the evaluation asks for
-    `every_iteration` (no point stops at its first fooling iterate: PGD and APGD run all their
-    iterations) and judges between APGD's runs by `judge_passes` forward passes."""
+    `every_iteration` (no point stops at its first fooling iterate: PGD, APGD and Square run all
+    their iterations) and judges between runs by `judge_passes` forward passes."""
     return BUILDERS[spec.name](spec, THREATS[spec.norm](spec.eps), every_iteration, judge_passes)

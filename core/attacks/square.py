@@ -10,7 +10,10 @@ change is kept when the margin falls. A point is broken when m < 0, and then lea
   1/(r+1)², opposite signs in the two halves); a query moves the mass of a second window into the
   first, rescaled so that ‖δ‖₂ stays ε.
 The window position is drawn once per query for the whole batch (each point still sees a uniform
-random window at every query), as in the reference implementation.
+random window at every query), as in the reference implementation. On a randomized model
+(`every_iteration`) no point leaves at a margin one noisy pass put below 0: every point searches
+for all its queries, and between restarts a point leaves when it is wrong in most of `judge_passes`
+passes.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import math
 import torch
 from torch import nn
 
+from core.attacks.judge import misclassified
 from core.attacks.losses import margin
 from core.attacks.threat import L2Ball, LinfBall
 from core.modes import eval_mode
@@ -66,14 +70,19 @@ class Square:
         threat: `LinfBall` or `L2Ball`.
         queries: model evaluations per point and restart (default 5,000, the paper's budget).
         restarts: independent runs on the points still standing.
+        every_iteration: every point runs all its queries (a randomized model: no stop at one
+            lucky pass), and `judge_passes` passes decide between restarts whether it still stands.
     """
 
-    def __init__(self, threat, *, queries: int = 5000, restarts: int = 1):
-        if queries < 1 or restarts < 1:
-            raise ValueError("queries and restarts must be >= 1")
+    def __init__(
+        self, threat, *, queries: int = 5000, restarts: int = 1, every_iteration: bool = False, judge_passes: int = 1
+    ):
+        if queries < 1 or restarts < 1 or judge_passes < 1:
+            raise ValueError("queries, restarts and judge_passes must be >= 1")
         if not isinstance(threat, LinfBall | L2Ball):
             raise ValueError("Square supports the L∞ and L2 balls")
         self.threat, self.queries, self.restarts = threat, queries, restarts
+        self.every_iteration, self.judge_passes = every_iteration, judge_passes
 
     @property
     def eps(self) -> float:
@@ -87,12 +96,18 @@ class Square:
             return x_adv
         with eval_mode(model):
             standing = model(x).argmax(1) == y
+            if self.every_iteration:  # one clean pass of a randomized model is one draw: attack all
+                standing = torch.ones_like(standing)
             for _ in range(self.restarts):
                 idx = standing.nonzero().flatten()
                 if len(idx) == 0:
                     break
                 fooled, found = self._run(model, x[idx], y[idx])
-                x_adv[idx[fooled]] = found[fooled]
+                if self.every_iteration:  # the lowest margin found, broken in expectation
+                    x_adv[idx] = found
+                    fooled = misclassified(model, found, y[idx], self.judge_passes)
+                else:
+                    x_adv[idx[fooled]] = found[fooled]
                 standing[idx[fooled]] = False
         return x_adv
 
@@ -102,7 +117,7 @@ class Square:
         delta = self._start(x)
         best = (x + delta).clamp(0, 1)
         m = margin(model(best), y)
-        active = (m > 0).nonzero().flatten()
+        active = torch.arange(n, device=x.device) if self.every_iteration else (m > 0).nonzero().flatten()
         for q in range(1, self.queries):
             if len(active) == 0:
                 break
@@ -113,7 +128,8 @@ class Square:
             m_new = margin(model(candidate), y[active])
             better = m_new < m[active]
             best[active[better]], m[active[better]] = candidate[better], m_new[better]
-            active = active[m[active] > 0]
+            if not self.every_iteration:
+                active = active[m[active] > 0]
         return m <= 0, best
 
     def _start(self, x: torch.Tensor) -> torch.Tensor:

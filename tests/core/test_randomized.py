@@ -145,3 +145,25 @@ def test_the_evaluation_of_a_randomized_model_says_how_it_judged(trained_digits)
         base, ds.x_test, ds.y_test, protocol.model_copy(update={"ensemble": "standard"}), num_classes=10
     ).model_dump()
     assert deterministic["judging"] == {"every_iteration": False, "judge_passes": 1, "one_pass_counts": False}
+
+
+def test_square_on_a_randomized_model_searches_every_point_for_all_its_queries():
+    class Counting(nn.Module):  # a linear model that counts the images it is asked about
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+            self.images = 0
+
+        def forward(self, x):
+            self.images += len(x)
+            return self.net(x)
+
+    x, y = torch.rand(6, 1, 4, 4), torch.zeros(6, dtype=torch.long)
+    spec = AttackSpec(name="square", eps=0.5, queries=40)
+    for every_iteration, at_least in ((False, 0), (True, 6 * 40)):
+        model = Counting().eval()
+        torch.manual_seed(0)
+        x_adv = build_attack(spec, every_iteration=every_iteration, judge_passes=15)(model, x, y)
+        assert (x_adv - x).abs().max() <= 0.5 + 1e-6
+        assert model.images >= at_least
+    assert model.images >= 6 * 40 + 6 * 15  # all queries, then the 15 judging passes
