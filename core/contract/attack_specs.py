@@ -149,6 +149,12 @@ class ProtocolSpec(Spec):
             raise ValueError("give attacks exactly when ensemble is 'custom'")
         return self
 
+    @property
+    def least_classes(self) -> int:
+        """The classes a model needs for this protocol: 4 for `standard`'s targeted DLR (the
+        label, the target and two more classes), 3 for `rand`'s DLR, else any."""
+        return {"standard": 4, "rand": 3}.get(self.ensemble, 0)
+
     def attack_specs(self, eps: float | None = None) -> list[AttackSpec]:
         """The attacks, in the order they run, at radius `eps` (default the protocol's)."""
         common = {"norm": self.norm, "eps": self.eps if eps is None else eps}

@@ -251,10 +251,10 @@ class TrainSpec(Spec):
 
     @model_validator(mode="after")
     def _protocol_fits_the_classes(self) -> TrainSpec:
-        if self.protocol.ensemble in ("standard", "rand") and self.model.num_classes < 4:
+        if self.model.num_classes < self.protocol.least_classes:
             raise ValueError(
-                f"protocol {self.protocol.ensemble!r} uses DLR losses, which need at least 4 classes; "
-                "give a 'pgd' or 'custom' protocol"
+                f"protocol {self.protocol.ensemble!r} uses DLR losses, which need at least "
+                f"{self.protocol.least_classes} classes; give a 'pgd' or 'custom' protocol"
             )
         return self
 

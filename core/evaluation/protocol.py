@@ -59,8 +59,11 @@ def evaluate(
         Stopped: `should_stop` asked.
         ValueError: DLR attacks on a model with too few classes.
     """
-    if num_classes < 4 and protocol.ensemble in ("standard", "rand"):
-        raise ValueError(f"the {protocol.ensemble} protocol's DLR losses need at least 4 classes; use 'custom'")
+    if num_classes < protocol.least_classes:
+        raise ValueError(
+            f"the {protocol.ensemble} protocol's DLR losses need at least {protocol.least_classes} classes; "
+            "use 'custom'"
+        )
     t0 = time.perf_counter()
     x, y = x[: protocol.images], y[: protocol.images]
     attacks = protocol.attack_specs()

@@ -155,3 +155,17 @@ def test_a_probe_model_is_evaluated_like_its_plain_relu_copy(trained_digits, tmp
     a = evaluate(probe, x, y, SMALL, num_classes=10).model_dump()  # evaluate switches it off even when present
     b = evaluate(model, x, y, SMALL, num_classes=10).model_dump()
     assert a["broken_by"] == b["broken_by"] and a["robust_acc"] == b["robust_acc"]
+
+
+def test_rand_runs_on_three_classes_and_standard_needs_four():
+    """`rand`'s APGD-DLR needs the label and two more classes; `standard`'s targeted DLR one more."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
+    x, y = torch.rand(8, 1, 4, 4), torch.randint(0, 3, (8,))
+    rand = ProtocolSpec(ensemble="rand", eps=0.05, images=8, steps=3, eot=2)
+    result = evaluate(model, x, y, rand, num_classes=3)
+    assert 0 <= result.robust_acc <= result.clean_acc
+    with pytest.raises(ValueError, match="need at least 4 classes"):
+        evaluate(model, x, y, rand.model_copy(update={"ensemble": "standard"}), num_classes=3)
+    with pytest.raises(ValueError, match="need at least 3 classes"):
+        evaluate(model, x, y, rand, num_classes=2)
