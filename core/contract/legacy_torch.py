@@ -41,6 +41,9 @@ _VALUES = {  # opcodes whose argument is the value pushed
     "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8",
 }  # fmt: skip
 _IGNORED = {"PROTO", "FRAME"}
+# opcodes walked at most, all pickles together: a state dict takes about 40 a tensor (ResNet-50's
+# 320 tensors: 13,000); the bound keeps a 64 MiB file of one-byte opcodes from holding the API
+MAX_OPCODES = 1_000_000
 
 
 class _Global(str):
@@ -136,11 +139,15 @@ def _declare(pid, declared: dict) -> None:
         raise ValueError(f"it declares storage {key[:40]!r} twice, with different types or sizes")
 
 
-def _pickle(f: io.BytesIO, declared: dict):
-    """The value one pickle leaves (numbers, strings, tuples, lists; anything else opaque)."""
+def _pickle(f: io.BytesIO, declared: dict, budget: list[int]):
+    """The value one pickle leaves (numbers, strings, tuples, lists; anything else opaque);
+    `budget[0]` counts down the opcodes left to walk."""
     stack: list = []
     memo: dict = {}
     for opcode, arg, _pos in pickletools.genops(f):
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise ValueError(f"more than {MAX_OPCODES:,} pickle opcodes")
         if opcode.name == "STOP":
             return stack[-1] if stack else None
         _step(opcode.name, arg, stack, memo, declared)
@@ -155,11 +162,12 @@ def check_legacy_file(data: bytes) -> None:
     """
     f = io.BytesIO(data)
     declared: dict[str, tuple[int, int]] = {}
+    budget = [MAX_OPCODES]
     try:
         for _ in range(3):  # the magic number, the protocol version, the system facts
-            _pickle(f, {})
-        _pickle(f, declared)
-        keys = _pickle(f, {})
+            _pickle(f, {}, budget)
+        _pickle(f, declared, budget)
+        keys = _pickle(f, {}, budget)
     except (ValueError, IndexError, KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"weights: not a file torch.save wrote in its legacy format ({e})") from e
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) or len(set(keys)) != len(keys):

@@ -78,3 +78,15 @@ def test_a_huge_declared_storage_is_refused_without_allocating_it():
     assert huge != head
     with pytest.raises(ValueError, match="does not hold the 1000000000 elements"):
         imported_weights(huge + pickle.dumps(keys, protocol=2) + tail, "pytorch")
+
+
+def test_a_pickle_of_millions_of_opcodes_is_refused_at_the_bound():
+    data = legacy_bytes({"w": torch.zeros(3)})
+    head, keys, tail = parts(data)
+    f = io.BytesIO(data)
+    for _ in range(3):
+        for _op in pickletools.genops(f):
+            pass
+    padded = data[: f.tell()] + b"\x80\x02" + b"N0" * 600_000 + head[f.tell() + 2 :]  # NONE, POP, again and again
+    with pytest.raises(ValueError, match="more than 1,000,000 pickle opcodes"):
+        check_legacy_file(padded + pickle.dumps(keys, protocol=2) + tail)
